@@ -1,0 +1,442 @@
+//! Stripe events in business terms: which of them credit a contract, which belong to the
+//! external Rate Card Landing Page, and which are only evidence. Pure: the webhook stores the
+//! raw bytes first and then asks `route` what the event means.
+use super::money::{Currency, Money, PackTerms};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Whether a deployment (or an event) is Stripe test mode or live mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeMode {
+    Test,
+    Live,
+}
+
+impl StripeMode {
+    pub fn from_livemode(livemode: bool) -> Self {
+        if livemode {
+            Self::Live
+        } else {
+            Self::Test
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Test => "test",
+            Self::Live => "live",
+        }
+    }
+}
+
+/// The fields of an event that we act on. Stripe's object shapes drift between API versions
+/// (`api_version` says which one rendered `data.object`), so only these are parsed and the raw
+/// body is kept as the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StripeEvent {
+    pub id: String,
+    pub event_type: String,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    /// Unix seconds, Stripe's `created`.
+    pub created: i64,
+    /// `data.object` when it is a PaymentIntent.
+    pub payment_intent: Option<PaymentIntentFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentIntentFacts {
+    pub id: String,
+    pub amount: i64,
+    pub amount_received: Option<i64>,
+    pub currency: String,
+    pub status: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RawEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    livemode: bool,
+    api_version: Option<String>,
+    created: i64,
+    data: RawData,
+}
+
+#[derive(Deserialize)]
+struct RawData {
+    object: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawPaymentIntent {
+    id: String,
+    amount: i64,
+    amount_received: Option<i64>,
+    currency: String,
+    status: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+/// Stripe ids are short ASCII tokens (`evt_1Nx...`, `pi_3Ab...`); anything else is not an id and
+/// must not reach the database as a key.
+pub fn valid_stripe_id(id: &str, prefix: &str) -> bool {
+    id.len() <= 255
+        && id.len() > prefix.len()
+        && id.starts_with(prefix)
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl StripeEvent {
+    /// Parses an event body. Errors name the first field that is missing or wrong.
+    pub fn parse(raw: &[u8]) -> Result<Self, String> {
+        let raw: RawEvent =
+            serde_json::from_slice(raw).map_err(|e| format!("not a Stripe event: {e}"))?;
+        if !valid_stripe_id(&raw.id, "evt_") {
+            return Err(format!("`{}` is not a Stripe event id", truncate(&raw.id, 64)));
+        }
+        if raw.event_type.is_empty() || raw.event_type.len() > 100 {
+            return Err("the event type is empty or too long".into());
+        }
+        let is_pi = raw.data.object.get("object").and_then(|o| o.as_str()) == Some("payment_intent");
+        let payment_intent = if is_pi {
+            let pi: RawPaymentIntent = serde_json::from_value(raw.data.object)
+                .map_err(|e| format!("data.object is not a PaymentIntent: {e}"))?;
+            if !valid_stripe_id(&pi.id, "pi_") {
+                return Err(format!("`{}` is not a PaymentIntent id", truncate(&pi.id, 64)));
+            }
+            Some(PaymentIntentFacts {
+                id: pi.id,
+                amount: pi.amount,
+                amount_received: pi.amount_received,
+                currency: pi.currency,
+                status: pi.status,
+                metadata: pi.metadata,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            id: raw.id,
+            event_type: raw.event_type,
+            livemode: raw.livemode,
+            api_version: raw.api_version,
+            created: raw.created,
+            payment_intent,
+        })
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Who a PaymentIntent pays, read from its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentSource {
+    /// Our own revision-pack purchase.
+    Contract(i64),
+    /// A purchase made on the external Rate Card Landing Page; that system fulfils it.
+    RateCard { advertiser_ref: String, size_ref: String, publication_ref: String },
+}
+
+pub const META_CONTRACT: &str = "contractId";
+pub const META_RLP_KEYS: [&str; 3] = ["advertiserId", "sizeId", "publicationId"];
+
+impl PaymentSource {
+    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> Result<Self, String> {
+        let contract = metadata.get(META_CONTRACT);
+        let rlp: Vec<Option<&String>> = META_RLP_KEYS.iter().map(|k| metadata.get(*k)).collect();
+        let any_rlp = rlp.iter().any(Option::is_some);
+        match (contract, any_rlp) {
+            (Some(_), true) => Err(format!(
+                "metadata has both {META_CONTRACT} and Rate Card keys: cannot tell who was paid"
+            )),
+            (Some(id), false) => match id.trim().parse::<i64>() {
+                Ok(n) if n > 0 => Ok(Self::Contract(n)),
+                _ => Err(format!("metadata {META_CONTRACT} `{}` is not a contract id", truncate(id, 64))),
+            },
+            (None, true) => {
+                let missing: Vec<&str> = META_RLP_KEYS
+                    .iter()
+                    .zip(&rlp)
+                    .filter(|(_, v)| v.map_or(true, |v| v.trim().is_empty()))
+                    .map(|(k, _)| *k)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(format!("Rate Card metadata is missing {}", missing.join(", ")));
+                }
+                if let Some(long) = rlp.iter().flatten().find(|v| v.len() > 200) {
+                    return Err(format!("Rate Card metadata value `{}…` is too long", truncate(long, 32)));
+                }
+                let v = |i: usize| rlp[i].expect("checked above").trim().to_string();
+                Ok(Self::RateCard { advertiser_ref: v(0), size_ref: v(1), publication_ref: v(2) })
+            }
+            (None, false) => Err(format!(
+                "metadata has neither {META_CONTRACT} nor the Rate Card keys ({})",
+                META_RLP_KEYS.join(", ")
+            )),
+        }
+    }
+}
+
+/// One credited revision pack, ready for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credit {
+    pub contract_id: i64,
+    /// The PaymentIntent id: UNIQUE in the ledger, so a payment credits once.
+    pub payment_id: String,
+    pub revisions: i64,
+    pub amount: Money,
+    pub livemode: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalPayment {
+    pub payment_id: String,
+    pub advertiser_ref: String,
+    pub size_ref: String,
+    pub publication_ref: String,
+    pub amount: i64,
+    pub currency: String,
+    pub livemode: bool,
+}
+
+/// What an authentic, stored event asks of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Credit(Credit),
+    RecordExternal(ExternalPayment),
+    /// A PaymentIntent of ours changed state (processing, failed, canceled, ...).
+    UpdatePurchase { payment_id: String, status: String },
+    /// Kept as evidence, nothing to do.
+    Ignore { reason: String },
+    /// Authentic but unusable, and no retry can change that: kept, visible, never credited.
+    DeadLetter { reason: String },
+}
+
+/// Decides what an event means for a deployment running in `mode` with `terms`.
+pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action {
+    if StripeMode::from_livemode(event.livemode) != mode {
+        // A test payment must never grant revisions in a live deployment, nor count as revenue
+        // (and a live one must not land in a test deployment's books).
+        return Action::Ignore {
+            reason: format!(
+                "{}-mode event received by a {}-mode deployment: stored, never credited",
+                StripeMode::from_livemode(event.livemode).as_str(),
+                mode.as_str()
+            ),
+        };
+    }
+    let Some(pi) = event.payment_intent.as_ref().filter(|_| event.event_type.starts_with("payment_intent."))
+    else {
+        return Action::Ignore { reason: format!("{} is stored but not acted on", event.event_type) };
+    };
+    let source = match PaymentSource::from_metadata(&pi.metadata) {
+        Ok(source) => source,
+        Err(reason) => return Action::DeadLetter { reason },
+    };
+    let succeeded = event.event_type == "payment_intent.succeeded";
+    match source {
+        PaymentSource::Contract(contract_id) if succeeded => {
+            if pi.status != "succeeded" {
+                return Action::DeadLetter {
+                    reason: format!("payment_intent.succeeded carries status {}", pi.status),
+                };
+            }
+            let received = pi.amount_received.unwrap_or(pi.amount);
+            if received != pi.amount {
+                return Action::DeadLetter {
+                    reason: format!("amount received {received} differs from amount {}", pi.amount),
+                };
+            }
+            if let Err(reason) = terms.check_payment(pi.amount, &pi.currency) {
+                return Action::DeadLetter { reason };
+            }
+            let currency = Currency::parse(&pi.currency).expect("checked against the pack currency");
+            Action::Credit(Credit {
+                contract_id,
+                payment_id: pi.id.clone(),
+                revisions: terms.revisions_per_pack,
+                amount: Money::new(pi.amount, currency),
+                livemode: event.livemode,
+            })
+        }
+        PaymentSource::Contract(_) => {
+            Action::UpdatePurchase { payment_id: pi.id.clone(), status: pi.status.clone() }
+        }
+        PaymentSource::RateCard { advertiser_ref, size_ref, publication_ref } if succeeded => {
+            Action::RecordExternal(ExternalPayment {
+                payment_id: pi.id.clone(),
+                advertiser_ref,
+                size_ref,
+                publication_ref,
+                amount: pi.amount_received.unwrap_or(pi.amount),
+                currency: pi.currency.to_ascii_lowercase(),
+                livemode: event.livemode,
+            })
+        }
+        PaymentSource::RateCard { .. } => Action::Ignore {
+            reason: format!("{} for a Rate Card payment: the external system fulfils it", event.event_type),
+        },
+    }
+}
+
+/// How an event that may succeed later is retried: exponential backoff, then a dead letter.
+/// (A payment for a contract that does not exist *yet* is the case a retry can help.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first_delay_secs: i64,
+    pub max_delay_secs: i64,
+    pub max_attempts: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // 30 s, 1 min, 2, 4, 8, 16, 32 min, then hourly: about a day before giving up.
+        Self { first_delay_secs: 30, max_delay_secs: 3600, max_attempts: 28 }
+    }
+}
+
+impl RetryPolicy {
+    /// Seconds to wait after `attempts_done` failed attempts, or None when it is time to stop.
+    pub fn delay_after(&self, attempts_done: i64) -> Option<i64> {
+        if attempts_done >= self.max_attempts {
+            return None;
+        }
+        let exp = attempts_done.saturating_sub(1).clamp(0, 30) as u32;
+        Some(self.first_delay_secs.saturating_mul(1i64 << exp).min(self.max_delay_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retries_back_off_exponentially_then_stop() {
+        let p = RetryPolicy { first_delay_secs: 30, max_delay_secs: 3600, max_attempts: 10 };
+        let delays: Vec<_> = (1..=10).map(|n| p.delay_after(n)).collect();
+        assert_eq!(&delays[..8], &[Some(30), Some(60), Some(120), Some(240), Some(480), Some(960), Some(1920), Some(3600)]);
+        assert_eq!(delays[9], None);
+    }
+
+    use super::*;
+    use serde_json::json;
+
+    fn event(event_type: &str, livemode: bool, metadata: serde_json::Value, amount: i64, currency: &str) -> StripeEvent {
+        let body = json!({
+            "id": "evt_1", "object": "event", "type": event_type, "livemode": livemode,
+            "api_version": "2024-06-20", "created": 1_700_000_000,
+            "data": {"object": {"id": "pi_1", "object": "payment_intent", "amount": amount,
+                "amount_received": amount, "currency": currency, "status":
+                if event_type == "payment_intent.succeeded" { "succeeded" } else { "requires_payment_method" },
+                "metadata": metadata}}
+        });
+        StripeEvent::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn terms() -> PackTerms {
+        PackTerms::standard()
+    }
+
+    #[test]
+    fn a_succeeded_pack_payment_credits_its_contract() {
+        let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 15_000, "usd");
+        match route(&e, StripeMode::Test, &terms()) {
+            Action::Credit(c) => {
+                assert_eq!(c.contract_id, 42);
+                assert_eq!(c.payment_id, "pi_1");
+                assert_eq!(c.revisions, 2);
+                assert_eq!(c.amount.minor, 15_000);
+            }
+            other => panic!("expected a credit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_amount_or_currency_is_a_dead_letter() {
+        let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 100, "usd");
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("pack price")));
+        let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 15_000, "eur");
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("currency")));
+    }
+
+    #[test]
+    fn a_test_event_never_credits_a_live_deployment() {
+        let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 15_000, "usd");
+        assert!(matches!(route(&e, StripeMode::Live, &terms()), Action::Ignore { reason } if reason.contains("never credited")));
+        let e = event("payment_intent.succeeded", true, json!({"contractId": "42"}), 15_000, "usd");
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
+    }
+
+    #[test]
+    fn rate_card_payments_are_recorded_for_the_external_system() {
+        let meta = json!({"advertiserId": "adv-9", "sizeId": "half-page", "publicationId": "pub-3"});
+        let e = event("payment_intent.succeeded", false, meta.clone(), 9_900, "usd");
+        match route(&e, StripeMode::Test, &terms()) {
+            Action::RecordExternal(x) => {
+                assert_eq!((x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str()), ("adv-9", "half-page", "pub-3"));
+                assert_eq!(x.amount, 9_900);
+            }
+            other => panic!("expected an external payment, got {other:?}"),
+        }
+        let e = event("payment_intent.payment_failed", false, meta, 9_900, "usd");
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
+    }
+
+    #[test]
+    fn unusable_metadata_is_a_dead_letter_with_its_reason() {
+        let cases = [
+            (json!({}), "neither"),
+            (json!({"contractId": "abc"}), "not a contract id"),
+            (json!({"contractId": "-3"}), "not a contract id"),
+            (json!({"advertiserId": "a", "sizeId": "s"}), "missing publicationId"),
+            (json!({"contractId": "1", "sizeId": "s"}), "both"),
+        ];
+        for (meta, expected) in cases {
+            let e = event("payment_intent.succeeded", false, meta.clone(), 15_000, "usd");
+            match route(&e, StripeMode::Test, &terms()) {
+                Action::DeadLetter { reason } => assert!(reason.contains(expected), "{meta}: {reason}"),
+                other => panic!("{meta}: expected a dead letter, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn failures_and_cancellations_update_our_purchase() {
+        for t in ["payment_intent.payment_failed", "payment_intent.canceled", "payment_intent.processing"] {
+            let e = event(t, false, json!({"contractId": "7"}), 15_000, "usd");
+            assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::UpdatePurchase { payment_id, .. } if payment_id == "pi_1"));
+        }
+    }
+
+    #[test]
+    fn other_event_types_are_only_evidence() {
+        let body = json!({"id": "evt_2", "type": "charge.refunded", "livemode": false, "api_version": null,
+            "created": 1, "data": {"object": {"id": "ch_1", "object": "charge"}}});
+        let e = StripeEvent::parse(body.to_string().as_bytes()).unwrap();
+        assert!(e.payment_intent.is_none());
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
+    }
+
+    #[test]
+    fn parse_rejects_what_is_not_an_event() {
+        assert!(StripeEvent::parse(b"not json").is_err());
+        assert!(StripeEvent::parse(br#"{"id":"x","type":"a","livemode":false,"created":1,"data":{"object":{}}}"#).unwrap_err().contains("event id"));
+        let bad_pi = json!({"id": "evt_3", "type": "payment_intent.succeeded", "livemode": false, "created": 1,
+            "data": {"object": {"id": "pi_1", "object": "payment_intent", "currency": "usd"}}});
+        assert!(StripeEvent::parse(bad_pi.to_string().as_bytes()).unwrap_err().contains("PaymentIntent"));
+    }
+
+    #[test]
+    fn stripe_ids_are_checked() {
+        assert!(valid_stripe_id("evt_1NxAbc", "evt_"));
+        assert!(!valid_stripe_id("evt_", "evt_"));
+        assert!(!valid_stripe_id("evt_1; DROP", "evt_"));
+        assert!(!valid_stripe_id("pi_1", "evt_"));
+    }
+}

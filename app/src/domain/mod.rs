@@ -1,0 +1,9 @@
+//! The business, as plain data and pure functions: no I/O, no async, no database.
+//! Everything here compiles for the browser too, so the UI and the server share one set of rules.
+pub mod accounting;
+pub mod events;
+pub mod money;
+pub mod users;
+
+pub use accounting::{NoRevisionsLeft, RevisionBalance};
+pub use money::{Currency, Money, PackTerms};

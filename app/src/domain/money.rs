@@ -1,0 +1,184 @@
+//! Money is an integer count of the currency's minor unit (cents for USD): never a float,
+//! because a pack price compared for equality must compare exactly.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A lower-case ISO 4217 code as Stripe writes it (`usd`). Parsed, never just wrapped:
+/// an invalid code cannot exist past the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Self, String> {
+        let code = code.trim().to_ascii_lowercase();
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_lowercase()) {
+            Ok(Self(code))
+        } else {
+            Err(format!("`{code}` is not a three-letter ISO 4217 currency code"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Minor units per major unit. Stripe's zero-decimal currencies (JPY, KRW, ...) have none;
+    /// the three-decimal ones are not offered for card payments in our markets.
+    fn minor_digits(&self) -> u32 {
+        const ZERO_DECIMAL: &[&str] = &[
+            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+            "vuv", "xaf", "xof", "xpf",
+        ];
+        if ZERO_DECIMAL.contains(&self.0.as_str()) {
+            0
+        } else {
+            2
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.0
+    }
+}
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// Amount in the currency's minor unit, as Stripe's `amount`.
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Self {
+        Self { minor, currency }
+    }
+}
+
+impl fmt::Display for Money {
+    /// `$150.00`-style for USD, `150.00 EUR` for other currencies; used in the UI and the CLI.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency.minor_digits();
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        let amount = if digits == 0 {
+            abs.to_string()
+        } else {
+            let scale = 10u64.pow(digits);
+            format!("{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
+        };
+        if self.currency.as_str() == "usd" {
+            write!(f, "{sign}${amount}")
+        } else {
+            write!(f, "{sign}{amount} {}", self.currency.as_str().to_ascii_uppercase())
+        }
+    }
+}
+
+/// What a contract includes and what a revision pack costs: the commercial terms, from config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackTerms {
+    /// Price of one revision pack.
+    pub price: Money,
+    /// Revisions one pack adds.
+    pub revisions_per_pack: i64,
+    /// Revisions every new contract includes.
+    pub base_revisions: i64,
+}
+
+impl PackTerms {
+    pub fn new(price: Money, revisions_per_pack: i64, base_revisions: i64) -> Result<Self, String> {
+        if price.minor <= 0 {
+            return Err(format!("the pack price must be positive, got {}", price.minor));
+        }
+        // Stripe's minimum charge is 50 cents and its maximum 8 digits in the minor unit.
+        if price.minor > 99_999_999 {
+            return Err(format!("the pack price {} exceeds Stripe's maximum amount", price.minor));
+        }
+        if revisions_per_pack <= 0 {
+            return Err(format!("a pack must add at least one revision, got {revisions_per_pack}"));
+        }
+        if base_revisions < 0 {
+            return Err(format!("base revisions cannot be negative, got {base_revisions}"));
+        }
+        Ok(Self { price, revisions_per_pack, base_revisions })
+    }
+
+    /// The product as sold: $150 for 2 more revisions.
+    pub fn standard() -> Self {
+        Self::new(Money::new(15_000, Currency::parse("usd").expect("usd")), 2, 3).expect("valid")
+    }
+
+    /// Whether a paid amount is exactly one pack. Anything else (a partial capture, a price
+    /// changed in the dashboard, another currency) is not a pack and must not credit one.
+    pub fn check_payment(&self, amount_minor: i64, currency: &str) -> Result<(), String> {
+        if !currency.eq_ignore_ascii_case(self.price.currency.as_str()) {
+            return Err(format!(
+                "currency {currency} does not match the pack currency {}",
+                self.price.currency
+            ));
+        }
+        if amount_minor != self.price.minor {
+            return Err(format!(
+                "amount {amount_minor} does not match the pack price {}",
+                self.price.minor
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("usd").unwrap()
+    }
+
+    #[test]
+    fn currency_codes_are_normalised_and_validated() {
+        assert_eq!(Currency::parse(" USD ").unwrap().as_str(), "usd");
+        assert!(Currency::parse("us").is_err());
+        assert!(Currency::parse("us1").is_err());
+        assert!(Currency::parse("dollar").is_err());
+    }
+
+    #[test]
+    fn money_formats_minor_units() {
+        assert_eq!(Money::new(15_000, usd()).to_string(), "$150.00");
+        assert_eq!(Money::new(5, usd()).to_string(), "$0.05");
+        assert_eq!(Money::new(-250, usd()).to_string(), "-$2.50");
+        assert_eq!(Money::new(1500, Currency::parse("jpy").unwrap()).to_string(), "1500 JPY");
+        assert_eq!(Money::new(1999, Currency::parse("eur").unwrap()).to_string(), "19.99 EUR");
+    }
+
+    #[test]
+    fn a_payment_is_a_pack_only_at_the_exact_price_and_currency() {
+        let terms = PackTerms::standard();
+        assert!(terms.check_payment(15_000, "usd").is_ok());
+        assert!(terms.check_payment(15_000, "USD").is_ok());
+        assert!(terms.check_payment(14_999, "usd").unwrap_err().contains("does not match the pack price"));
+        assert!(terms.check_payment(30_000, "usd").is_err());
+        assert!(terms.check_payment(15_000, "eur").unwrap_err().contains("currency"));
+    }
+
+    #[test]
+    fn pack_terms_reject_nonsense() {
+        assert!(PackTerms::new(Money::new(0, usd()), 2, 3).is_err());
+        assert!(PackTerms::new(Money::new(15_000, usd()), 0, 3).is_err());
+        assert!(PackTerms::new(Money::new(15_000, usd()), 2, -1).is_err());
+        assert!(PackTerms::new(Money::new(100_000_000, usd()), 2, 3).is_err());
+    }
+}

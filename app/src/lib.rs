@@ -1,0 +1,15 @@
+//! Revision Store: sell ad-artwork revision packs through Stripe, and never lose or double a
+//! paid credit.
+//!
+//! Rooms (see ARCHITECTURE.md): `domain` (pure rules, compiled for the browser too), and behind
+//! the `ssr` feature `store` (SQL per table, SQLite and PostgreSQL), `stripe` (signatures and
+//! the API client) and `services` (use cases). `web` holds the Leptos pages, on both sides.
+pub mod domain;
+pub mod web;
+
+#[cfg(feature = "ssr")]
+pub mod services;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub mod stripe;

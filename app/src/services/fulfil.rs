@@ -1,0 +1,66 @@
+//! Fulfilment: turning a paid PaymentIntent into one ledger credit. The one function both the
+//! webhook and the browser's return page call; safe to call any number of times, concurrently,
+//! for the same payment (insert-or-nothing on the UNIQUE payment_id).
+use crate::domain::events::Credit;
+use crate::store::events::FINISH_SQL;
+use crate::store::ledger::{insert_credit_in, CreditInsert};
+use crate::store::{write_tx, Db, StoreResult};
+use chrono::{DateTime, Utc};
+
+/// Who asks for the credit, and so what else the same transaction records.
+#[derive(Debug, Clone, Copy)]
+pub enum Evidence<'a> {
+    /// A stored Stripe event: its processing row is finished in the same transaction, so the
+    /// credit and "this event was processed" commit together or not at all.
+    Event(&'a str),
+    /// The server confirmed the payment with Stripe itself (the return page).
+    Confirmed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fulfilled {
+    Credited { ledger_id: i64 },
+    AlreadyCredited { ledger_id: i64 },
+    /// No such contract: nothing written. The caller decides whether to retry.
+    UnknownContract,
+    /// Another processor finished this event first; this attempt rolled back.
+    EventAlreadyFinished,
+}
+
+pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateTime<Utc>) -> StoreResult<Fulfilled> {
+    let event_id = match evidence {
+        Evidence::Event(id) => Some(id),
+        Evidence::Confirmed => None,
+    };
+    write_tx!(db, |tx| {
+        let inserted = insert_credit_in!(tx, credit, event_id, now);
+        let (result, outcome) = match inserted {
+            CreditInsert::Credited { ledger_id } => (
+                Fulfilled::Credited { ledger_id },
+                format!("credited {} revisions to contract {} (ledger row {ledger_id})", credit.revisions, credit.contract_id),
+            ),
+            CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
+                Fulfilled::AlreadyCredited { ledger_id },
+                format!("payment {} was already credited to contract {contract_id} (ledger row {ledger_id})", credit.payment_id),
+            ),
+            // Nothing was written; no processing row to finish either.
+            CreditInsert::UnknownContract => return Ok(Fulfilled::UnknownContract),
+        };
+        if let Some(event_id) = event_id {
+            let finished = sqlx::query(FINISH_SQL)
+                .bind(event_id)
+                .bind("processed")
+                .bind(now)
+                .bind(None::<String>)
+                .bind(outcome)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if finished == 0 {
+                // Returning early drops the transaction uncommitted: the credit rolls back.
+                return Ok(Fulfilled::EventAlreadyFinished);
+            }
+        }
+        Ok(result)
+    })
+}

@@ -1,0 +1,89 @@
+//! Webhook intake: bytes in, a stored event out. Verify first (nothing unsigned is trusted or
+//! stored), store durably before answering 2xx, then process inline.
+use super::processing::{apply, Processed};
+use super::stats::Stats;
+use super::Services;
+use crate::domain::events::StripeEvent;
+use crate::store::events::{self as event_store, NewEvent, Stored};
+use crate::store::StoreError;
+use crate::stripe::signature::{verify, SignatureError, DEFAULT_TOLERANCE_SECS};
+use chrono::{DateTime, Utc};
+
+pub struct Delivery<'a> {
+    pub body: &'a [u8],
+    pub signature: Option<&'a str>,
+    /// JSON object of the request headers kept as evidence (never secrets).
+    pub headers_json: String,
+}
+
+#[derive(Debug)]
+pub enum Intake {
+    /// New event, stored; `processed` says what inline processing did (None: it failed and the
+    /// worker will retry once the lease runs out — the event is safe either way).
+    Stored { event_id: String, processed: Option<Processed> },
+    /// We already hold this event id.
+    Duplicate { event_id: String },
+    /// Not signed by Stripe with one of our secrets: 400, nothing stored.
+    Unauthentic(SignatureError),
+    /// Signed, but not a Stripe event: 400, nothing stored.
+    Malformed(String),
+    /// The event could not be stored: 503 so Stripe retries. Never 2xx.
+    Unavailable(StoreError),
+}
+
+pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>) -> Intake {
+    Stats::inc(&svc.stats.deliveries);
+    if let Err(e) = verify(delivery.body, delivery.signature, &svc.webhook_secrets, now.timestamp(), DEFAULT_TOLERANCE_SECS) {
+        let counter = match e {
+            SignatureError::MissingHeader => &svc.stats.rejected_missing_header,
+            SignatureError::MalformedHeader(_) => &svc.stats.rejected_malformed_header,
+            SignatureError::NoMatch => &svc.stats.rejected_no_match,
+            SignatureError::OutsideTolerance => &svc.stats.rejected_outside_tolerance,
+        };
+        Stats::inc(counter);
+        tracing::warn!(reason = e.label(), bytes = delivery.body.len(), "webhook signature rejected");
+        return Intake::Unauthentic(e);
+    }
+    let event = match StripeEvent::parse(delivery.body) {
+        Ok(event) => event,
+        Err(reason) => {
+            Stats::inc(&svc.stats.rejected_malformed_body);
+            tracing::warn!(%reason, bytes = delivery.body.len(), "signed webhook body is not a Stripe event");
+            return Intake::Malformed(reason);
+        }
+    };
+    let new = NewEvent {
+        event_id: &event.id,
+        event_type: &event.event_type,
+        livemode: event.livemode,
+        api_version: event.api_version.as_deref(),
+        stripe_created: event.created,
+        payload: delivery.body,
+        signature_header: delivery.signature.unwrap_or_default(),
+        request_headers: &delivery.headers_json,
+        received_at: now,
+    };
+    match event_store::store(&svc.db, &new, svc.lease_until(now)).await {
+        Ok(Stored::Duplicate) => {
+            Stats::inc(&svc.stats.duplicates);
+            tracing::info!(event_id = %event.id, event_type = %event.event_type, "duplicate delivery");
+            Intake::Duplicate { event_id: event.id }
+        }
+        Ok(Stored::New) => {
+            Stats::inc(&svc.stats.stored);
+            let processed = match apply(svc, &event, now).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(event_id = %event.id, error = %e, "stored event not processed yet; the worker will retry");
+                    None
+                }
+            };
+            Intake::Stored { event_id: event.id, processed }
+        }
+        Err(e) => {
+            Stats::inc(&svc.stats.store_unavailable);
+            tracing::error!(event_id = %event.id, error = %e, "could not store webhook event; answering 503");
+            Intake::Unavailable(e)
+        }
+    }
+}

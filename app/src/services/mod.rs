@@ -1,0 +1,51 @@
+//! Services: the use cases, each a plain async function over `Services` (database, terms, Stripe).
+//! The web layer and the CLI call these; they call the domain and the store.
+pub mod accounts;
+pub mod fulfil;
+pub mod intake;
+pub mod processing;
+pub mod purchase;
+pub mod stats;
+
+use crate::domain::events::{RetryPolicy, StripeMode};
+use crate::domain::PackTerms;
+use crate::store::Db;
+use crate::stripe::{StripeApi, WebhookSecret};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub db: Db,
+    pub terms: PackTerms,
+    /// Test or live: from the secret key (keyless simulator mode is test).
+    pub mode: StripeMode,
+    pub webhook_secrets: Arc<Vec<WebhookSecret>>,
+    pub stripe: Option<StripeApi>,
+    pub retry: RetryPolicy,
+    /// How long a processor owns a claimed event before another may take it over.
+    pub lease_secs: i64,
+    pub stats: Arc<stats::Stats>,
+    /// Wakes the background worker (a retry became due sooner, a replay was asked for).
+    pub worker_wake: Arc<Notify>,
+}
+
+impl Services {
+    pub fn new(db: Db, terms: PackTerms, mode: StripeMode, webhook_secrets: Vec<WebhookSecret>, stripe: Option<StripeApi>) -> Self {
+        Self {
+            db,
+            terms,
+            mode,
+            webhook_secrets: Arc::new(webhook_secrets),
+            stripe,
+            retry: RetryPolicy::default(),
+            lease_secs: 30,
+            stats: Arc::default(),
+            worker_wake: Arc::default(),
+        }
+    }
+
+    pub fn lease_until(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now + chrono::Duration::seconds(self.lease_secs)
+    }
+}

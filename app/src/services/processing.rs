@@ -1,0 +1,178 @@
+//! Processing a stored event: route it (pure) and apply the action, finishing its processing
+//! row in the same transaction as the work. Called inline by the webhook right after storing,
+//! and by the worker for retries, recovery after a crash, and replays.
+use super::fulfil::{fulfil, Evidence, Fulfilled};
+use super::stats::Stats;
+use super::Services;
+use crate::domain::events::{route, Action, StripeEvent};
+use crate::store::events::{self as event_store, FINISH_SQL};
+use crate::store::external_payments;
+use crate::store::{write_tx, StoreError, StoreResult};
+use chrono::{DateTime, Duration, Utc};
+
+/// `FINISH_SQL` inside a transaction; evaluates to the rows affected (0: already finished).
+macro_rules! finish_in {
+    ($tx:expr, $event_id:expr, $status:expr, $error:expr, $outcome:expr, $now:expr) => {
+        sqlx::query(FINISH_SQL)
+            .bind($event_id)
+            .bind($status)
+            .bind($now)
+            .bind($error)
+            .bind($outcome)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Finished with this status (`processed`, `ignored` or `failed`) and outcome in words.
+    Finished { status: &'static str, detail: String },
+    /// A retry may help; the event stays pending until `next_at`.
+    RetryScheduled { reason: String, next_at: DateTime<Utc> },
+    /// Someone else finished it first (a concurrent processor); nothing changed here.
+    AlreadyFinished,
+    /// No stored event with this id.
+    NotFound,
+}
+
+/// Processes an event by id, reading the stored evidence (worker, replay, recovery).
+pub async fn process_stored(svc: &Services, event_id: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+    let Some(evidence) = event_store::evidence(&svc.db, event_id).await? else {
+        return Ok(Processed::NotFound);
+    };
+    match StripeEvent::parse(&evidence.payload) {
+        Ok(event) => apply(svc, &event, now).await,
+        // Only parseable events are stored, so this means the parser changed since: keep the
+        // evidence, say why, and let an operator replay it after a fix.
+        Err(reason) => finish(svc, event_id, "failed", &format!("stored payload no longer parses: {reason}"), now).await,
+    }
+}
+
+/// Applies what an already-stored event means.
+pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> StoreResult<Processed> {
+    match route(event, svc.mode, &svc.terms) {
+        Action::Credit(credit) => match fulfil(&svc.db, &credit, Evidence::Event(&event.id), now).await? {
+            Fulfilled::Credited { ledger_id } => {
+                Stats::inc(&svc.stats.credited);
+                tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
+                Ok(Processed::Finished { status: "processed", detail: format!("credited ledger row {ledger_id}") })
+            }
+            Fulfilled::AlreadyCredited { ledger_id } => {
+                tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
+                Ok(Processed::Finished { status: "processed", detail: format!("already credited as ledger row {ledger_id}") })
+            }
+            Fulfilled::EventAlreadyFinished => Ok(Processed::AlreadyFinished),
+            // The contract may not exist *yet* (created in another system, replicated late):
+            // a retry can help, so back off before dead-lettering.
+            Fulfilled::UnknownContract => {
+                retry_or_give_up(svc, &event.id, &format!("unknown contract {}", credit.contract_id), now).await
+            }
+        },
+        Action::RecordExternal(x) => {
+            let detail = format!(
+                "Rate Card payment recorded for advertiser {}, size {}, publication {}",
+                x.advertiser_ref, x.size_ref, x.publication_ref
+            );
+            write_tx!(&svc.db, |tx| {
+                sqlx::query(external_payments::INSERT_SQL)
+                    .bind(&x.payment_id)
+                    .bind(&x.advertiser_ref)
+                    .bind(&x.size_ref)
+                    .bind(&x.publication_ref)
+                    .bind(x.amount)
+                    .bind(&x.currency)
+                    .bind(x.livemode)
+                    .bind(&event.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if finish_in!(tx, &event.id, "processed", None::<&str>, &detail, now) == 0 {
+                    return Ok(Processed::AlreadyFinished);
+                }
+                Ok(Processed::Finished { status: "processed", detail })
+            })
+        }
+        Action::UpdatePurchase { payment_id, status } => {
+            let detail = format!("purchase {payment_id} is now {status}");
+            write_tx!(&svc.db, |tx| {
+                // Stripe does not guarantee order: never move a succeeded purchase backwards.
+                let known = sqlx::query(
+                    "UPDATE purchases SET status = $2, updated_at = $3 WHERE payment_intent_id = $1 AND status <> 'succeeded'",
+                )
+                .bind(&payment_id)
+                .bind(&status)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let detail = if known == 1 { detail } else { format!("{detail} (no pending purchase of ours to update)") };
+                if finish_in!(tx, &event.id, "processed", None::<&str>, &detail, now) == 0 {
+                    return Ok(Processed::AlreadyFinished);
+                }
+                Ok(Processed::Finished { status: "processed", detail })
+            })
+        }
+        Action::Ignore { reason } => finish(svc, &event.id, "ignored", &reason, now).await,
+        Action::DeadLetter { reason } => {
+            tracing::warn!(event_id = %event.id, %reason, "event dead-lettered");
+            Stats::inc(&svc.stats.dead_lettered);
+            finish(svc, &event.id, "failed", &reason, now).await
+        }
+    }
+}
+
+
+/// Finishes an event with nothing else to write. `reason` is both the error (for `failed` and
+/// `ignored`, so an admin can read why) and the outcome.
+async fn finish(svc: &Services, event_id: &str, status: &'static str, reason: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+    let n = write_tx!(&svc.db, |tx| Ok::<_, StoreError>(finish_in!(tx, event_id, status, Some(reason), reason, now)))?;
+    Ok(if n == 0 { Processed::AlreadyFinished } else { Processed::Finished { status, detail: reason.to_string() } })
+}
+
+async fn retry_or_give_up(svc: &Services, event_id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+    let attempts_done = event_store::summary(&svc.db, event_id).await?.map_or(0, |s| s.attempts) + 1;
+    match svc.retry.delay_after(attempts_done) {
+        Some(delay) => {
+            let next_at = now + Duration::seconds(delay);
+            if !event_store::retry_later(&svc.db, event_id, reason, next_at).await? {
+                return Ok(Processed::AlreadyFinished);
+            }
+            Stats::inc(&svc.stats.retries_scheduled);
+            tracing::warn!(event_id, reason, attempts_done, %next_at, "event will be retried");
+            Ok(Processed::RetryScheduled { reason: reason.to_string(), next_at })
+        }
+        None => {
+            Stats::inc(&svc.stats.dead_lettered);
+            let reason = format!("{reason}; gave up after {attempts_done} attempts");
+            tracing::error!(event_id, %reason, "event dead-lettered");
+            finish(svc, event_id, "failed", &reason, now).await
+        }
+    }
+}
+
+/// Claims and processes due events until none are left. `include_fresh` also takes events never
+/// attempted (start-up recovery after a crash between storing and processing).
+pub async fn run_due(svc: &Services, include_fresh: bool) -> StoreResult<usize> {
+    let mut done = 0;
+    loop {
+        let now = Utc::now();
+        let ids = event_store::claim_due(&svc.db, now, svc.lease_until(now), 100, include_fresh).await?;
+        if ids.is_empty() {
+            return Ok(done);
+        }
+        for id in &ids {
+            match process_stored(svc, id, Utc::now()).await {
+                Ok(p) => tracing::debug!(event_id = %id, outcome = ?p, "processed stored event"),
+                // The lease expires and a later sweep retries it; say so loudly meanwhile, and
+                // stop here: the database is likely unhealthy and must not be hammered.
+                Err(e) => {
+                    tracing::error!(event_id = %id, error = %e, "processing a stored event failed");
+                    return Err(e);
+                }
+            }
+            done += 1;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The revision ledger: `contract_revisions` (credited packs) and `revision_requests` (credits
+//! consumed), and the balance derived from them.
+use super::{read_pool, write_tx, Db, Dialect, StoreResult};
+use crate::domain::{NoRevisionsLeft, RevisionBalance};
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct LedgerCredit {
+    pub id: i64,
+    pub contract_id: i64,
+    pub payment_id: String,
+    pub revisions: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub livemode: bool,
+    pub stripe_event_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct RevisionRequest {
+    pub id: i64,
+    pub contract_id: i64,
+    pub requested_by: i64,
+    pub notes: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BalanceRow {
+    base: i64,
+    purchased: i64,
+    requested: i64,
+}
+
+/// The inputs of `RevisionBalance::available`, summed from rows. CASTs because PostgreSQL's
+/// SUM(bigint) is numeric.
+const BALANCE_SQL: &str = "SELECT c.base_revisions AS base, \
+     CAST(COALESCE((SELECT SUM(r.revisions) FROM contract_revisions r WHERE r.contract_id = c.id), 0) AS BIGINT) AS purchased, \
+     CAST((SELECT COUNT(*) FROM revision_requests q WHERE q.contract_id = c.id) AS BIGINT) AS requested \
+     FROM contracts c WHERE c.id = $1";
+
+impl From<BalanceRow> for RevisionBalance {
+    fn from(r: BalanceRow) -> Self {
+        RevisionBalance { base: r.base, purchased: r.purchased, requested: r.requested }
+    }
+}
+
+/// The contract's balance, or None if there is no such contract.
+pub async fn balance(db: &Db, contract_id: i64) -> StoreResult<Option<RevisionBalance>> {
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
+        .bind(contract_id)
+        .fetch_optional(pool)
+        .await?
+        .map(RevisionBalance::from)))
+}
+
+const CREDIT_COLUMNS: &str =
+    "id, contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at";
+
+pub async fn credits(db: &Db, contract_id: i64) -> StoreResult<Vec<LedgerCredit>> {
+    let sql = format!("SELECT {CREDIT_COLUMNS} FROM contract_revisions WHERE contract_id = $1 ORDER BY id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, LedgerCredit>(&sql).bind(contract_id).fetch_all(pool).await?))
+}
+
+pub async fn credit_for_payment(db: &Db, payment_id: &str) -> StoreResult<Option<LedgerCredit>> {
+    let sql = format!("SELECT {CREDIT_COLUMNS} FROM contract_revisions WHERE payment_id = $1");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, LedgerCredit>(&sql).bind(payment_id).fetch_optional(pool).await?))
+}
+
+pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequest>> {
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(
+        "SELECT id, contract_id, requested_by, notes, created_at FROM revision_requests WHERE contract_id = $1 ORDER BY id"
+    )
+    .bind(contract_id)
+    .fetch_all(pool)
+    .await?))
+}
+
+/// What inserting a credit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditInsert {
+    /// A new ledger row: the pack is credited now.
+    Credited { ledger_id: i64 },
+    /// The payment was credited before (UNIQUE payment_id); nothing changed.
+    AlreadyCredited { ledger_id: i64, contract_id: i64 },
+    /// No such contract; nothing written.
+    UnknownContract,
+}
+
+/// Inserts the credit if the payment has none yet: insert-or-nothing on the UNIQUE payment_id,
+/// so any number of concurrent callers for one payment produce exactly one row. The contract's
+/// existence is part of the same statement (no foreign-key error, which would abort a
+/// PostgreSQL transaction). Also moves our purchase record to `succeeded`.
+pub(crate) const INSERT_CREDIT_SQL: &str = "INSERT INTO contract_revisions \
+     (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at) \
+     SELECT c.id, $2, $3, $4, $5, $6, $7, $8 FROM contracts c WHERE c.id = $1 \
+     ON CONFLICT (payment_id) DO NOTHING RETURNING id";
+
+macro_rules! insert_credit_in {
+    ($tx:expr, $credit:expr, $event_id:expr, $now:expr) => {{
+        let credit: &$crate::domain::events::Credit = $credit;
+        let inserted: Option<i64> = sqlx::query_scalar($crate::store::ledger::INSERT_CREDIT_SQL)
+            .bind(credit.contract_id)
+            .bind(&credit.payment_id)
+            .bind(credit.revisions)
+            .bind(credit.amount.minor)
+            .bind(credit.amount.currency.as_str())
+            .bind(credit.livemode)
+            .bind($event_id)
+            .bind($now)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        sqlx::query("UPDATE purchases SET status = 'succeeded', updated_at = $2 WHERE payment_intent_id = $1 AND status <> 'succeeded'")
+            .bind(&credit.payment_id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        match inserted {
+            Some(ledger_id) => $crate::store::ledger::CreditInsert::Credited { ledger_id },
+            None => {
+                let existing: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT id, contract_id FROM contract_revisions WHERE payment_id = $1")
+                        .bind(&credit.payment_id)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                match existing {
+                    Some((ledger_id, contract_id)) => {
+                        $crate::store::ledger::CreditInsert::AlreadyCredited { ledger_id, contract_id }
+                    }
+                    None => $crate::store::ledger::CreditInsert::UnknownContract,
+                }
+            }
+        }
+    }};
+}
+pub(crate) use insert_credit_in;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("no such contract")]
+    NotFound,
+    #[error(transparent)]
+    NoRevisionsLeft(#[from] NoRevisionsLeft),
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+}
+
+impl From<sqlx::Error> for RequestError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Records a revision request if the contract has a credit left. The balance check and the
+/// insert happen under the contract's lock (PostgreSQL: FOR UPDATE on the contract row; SQLite:
+/// the database write lock taken by BEGIN IMMEDIATE), so two concurrent requests at
+/// available = 1 cannot both pass.
+pub async fn request_revision(
+    db: &Db,
+    contract_id: i64,
+    requested_by: i64,
+    notes: &str,
+    now: DateTime<Utc>,
+) -> Result<RevisionRequest, RequestError> {
+    write_tx!(db, |tx, dialect| {
+            if dialect == Dialect::Postgres {
+                sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
+                    .bind(contract_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let balance: RevisionBalance = sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
+                .bind(contract_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(RequestError::NotFound)?
+                .into();
+            balance.check_can_request()?;
+            Ok(sqlx::query_as::<_, RevisionRequest>(
+                "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id, contract_id, requested_by, notes, created_at",
+            )
+            .bind(contract_id)
+            .bind(requested_by)
+            .bind(notes)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?)
+    })
+}

@@ -1,0 +1,283 @@
+//! Storage: one module per table, each query written for both SQLite and PostgreSQL.
+//! Most SQL is identical in both dialects (`$1` placeholders work in SQLite too), so a query is
+//! written once and compiled against each pool by the `read_pool!`/`write_pool!`/`write_tx!` macros;
+//! where the dialects differ, the module matches on `Db` and says why.
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub mod contracts;
+pub mod events;
+pub mod external_payments;
+pub mod ledger;
+pub mod purchases;
+pub mod users;
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
+/// SQLite allows one writer at a time. Writes go through a one-connection pool, so they queue
+/// fairly in-process instead of spinning on SQLITE_BUSY; reads use a pool of their own (WAL lets
+/// them run beside the writer). Write transactions still BEGIN IMMEDIATE, which keeps other
+/// processes (the CLI) from interleaving a read-then-write.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection (or, on SQLite, for the write lock) before the
+    /// database counts as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or cannot write right now (down, locked, disk full).
+    /// Callers answer 503 so the sender retries.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("{kind} violated{}", .constraint.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Constraint { kind: ConstraintKind, constraint: Option<String>, #[source] source: sqlx::Error },
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Unique,
+    ForeignKey,
+    Check,
+    NotNull,
+}
+
+impl std::fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unique => "unique constraint",
+            Self::ForeignKey => "foreign key",
+            Self::Check => "check constraint",
+            Self::NotNull => "not-null constraint",
+        })
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+    pub fn is_constraint(&self, kind: ConstraintKind) -> bool {
+        matches!(self, Self::Constraint { kind: k, .. } if *k == kind)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => Self::Unavailable(e),
+            sqlx::Error::Database(db) => {
+                let kind = match db.kind() {
+                    ErrorKind::UniqueViolation => Some(ConstraintKind::Unique),
+                    ErrorKind::ForeignKeyViolation => Some(ConstraintKind::ForeignKey),
+                    ErrorKind::CheckViolation => Some(ConstraintKind::Check),
+                    ErrorKind::NotNullViolation => Some(ConstraintKind::NotNull),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    let constraint = db.constraint().map(str::to_string);
+                    return Self::Constraint { kind, constraint, source: e };
+                }
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                if unavailable_code(&code) {
+                    Self::Unavailable(e)
+                } else {
+                    Self::Other(e)
+                }
+            }
+            _ => Self::Other(e),
+        }
+    }
+}
+
+/// Error codes that mean "cannot write now, try later" rather than "this write is wrong".
+fn unavailable_code(code: &str) -> bool {
+    // SQLite primary result codes (extended codes keep the primary in the low byte):
+    // BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
+    if let Ok(n) = code.parse::<i64>() {
+        return matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14);
+    }
+    // PostgreSQL SQLSTATE classes: 08 connection exception, 53 insufficient resources (disk
+    // full, out of memory, too many connections), 57 operator intervention (shutdown),
+    // 58 system error (I/O), 25006 read-only transaction (a standby).
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code.starts_with("58") || code == "25006"
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Runs `$body` with `$pool` bound to a pool for reading, once per dialect.
+macro_rules! read_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                let $pool = &s.reader;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to a pool for a single-statement write, once per dialect.
+macro_rules! write_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                let $pool = &s.writer;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` (which evaluates to a `StoreResult`) inside a write transaction bound to `$tx`,
+/// committing only if it returns `Ok`; an early `return` from the enclosing function drops the
+/// transaction uncommitted, which rolls it back. SQLite takes the write lock up front (BEGIN IMMEDIATE)
+/// so a read inside the transaction cannot be overtaken by another writer. The second form
+/// also binds the `Dialect`, for the few statements that differ (row locks).
+macro_rules! write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::store::write_tx!($db, |$tx, _dialect| $body)
+    };
+    ($db:expr, |$tx:ident, $dialect:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::Dialect::Sqlite;
+                let mut $tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+            $crate::store::Db::Postgres(p) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::Dialect::Postgres;
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+        }
+    };
+}
+pub(crate) use {read_pool, write_pool, write_tx};
+
+impl Db {
+    /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file and
+    /// its folder if missing. Does not migrate.
+    pub async fn connect(url: &str, opts: &DbOptions) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            let base = SqliteConnectOptions::from_str(url)
+                .map_err(|e| format!("DATABASE_URL is not a valid SQLite URL: {e}"))?;
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Each pooled connection would get its own empty database.
+                return Err("an in-memory SQLite database cannot be shared by the pool; use a file".into());
+            }
+            let path = base.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create the database folder {}: {e}", dir.display()))?;
+            }
+            let base = base
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                // FULL: a commit is on disk before we answer Stripe 2xx, power cut included.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(opts.acquire_timeout);
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(base.clone())
+                .await
+                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(base.read_only(true))
+                .await
+                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
+            Ok(Self::Sqlite(SqliteDb { writer, reader }))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+            Ok(Self::Postgres(pool))
+        } else {
+            Err("DATABASE_URL must start with sqlite: or postgres:".into())
+        }
+    }
+
+    /// Applies pending migrations for this dialect. A failure must stop the program.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Db::Sqlite(s) => sqlx::migrate!("../migrations/sqlite").run(&s.writer).await?,
+            Db::Postgres(p) => sqlx::migrate!("../migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(s) => {
+                s.writer.close().await;
+                s.reader.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `purchases`: the PaymentIntents we created, recorded before the browser ever sees them, so
+//! every payment that can reach the webhook is known locally with who started it.
+use super::{read_pool, write_pool, Db, StoreResult};
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Purchase {
+    pub payment_intent_id: String,
+    pub contract_id: i64,
+    pub created_by: i64,
+    pub amount: i64,
+    pub currency: String,
+    pub revisions: i64,
+    pub status: String,
+    pub idempotency_key: String,
+    pub livemode: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
+                       idempotency_key, livemode, created_at, updated_at";
+
+/// Stripe's PaymentIntent statuses, as the `purchases.status` column allows.
+pub const STATUSES: [&str; 7] = [
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "requires_capture",
+    "canceled",
+    "succeeded",
+];
+
+/// Records a purchase. A PaymentIntent recorded twice (a replayed idempotent create) keeps the
+/// first row.
+pub async fn record(db: &Db, p: &Purchase) -> StoreResult<()> {
+    let sql = format!(
+        "INSERT INTO purchases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (payment_intent_id) DO NOTHING"
+    );
+    write_pool!(db, |pool| {
+        sqlx::query(&sql)
+            .bind(&p.payment_intent_id)
+            .bind(p.contract_id)
+            .bind(p.created_by)
+            .bind(p.amount)
+            .bind(&p.currency)
+            .bind(p.revisions)
+            .bind(&p.status)
+            .bind(&p.idempotency_key)
+            .bind(p.livemode)
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .execute(pool)
+            .await?;
+        Ok(())
+    })
+}
+
+pub async fn find(db: &Db, payment_intent_id: &str) -> StoreResult<Option<Purchase>> {
+    let sql = format!("SELECT {COLUMNS} FROM purchases WHERE payment_intent_id = $1");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Purchase>(&sql).bind(payment_intent_id).fetch_optional(pool).await?))
+}
+
+pub async fn for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<Purchase>> {
+    let sql = format!("SELECT {COLUMNS} FROM purchases WHERE contract_id = $1 ORDER BY created_at, payment_intent_id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Purchase>(&sql).bind(contract_id).fetch_all(pool).await?))
+}

@@ -1,0 +1,6 @@
+//! The Stripe layer: signatures (pure), and the API client (async-stripe).
+pub mod client;
+pub mod signature;
+
+pub use client::{PaymentIntentInfo, StripeApi, StripeApiError};
+pub use signature::{SignatureError, WebhookSecret};

@@ -1,0 +1,250 @@
+//! The `revision-store` command line: serve (default), migrate, users, contracts, events.
+use crate::config::{redact_url, Config, Settings};
+use crate::{open_database, services, Application};
+use app::domain::users::{Email, Role};
+use app::domain::Money;
+use app::services::accounts::{create_user, generate_password};
+use app::services::processing::{process_stored, Processed};
+use app::store::contracts::{self, NewContract};
+use app::store::{events, ledger, purchases, users};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, IsTerminal};
+
+#[derive(Parser)]
+#[command(name = "revision-store", version, about = "Sell ad-artwork revision packs through Stripe, and never lose or double a paid credit.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage contracts.
+    #[command(subcommand)]
+    Contract(ContractCommand),
+    /// Inspect and replay stored Stripe events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from stdin if piped, otherwise generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// advertiser or admin
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ContractCommand {
+    /// Create a contract for an advertiser; prints the new contract id.
+    Create {
+        /// The advertiser's email.
+        #[arg(long)]
+        advertiser: String,
+        #[arg(long)]
+        publication: String,
+        #[arg(long)]
+        ad_size: String,
+    },
+    /// Show a contract's balance, the formula behind it, and its ledger.
+    Show { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Recent events with their processing status and reason.
+    List {
+        /// Only this status: pending, processed, ignored or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Process a stored event again now (safe: crediting is insert-or-nothing).
+    Replay { id: String },
+}
+
+/// Runs the CLI; `Err` is the one line to print before exiting non-zero.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let settings = cli.config.settings()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&settings).await,
+        Command::Migrate => {
+            let db = open_database(&settings).await?;
+            println!("Migrations applied to {} ({})", redact_url(&settings.database_url), db.dialect());
+            Ok(())
+        }
+        Command::User(UserCommand::Create { email, role }) => {
+            let role = Role::parse(&role)?;
+            let db = open_database(&settings).await?;
+            let stdin = std::io::stdin();
+            let (password, generated) = if stdin.is_terminal() {
+                (generate_password(), true)
+            } else {
+                let mut line = String::new();
+                stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+                let line = line.trim_end_matches(['\r', '\n']).to_string();
+                if line.is_empty() { (generate_password(), true) } else { (line, false) }
+            };
+            let user = create_user(&db, &email, role, &password).await.map_err(|e| e.to_string())?;
+            println!("Created {} {} (id {})", user.role, user.email, user.id);
+            if generated {
+                println!("Password (shown once): {password}");
+            }
+            Ok(())
+        }
+        Command::Contract(ContractCommand::Create { advertiser, publication, ad_size }) => {
+            let db = open_database(&settings).await?;
+            let email = Email::parse(&advertiser)?;
+            let user = users::find_by_email(&db, &email)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user with email {}", email.as_str()))?;
+            if user.role() != Role::Advertiser {
+                return Err(format!("{} is an {}, not an advertiser", user.email, user.role));
+            }
+            for (name, value, max) in [("publication", &publication, 200), ("ad size", &ad_size, 100)] {
+                let len = value.trim().chars().count();
+                if len == 0 || len > max {
+                    return Err(format!("the {name} must have 1 to {max} characters"));
+                }
+            }
+            let c = contracts::create(
+                &db,
+                &NewContract {
+                    advertiser_id: user.id,
+                    publication: &publication,
+                    ad_size: &ad_size,
+                    base_revisions: settings.terms.base_revisions,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("{}", c.id);
+            Ok(())
+        }
+        Command::Contract(ContractCommand::Show { id }) => {
+            let db = open_database(&settings).await?;
+            print!("{}", show_contract(&db, id).await?);
+            Ok(())
+        }
+        Command::Events(EventsCommand::List { status, limit }) => {
+            if let Some(s) = &status {
+                if !["pending", "processed", "ignored", "failed"].contains(&s.as_str()) {
+                    return Err(format!("`{s}` is not a status: use pending, processed, ignored or failed"));
+                }
+            }
+            if !(1..=10_000).contains(&limit) {
+                return Err("--limit must be between 1 and 10000".into());
+            }
+            let db = open_database(&settings).await?;
+            let list = events::list(&db, status.as_deref(), limit).await.map_err(|e| e.to_string())?;
+            if list.is_empty() {
+                println!("No events.");
+            }
+            for e in list {
+                let why = e.last_error.as_deref().or(e.outcome.as_deref()).unwrap_or("");
+                println!(
+                    "{}  {:<9}  {:<32}  {}  attempts={}  {}",
+                    e.received_at.format("%Y-%m-%d %H:%M:%S"),
+                    e.status,
+                    e.event_type,
+                    e.event_id,
+                    e.attempts,
+                    why
+                );
+            }
+            Ok(())
+        }
+        Command::Events(EventsCommand::Replay { id }) => {
+            let db = open_database(&settings).await?;
+            let svc = services(&settings, db);
+            let now = chrono::Utc::now();
+            if !events::reset_for_replay(&svc.db, &id, now).await.map_err(|e| e.to_string())? {
+                return Err(format!("no stored event {id}"));
+            }
+            match process_stored(&svc, &id, now).await.map_err(|e| e.to_string())? {
+                Processed::Finished { status, detail } => println!("{id}: {status}: {detail}"),
+                Processed::RetryScheduled { reason, next_at } => println!("{id}: pending: {reason}; next attempt {next_at}"),
+                Processed::AlreadyFinished => println!("{id}: finished meanwhile by another process"),
+                Processed::NotFound => return Err(format!("no stored event {id}")),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: &Settings) -> Result<(), String> {
+    let app = Application::start(settings).await?;
+    println!("Revision Store is running at {}", app.url());
+    println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
+    match &settings.stripe {
+        Some(_) => println!("Stripe: {} mode", settings.mode.as_str()),
+        None => println!("Stripe: no STRIPE_SECRET_KEY configured, so purchases are unavailable"),
+    }
+    app.run_until_stopped().await;
+    Ok(())
+}
+
+/// The contract report of `contract show`: balance, formula, ledger.
+pub async fn show_contract(db: &app::store::Db, id: i64) -> Result<String, String> {
+    use std::fmt::Write;
+    let e = |e: app::store::StoreError| e.to_string();
+    let c = contracts::find(db, id).await.map_err(e)?.ok_or_else(|| format!("no contract {id}"))?;
+    let owner = users::find(db, c.advertiser_id).await.map_err(e)?.map(|u| u.email).unwrap_or_default();
+    let balance = ledger::balance(db, id).await.map_err(e)?.ok_or_else(|| format!("no contract {id}"))?;
+    let mut out = String::new();
+    let _ = writeln!(out, "Contract {}: {} / {} for {}", c.id, c.publication, c.ad_size, owner);
+    let _ = writeln!(out, "Available revisions: {}", balance.available());
+    let _ = writeln!(out, "  {}", balance.explain());
+    let _ = writeln!(out, "Credited packs:");
+    let credits = ledger::credits(db, id).await.map_err(e)?;
+    if credits.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for r in credits {
+        let amount = app::domain::Currency::parse(&r.currency).map(|c| Money::new(r.amount, c).to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}  +{}  {}  payment {}  event {}{}",
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            r.revisions,
+            amount,
+            r.payment_id,
+            r.stripe_event_id.as_deref().unwrap_or("(confirmed with Stripe)"),
+            if r.livemode { "" } else { "  [test mode]" }
+        );
+    }
+    let _ = writeln!(out, "Revision requests:");
+    let requests = ledger::requests(db, id).await.map_err(e)?;
+    if requests.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for q in requests {
+        let _ = writeln!(out, "  {}  -1  #{}  {}", q.created_at.format("%Y-%m-%d %H:%M:%S"), q.id, q.notes);
+    }
+    let _ = writeln!(out, "Purchases started:");
+    let ps = purchases::for_contract(db, id).await.map_err(e)?;
+    if ps.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for p in ps {
+        let _ = writeln!(out, "  {}  {}  {}", p.created_at.format("%Y-%m-%d %H:%M:%S"), p.payment_intent_id, p.status);
+    }
+    Ok(out)
+}

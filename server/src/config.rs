@@ -1,0 +1,212 @@
+//! Configuration: one clap struct, every option also read from the environment (and `.env`).
+//! `Config::settings` turns it into checked `Settings`; invalid configuration stops start-up
+//! with one line saying what is wrong. Secrets are never printed: clap hides their env values
+//! and `Settings`' Debug redacts them.
+use app::domain::events::StripeMode;
+use app::domain::{Currency, Money, PackTerms};
+use app::stripe::client::key_mode;
+use app::stripe::{StripeApi, WebhookSecret};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone)]
+pub struct Config {
+    /// Database URL: sqlite:PATH (the default, created if missing) or postgres://...
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/revision-store.db", global = true)]
+    pub database_url: String,
+    /// Stripe secret key (sk_test_... or sk_live_...). Without one, payments are unavailable.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe publishable key (pk_test_... or pk_live_...), handed to Stripe.js.
+    #[arg(long, env = "STRIPE_PUBLISHABLE_KEY", global = true)]
+    pub stripe_publishable_key: Option<String>,
+    /// Webhook endpoint signing secrets, comma-separated (whsec_...); every one is accepted,
+    /// for rotation and for a test plus a live endpoint.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe API base URL.
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com/", global = true)]
+    pub stripe_api_base: String,
+    /// Price of one revision pack, in the currency's minor unit (cents).
+    #[arg(long, env = "PACK_PRICE", default_value_t = 15_000, global = true)]
+    pub pack_price: i64,
+    /// Currency of the pack price (ISO 4217, as Stripe writes it).
+    #[arg(long, env = "PACK_CURRENCY", default_value = "usd", global = true)]
+    pub pack_currency: String,
+    /// Revisions one pack adds.
+    #[arg(long, env = "PACK_SIZE", default_value_t = 2, global = true)]
+    pub pack_size: i64,
+    /// Revisions every new contract includes.
+    #[arg(long, env = "BASE_REVISIONS", default_value_t = 3, global = true)]
+    pub base_revisions: i64,
+    /// Address to listen on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub bind: String,
+    /// Database pool size.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+    /// Seconds a request waits for the database before answering 503.
+    #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 5.0, global = true)]
+    pub db_timeout_secs: f64,
+    /// Seconds between worker sweeps for due retries.
+    #[arg(long, env = "WORKER_INTERVAL_SECS", default_value_t = 5.0, global = true)]
+    pub worker_interval_secs: f64,
+}
+
+/// Checked configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub db_timeout: Duration,
+    pub terms: PackTerms,
+    pub mode: StripeMode,
+    pub stripe: Option<StripeApi>,
+    pub publishable_key: Option<String>,
+    pub webhook_secrets: Vec<WebhookSecret>,
+    pub bind: SocketAddr,
+    pub worker_interval: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database", &redact_url(&self.database_url))
+            .field("terms", &self.terms)
+            .field("mode", &self.mode)
+            .field("stripe", &self.stripe.is_some())
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("bind", &self.bind)
+            .finish()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn positive_secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v < 86_400.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{name} must be a number of seconds between 0 and 86400, got {v}"))
+    }
+}
+
+impl Config {
+    pub fn settings(&self) -> Result<Settings, String> {
+        let currency = Currency::parse(&self.pack_currency).map_err(|e| format!("PACK_CURRENCY: {e}"))?;
+        let terms = PackTerms::new(Money::new(self.pack_price, currency), self.pack_size, self.base_revisions)?;
+        let bind: SocketAddr = self
+            .bind
+            .parse()
+            .map_err(|_| format!("BIND_ADDR `{}` is not an address like 127.0.0.1:3000", self.bind))?;
+        let webhook_secrets = match &self.stripe_webhook_secret {
+            Some(s) => WebhookSecret::parse_list(s).map_err(|e| format!("STRIPE_WEBHOOK_SECRET: {e}"))?,
+            None => Vec::new(),
+        };
+        let (mode, stripe, publishable_key) = match self.stripe_secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(sk) => {
+                let sk = sk.trim();
+                let mode = key_mode(sk)?;
+                let pk = self
+                    .stripe_publishable_key
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .ok_or("STRIPE_PUBLISHABLE_KEY is required with STRIPE_SECRET_KEY")?;
+                let expected = match mode {
+                    StripeMode::Test => "pk_test_",
+                    StripeMode::Live => "pk_live_",
+                };
+                if !pk.starts_with(expected) {
+                    return Err(format!(
+                        "STRIPE_PUBLISHABLE_KEY must start with {expected} to match the {}-mode secret key",
+                        mode.as_str()
+                    ));
+                }
+                if webhook_secrets.is_empty() {
+                    return Err("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: without it no webhook can be verified".into());
+                }
+                if !(self.stripe_api_base.starts_with("https://") || self.stripe_api_base.starts_with("http://")) {
+                    return Err(format!("STRIPE_API_BASE `{}` is not an http(s) URL", self.stripe_api_base));
+                }
+                let api = StripeApi::new(sk, &self.stripe_api_base)?;
+                (mode, Some(api), Some(pk.to_string()))
+            }
+            None => (StripeMode::Test, None, None),
+        };
+        if self.db_max_connections == 0 {
+            return Err("DB_MAX_CONNECTIONS must be at least 1".into());
+        }
+        Ok(Settings {
+            database_url: self.database_url.clone(),
+            db_max_connections: self.db_max_connections,
+            db_timeout: positive_secs("DB_TIMEOUT_SECS", self.db_timeout_secs)?,
+            terms,
+            mode,
+            stripe,
+            publishable_key,
+            webhook_secrets,
+            bind,
+            worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        c: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().c.settings()
+    }
+
+    #[test]
+    fn defaults_are_the_standard_terms_on_sqlite() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.terms, PackTerms::standard());
+        assert!(s.database_url.starts_with("sqlite:"));
+        assert!(s.stripe.is_none());
+    }
+
+    #[test]
+    fn invalid_configuration_says_what_is_wrong() {
+        assert!(parse(&["--pack-price", "0"]).unwrap_err().contains("price"));
+        assert!(parse(&["--pack-currency", "dollars"]).unwrap_err().contains("PACK_CURRENCY"));
+        assert!(parse(&["--bind", "nowhere"]).unwrap_err().contains("BIND_ADDR"));
+        assert!(parse(&["--stripe-secret-key", "sk_test_x"]).unwrap_err().contains("STRIPE_PUBLISHABLE_KEY"));
+        assert!(parse(&["--stripe-secret-key", "sk_live_x", "--stripe-publishable-key", "pk_test_x"]).unwrap_err().contains("pk_live_"));
+        assert!(parse(&["--stripe-secret-key", "sk_test_x", "--stripe-publishable-key", "pk_test_x"]).unwrap_err().contains("STRIPE_WEBHOOK_SECRET"));
+        assert!(parse(&["--stripe-webhook-secret", "nope"]).unwrap_err().contains("whsec_"));
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let s = parse(&[
+            "--stripe-secret-key", "sk_test_SECRETKEY", "--stripe-publishable-key", "pk_test_x",
+            "--stripe-webhook-secret", "whsec_SECRETHOOK", "--database-url", "postgres://u:PGPASS@localhost/db",
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["SECRETKEY", "SECRETHOOK", "PGPASS"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(s.mode, StripeMode::Test);
+    }
+}

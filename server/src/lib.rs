@@ -1,0 +1,133 @@
+//! The `revision-store` server: configuration, the axum application (pages, server functions,
+//! the Stripe webhook), the background worker and the operator CLI.
+pub mod cli;
+pub mod config;
+pub mod webhook;
+pub mod worker;
+
+use app::services::Services;
+use app::store::{Db, DbOptions};
+use app::web::{shell, App};
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::Router;
+use config::Settings;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub services: Services,
+}
+
+/// Opens the database and migrates it. A failed migration stops the program.
+pub async fn open_database(settings: &Settings) -> Result<Db, String> {
+    let db = Db::connect(
+        &settings.database_url,
+        &DbOptions { max_connections: settings.db_max_connections, acquire_timeout: settings.db_timeout },
+    )
+    .await?;
+    db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;
+    Ok(db)
+}
+
+pub fn services(settings: &Settings, db: Db) -> Services {
+    Services::new(db, settings.terms.clone(), settings.mode, settings.webhook_secrets.clone(), settings.stripe.clone())
+}
+
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    // cargo-leptos sets these when it runs the server; a plain `cargo run` gets the defaults.
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    LeptosOptions::builder()
+        .output_name(env("LEPTOS_OUTPUT_NAME", "revision-store"))
+        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .build()
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let services = state.services.clone();
+    Router::new()
+        .route(
+            "/webhooks/stripe",
+            post(webhook::receive).layer(axum::extract::DefaultBodyLimit::max(webhook::MAX_BODY)),
+        )
+        .route("/metrics", get(webhook::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(services.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// A running server: its address, its services, and its tasks.
+pub struct Application {
+    pub addr: SocketAddr,
+    pub services: Services,
+    server: JoinHandle<()>,
+    worker: JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects, migrates, finishes events a previous run left pending (a crash between storing
+    /// and processing), binds (port 0 picks a free one) and starts serving.
+    pub async fn start(settings: &Settings) -> Result<Self, String> {
+        let db = open_database(settings).await?;
+        let services = services(settings, db);
+        let recovered = app::services::processing::run_due(&services, true)
+            .await
+            .map_err(|e| format!("recovering pending events failed: {e}"))?;
+        if recovered > 0 {
+            tracing::info!(recovered, "processed events left pending by a previous run");
+        }
+        let listener = tokio::net::TcpListener::bind(settings.bind)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let state = AppState { leptos_options: leptos_options(addr), services: services.clone() };
+        let app = router(state);
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        let worker = tokio::spawn(worker::run(services.clone(), settings.worker_interval));
+        Ok(Self { addr, services, server, worker })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves until the server task ends (it does not, unless it fails) or ctrl-c.
+    pub async fn run_until_stopped(self) {
+        tokio::select! {
+            _ = self.server => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        }
+        self.worker.abort();
+        self.services.db.close().await;
+    }
+
+    /// Stops serving at once (tests: a "crash" or a restart).
+    pub async fn stop(self) {
+        self.server.abort();
+        self.worker.abort();
+        let _ = self.server.await;
+        let _ = self.worker.await;
+        self.services.db.close().await;
+    }
+}

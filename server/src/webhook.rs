@@ -1,0 +1,68 @@
+//! `POST /webhooks/stripe`: a thin edge over `services::intake`. Maps the outcome to the status
+//! Stripe acts on: 2xx only for an event we hold; 400 for what a retry cannot fix; 413 for an
+//! oversized body; 503 when we could not store it, so Stripe retries.
+use crate::AppState;
+use app::services::intake::{receive as intake, Delivery, Intake};
+use app::services::processing::Processed;
+use app::services::stats::Stats;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Stripe's events are a few KB; 1 MiB leaves room and bounds what an attacker can make us hash.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Request headers kept beside the raw body as evidence (the signature has its own column).
+const KEPT_HEADERS: [&str; 5] = ["user-agent", "content-type", "content-length", "x-forwarded-for", "x-request-id"];
+
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let svc = &state.services;
+    let body = match body {
+        Ok(b) if b.len() <= MAX_BODY => b,
+        Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
+            Stats::inc(&svc.stats.rejected_too_large);
+            tracing::warn!("webhook body over {MAX_BODY} bytes rejected");
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
+    let kept: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()).map(|v| (name.to_string(), json!(v))))
+        .collect();
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    let delivery = Delivery { body: &body, signature, headers_json: serde_json::Value::Object(kept).to_string() };
+    match intake(svc, delivery, chrono::Utc::now()).await {
+        Intake::Stored { event_id, processed } => {
+            let status = match processed {
+                Some(Processed::Finished { status, .. }) => status,
+                Some(Processed::RetryScheduled { .. }) => "retry_scheduled",
+                Some(Processed::AlreadyFinished) | Some(Processed::NotFound) => "processed",
+                None => "pending",
+            };
+            (StatusCode::OK, Json(json!({"received": true, "event_id": event_id, "status": status}))).into_response()
+        }
+        Intake::Duplicate { event_id } => {
+            (StatusCode::OK, Json(json!({"received": true, "event_id": event_id, "duplicate": true}))).into_response()
+        }
+        Intake::Unauthentic(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Intake::Malformed(reason) => error(StatusCode::BAD_REQUEST, &format!("malformed event: {reason}")),
+        Intake::Unavailable(_) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unable to store the event; retry");
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            r
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.services.stats.render())
+}
