@@ -22,7 +22,11 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the web server (the default).
-    Serve,
+    Serve {
+        /// Create demo users and contracts if missing, and print their logins (local use only).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -81,8 +85,8 @@ pub enum EventsCommand {
 /// Runs the CLI; `Err` is the one line to print before exiting non-zero.
 pub async fn run(cli: Cli) -> Result<(), String> {
     let settings = cli.config.settings()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&settings).await,
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
+        Command::Serve { demo } => serve(&settings, demo).await,
         Command::Migrate => {
             let db = open_database(&settings).await?;
             println!("Migrations applied to {} ({})", redact_url(&settings.database_url), db.dialect());
@@ -189,9 +193,41 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn serve(settings: &Settings) -> Result<(), String> {
+/// Demo accounts for a local run: (email, role, password, contracts as (publication, ad size)).
+const DEMO_USERS: [(&str, Role, &str, &[(&str, &str)]); 3] = [
+    ("admin@demo.test", Role::Admin, "demo-admin-password", &[]),
+    ("ann@demo.test", Role::Advertiser, "demo-ann-password", &[("Daily Planet", "Half page"), ("Gotham Gazette", "Full page")]),
+    ("bob@demo.test", Role::Advertiser, "demo-bob-password", &[("Metropolis Weekly", "Quarter page")]),
+];
+
+/// Creates the demo users and their contracts unless they exist; never touches other data.
+async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Result<(), String> {
+    for (email, role, password, contract_list) in DEMO_USERS {
+        let parsed = Email::parse(email)?;
+        if users::find_by_email(db, &parsed).await.map_err(|e| e.to_string())?.is_some() {
+            continue;
+        }
+        let user = create_user(db, email, role, password).await.map_err(|e| e.to_string())?;
+        for (publication, ad_size) in contract_list {
+            let c = NewContract { advertiser_id: user.id, publication, ad_size, base_revisions: settings.terms.base_revisions };
+            contracts::create(db, &c, chrono::Utc::now()).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
     let app = Application::start(settings).await?;
+    if demo {
+        seed_demo(&app.services.db, settings).await?;
+    }
     println!("Revision Store is running at {}", app.url());
+    if demo {
+        println!("Demo logins (local use only):");
+        for (email, role, password, _) in DEMO_USERS {
+            println!("  {:<10} {email:<16} password: {password}", role.as_str());
+        }
+    }
     println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
     match &settings.stripe {
         Some(_) => println!("Stripe: {} mode", settings.mode.as_str()),

@@ -1,0 +1,114 @@
+//! The operator CLI, run as a real process against both databases.
+use crate::helpers::*;
+use crate::on_both_databases;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+on_both_databases!(the_cli_creates_users_and_contracts_and_explains_balances, the_cli_lists_and_replays_events);
+
+fn cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_revision-store"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env_remove("STRIPE_SECRET_KEY")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run revision-store");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn the_cli_creates_users_and_contracts_and_explains_balances(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = cli(&url, &["migrate"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = cli(&url, &["user", "create", "--email", "Ann@Example.com", "--role", "advertiser"], Some("a-long-password\n"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("Created advertiser ann@example.com"));
+        assert!(!stdout(&o).contains("Password"), "a piped password is not echoed");
+        let o = cli(&url, &["user", "create", "--email", "boss@example.com", "--role", "admin"], None);
+        assert!(stdout(&o).contains("Password (shown once): "), "{}", stdout(&o));
+
+        let o = cli(&url, &["user", "create", "--email", "ann@example.com", "--role", "advertiser"], Some("a-long-password\n"));
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+        let o = cli(&url, &["user", "create", "--email", "x@example.com", "--role", "advertiser"], Some("short\n"));
+        assert!(stderr(&o).contains("at least 12 characters"));
+        let o = cli(&url, &["user", "create", "--email", "x@example.com", "--role", "owner"], None);
+        assert!(stderr(&o).contains("not a role"));
+
+        let o = cli(&url, &["contract", "create", "--advertiser", "ann@example.com", "--publication", "Daily Planet", "--ad-size", "Half page"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        assert!(id.parse::<i64>().is_ok(), "prints the new id: {id}");
+        let o = cli(&url, &["contract", "create", "--advertiser", "boss@example.com", "--publication", "P", "--ad-size", "S"], None);
+        assert!(stderr(&o).contains("not an advertiser"));
+        let o = cli(&url, &["contract", "create", "--advertiser", "nobody@example.com", "--publication", "P", "--ad-size", "S"], None);
+        assert!(stderr(&o).contains("no user with email"));
+
+        let o = cli(&url, &["contract", "show", &id], None);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("3 included + 0 purchased − 0 requested = 3 available"), "{}", stdout(&o));
+        let o = cli(&url, &["contract", "show", "777"], None);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("no contract 777"));
+        let o = cli(&url, &["--pack-price=-5", "migrate"], None);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("pack price must be positive"));
+    })
+    .await
+    .unwrap();
+}
+
+async fn the_cli_lists_and_replays_events(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let (ok, bad) = (new_event_id(), new_event_id());
+    let payment = new_payment_id();
+    t.deliver(&paid(&ok, &payment, t.contract_id)).await;
+    t.deliver(&pi_event(&bad, "payment_intent.succeeded", &new_payment_id(), serde_json::json!({}), 15_000, "usd")).await;
+    let url = t.db.url.clone();
+    let contract = t.contract_id.to_string();
+    let (ok2, bad2, payment2) = (ok.clone(), bad.clone(), payment.clone());
+    tokio::task::spawn_blocking(move || {
+        let o = cli(&url, &["events", "list"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&ok2) && out.contains(&bad2), "{out}");
+        let o = cli(&url, &["events", "list", "--status", "failed"], None);
+        let out = stdout(&o);
+        assert!(out.contains(&bad2) && !out.contains(&ok2), "{out}");
+        assert!(out.contains("neither contractId"), "the reason is shown: {out}");
+        let o = cli(&url, &["events", "list", "--status", "weird"], None);
+        assert!(stderr(&o).contains("not a status"));
+
+        let o = cli(&url, &["events", "replay", &ok2], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("already credited"), "{}", stdout(&o));
+        let o = cli(&url, &["events", "replay", "evt_nope"], None);
+        assert!(stderr(&o).contains("no stored event evt_nope"));
+
+        let o = cli(&url, &["contract", "show", &contract], None);
+        let out = stdout(&o);
+        assert!(out.contains("3 included + 2 purchased − 0 requested = 5 available"), "{out}");
+        assert!(out.contains(&payment2) && out.contains(&ok2), "the ledger names payment and event: {out}");
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.available().await, 5);
+}

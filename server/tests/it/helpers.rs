@@ -1,0 +1,318 @@
+//! The test harness: fresh databases, the app on port 0, an independent Stripe signer, and a
+//! small HTTP client.
+use app::domain::events::{RetryPolicy, StripeMode};
+use app::domain::users::Role;
+use app::domain::PackTerms;
+use app::services::accounts::create_user;
+use app::store::contracts::{self, NewContract};
+use app::store::Db;
+use app::stripe::WebhookSecret;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use server::config::Settings;
+use server::Application;
+use sha2::Sha256;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Runs each listed `async fn name(kind: DbKind)` of the enclosing module on both databases.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::DbKind::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::DbKind::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+pub const SECRET: &str = "whsec_test_current";
+pub const OLD_SECRET: &str = "whsec_test_previous";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique suffix for ids and database names within this test process.
+pub fn unique() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}x{n}", std::process::id())
+}
+
+/// A fresh, empty database of `kind`: a SQLite file in a temp folder, or a new PostgreSQL
+/// database in the cluster named by TEST_POSTGRES_URL.
+pub struct TestDb {
+    pub kind: DbKind,
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(kind: DbKind) -> Self {
+        match kind {
+            DbKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite:{}", dir.path().join("test.db").display());
+                Self { kind, url, pg_name: None, _dir: Some(dir) }
+            }
+            DbKind::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("rs_test_{}", unique());
+                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to the test PostgreSQL");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
+                pool.close().await;
+                let url = with_database(&admin, &name);
+                Self { kind, url, pg_name: Some(name), _dir: None }
+            }
+        }
+    }
+
+    /// Makes the database refuse writes until `restore` (a locked SQLite file; a PostgreSQL
+    /// database that accepts no connections, its sessions terminated). Returns a guard.
+    pub async fn make_unavailable(&self) -> Outage {
+        match self.kind {
+            DbKind::Sqlite => {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("open sqlite");
+                sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.expect("lock sqlite");
+                Outage::Sqlite(conn)
+            }
+            DbKind::Postgres => {
+                let name = self.pg_name.clone().expect("pg");
+                let admin = sqlx::PgPool::connect(&postgres_admin_url()).await.expect("admin");
+                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&admin).await.unwrap();
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&name)
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                Outage::Postgres { admin, name }
+            }
+        }
+    }
+}
+
+pub enum Outage {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres { admin: sqlx::PgPool, name: String },
+}
+
+impl Outage {
+    pub async fn restore(self) {
+        match self {
+            Outage::Sqlite(mut conn) => {
+                use sqlx::Connection;
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            Outage::Postgres { admin, name } => {
+                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
+                admin.close().await;
+            }
+        }
+    }
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
+    )
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    // postgres://user@host:port/dbname?params -> same with another dbname
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
+    match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    }
+}
+
+pub fn settings(db_url: &str) -> Settings {
+    Settings {
+        database_url: db_url.to_string(),
+        db_max_connections: 8,
+        db_timeout: Duration::from_millis(700),
+        terms: PackTerms::standard(),
+        mode: StripeMode::Test,
+        stripe: None,
+        publishable_key: None,
+        webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        worker_interval: Duration::from_secs(3600),
+    }
+}
+
+/// The app on port 0 with a fresh database, an advertiser and one contract.
+pub struct TestApp {
+    pub db: TestDb,
+    pub app: Application,
+    pub contract_id: i64,
+    pub advertiser_id: i64,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(kind: DbKind) -> Self {
+        let db = TestDb::new(kind).await;
+        let app = Application::start(&settings(&db.url)).await.expect("app starts");
+        let user = create_user(&app.services.db, &format!("adv{}@example.com", unique()), Role::Advertiser, "a-long-password")
+            .await
+            .unwrap();
+        let contract = contracts::create(
+            &app.services.db,
+            &NewContract { advertiser_id: user.id, publication: "Daily Planet", ad_size: "Half page", base_revisions: 3 },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        Self { db, app, contract_id: contract.id, advertiser_id: user.id, http: client() }
+    }
+
+    /// Stops this instance and starts another on the same database (a restart).
+    pub async fn restart(self) -> Self {
+        let TestApp { db, app, contract_id, advertiser_id, http } = self;
+        app.stop().await;
+        let app = Application::start(&settings(&db.url)).await.expect("app restarts");
+        Self { db, app, contract_id, advertiser_id, http }
+    }
+
+    pub fn store(&self) -> &Db {
+        &self.app.services.db
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
+        let mut req = hyper::Request::post(format!("{}{path}", self.app.url())).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let res = self.http.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let req = hyper::Request::get(format!("{}{path}", self.app.url())).body(Full::new(Bytes::new())).unwrap();
+        let res = self.http.request(req).await.expect("request");
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into())
+    }
+
+    /// Delivers `body` signed with SECRET now, as Stripe would.
+    pub async fn deliver(&self, body: &str) -> Reply {
+        self.post("/webhooks/stripe", &[("stripe-signature", sign(body, SECRET, now()))], body.to_string()).await
+    }
+
+    pub async fn available(&self) -> i64 {
+        app::store::ledger::balance(self.store(), self.contract_id).await.unwrap().unwrap().available()
+    }
+
+    pub async fn credit_rows(&self) -> usize {
+        app::store::ledger::credits(self.store(), self.contract_id).await.unwrap().len()
+    }
+
+    pub async fn event_status(&self, event_id: &str) -> app::store::events::EventSummary {
+        app::store::events::summary(self.store(), event_id).await.unwrap().expect("event stored")
+    }
+
+    pub fn services_with_retry(&self, retry: RetryPolicy) -> app::services::Services {
+        let mut s = self.app.services.clone();
+        s.retry = retry;
+        s
+    }
+}
+
+fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Stripe's scheme, written here independently of the code under test:
+/// hex(HMAC-SHA256(secret, "{t}.{body}")).
+pub fn v1(body: &str, secret: &str, t: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub fn sign(body: &str, secret: &str, t: i64) -> String {
+    format!("t={t},v1={}", v1(body, secret, t))
+}
+
+pub fn new_event_id() -> String {
+    format!("evt_{}", unique())
+}
+
+pub fn new_payment_id() -> String {
+    format!("pi_{}", unique())
+}
+
+/// A PaymentIntent event shaped like Stripe's (see shared/stripe/fixtures/event.json).
+pub fn pi_event(event_id: &str, event_type: &str, payment_id: &str, metadata: Value, amount: i64, currency: &str) -> String {
+    let status = match event_type {
+        "payment_intent.succeeded" => "succeeded",
+        "payment_intent.processing" => "processing",
+        "payment_intent.canceled" => "canceled",
+        _ => "requires_payment_method",
+    };
+    json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": now(),
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": event_type,
+        "data": {"object": {
+            "id": payment_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": if status == "succeeded" { amount } else { 0 },
+            "currency": currency,
+            "livemode": false,
+            "metadata": metadata,
+            "status": status,
+            "created": now(),
+        }}
+    })
+    .to_string()
+}
+
+/// `payment_intent.succeeded` for a pack on `contract_id`.
+pub fn paid(event_id: &str, payment_id: &str, contract_id: i64) -> String {
+    pi_event(event_id, "payment_intent.succeeded", payment_id, json!({"contractId": contract_id.to_string()}), 15_000, "usd")
+}

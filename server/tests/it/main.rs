@@ -1,0 +1,10 @@
+//! Integration tests: one binary (one link on a 2-core machine). Every database test runs twice,
+//! on SQLite and on a real PostgreSQL (`TEST_POSTGRES_URL`, started by scripts/test), against
+//! the real router on port 0.
+mod helpers;
+
+mod accounting;
+mod cli;
+mod processing;
+mod stripe;
+mod webhook;

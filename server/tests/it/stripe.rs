@@ -1,0 +1,85 @@
+//! The Stripe client (async-stripe) against the simulator over HTTP, and starting a purchase.
+use crate::helpers::*;
+use crate::on_both_databases;
+use app::services::purchase::{start_purchase, PurchaseError};
+use app::stripe::{StripeApi, StripeApiError};
+use app::domain::PackTerms;
+
+async fn simulator() -> String {
+    let (addr, _task) = app::stripe::simulator::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_client_creates_retrieves_and_replays_idempotent_creates() {
+    let api = StripeApi::new("sk_test_client", &simulator().await).unwrap();
+    let terms = PackTerms::standard();
+    let pi = api.create_pack_payment(42, &terms, "key-1").await.unwrap();
+    assert!(pi.id.starts_with("pi_"));
+    assert_eq!((pi.amount, pi.currency.as_str(), pi.status.as_str()), (15_000, "usd", "requires_payment_method"));
+    assert_eq!(pi.metadata.get("contractId").map(String::as_str), Some("42"));
+    assert!(pi.client_secret.as_deref().unwrap().starts_with(&format!("{}_secret_", pi.id)));
+    assert!(!pi.livemode);
+
+    let again = api.create_pack_payment(42, &terms, "key-1").await.unwrap();
+    assert_eq!(again.id, pi.id, "the same idempotency key replays the first answer");
+    match api.create_pack_payment(43, &terms, "key-1").await {
+        Err(StripeApiError::Api { status: 400, message, .. }) => assert!(message.contains("same parameters"), "{message}"),
+        other => panic!("expected an idempotency error, got {other:?}"),
+    }
+    assert_eq!(api.retrieve(&pi.id).await.unwrap(), pi);
+}
+
+#[tokio::test]
+async fn stripe_errors_keep_their_status_and_code() {
+    let base = simulator().await;
+    let api = StripeApi::new("sk_test_client", &base).unwrap();
+    match api.retrieve("pi_doesnotexist").await {
+        Err(StripeApiError::Api { status: 404, code, .. }) => assert_eq!(code.as_deref(), Some("resource_missing")),
+        other => panic!("{other:?}"),
+    }
+    let live = StripeApi::new("sk_live_nope", &base).unwrap();
+    assert!(matches!(live.retrieve("pi_x").await, Err(StripeApiError::Api { status: 401, .. })));
+    let nowhere = StripeApi::new("sk_test_client", "http://127.0.0.1:9").unwrap();
+    assert!(matches!(nowhere.retrieve("pi_x").await, Err(StripeApiError::Transport(_))));
+}
+
+#[tokio::test]
+async fn listing_by_created_range_follows_every_page() {
+    let api = StripeApi::new("sk_test_client", &simulator().await).unwrap();
+    let terms = PackTerms::standard();
+    let from = chrono::Utc::now().timestamp();
+    let mut ids = std::collections::BTreeSet::new();
+    for n in 0..105 {
+        ids.insert(api.create_pack_payment(n, &terms, &format!("list-{n}")).await.unwrap().id);
+    }
+    let to = chrono::Utc::now().timestamp();
+    let listed = api.list_created_between(from, to).await.unwrap();
+    assert_eq!(listed.len(), 105, "two pages of 100 and 5");
+    assert_eq!(listed.iter().map(|p| p.id.clone()).collect::<std::collections::BTreeSet<_>>(), ids);
+    assert!(api.list_created_between(to + 10, to + 20).await.unwrap().is_empty());
+}
+
+on_both_databases!(starting_a_purchase_records_the_payment_intent_for_the_owner_only);
+
+async fn starting_a_purchase_records_the_payment_intent_for_the_owner_only(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let mut svc = t.app.services.clone();
+    assert!(matches!(start_purchase(&svc, t.advertiser_id, t.contract_id).await, Err(PurchaseError::PaymentsUnavailable)));
+    svc.stripe = Some(StripeApi::new("sk_test_purchase", &simulator().await).unwrap());
+
+    let started = start_purchase(&svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!((started.amount, started.currency.as_str(), started.revisions), (15_000, "usd", 2));
+    let p = app::store::purchases::find(t.store(), &started.payment_intent_id).await.unwrap().expect("recorded");
+    assert_eq!((p.contract_id, p.created_by, p.status.as_str()), (t.contract_id, t.advertiser_id, "requires_payment_method"));
+    let pi = svc.stripe.as_ref().unwrap().retrieve(&started.payment_intent_id).await.unwrap();
+    assert_eq!(pi.metadata.get("contractId"), Some(&t.contract_id.to_string()));
+
+    // Another advertiser's contract and a missing one get the same answer.
+    let other = app::services::accounts::create_user(t.store(), &format!("other{}@example.com", unique()), app::domain::users::Role::Advertiser, "a-long-password")
+        .await
+        .unwrap();
+    assert!(matches!(start_purchase(&svc, other.id, t.contract_id).await, Err(PurchaseError::NotFound)));
+    assert!(matches!(start_purchase(&svc, t.advertiser_id, 987_654).await, Err(PurchaseError::NotFound)));
+    assert_eq!(app::store::purchases::for_contract(t.store(), t.contract_id).await.unwrap().len(), 1);
+}

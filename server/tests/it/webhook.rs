@@ -1,0 +1,245 @@
+//! The webhook trust layer over HTTP: signatures, limits, storage before 2xx, duplicates.
+use crate::helpers::*;
+use crate::on_both_databases;
+use serde_json::json;
+
+on_both_databases!(
+    a_valid_signature_credits_the_contract_once,
+    any_v1_may_match_and_an_older_secret_still_verifies,
+    unauthentic_deliveries_are_rejected_and_credit_nothing,
+    stale_and_future_timestamps_are_rejected,
+    a_body_over_the_limit_is_413_and_never_stored,
+    twenty_concurrent_deliveries_of_one_event_credit_once,
+    two_events_for_one_payment_credit_once,
+    wrong_amount_or_currency_is_kept_as_a_failed_event,
+    rate_card_payments_are_recorded_for_the_external_system,
+    an_unroutable_event_is_a_dead_letter_with_its_reason,
+    a_test_event_in_a_live_deployment_never_credits,
+    a_database_outage_answers_503_and_the_retry_succeeds,
+    the_raw_body_and_headers_are_kept_byte_for_byte,
+);
+
+async fn a_valid_signature_credits_the_contract_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    assert_eq!(t.available().await, 3);
+    let event = new_event_id();
+    let r = t.deliver(&paid(&event, &new_payment_id(), t.contract_id)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "processed");
+    assert_eq!(t.available().await, 5);
+    let s = t.event_status(&event).await;
+    assert_eq!(s.status, "processed");
+    assert!(s.outcome.unwrap().contains("credited 2 revisions"));
+    let (status, metrics) = t.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("revision_store_ledger_credits_total 1"), "{metrics}");
+}
+
+async fn any_v1_may_match_and_an_older_secret_still_verifies(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    // Two v1 values, only the second valid (as during a secret roll), plus a v0 to ignore.
+    let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+    let ts = now();
+    let header = format!("t={ts},v1={},v1={},v0={}", v1(&body, "whsec_someone_else", ts), v1(&body, SECRET, ts), "ab".repeat(32));
+    let r = t.post("/webhooks/stripe", &[("stripe-signature", header)], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The previous secret is still configured during rotation.
+    let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+    let r = t.post("/webhooks/stripe", &[("stripe-signature", sign(&body, OLD_SECRET, now()))], body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(t.available().await, 7);
+}
+
+async fn unauthentic_deliveries_are_rejected_and_credit_nothing(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let event = new_event_id();
+    let body = paid(&event, &new_payment_id(), t.contract_id);
+    let tampered = body.replace("15000", "15001");
+    let cases: Vec<(Vec<(&str, String)>, String, &str)> = vec![
+        (vec![("stripe-signature", sign(&body, SECRET, now()))], tampered, "no signature matched"),
+        (vec![("stripe-signature", sign(&body, "whsec_wrong", now()))], body.clone(), "no signature matched"),
+        (vec![], body.clone(), "missing Stripe-Signature header"),
+        (vec![("stripe-signature", "garbage".into())], body.clone(), "malformed"),
+        (vec![("stripe-signature", format!("t={},v1=nothex", now()))], body.clone(), "malformed"),
+        (vec![("stripe-signature", format!("v1={}", v1(&body, SECRET, now())))], body.clone(), "malformed"),
+    ];
+    for (headers, payload, expected) in cases {
+        let r = t.post("/webhooks/stripe", &headers, payload).await;
+        assert_eq!(r.status, 400, "{headers:?}: {}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains(expected), "{headers:?}: {}", r.body);
+    }
+    assert_eq!(t.available().await, 3);
+    assert!(app::store::events::summary(t.store(), &event).await.unwrap().is_none(), "nothing unauthentic is stored");
+    let (_, metrics) = t.get("/metrics").await;
+    assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"no_match\"} 2"), "{metrics}");
+    assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"missing_header\"} 1"), "{metrics}");
+    assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"malformed_header\"} 3"), "{metrics}");
+}
+
+async fn stale_and_future_timestamps_are_rejected(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    for skew in [-301, 301, -3600, 86_400] {
+        let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+        let r = t.post("/webhooks/stripe", &[("stripe-signature", sign(&body, SECRET, now() + skew))], body).await;
+        assert_eq!(r.status, 400, "skew {skew}");
+        assert_eq!(r.body["error"], "timestamp outside tolerance");
+    }
+    // Just inside the tolerance is fine.
+    let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+    let r = t.post("/webhooks/stripe", &[("stripe-signature", sign(&body, SECRET, now() - 290))], body).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(t.available().await, 5);
+}
+
+async fn a_body_over_the_limit_is_413_and_never_stored(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let event = new_event_id();
+    let padding = "x".repeat(server::webhook::MAX_BODY);
+    let body = pi_event(&event, "payment_intent.succeeded", &new_payment_id(), json!({"contractId": t.contract_id.to_string(), "pad": padding}), 15_000, "usd");
+    let r = t.post("/webhooks/stripe", &[("stripe-signature", sign(&body, SECRET, now()))], body).await;
+    assert_eq!(r.status, 413);
+    assert!(app::store::events::summary(t.store(), &event).await.unwrap().is_none());
+    assert_eq!(t.available().await, 3);
+}
+
+async fn twenty_concurrent_deliveries_of_one_event_credit_once(kind: DbKind) {
+    let t = std::sync::Arc::new(TestApp::spawn(kind).await);
+    let event = new_event_id();
+    let body = paid(&event, &new_payment_id(), t.contract_id);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (t, body) = (t.clone(), body.clone());
+            // Every retry carries a fresh signature, as Stripe's do.
+            tokio::spawn(async move { t.deliver(&body).await })
+        })
+        .collect();
+    let mut duplicates = 0;
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["duplicate"] == true {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(duplicates, 19);
+    assert_eq!(t.credit_rows().await, 1);
+    assert_eq!(t.available().await, 5);
+    let listed = app::store::events::list(t.store(), None, 100).await.unwrap();
+    assert_eq!(listed.iter().filter(|e| e.event_id == event).count(), 1);
+}
+
+async fn two_events_for_one_payment_credit_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let payment = new_payment_id();
+    let (first, second) = (new_event_id(), new_event_id());
+    assert_eq!(t.deliver(&paid(&first, &payment, t.contract_id)).await.status, 200);
+    assert_eq!(t.deliver(&paid(&second, &payment, t.contract_id)).await.status, 200);
+    assert_eq!(t.credit_rows().await, 1);
+    assert_eq!(t.available().await, 5);
+    assert_eq!(t.event_status(&second).await.status, "processed");
+    assert!(t.event_status(&second).await.outcome.unwrap().contains("already credited"));
+}
+
+async fn wrong_amount_or_currency_is_kept_as_a_failed_event(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let meta = json!({"contractId": t.contract_id.to_string()});
+    for (amount, currency, reason) in [(14_999, "usd", "pack price"), (15_000, "eur", "currency")] {
+        let event = new_event_id();
+        let body = pi_event(&event, "payment_intent.succeeded", &new_payment_id(), meta.clone(), amount, currency);
+        let r = t.deliver(&body).await;
+        assert_eq!(r.status, 200, "stored and acknowledged: {}", r.body);
+        let s = t.event_status(&event).await;
+        assert_eq!(s.status, "failed");
+        assert!(s.last_error.unwrap().contains(reason));
+    }
+    assert_eq!(t.available().await, 3);
+}
+
+async fn rate_card_payments_are_recorded_for_the_external_system(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let (event, payment) = (new_event_id(), new_payment_id());
+    let meta = json!({"advertiserId": "adv-77", "sizeId": "full-page", "publicationId": "pub-4"});
+    let r = t.deliver(&pi_event(&event, "payment_intent.succeeded", &payment, meta, 42_000, "usd")).await;
+    assert_eq!(r.status, 200);
+    let x = app::store::external_payments::find(t.store(), &payment).await.unwrap().expect("recorded");
+    assert_eq!((x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str(), x.amount), ("adv-77", "full-page", "pub-4", 42_000));
+    assert_eq!(x.stripe_event_id, event);
+    assert_eq!(t.event_status(&event).await.status, "processed");
+    assert_eq!(t.available().await, 3, "a Rate Card payment credits no contract of ours");
+}
+
+async fn an_unroutable_event_is_a_dead_letter_with_its_reason(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let event = new_event_id();
+    let r = t.deliver(&pi_event(&event, "payment_intent.succeeded", &new_payment_id(), json!({}), 15_000, "usd")).await;
+    assert_eq!(r.status, 200, "kept and acknowledged, not bounced back to Stripe");
+    let s = t.event_status(&event).await;
+    assert_eq!(s.status, "failed");
+    assert!(s.last_error.unwrap().contains("neither contractId nor the Rate Card keys"));
+    let failed = app::store::events::list(t.store(), Some("failed"), 10).await.unwrap();
+    assert!(failed.iter().any(|e| e.event_id == event));
+}
+
+async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let mut settings = settings(&db.url);
+    settings.mode = app::domain::events::StripeMode::Live;
+    let app = server::Application::start(&settings).await.unwrap();
+    let user = app::services::accounts::create_user(&app.services.db, "live@example.com", app::domain::users::Role::Advertiser, "a-long-password").await.unwrap();
+    let c = app::store::contracts::create(
+        &app.services.db,
+        &app::store::contracts::NewContract { advertiser_id: user.id, publication: "P", ad_size: "S", base_revisions: 3 },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let event = new_event_id();
+    let body = paid(&event, &new_payment_id(), c.id);
+    let intake = app::services::intake::receive(
+        &app.services,
+        app::services::intake::Delivery { body: body.as_bytes(), signature: Some(&sign(&body, SECRET, now())), headers_json: "{}".into() },
+        chrono::Utc::now(),
+    )
+    .await;
+    assert!(matches!(intake, app::services::intake::Intake::Stored { .. }), "{intake:?}");
+    let s = app::store::events::summary(&app.services.db, &event).await.unwrap().unwrap();
+    assert_eq!(s.status, "ignored");
+    assert!(s.last_error.unwrap().contains("never credited"));
+    assert_eq!(app::store::ledger::balance(&app.services.db, c.id).await.unwrap().unwrap().available(), 3);
+    app.stop().await;
+}
+
+async fn a_database_outage_answers_503_and_the_retry_succeeds(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let event = new_event_id();
+    let body = paid(&event, &new_payment_id(), t.contract_id);
+    let outage = t.db.make_unavailable().await;
+    let r = t.deliver(&body).await;
+    assert_eq!(r.status, 503, "never 2xx for an event we do not hold: {}", r.body);
+    outage.restore().await;
+    // Stripe retries with a fresh signature.
+    let r = t.deliver(&body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(t.event_status(&event).await.status, "processed");
+    assert_eq!(t.available().await, 5);
+}
+
+async fn the_raw_body_and_headers_are_kept_byte_for_byte(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let event = new_event_id();
+    // Odd spacing and key order: re-serialising would change these bytes.
+    let body = paid(&event, &new_payment_id(), t.contract_id).replacen('{', "{  ", 1) + "\n";
+    let signature = sign(&body, SECRET, now());
+    let r = t.post("/webhooks/stripe", &[("stripe-signature", signature.clone()), ("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)".into())], body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ev = app::store::events::evidence(t.store(), &event).await.unwrap().unwrap();
+    assert_eq!(ev.payload, body.as_bytes());
+    assert_eq!(ev.signature_header, signature);
+    assert!(ev.request_headers.contains("Stripe/1.0"));
+    // The evidence cannot be edited or deleted, even by a direct statement.
+    let tampering = match t.store() {
+        app::store::Db::Sqlite(s) => sqlx::query("UPDATE stripe_events SET payload = x'00'").execute(&s.writer).await.err(),
+        app::store::Db::Postgres(p) => sqlx::query("DELETE FROM stripe_events").execute(p).await.err(),
+    };
+    assert!(tampering.expect("refused").to_string().contains("append-only"));
+}
