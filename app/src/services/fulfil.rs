@@ -27,6 +27,11 @@ pub enum Fulfilled {
     EventAlreadyFinished,
 }
 
+/// What a processed event's outcome says when it credited a pack.
+pub fn credited_outcome(credit: &Credit) -> String {
+    format!("credited {} revisions to contract {} for payment {}", credit.revisions, credit.contract_id, credit.payment_id)
+}
+
 pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateTime<Utc>) -> StoreResult<Fulfilled> {
     let event_id = match evidence {
         Evidence::Event(id) => Some(id),
@@ -35,10 +40,7 @@ pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateT
     write_tx!(db, |tx| {
         let inserted = insert_credit_in!(tx, credit, event_id, now);
         let (result, outcome) = match inserted {
-            CreditInsert::Credited { ledger_id } => (
-                Fulfilled::Credited { ledger_id },
-                format!("credited {} revisions to contract {} (ledger row {ledger_id})", credit.revisions, credit.contract_id),
-            ),
+            CreditInsert::Credited { ledger_id } => (Fulfilled::Credited { ledger_id }, credited_outcome(credit)),
             CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
                 Fulfilled::AlreadyCredited { ledger_id },
                 format!("payment {} was already credited to contract {contract_id} (ledger row {ledger_id})", credit.payment_id),

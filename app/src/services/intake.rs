@@ -3,9 +3,10 @@
 use super::processing::{apply, Processed};
 use super::stats::Stats;
 use super::Services;
-use crate::domain::events::StripeEvent;
-use crate::store::events::{self as event_store, NewEvent, Stored};
-use crate::store::StoreError;
+use super::fulfil::credited_outcome;
+use crate::domain::events::{route, Action, StripeEvent};
+use super::event_writer::WriteError;
+use crate::store::events::{NewEvent, StoreJob, Stored};
 use crate::stripe::signature::{verify, SignatureError, DEFAULT_TOLERANCE_SECS};
 use chrono::{DateTime, Utc};
 
@@ -28,7 +29,7 @@ pub enum Intake {
     /// Signed, but not a Stripe event: 400, nothing stored.
     Malformed(String),
     /// The event could not be stored: 503 so Stripe retries. Never 2xx.
-    Unavailable(StoreError),
+    Unavailable(WriteError),
 }
 
 pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>) -> Intake {
@@ -52,24 +53,42 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
             return Intake::Malformed(reason);
         }
     };
-    let new = NewEvent {
-        event_id: &event.id,
-        event_type: &event.event_type,
-        livemode: event.livemode,
-        api_version: event.api_version.as_deref(),
-        stripe_created: event.created,
-        payload: delivery.body,
-        signature_header: delivery.signature.unwrap_or_default(),
-        request_headers: &delivery.headers_json,
-        received_at: now,
+    let route = route(&event, svc.mode, &svc.terms);
+    // The common case (a new payment for a pack) is stored, credited and finished in one commit.
+    let credit = match &route {
+        Action::Credit(credit) => Some((credit.clone(), credited_outcome(credit))),
+        _ => None,
     };
-    match event_store::store(&svc.db, &new, svc.lease_until(now)).await {
+    let job = StoreJob {
+        event: NewEvent {
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            livemode: event.livemode,
+            api_version: event.api_version.clone(),
+            stripe_created: event.created,
+            payload: delivery.body.to_vec(),
+            signature_header: delivery.signature.unwrap_or_default().to_string(),
+            request_headers: delivery.headers_json,
+            received_at: now,
+        },
+        credit,
+        lease_until: svc.lease_until(now),
+    };
+    match svc.event_writer().store(job).await {
         Ok(Stored::Duplicate) => {
             Stats::inc(&svc.stats.duplicates);
             tracing::info!(event_id = %event.id, event_type = %event.event_type, "duplicate delivery");
             Intake::Duplicate { event_id: event.id }
         }
-        Ok(Stored::New) => {
+        Ok(Stored::Credited { ledger_id }) => {
+            Stats::inc(&svc.stats.stored);
+            Stats::inc(&svc.stats.credited);
+            let Action::Credit(credit) = route else { unreachable!("only credit jobs credit") };
+            tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
+            let detail = credited_outcome(&credit);
+            Intake::Stored { event_id: event.id, processed: Some(Processed::Finished { status: "processed", detail }) }
+        }
+        Ok(Stored::Pending) => {
             Stats::inc(&svc.stats.stored);
             let processed = match apply(svc, &event, now).await {
                 Ok(p) => Some(p),

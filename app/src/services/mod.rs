@@ -1,6 +1,7 @@
 //! Services: the use cases, each a plain async function over `Services` (database, terms, Stripe).
 //! The web layer and the CLI call these; they call the domain and the store.
 pub mod accounts;
+pub mod event_writer;
 pub mod fulfil;
 pub mod intake;
 pub mod processing;
@@ -11,7 +12,7 @@ use crate::domain::events::{RetryPolicy, StripeMode};
 use crate::domain::PackTerms;
 use crate::store::Db;
 use crate::stripe::{StripeApi, WebhookSecret};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
 #[derive(Clone, Debug)]
@@ -28,6 +29,8 @@ pub struct Services {
     pub stats: Arc<stats::Stats>,
     /// Wakes the background worker (a retry became due sooner, a replay was asked for).
     pub worker_wake: Arc<Notify>,
+    /// Group-commit writer for webhook intake, started on first use.
+    event_writer: Arc<OnceLock<event_writer::EventWriter>>,
 }
 
 impl Services {
@@ -42,7 +45,12 @@ impl Services {
             lease_secs: 30,
             stats: Arc::default(),
             worker_wake: Arc::default(),
+            event_writer: Arc::default(),
         }
+    }
+
+    pub fn event_writer(&self) -> &event_writer::EventWriter {
+        self.event_writer.get_or_init(|| event_writer::EventWriter::spawn(&self.db))
     }
 
     pub fn lease_until(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {

@@ -2,84 +2,184 @@
 //! it). An event row and its processing row are written together, so every stored event is
 //! either finished or visibly pending.
 use super::{read_pool, write_pool, write_tx, Db, StoreResult};
+use crate::domain::events::Credit;
 use chrono::{DateTime, Utc};
 
 /// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$9 (a macro: the query type differs per dialect).
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {
-        $q.bind($e.event_id)
-            .bind($e.event_type)
+        $q.bind(&$e.event_id)
+            .bind(&$e.event_type)
             .bind($e.livemode)
-            .bind($e.api_version)
+            .bind(&$e.api_version)
             .bind($e.stripe_created)
-            .bind($e.payload)
-            .bind($e.signature_header)
-            .bind($e.request_headers)
+            .bind(&$e.payload)
+            .bind(&$e.signature_header)
+            .bind(&$e.request_headers)
             .bind($e.received_at)
     };
 }
 
-pub struct NewEvent<'a> {
-    pub event_id: &'a str,
-    pub event_type: &'a str,
+/// An authentic event as received, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub event_type: String,
     pub livemode: bool,
-    pub api_version: Option<&'a str>,
+    pub api_version: Option<String>,
     pub stripe_created: i64,
     /// The raw request body, byte for byte.
-    pub payload: &'a [u8],
-    pub signature_header: &'a str,
+    pub payload: Vec<u8>,
+    pub signature_header: String,
     /// JSON object of the other request headers worth keeping.
-    pub request_headers: &'a str,
+    pub request_headers: String,
     pub received_at: DateTime<Utc>,
+}
+
+/// One event to store, and, for the common case of a new pack payment, the credit to write in
+/// the same commit (with the outcome text its processing row gets).
+#[derive(Debug, Clone)]
+pub struct StoreJob {
+    pub event: NewEvent,
+    pub credit: Option<(Credit, String)>,
+    /// The lease the storing request holds on the pending row while it processes the event.
+    pub lease_until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// First delivery: the event and a pending processing row now exist.
-    New,
     /// We already hold this event id; nothing was written.
     Duplicate,
+    /// Event stored, pack credited and the event finished, all in one commit.
+    Credited { ledger_id: i64 },
+    /// Event stored with a pending processing row, leased to the caller, who processes it the
+    /// ordinary way (for a credit job: the payment was credited before, or the contract is
+    /// unknown, and ordinary processing says which).
+    Pending,
 }
 
-/// Stores an authentic event with a pending processing row whose lease (`lease_until`) belongs
-/// to the caller, who is about to process it. Duplicate ids are stopped by the primary key with
-/// insert-or-nothing, not by a look-up that could race.
-pub async fn store(db: &Db, e: &NewEvent<'_>, lease_until: DateTime<Utc>) -> StoreResult<Stored> {
-    const INSERT_EVENT: &str = "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, \
-        stripe_created, payload, signature_header, request_headers, received_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING";
-    let inserted = match db {
-        // PostgreSQL: one statement, one round trip; the processing row is inserted only if the
-        // event row was (data-modifying CTEs run in one snapshot and commit together).
+const INSERT_EVENT: &str = "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, \
+    stripe_created, payload, signature_header, request_headers, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING";
+
+/// Stores events in one transaction: one commit (one fsync) for the whole batch, all or
+/// nothing. Duplicate ids are stopped by the primary key with insert-or-nothing, not by a
+/// look-up that could race; a duplicate within the batch is seen as one too.
+pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    match db {
         Db::Postgres(pool) => {
-            let sql = format!(
-                "WITH ev AS ({INSERT_EVENT} RETURNING event_id) \
-                 INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) \
-                 SELECT event_id, 'pending', 0, $10 FROM ev"
-            );
-            bind_event!(sqlx::query(&sql), e).bind(lease_until).execute(pool).await?.rows_affected()
-        }
-        // SQLite has no data-modifying CTEs; two statements in one local transaction.
-        Db::Sqlite(s) => {
-            let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-            let n = bind_event!(sqlx::query(INSERT_EVENT), e).execute(&mut *tx).await?.rows_affected();
-            if n == 1 {
-                sqlx::query(
-                    "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) \
-                     VALUES ($1, 'pending', 0, $2)",
-                )
-                .bind(e.event_id)
-                .bind(lease_until)
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = pool.begin().await?;
+            for job in jobs {
+                out.push(store_one_pg(&mut tx, job).await?);
             }
             tx.commit().await?;
-            n
         }
-    };
-    Ok(if inserted == 1 { Stored::New } else { Stored::Duplicate })
+        Db::Sqlite(s) => {
+            let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+            for job in jobs {
+                out.push(store_one_sqlite(&mut tx, job).await?);
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(out)
 }
 
+/// Stores one event in its own transaction.
+pub async fn store(db: &Db, job: &StoreJob) -> StoreResult<Stored> {
+    Ok(store_batch(db, &[job]).await?[0])
+}
+
+/// PostgreSQL: one statement, one round trip per event. Data-modifying CTEs share a snapshot
+/// and commit together; foreign keys to the event row inserted by `ev` are checked at the end
+/// of the statement, when it exists.
+async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreResult<Stored> {
+    let e = &job.event;
+    let Some((credit, outcome)) = &job.credit else {
+        let sql = format!(
+            "WITH ev AS ({INSERT_EVENT} RETURNING event_id) \
+             INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) \
+             SELECT event_id, 'pending', 0, $10 FROM ev"
+        );
+        let n = bind_event!(sqlx::query(&sql), e).bind(job.lease_until).execute(&mut *conn).await?.rows_affected();
+        return Ok(if n == 1 { Stored::Pending } else { Stored::Duplicate });
+    };
+    let sql = format!(
+        "WITH ev AS ({INSERT_EVENT} RETURNING event_id), \
+         credit AS (INSERT INTO contract_revisions \
+             (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at) \
+             SELECT c.id, $12, $13, $14, $15, $3, ev.event_id, $9 FROM ev JOIN contracts c ON c.id = $11 \
+             ON CONFLICT (payment_id) DO NOTHING RETURNING id), \
+         purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = $9 \
+             WHERE payment_intent_id = $12 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM credit)), \
+         done AS (SELECT EXISTS (SELECT 1 FROM credit) AS credited), \
+         processing AS (INSERT INTO stripe_event_processing \
+             (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+             SELECT ev.event_id, CASE WHEN done.credited THEN 'processed' ELSE 'pending' END, \
+                 CASE WHEN done.credited THEN 1 ELSE 0 END, $10, \
+                 CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $16 END \
+             FROM ev, done) \
+         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)"
+    );
+    let (stored, ledger_id): (i64, Option<i64>) = bind_event!(sqlx::query_as(&sql), e)
+        .bind(job.lease_until)
+        .bind(credit.contract_id)
+        .bind(&credit.payment_id)
+        .bind(credit.revisions)
+        .bind(credit.amount.minor)
+        .bind(credit.amount.currency.as_str())
+        .bind(outcome)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(match (stored, ledger_id) {
+        (0, _) => Stored::Duplicate,
+        (_, Some(ledger_id)) => Stored::Credited { ledger_id },
+        (_, None) => Stored::Pending,
+    })
+}
+
+/// SQLite has no data-modifying CTEs: a few statements, inside the caller's transaction.
+async fn store_one_sqlite(conn: &mut sqlx::SqliteConnection, job: &StoreJob) -> StoreResult<Stored> {
+    let e = &job.event;
+    if bind_event!(sqlx::query(INSERT_EVENT), e).execute(&mut *conn).await?.rows_affected() == 0 {
+        return Ok(Stored::Duplicate);
+    }
+    let mut ledger_id = None;
+    if let Some((credit, _)) = &job.credit {
+        ledger_id = sqlx::query_scalar::<_, i64>(crate::store::ledger::INSERT_CREDIT_SQL)
+            .bind(credit.contract_id)
+            .bind(&credit.payment_id)
+            .bind(credit.revisions)
+            .bind(credit.amount.minor)
+            .bind(credit.amount.currency.as_str())
+            .bind(credit.livemode)
+            .bind(&e.event_id)
+            .bind(e.received_at)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if ledger_id.is_some() {
+            sqlx::query("UPDATE purchases SET status = 'succeeded', updated_at = $2 WHERE payment_intent_id = $1 AND status <> 'succeeded'")
+                .bind(&credit.payment_id)
+                .bind(e.received_at)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&e.event_id)
+    .bind(if ledger_id.is_some() { "processed" } else { "pending" })
+    .bind(i64::from(ledger_id.is_some()))
+    .bind(job.lease_until)
+    .bind(ledger_id.map(|_| e.received_at))
+    .bind(ledger_id.and(job.credit.as_ref().map(|(_, outcome)| outcome.as_str())))
+    .execute(&mut *conn)
+    .await?;
+    Ok(ledger_id.map_or(Stored::Pending, |ledger_id| Stored::Credited { ledger_id }))
+}
 
 /// An event with its processing state, for lists and the CLI.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

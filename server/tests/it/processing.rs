@@ -62,19 +62,22 @@ async fn a_contract_created_before_the_retry_is_credited(kind: DbKind) {
 
 /// Stores an event the way intake does, then "crashes" before processing it.
 async fn store_only(t: &TestApp, body: &str, event_id: &str) {
-    let new = NewEvent {
-        event_id,
-        event_type: "payment_intent.succeeded",
-        livemode: false,
-        api_version: Some("2024-06-20"),
-        stripe_created: now(),
-        payload: body.as_bytes(),
-        signature_header: "t=1,v1=00",
-        request_headers: "{}",
-        received_at: chrono::Utc::now(),
+    let job = events::StoreJob {
+        event: NewEvent {
+            event_id: event_id.to_string(),
+            event_type: "payment_intent.succeeded".into(),
+            livemode: false,
+            api_version: Some("2024-06-20".into()),
+            stripe_created: now(),
+            payload: body.as_bytes().to_vec(),
+            signature_header: "t=1,v1=00".into(),
+            request_headers: "{}".into(),
+            received_at: chrono::Utc::now(),
+        },
+        credit: None,
+        lease_until: chrono::Utc::now() + chrono::Duration::seconds(30),
     };
-    let lease = chrono::Utc::now() + chrono::Duration::seconds(30);
-    assert_eq!(events::store(t.store(), &new, lease).await.unwrap(), events::Stored::New);
+    assert_eq!(events::store(t.store(), &job).await.unwrap(), events::Stored::Pending);
 }
 
 async fn an_event_stored_before_a_crash_is_processed_once_after_restart(kind: DbKind) {

@@ -10,6 +10,7 @@ on_both_databases!(
     stale_and_future_timestamps_are_rejected,
     a_body_over_the_limit_is_413_and_never_stored,
     twenty_concurrent_deliveries_of_one_event_credit_once,
+    concurrent_deliveries_of_many_payments_each_credit_once,
     two_events_for_one_payment_credit_once,
     wrong_amount_or_currency_is_kept_as_a_failed_event,
     rate_card_payments_are_recorded_for_the_external_system,
@@ -126,6 +127,36 @@ async fn twenty_concurrent_deliveries_of_one_event_credit_once(kind: DbKind) {
     assert_eq!(t.available().await, 5);
     let listed = app::store::events::list(t.store(), None, 100).await.unwrap();
     assert_eq!(listed.iter().filter(|e| e.event_id == event).count(), 1);
+}
+
+/// Concurrent deliveries share commits (group commit); each still gets its own answer.
+async fn concurrent_deliveries_of_many_payments_each_credit_once(kind: DbKind) {
+    let t = std::sync::Arc::new(TestApp::spawn(kind).await);
+    let bodies: Vec<String> = (0..40).map(|_| paid(&new_event_id(), &new_payment_id(), t.contract_id)).collect();
+    // Each event twice, interleaved, all at once.
+    let tasks: Vec<_> = bodies
+        .iter()
+        .chain(bodies.iter())
+        .cloned()
+        .map(|body| {
+            let t = t.clone();
+            tokio::spawn(async move { t.deliver(&body).await })
+        })
+        .collect();
+    let (mut credited, mut duplicates) = (0, 0);
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["duplicate"] == true {
+            duplicates += 1;
+        } else {
+            assert_eq!(r.body["status"], "processed");
+            credited += 1;
+        }
+    }
+    assert_eq!((credited, duplicates), (40, 40));
+    assert_eq!(t.credit_rows().await, 40);
+    assert_eq!(t.available().await, 3 + 80);
 }
 
 async fn two_events_for_one_payment_credit_once(kind: DbKind) {
