@@ -124,13 +124,17 @@ fn run(args: &Args, db: &str) {
     let secret = WebhookSecret::parse(SECRET).unwrap();
     let ts = chrono::Utc::now().timestamp();
     let mut new_events = 0usize;
+    let mut last_new = 0usize;
     let deliveries: Vec<(Bytes, String)> = (0..total)
         .map(|i| {
-            // A deterministic spread of duplicates: repeat an earlier event for the given share.
+            // A deterministic spread of duplicates: the given share repeats the latest new event.
             let dup = i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor());
-            let n = if dup { i / 2 } else { i };
-            if !dup && i >= warmup {
-                new_events += 1;
+            let n = if dup { last_new } else { i };
+            if !dup {
+                last_new = i;
+                if i >= warmup {
+                    new_events += 1;
+                }
             }
             let body = format!(
                 r#"{{"id":"evt_bench{n}","object":"event","api_version":"2024-06-20","created":{ts},"livemode":false,"type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_bench{n}","object":"payment_intent","amount":15000,"amount_received":15000,"currency":"usd","status":"succeeded","livemode":false,"metadata":{{"contractId":"{contract_id}"}}}}}}}}"#
