@@ -9,10 +9,9 @@ pub async fn run(svc: Services, interval: Duration) {
         if let Err(e) = run_due(&svc, false).await {
             tracing::error!(error = %e, "worker sweep failed; retrying next interval");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = svc.worker_wake.notified() => {}
-        }
+        // Retries wait 30 s at least and fresh events are processed in their request, so a
+        // sweep every few seconds is prompt enough.
+        tokio::time::sleep(interval).await;
     }
 }
 

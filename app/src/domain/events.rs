@@ -267,6 +267,11 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
                 livemode: event.livemode,
             })
         }
+        // We record our purchase when we create the PaymentIntent; its `created` event, which
+        // may arrive after later ones, must not move the purchase back to the start.
+        PaymentSource::Contract(_) if event.event_type == "payment_intent.created" => Action::Ignore {
+            reason: "payment_intent.created: the purchase was recorded when we created it".into(),
+        },
         PaymentSource::Contract(_) => {
             Action::UpdatePurchase { payment_id: pi.id.clone(), status: pi.status.clone() }
         }
@@ -412,6 +417,12 @@ mod tests {
             let e = event(t, false, json!({"contractId": "7"}), 15_000, "usd");
             assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::UpdatePurchase { payment_id, .. } if payment_id == "pi_1"));
         }
+    }
+
+    #[test]
+    fn a_late_created_event_never_rewinds_a_purchase() {
+        let e = event("payment_intent.created", false, json!({"contractId": "7"}), 15_000, "usd");
+        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
     }
 
     #[test]

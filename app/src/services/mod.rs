@@ -13,7 +13,6 @@ use crate::domain::PackTerms;
 use crate::store::Db;
 use crate::stripe::{StripeApi, WebhookSecret};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::Notify;
 
 #[derive(Clone, Debug)]
 pub struct Services {
@@ -27,8 +26,6 @@ pub struct Services {
     /// How long a processor owns a claimed event before another may take it over.
     pub lease_secs: i64,
     pub stats: Arc<stats::Stats>,
-    /// Wakes the background worker (a retry became due sooner, a replay was asked for).
-    pub worker_wake: Arc<Notify>,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
 }
@@ -44,7 +41,6 @@ impl Services {
             retry: RetryPolicy::default(),
             lease_secs: 30,
             stats: Arc::default(),
-            worker_wake: Arc::default(),
             event_writer: Arc::default(),
         }
     }

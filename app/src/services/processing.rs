@@ -97,9 +97,11 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
         Action::UpdatePurchase { payment_id, status } => {
             let detail = format!("purchase {payment_id} is now {status}");
             write_tx!(&svc.db, |tx| {
-                // Stripe does not guarantee order: never move a succeeded purchase backwards.
+                // Stripe does not guarantee order: succeeded and canceled are final, so a late
+                // event can never move a purchase out of them.
                 let known = sqlx::query(
-                    "UPDATE purchases SET status = $2, updated_at = $3 WHERE payment_intent_id = $1 AND status <> 'succeeded'",
+                    "UPDATE purchases SET status = $2, updated_at = $3 \
+                     WHERE payment_intent_id = $1 AND status NOT IN ('succeeded', 'canceled')",
                 )
                 .bind(&payment_id)
                 .bind(&status)
@@ -107,7 +109,7 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                let detail = if known == 1 { detail } else { format!("{detail} (no pending purchase of ours to update)") };
+                let detail = if known == 1 { detail } else { format!("{detail} (no open purchase of ours to update)") };
                 if finish_in!(tx, &event.id, "processed", None::<&str>, &detail, now) == 0 {
                     return Ok(Processed::AlreadyFinished);
                 }

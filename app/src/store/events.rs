@@ -3,6 +3,7 @@
 //! either finished or visibly pending.
 use super::{read_pool, write_pool, write_tx, Db, StoreResult};
 use crate::domain::events::Credit;
+use crate::store::ledger::{insert_credit_in, CreditInsert};
 use chrono::{DateTime, Utc};
 
 /// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$9 (a macro: the query type differs per dialect).
@@ -145,27 +146,13 @@ async fn store_one_sqlite(conn: &mut sqlx::SqliteConnection, job: &StoreJob) -> 
     if bind_event!(sqlx::query(INSERT_EVENT), e).execute(&mut *conn).await?.rows_affected() == 0 {
         return Ok(Stored::Duplicate);
     }
-    let mut ledger_id = None;
-    if let Some((credit, _)) = &job.credit {
-        ledger_id = sqlx::query_scalar::<_, i64>(crate::store::ledger::INSERT_CREDIT_SQL)
-            .bind(credit.contract_id)
-            .bind(&credit.payment_id)
-            .bind(credit.revisions)
-            .bind(credit.amount.minor)
-            .bind(credit.amount.currency.as_str())
-            .bind(credit.livemode)
-            .bind(&e.event_id)
-            .bind(e.received_at)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if ledger_id.is_some() {
-            sqlx::query("UPDATE purchases SET status = 'succeeded', updated_at = $2 WHERE payment_intent_id = $1 AND status <> 'succeeded'")
-                .bind(&credit.payment_id)
-                .bind(e.received_at)
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
+    let ledger_id = match &job.credit {
+        Some((credit, _)) => match insert_credit_in!(conn, credit, &e.event_id, e.received_at) {
+            CreditInsert::Credited { ledger_id } => Some(ledger_id),
+            CreditInsert::AlreadyCredited { .. } | CreditInsert::UnknownContract => None,
+        },
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
          VALUES ($1, $2, $3, $4, $5, $6)",

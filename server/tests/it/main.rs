@@ -6,5 +6,6 @@ mod helpers;
 mod accounting;
 mod cli;
 mod processing;
+mod simulator;
 mod stripe;
 mod webhook;

@@ -6,7 +6,7 @@ use app::stripe::{StripeApi, StripeApiError};
 use app::domain::PackTerms;
 
 async fn simulator() -> String {
-    let (addr, _task) = app::stripe::simulator::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (addr, _task) = app::stripe::simulator::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
     format!("http://{addr}")
 }
 

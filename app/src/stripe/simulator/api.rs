@@ -1,4 +1,6 @@
-//! PaymentIntents: create, retrieve, list; Stripe's idempotency and error semantics.
+//! The API: PaymentIntents (create, retrieve, list, confirm, cancel), Events (list, retrieve),
+//! Stripe's idempotency and error semantics, and the simulator's own control endpoints under
+//! `/_simulator/` (3-D Secure outcome, delivery log).
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -9,10 +11,14 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use super::webhooks::DeliveryAttempt;
+use super::WebhookConfig;
 
 #[derive(Clone, Default)]
 pub struct Simulator {
     state: Arc<Mutex<SimState>>,
+    webhook: Option<WebhookConfig>,
+    deliveries: Arc<Mutex<Vec<DeliveryAttempt>>>,
 }
 
 #[derive(Default)]
@@ -21,12 +27,57 @@ struct SimState {
     intents: Vec<Value>,
     /// Idempotency-Key → (the request it was first used with, the answer given).
     idempotency: HashMap<String, (String, StatusCode, Value)>,
+    /// Every event emitted, in order.
+    events: Vec<Value>,
+    /// PaymentIntent id → last four digits of the card it was confirmed with.
+    card_last4: HashMap<String, String>,
 }
+
+impl Simulator {
+    /// A simulator that delivers its events to `webhook`.
+    pub fn with_webhooks(webhook: WebhookConfig) -> Self {
+        Self { webhook: Some(webhook), ..Self::default() }
+    }
+
+    /// Every delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<DeliveryAttempt> {
+        self.deliveries.lock().expect("delivery log").clone()
+    }
+
+    /// Records an event for `object` and delivers it if webhooks are configured.
+    fn emit(&self, state: &mut SimState, event_type: &str, object: &Value) {
+        let event = json!({
+            "id": format!("evt_sim{}", random_token(24)),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": chrono::Utc::now().timestamp(),
+            "data": {"object": object},
+            "livemode": false,
+            "pending_webhooks": u8::from(self.webhook.is_some()),
+            "request": {"id": null, "idempotency_key": null},
+            "type": event_type,
+        });
+        state.events.push(event.clone());
+        if let Some(config) = &self.webhook {
+            let id = event["id"].as_str().unwrap_or_default().to_string();
+            super::webhooks::deliver(config.clone(), id, event.to_string(), self.deliveries.clone());
+        }
+    }
+}
+
+/// The API version the simulator renders objects in (what `api_version` on events says).
+pub const API_VERSION: &str = "2024-06-20";
 
 pub fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/v1/payment_intents", post(create_payment_intent).get(list_payment_intents))
         .route("/v1/payment_intents/{id}", get(retrieve_payment_intent))
+        .route("/v1/payment_intents/{id}/confirm", post(confirm_payment_intent))
+        .route("/v1/payment_intents/{id}/cancel", post(cancel_payment_intent))
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/{id}", get(retrieve_event))
+        .route("/_simulator/payment_intents/{id}/authenticate", post(authenticate_payment_intent))
+        .route("/_simulator/deliveries", get(list_deliveries))
         .with_state(sim)
 }
 
@@ -103,6 +154,7 @@ async fn create_payment_intent(State(sim): State<Simulator>, headers: HeaderMap,
     let (status, answer) = match new_payment_intent(&fields) {
         Ok(pi) => {
             state.intents.push(pi.clone());
+            sim.emit(&mut state, "payment_intent.created", &pi);
             (StatusCode::OK, pi)
         }
         Err((param, message)) => (
@@ -229,4 +281,285 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
     let page: Vec<Value> = matching.iter().skip(start).take(limit as usize).map(|v| (*v).clone()).collect();
     let has_more = matching.len() > start + page.len();
     Json(json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/payment_intents"})).into_response()
+}
+
+/// Checks a key that may confirm: a secret test key, or a publishable test key together with
+/// the PaymentIntent's client secret (what Stripe.js sends from the browser).
+fn authorize_confirm(headers: &HeaderMap, fields: &BTreeMap<String, String>, pi: &Value) -> Result<(), Response> {
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if key.starts_with("pk_test_") {
+        return if fields.get("client_secret").map(String::as_str) == pi["client_secret"].as_str() {
+            Ok(())
+        } else {
+            Err(stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_invalid_parameter"),
+                "The client_secret provided does not match the client_secret associated with the PaymentIntent.", Some("client_secret")))
+        };
+    }
+    authorize(headers)
+}
+
+/// What a test card does, as Stripe documents for test mode.
+enum CardOutcome {
+    Succeeds,
+    /// Succeeds, then the cardholder disputes the charge.
+    SucceedsThenDisputed,
+    RequiresAuthentication,
+    Declined { decline_code: &'static str, message: &'static str },
+}
+
+fn card_outcome(number: &str) -> Result<CardOutcome, Response> {
+    let digits: String = number.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    if digits.len() < 12 || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) || !luhn(&digits) {
+        return Err(stripe_error(StatusCode::PAYMENT_REQUIRED, "card_error", Some("incorrect_number"),
+            "Your card number is incorrect.", Some("payment_method_data[card][number]")));
+    }
+    Ok(match digits.as_str() {
+        "4242424242424242" | "5555555555554444" => CardOutcome::Succeeds,
+        "4000002500003155" | "4000002760003184" => CardOutcome::RequiresAuthentication,
+        "4000000000000002" => CardOutcome::Declined { decline_code: "generic_decline", message: "Your card was declined." },
+        "4000000000009995" => CardOutcome::Declined { decline_code: "insufficient_funds", message: "Your card has insufficient funds." },
+        "4000000000000259" => CardOutcome::SucceedsThenDisputed,
+        _ => CardOutcome::Declined {
+            decline_code: "test_mode_live_card",
+            message: "Your card was declined. Your request was in test mode, but used a non test card.",
+        },
+    })
+}
+
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Stripe's ready-made test PaymentMethods, mapped to their card numbers.
+fn test_payment_method_number(pm: &str) -> Option<&'static str> {
+    Some(match pm {
+        "pm_card_visa" => "4242424242424242",
+        "pm_card_mastercard" => "5555555555554444",
+        "pm_card_authenticationRequired" | "pm_card_threeDSecure2Required" => "4000002500003155",
+        "pm_card_chargeDeclined" | "pm_card_visa_chargeDeclined" => "4000000000000002",
+        "pm_card_chargeDeclinedInsufficientFunds" | "pm_card_visa_chargeDeclinedInsufficientFunds" => "4000000000009995",
+        "pm_card_createDispute" => "4000000000000259",
+        _ => return None,
+    })
+}
+
+fn find_intent<'a>(state: &'a mut SimState, id: &str) -> Result<&'a mut Value, Response> {
+    state.intents.iter_mut().find(|pi| pi["id"] == id).ok_or_else(|| {
+        stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), &format!("No such payment_intent: '{id}'"), Some("intent"))
+    })
+}
+
+fn unexpected_state(pi: &Value, action: &str) -> Response {
+    stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_unexpected_state"),
+        &format!("You cannot {action} this PaymentIntent because it has a status of {}.", pi["status"].as_str().unwrap_or("unknown")), None)
+}
+
+async fn confirm_payment_intent(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let fields = form(&body);
+    let mut guard = sim.state.lock().expect("simulator state");
+    let state = &mut *guard;
+    let pi = match find_intent(state, &id) {
+        Ok(pi) => pi,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize_confirm(&headers, &fields, pi) {
+        return r;
+    }
+    if !matches!(pi["status"].as_str(), Some("requires_payment_method" | "requires_confirmation")) {
+        return unexpected_state(pi, "confirm");
+    }
+    let number = match (fields.get("payment_method_data[card][number]"), fields.get("payment_method")) {
+        (Some(n), _) => n.clone(),
+        (None, Some(pm)) => match test_payment_method_number(pm) {
+            Some(n) => n.to_string(),
+            None => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("resource_missing"),
+                &format!("No such PaymentMethod: '{pm}'"), Some("payment_method")),
+        },
+        (None, None) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_unexpected_state"),
+            "You cannot confirm this PaymentIntent because it's missing a payment method.", Some("payment_method")),
+    };
+    let outcome = match card_outcome(&number) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let last4 = number[number.len() - 4..].to_string();
+    state.card_last4.insert(id.clone(), last4.clone());
+    let pi = find_intent(state, &id).expect("found above");
+    pi["payment_method"] = json!(format!("pm_sim{}", random_token(20)));
+    pi["last_payment_error"] = Value::Null;
+    match outcome {
+        CardOutcome::Succeeds | CardOutcome::SucceedsThenDisputed => {
+            let disputed = matches!(outcome, CardOutcome::SucceedsThenDisputed);
+            let (pi, events) = succeed(pi, &last4, disputed);
+            for (event_type, object) in &events {
+                sim.emit(state, event_type, object);
+            }
+            Json(pi).into_response()
+        }
+        CardOutcome::RequiresAuthentication => {
+            pi["status"] = json!("requires_action");
+            pi["next_action"] = json!({
+                "type": "use_stripe_sdk",
+                "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": format!("/_simulator/payment_intents/{id}/authenticate")}
+            });
+            let pi = pi.clone();
+            sim.emit(state, "payment_intent.requires_action", &pi);
+            Json(pi).into_response()
+        }
+        CardOutcome::Declined { decline_code, message } => {
+            let error = json!({"type": "card_error", "code": "card_declined", "decline_code": decline_code, "message": message});
+            pi["status"] = json!("requires_payment_method");
+            pi["last_payment_error"] = error.clone();
+            let pi = pi.clone();
+            sim.emit(state, "payment_intent.payment_failed", &pi);
+            let mut body = error;
+            body["payment_intent"] = pi;
+            (StatusCode::PAYMENT_REQUIRED, Json(json!({"error": body}))).into_response()
+        }
+    }
+}
+
+/// Moves a PaymentIntent to `succeeded` with a charge; returns it and the events to emit.
+fn succeed(pi: &mut Value, last4: &str, disputed: bool) -> (Value, Vec<(&'static str, Value)>) {
+    let charge_id = format!("ch_sim{}", random_token(20));
+    let now = chrono::Utc::now().timestamp();
+    pi["status"] = json!("succeeded");
+    pi["amount_received"] = pi["amount"].clone();
+    pi["latest_charge"] = json!(charge_id);
+    pi["next_action"] = Value::Null;
+    let charge = json!({
+        "id": charge_id, "object": "charge", "amount": pi["amount"], "amount_captured": pi["amount"],
+        "amount_refunded": 0, "captured": true, "created": now, "currency": pi["currency"],
+        "disputed": disputed, "livemode": false, "metadata": pi["metadata"], "paid": true,
+        "payment_intent": pi["id"], "payment_method": pi["payment_method"],
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": last4}},
+        "refunded": false, "status": "succeeded",
+    });
+    let mut events = vec![("charge.succeeded", charge.clone()), ("payment_intent.succeeded", pi.clone())];
+    if disputed {
+        events.push(("charge.dispute.created", json!({
+            "id": format!("dp_sim{}", random_token(20)), "object": "dispute", "amount": pi["amount"],
+            "charge": charge_id, "created": now, "currency": pi["currency"], "livemode": false,
+            "payment_intent": pi["id"], "reason": "fraudulent", "status": "needs_response", "metadata": {},
+        })));
+    }
+    (pi.clone(), events)
+}
+
+/// The simulator's 3-D Secure challenge: `outcome=complete` or `outcome=fail`.
+async fn authenticate_payment_intent(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> Response {
+    let fields = form(&body);
+    let mut guard = sim.state.lock().expect("simulator state");
+    let state = &mut *guard;
+    let last4 = state.card_last4.get(&id).cloned().unwrap_or_default();
+    let pi = match find_intent(state, &id) {
+        Ok(pi) => pi,
+        Err(r) => return r,
+    };
+    if pi["status"] != "requires_action" {
+        return unexpected_state(pi, "authenticate");
+    }
+    match fields.get("outcome").map(String::as_str) {
+        Some("complete") => {
+            let (pi, events) = succeed(pi, &last4, false);
+            for (event_type, object) in &events {
+                sim.emit(state, event_type, object);
+            }
+            Json(pi).into_response()
+        }
+        Some("fail") => {
+            pi["status"] = json!("requires_payment_method");
+            pi["next_action"] = Value::Null;
+            pi["last_payment_error"] = json!({
+                "type": "invalid_request_error", "code": "payment_intent_authentication_failure",
+                "message": "We are unable to authenticate your payment method. Please choose a different payment method and try again.",
+            });
+            let pi = pi.clone();
+            sim.emit(state, "payment_intent.payment_failed", &pi);
+            Json(pi).into_response()
+        }
+        _ => stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "outcome must be complete or fail", Some("outcome")),
+    }
+}
+
+async fn cancel_payment_intent(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    if let Err(r) = authorize(&headers) {
+        return r;
+    }
+    let fields = form(&body);
+    let mut guard = sim.state.lock().expect("simulator state");
+    let state = &mut *guard;
+    let pi = match find_intent(state, &id) {
+        Ok(pi) => pi,
+        Err(r) => return r,
+    };
+    if matches!(pi["status"].as_str(), Some("succeeded" | "canceled")) {
+        return unexpected_state(pi, "cancel");
+    }
+    pi["status"] = json!("canceled");
+    pi["canceled_at"] = json!(chrono::Utc::now().timestamp());
+    pi["cancellation_reason"] = fields.get("cancellation_reason").map_or(json!("requested_by_customer"), |r| json!(r));
+    pi["next_action"] = Value::Null;
+    let pi = pi.clone();
+    sim.emit(state, "payment_intent.canceled", &pi);
+    Json(pi).into_response()
+}
+
+async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    if let Err(r) = authorize(&headers) {
+        return r;
+    }
+    let q = form(query.unwrap_or_default().as_bytes());
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 10,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        Some(_) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Limit must be between 1 and 100.", Some("limit")),
+    };
+    let types: Vec<&String> = q.iter().filter(|(k, _)| *k == "type" || k.starts_with("types[")).map(|(_, v)| v).collect();
+    let state = sim.state.lock().expect("simulator state");
+    let matching: Vec<&Value> = state
+        .events
+        .iter()
+        .rev()
+        .filter(|e| types.is_empty() || types.iter().any(|t| e["type"] == t.as_str()))
+        .collect();
+    let start = match q.get("starting_after") {
+        Some(after) => match matching.iter().position(|e| e["id"] == after.as_str()) {
+            Some(i) => i + 1,
+            None => return stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"),
+                &format!("No such event: '{after}'"), Some("starting_after")),
+        },
+        None => 0,
+    };
+    let page: Vec<Value> = matching.iter().skip(start).take(limit).map(|v| (*v).clone()).collect();
+    let has_more = matching.len() > start + page.len();
+    Json(json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"})).into_response()
+}
+
+async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorize(&headers) {
+        return r;
+    }
+    let state = sim.state.lock().expect("simulator state");
+    match state.events.iter().find(|e| e["id"] == id.as_str()) {
+        Some(e) => Json(e.clone()).into_response(),
+        None => stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), &format!("No such event: '{id}'"), Some("id")),
+    }
+}
+
+async fn list_deliveries(State(sim): State<Simulator>) -> Response {
+    Json(sim.deliveries()).into_response()
 }

@@ -1,18 +1,42 @@
-//! The Stripe simulator: a local stand-in for Stripe's API that speaks its wire formats
+//! The Stripe simulator: a local stand-in for Stripe that speaks its wire formats
 //! (form-encoded requests with bracketed keys, JSON objects shaped like Stripe's, Stripe's
-//! error object and status codes, idempotency keys), so production code paths (async-stripe)
-//! run unchanged against it. Test mode only: a live key is refused.
+//! error object and status codes, idempotency keys, signed webhooks), so production code paths
+//! (async-stripe, our signature check) run unchanged against it. Test mode only: a live key is
+//! refused. State is in memory.
 //!
-//! This part covers the PaymentIntents API the server uses; state is in memory.
+//! Implemented: PaymentIntents (create, retrieve, list, confirm with Stripe's test cards,
+//! 3-D Secure completion or failure, cancel), Events (list, retrieve), webhook delivery with
+//! Stripe's signature, retries with exponential backoff and a delivery log.
 mod api;
+mod webhooks;
 
 pub use api::{router, Simulator};
+pub use webhooks::DeliveryAttempt;
+
+use crate::stripe::WebhookSecret;
+use std::time::Duration;
+
+/// Where and how the simulator delivers webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The endpoint to POST events to, e.g. `http://127.0.0.1:3000/webhooks/stripe`.
+    pub url: String,
+    /// The endpoint's signing secret.
+    pub secret: WebhookSecret,
+    /// First retry delay; doubles per attempt (Stripe's own scale is hours: tests shrink it).
+    pub retry_base: Duration,
+    /// Attempts before giving up on a delivery.
+    pub max_attempts: u32,
+}
 
 /// Starts the simulator on `addr` (port 0 picks a free port); returns where it listens.
-pub async fn start(addr: std::net::SocketAddr) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn start(
+    addr: std::net::SocketAddr,
+    sim: Simulator,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let app = router(Simulator::default());
+    let app = router(sim);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "Stripe simulator stopped");

@@ -1,0 +1,218 @@
+//! The Stripe simulator end to end: the app creates a PaymentIntent through async-stripe, a
+//! "browser" confirms it with a test card, the simulator delivers signed webhooks, and the app
+//! credits (or does not) exactly as it would with Stripe.
+use crate::helpers::*;
+use crate::on_both_databases;
+use app::services::purchase::{start_purchase, PurchaseStarted};
+use app::services::Services;
+use app::stripe::simulator::{self, Simulator, WebhookConfig};
+use app::stripe::{StripeApi, WebhookSecret};
+use std::time::Duration;
+
+on_both_databases!(
+    a_4242_payment_is_delivered_signed_and_credited_once,
+    declined_cards_fail_with_stripes_codes_and_credit_nothing,
+    three_d_secure_can_fail_then_succeed,
+    a_disputed_payment_is_credited_and_the_dispute_kept,
+    a_canceled_payment_updates_the_purchase,
+    deliveries_refused_with_503_are_retried_until_stored,
+);
+
+struct Sim {
+    base: String,
+    sim: Simulator,
+    svc: Services,
+}
+
+/// A simulator that delivers to `t`'s webhook, and services that call it.
+async fn sim_for(t: &TestApp) -> Sim {
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: format!("{}/webhooks/stripe", t.app.url()),
+        secret: WebhookSecret::parse(SECRET).unwrap(),
+        retry_base: Duration::from_millis(100),
+        max_attempts: 8,
+    });
+    let (addr, _) = simulator::start("127.0.0.1:0".parse().unwrap(), sim.clone()).await.unwrap();
+    let base = format!("http://{addr}");
+    let mut svc = t.app.services.clone();
+    svc.stripe = Some(StripeApi::new("sk_test_simulated", &base).unwrap());
+    Sim { base, sim, svc }
+}
+
+impl Sim {
+    /// What Stripe.js does in the browser: confirm with the publishable key and client secret.
+    async fn confirm(&self, p: &PurchaseStarted, card: &str) -> Reply {
+        post_form(
+            &format!("{}/v1/payment_intents/{}/confirm", self.base, p.payment_intent_id),
+            "pk_test_simulated",
+            &[("client_secret", &p.client_secret), ("payment_method_data[type]", "card"), ("payment_method_data[card][number]", card), ("return_url", "http://localhost/contracts/1")],
+        )
+        .await
+    }
+
+    async fn authenticate(&self, p: &PurchaseStarted, outcome: &str) -> Reply {
+        post_form(&format!("{}/_simulator/payment_intents/{}/authenticate", self.base, p.payment_intent_id), "", &[("outcome", outcome)]).await
+    }
+
+    async fn delivered(&self, event_type_count: usize) -> bool {
+        let sim = self.sim.clone();
+        eventually(Duration::from_secs(10), move || {
+            let sim = sim.clone();
+            async move { sim.deliveries().iter().filter(|d| d.status == Some(200)).count() >= event_type_count }
+        })
+        .await
+    }
+}
+
+async fn purchase_status(t: &TestApp, p: &PurchaseStarted) -> String {
+    app::store::purchases::find(t.store(), &p.payment_intent_id).await.unwrap().unwrap().status
+}
+
+async fn stored_types(t: &TestApp) -> Vec<String> {
+    let mut types: Vec<String> = app::store::events::list(t.store(), None, 100).await.unwrap().into_iter().map(|e| e.event_type).collect();
+    types.sort();
+    types
+}
+
+async fn a_4242_payment_is_delivered_signed_and_credited_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let r = s.confirm(&p, "4242 4242 4242 4242").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "succeeded");
+    // payment_intent.created, charge.succeeded, payment_intent.succeeded
+    assert!(s.delivered(3).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 5);
+    assert_eq!(purchase_status(&t, &p).await, "succeeded");
+    assert_eq!(stored_types(&t).await, ["charge.succeeded", "payment_intent.created", "payment_intent.succeeded"]);
+    // Confirming again is refused as Stripe does, and nothing is credited twice.
+    let again = s.confirm(&p, "4242424242424242").await;
+    assert_eq!((again.status, again.body["error"]["code"].as_str()), (400, Some("payment_intent_unexpected_state")));
+    assert_eq!(t.credit_rows().await, 1);
+}
+
+async fn declined_cards_fail_with_stripes_codes_and_credit_nothing(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    for (card, decline_code) in [("4000000000000002", "generic_decline"), ("4000000000009995", "insufficient_funds")] {
+        let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+        let r = s.confirm(&p, card).await;
+        assert_eq!(r.status, 402, "{}", r.body);
+        assert_eq!(r.body["error"]["type"], "card_error");
+        assert_eq!(r.body["error"]["code"], "card_declined");
+        assert_eq!(r.body["error"]["decline_code"], decline_code);
+        assert_eq!(r.body["error"]["payment_intent"]["status"], "requires_payment_method");
+    }
+    let bad = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!(s.confirm(&bad, "4242424242424241").await.body["error"]["code"], "incorrect_number");
+    // 3 created + 2 payment_failed
+    assert!(s.delivered(5).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 3);
+    let types = stored_types(&t).await;
+    assert_eq!(types.iter().filter(|t| *t == "payment_intent.payment_failed").count(), 2);
+}
+
+async fn three_d_secure_can_fail_then_succeed(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let r = s.confirm(&p, "4000002500003155").await;
+    assert_eq!(r.body["status"], "requires_action", "{}", r.body);
+    assert_eq!(r.body["next_action"]["type"], "use_stripe_sdk");
+    let failed = s.authenticate(&p, "fail").await;
+    assert_eq!(failed.body["status"], "requires_payment_method");
+    assert_eq!(failed.body["last_payment_error"]["code"], "payment_intent_authentication_failure");
+    // The customer tries again and completes the challenge.
+    assert_eq!(s.confirm(&p, "4000002500003155").await.body["status"], "requires_action");
+    let done = s.authenticate(&p, "complete").await;
+    assert_eq!(done.body["status"], "succeeded", "{}", done.body);
+    // created, requires_action ×2, payment_failed, charge.succeeded, succeeded
+    assert!(s.delivered(6).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 5);
+    assert_eq!(purchase_status(&t, &p).await, "succeeded");
+}
+
+async fn a_disputed_payment_is_credited_and_the_dispute_kept(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!(s.confirm(&p, "4000000000000259").await.body["status"], "succeeded");
+    assert!(s.delivered(4).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 5);
+    let disputes = app::store::events::list(t.store(), Some("ignored"), 100).await.unwrap();
+    assert!(disputes.iter().any(|e| e.event_type == "charge.dispute.created"), "the dispute is kept as evidence");
+}
+
+async fn a_canceled_payment_updates_the_purchase(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let r = post_form(&format!("{}/v1/payment_intents/{}/cancel", s.base, p.payment_intent_id), "sk_test_simulated", &[]).await;
+    assert_eq!(r.body["status"], "canceled");
+    assert!(s.delivered(2).await);
+    assert!(eventually(Duration::from_secs(5), || async { purchase_status(&t, &p).await == "canceled" }).await);
+    assert_eq!(s.confirm(&p, "4242424242424242").await.status, 400, "a canceled PaymentIntent cannot be confirmed");
+}
+
+async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert!(s.delivered(1).await);
+    let outage = t.db.make_unavailable().await;
+    assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
+    let sim = s.sim.clone();
+    assert!(
+        eventually(Duration::from_secs(10), move || {
+            let sim = sim.clone();
+            async move { sim.deliveries().iter().filter(|d| d.status == Some(503)).count() >= 2 }
+        })
+        .await,
+        "the app refused while its database was down: {:?}",
+        s.sim.deliveries()
+    );
+    outage.restore().await;
+    assert!(s.delivered(3).await, "{:?}", s.sim.deliveries());
+    assert!(eventually(Duration::from_secs(5), || async { t.credit_rows().await == 1 }).await);
+    assert_eq!(t.available().await, 5);
+}
+
+/// The simulator's signature, checked by the independent HMAC in helpers.
+#[tokio::test]
+async fn simulator_webhooks_verify_under_an_independent_implementation() {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+    let seen: Seen = Default::default();
+    let receiver = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(|State(seen): State<Seen>, headers: HeaderMap, body: String| async move {
+                let sig = headers.get("stripe-signature").unwrap().to_str().unwrap().to_string();
+                seen.lock().unwrap().push((sig, body));
+                "ok"
+            }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: hook,
+        secret: WebhookSecret::parse("whsec_independent").unwrap(),
+        retry_base: Duration::from_millis(50),
+        max_attempts: 3,
+    });
+    let (addr, _) = simulator::start("127.0.0.1:0".parse().unwrap(), sim).await.unwrap();
+    let api = StripeApi::new("sk_test_x", &format!("http://{addr}")).unwrap();
+    api.create_pack_payment(1, &app::domain::PackTerms::standard(), "k").await.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { !seen.lock().unwrap().is_empty() }).await);
+    let (header, body) = seen.lock().unwrap()[0].clone();
+    let t: i64 = header.split(',').find_map(|p| p.strip_prefix("t=")).unwrap().parse().unwrap();
+    assert!((now() - t).abs() < 10);
+    assert_eq!(header, format!("t={t},v1={}", v1(&body, "whsec_independent", t)));
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((event["type"].as_str(), event["livemode"].as_bool()), (Some("payment_intent.created"), Some(false)));
+    assert_eq!(event["api_version"], "2024-06-20");
+}
