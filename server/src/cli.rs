@@ -231,7 +231,7 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
     println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
     match &settings.stripe {
         Some(_) => println!("Stripe: {} mode", settings.mode.as_str()),
-        None => println!("Stripe: no STRIPE_SECRET_KEY configured, so purchases are unavailable"),
+        None => println!("Stripe: simulated (no STRIPE_SECRET_KEY): test cards only, no money moves"),
     }
     app.run_until_stopped().await;
     Ok(())

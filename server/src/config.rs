@@ -14,7 +14,8 @@ pub struct Config {
     /// Database URL: sqlite:PATH (the default, created if missing) or postgres://...
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/revision-store.db", global = true)]
     pub database_url: String,
-    /// Stripe secret key (sk_test_... or sk_live_...). Without one, payments are unavailable.
+    /// Stripe secret key (sk_test_... or sk_live_...). Without one, the built-in Stripe
+    /// simulator takes payments (test mode; no money moves).
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
     pub stripe_secret_key: Option<String>,
     /// Stripe publishable key (pk_test_... or pk_live_...), handed to Stripe.js.
@@ -66,6 +67,8 @@ pub struct Settings {
     pub webhook_secrets: Vec<WebhookSecret>,
     pub bind: SocketAddr,
     pub worker_interval: Duration,
+    /// No Stripe key configured: run the built-in Stripe simulator in-process (test mode only).
+    pub simulator: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -142,12 +145,15 @@ impl Config {
                 let api = StripeApi::new(sk, &self.stripe_api_base)?;
                 (mode, Some(api), Some(pk.to_string()))
             }
+            // No key: the built-in simulator stands in for Stripe (test mode, no money moves).
             None => (StripeMode::Test, None, None),
         };
         if self.db_max_connections == 0 {
             return Err("DB_MAX_CONNECTIONS must be at least 1".into());
         }
+        let simulator = stripe.is_none();
         Ok(Settings {
+            simulator,
             database_url: self.database_url.clone(),
             db_max_connections: self.db_max_connections,
             db_timeout: positive_secs("DB_TIMEOUT_SECS", self.db_timeout_secs)?,
@@ -183,6 +189,7 @@ mod tests {
         assert_eq!(s.terms, PackTerms::standard());
         assert!(s.database_url.starts_with("sqlite:"));
         assert!(s.stripe.is_none());
+        assert!(s.simulator, "no key: the built-in simulator stands in");
     }
 
     #[test]

@@ -50,10 +50,14 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>) -> Router {
     let routes = generate_route_list(App);
     let services = state.services.clone();
-    Router::new()
+    let mut router = Router::new();
+    if let Some(sim) = simulator {
+        router = router.nest_service(app::stripe::simulator::MOUNT, app::stripe::simulator::router(sim));
+    }
+    router
         .route(
             "/webhooks/stripe",
             post(webhook::receive).layer(axum::extract::DefaultBodyLimit::max(webhook::MAX_BODY)),
@@ -73,6 +77,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Simulator mode: the app's Stripe is the simulator mounted on its own origin, which signs its
+/// webhooks with a fresh secret and delivers them to this app's webhook route.
+fn with_simulator(
+    mut services: Services,
+    addr: SocketAddr,
+) -> Result<(Services, Option<app::stripe::simulator::Simulator>), String> {
+    use app::stripe::simulator::{random_webhook_secret, Simulator, WebhookConfig, MOUNT, SECRET_KEY};
+    let secret = random_webhook_secret();
+    let mut secrets = (*services.webhook_secrets).clone();
+    secrets.push(secret.clone());
+    services.webhook_secrets = std::sync::Arc::new(secrets);
+    services.stripe = Some(app::stripe::StripeApi::new(SECRET_KEY, &format!("http://{addr}{MOUNT}/"))?);
+    services.simulated = true;
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: format!("http://{addr}/webhooks/stripe"),
+        secret,
+        retry_base: std::time::Duration::from_secs(2),
+        max_attempts: 10,
+    });
+    Ok((services, Some(sim)))
+}
+
 /// A running server: its address, its services, and its tasks.
 pub struct Application {
     pub addr: SocketAddr,
@@ -87,6 +113,9 @@ impl Application {
     pub async fn start(settings: &Settings) -> Result<Self, String> {
         let db = open_database(settings).await?;
         let services = services(settings, db);
+        if settings.simulator && settings.mode != app::domain::events::StripeMode::Test {
+            return Err("the Stripe simulator runs in test mode only".into());
+        }
         let recovered = app::services::processing::run_due(&services, true)
             .await
             .map_err(|e| format!("recovering pending events failed: {e}"))?;
@@ -97,8 +126,9 @@ impl Application {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (services, simulator) = if settings.simulator { with_simulator(services, addr)? } else { (services, None) };
         let state = AppState { leptos_options: leptos_options(addr), services: services.clone() };
-        let app = router(state);
+        let app = router(state, simulator);
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "server stopped");

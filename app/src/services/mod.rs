@@ -22,6 +22,8 @@ pub struct Services {
     pub mode: StripeMode,
     pub webhook_secrets: Arc<Vec<WebhookSecret>>,
     pub stripe: Option<StripeApi>,
+    /// Payments go to the built-in simulator: pages say so, and no money moves.
+    pub simulated: bool,
     pub retry: RetryPolicy,
     /// How long a processor owns a claimed event before another may take it over.
     pub lease_secs: i64,
@@ -38,6 +40,7 @@ impl Services {
             mode,
             webhook_secrets: Arc::new(webhook_secrets),
             stripe,
+            simulated: false,
             retry: RetryPolicy::default(),
             lease_secs: 30,
             stats: Arc::default(),

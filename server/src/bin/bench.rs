@@ -98,6 +98,7 @@ fn run(args: &Args, db: &str) {
         webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
+        simulator: false,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

@@ -162,6 +162,7 @@ pub fn settings(db_url: &str) -> Settings {
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
+        simulator: false,
     }
 }
 

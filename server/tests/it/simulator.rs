@@ -16,6 +16,7 @@ on_both_databases!(
     a_disputed_payment_is_credited_and_the_dispute_kept,
     a_canceled_payment_updates_the_purchase,
     deliveries_refused_with_503_are_retried_until_stored,
+    without_stripe_keys_the_app_takes_payments_through_its_own_simulator,
 );
 
 struct Sim {
@@ -215,4 +216,57 @@ async fn simulator_webhooks_verify_under_an_independent_implementation() {
     let event: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((event["type"].as_str(), event["livemode"].as_bool()), (Some("payment_intent.created"), Some(false)));
     assert_eq!(event["api_version"], "2024-06-20");
+}
+
+async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let mut s = settings(&db.url);
+    s.simulator = true;
+    s.webhook_secrets.clear();
+    let app = server::Application::start(&s).await.unwrap();
+    assert!(app.services.simulated);
+    let user = app::services::accounts::create_user(&app.services.db, "sim@example.com", app::domain::users::Role::Advertiser, "a-long-password")
+        .await
+        .unwrap();
+    let c = app::store::contracts::create(
+        &app.services.db,
+        &app::store::contracts::NewContract { advertiser_id: user.id, publication: "P", ad_size: "S", base_revisions: 3 },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let p = start_purchase(&app.services, user.id, c.id).await.unwrap();
+    // The browser reaches the simulator on the app's own origin.
+    let r = post_form(
+        &format!("{}{}/v1/payment_intents/{}/confirm", app.url(), simulator::MOUNT, p.payment_intent_id),
+        simulator::PUBLISHABLE_KEY,
+        &[("client_secret", &p.client_secret), ("payment_method_data[card][number]", "4242424242424242")],
+    )
+    .await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.body);
+    let db_handle = app.services.db.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let db = db_handle.clone();
+            async move { app::store::ledger::balance(&db, c.id).await.unwrap().unwrap().available() == 5 }
+        })
+        .await,
+        "the simulator's signed webhook reached the app and credited the pack"
+    );
+    let page = hyper_get(&app.url()).await;
+    assert!(page.contains("Simulated payments — no money moves"), "{page}");
+    app.stop().await;
+
+    let mut live = settings(&db.url);
+    live.simulator = true;
+    live.mode = app::domain::events::StripeMode::Live;
+    assert!(server::Application::start(&live).await.err().unwrap().contains("test mode only"));
+}
+
+async fn hyper_get(url: &str) -> String {
+    use http_body_util::BodyExt;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let res = client.request(hyper::Request::get(url).body(Default::default()).unwrap()).await.unwrap();
+    String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned()
 }

@@ -29,6 +29,20 @@ pub struct WebhookConfig {
     pub max_attempts: u32,
 }
 
+/// A fresh endpoint secret for an in-process simulator and the app that verifies it.
+pub fn random_webhook_secret() -> WebhookSecret {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    WebhookSecret::parse(&format!("whsec_sim{}", hex::encode(bytes))).expect("well-formed")
+}
+
+/// The keys an in-process simulator accepts. The simulator refuses live keys, so these can
+/// never move money.
+pub const SECRET_KEY: &str = "sk_test_simulator";
+pub const PUBLISHABLE_KEY: &str = "pk_test_simulator";
+/// Where the app mounts an in-process simulator: same origin, so the browser can reach it.
+pub const MOUNT: &str = "/stripe-sim";
+
 /// Starts the simulator on `addr` (port 0 picks a free port); returns where it listens.
 pub async fn start(
     addr: std::net::SocketAddr,
