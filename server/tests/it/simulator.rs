@@ -17,6 +17,7 @@ on_both_databases!(
     a_canceled_payment_updates_the_purchase,
     deliveries_refused_with_503_are_retried_until_stored,
     without_stripe_keys_the_app_takes_payments_through_its_own_simulator,
+    refunds_may_be_partial_and_never_exceed_the_charge,
 );
 
 struct Sim {
@@ -269,4 +270,32 @@ async fn hyper_get(url: &str) -> String {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let res = client.request(hyper::Request::get(url).body(Default::default()).unwrap()).await.unwrap();
     String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned()
+}
+
+async fn refunds_may_be_partial_and_never_exceed_the_charge(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let refund = |fields: Vec<(&'static str, String)>| {
+        let url = format!("{}/v1/refunds", s.base);
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form(&url, "sk_test_simulated", &f).await
+        }
+    };
+    let early = refund(vec![("payment_intent", p.payment_intent_id.clone())]).await;
+    assert_eq!((early.status, early.body["error"]["code"].as_str()), (400, Some("charge_not_refundable")));
+    assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
+    let part = refund(vec![("payment_intent", p.payment_intent_id.clone()), ("amount", "5000".into())]).await;
+    assert_eq!((part.status, part.body["amount"].as_i64(), part.body["status"].as_str()), (200, Some(5000), Some("succeeded")));
+    let too_much = refund(vec![("payment_intent", p.payment_intent_id.clone()), ("amount", "10001".into())]).await;
+    assert_eq!(too_much.body["error"]["code"], "amount_too_large");
+    let rest = refund(vec![("payment_intent", p.payment_intent_id.clone())]).await;
+    assert_eq!(rest.body["amount"], 10_000, "the default is what remains");
+    let again = refund(vec![("payment_intent", p.payment_intent_id.clone())]).await;
+    assert_eq!(again.body["error"]["code"], "charge_already_refunded");
+    // created, charge.succeeded, succeeded, charge.refunded ×2: all delivered and kept.
+    assert!(s.delivered(5).await, "{:?}", s.sim.deliveries());
+    let refunds = app::store::events::list(t.store(), None, 100).await.unwrap();
+    assert_eq!(refunds.iter().filter(|e| e.event_type == "charge.refunded").count(), 2);
 }

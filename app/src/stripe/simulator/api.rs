@@ -31,6 +31,8 @@ struct SimState {
     events: Vec<Value>,
     /// PaymentIntent id → last four digits of the card it was confirmed with.
     card_last4: HashMap<String, String>,
+    /// Charges of succeeded PaymentIntents (refunds update them).
+    charges: Vec<Value>,
 }
 
 impl Simulator {
@@ -74,6 +76,7 @@ pub fn router(sim: Simulator) -> Router {
         .route("/v1/payment_intents/{id}", get(retrieve_payment_intent))
         .route("/v1/payment_intents/{id}/confirm", post(confirm_payment_intent))
         .route("/v1/payment_intents/{id}/cancel", post(cancel_payment_intent))
+        .route("/v1/refunds", post(create_refund))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(retrieve_event))
         .route("/_simulator/payment_intents/{id}/authenticate", post(authenticate_payment_intent))
@@ -404,6 +407,7 @@ async fn confirm_payment_intent(State(sim): State<Simulator>, headers: HeaderMap
         CardOutcome::Succeeds | CardOutcome::SucceedsThenDisputed => {
             let disputed = matches!(outcome, CardOutcome::SucceedsThenDisputed);
             let (pi, events) = succeed(pi, &last4, disputed);
+            state.charges.push(events[0].1.clone());
             for (event_type, object) in &events {
                 sim.emit(state, event_type, object);
             }
@@ -448,6 +452,7 @@ fn succeed(pi: &mut Value, last4: &str, disputed: bool) -> (Value, Vec<(&'static
         "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": last4}},
         "refunded": false, "status": "succeeded",
     });
+    // The charge comes first: callers keep events[0] as the PaymentIntent's charge.
     let mut events = vec![("charge.succeeded", charge.clone()), ("payment_intent.succeeded", pi.clone())];
     if disputed {
         events.push(("charge.dispute.created", json!({
@@ -475,6 +480,7 @@ async fn authenticate_payment_intent(State(sim): State<Simulator>, Path(id): Pat
     match fields.get("outcome").map(String::as_str) {
         Some("complete") => {
             let (pi, events) = succeed(pi, &last4, false);
+            state.charges.push(events[0].1.clone());
             for (event_type, object) in &events {
                 sim.emit(state, event_type, object);
             }
@@ -562,4 +568,52 @@ async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(i
 
 async fn list_deliveries(State(sim): State<Simulator>) -> Response {
     Json(sim.deliveries()).into_response()
+}
+
+/// Refunds all or part of a succeeded PaymentIntent's charge (`payment_intent`, optional
+/// `amount`; the default is what remains). Emits `charge.refunded` with the updated charge.
+async fn create_refund(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorize(&headers) {
+        return r;
+    }
+    let fields = form(&body);
+    let Some(pi_id) = fields.get("payment_intent").cloned() else {
+        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("parameter_missing"),
+            "Missing required param: payment_intent.", Some("payment_intent"));
+    };
+    let mut guard = sim.state.lock().expect("simulator state");
+    let state = &mut *guard;
+    if let Err(r) = find_intent(state, &pi_id) {
+        return r;
+    }
+    let Some(charge) = state.charges.iter_mut().find(|c| c["payment_intent"] == pi_id.as_str()) else {
+        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("charge_not_refundable"),
+            &format!("PaymentIntent {pi_id} has no successful charge to refund."), Some("payment_intent"));
+    };
+    let captured = charge["amount_captured"].as_i64().unwrap_or_default();
+    let refunded = charge["amount_refunded"].as_i64().unwrap_or_default();
+    let remaining = captured - refunded;
+    let amount = match fields.get("amount").map(|a| a.parse::<i64>()) {
+        None => remaining,
+        Some(Ok(a)) => a,
+        Some(Err(_)) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Invalid integer: amount.", Some("amount")),
+    };
+    if remaining <= 0 {
+        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("charge_already_refunded"),
+            &format!("Charge {} has already been refunded.", charge["id"].as_str().unwrap_or_default()), None);
+    }
+    if amount <= 0 || amount > remaining {
+        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("amount_too_large"),
+            &format!("Refund amount ({amount}) must be between 1 and the {remaining} not yet refunded."), Some("amount"));
+    }
+    charge["amount_refunded"] = json!(refunded + amount);
+    charge["refunded"] = json!(refunded + amount == captured);
+    let refund = json!({
+        "id": format!("re_sim{}", random_token(20)), "object": "refund", "amount": amount,
+        "charge": charge["id"], "created": chrono::Utc::now().timestamp(), "currency": charge["currency"],
+        "metadata": {}, "payment_intent": pi_id, "reason": fields.get("reason"), "status": "succeeded",
+    });
+    let charge = charge.clone();
+    sim.emit(state, "charge.refunded", &charge);
+    Json(refund).into_response()
 }

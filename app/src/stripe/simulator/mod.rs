@@ -5,7 +5,8 @@
 //! refused. State is in memory.
 //!
 //! Implemented: PaymentIntents (create, retrieve, list, confirm with Stripe's test cards,
-//! 3-D Secure completion or failure, cancel), Events (list, retrieve), webhook delivery with
+//! 3-D Secure completion or failure, cancel), Refunds (full or partial), Events (list,
+//! retrieve), webhook delivery with
 //! Stripe's signature, retries with exponential backoff and a delivery log.
 mod api;
 mod webhooks;
