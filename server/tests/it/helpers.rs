@@ -267,6 +267,20 @@ pub async fn post_form(url: &str, key: &str, fields: &[(&str, &str)]) -> Reply {
     Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
 }
 
+pub async fn get_json(url: &str, key: &str) -> Value {
+    let req = hyper::Request::get(url).header("authorization", format!("Bearer {key}")).body(Full::new(Bytes::new())).unwrap();
+    let res = client().request(req).await.expect("request");
+    serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null)
+}
+
+pub async fn post_json(url: &str, body: &str) -> Reply {
+    let req = hyper::Request::post(url).header("content-type", "application/json").body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let res = client().request(req).await.expect("request");
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use crate::on_both_databases;
 use app::services::purchase::{start_purchase, PurchaseStarted};
 use app::services::Services;
-use app::stripe::simulator::{self, Simulator, WebhookConfig};
+use app::stripe::simulator::{self, Faults, Simulator, WebhookConfig};
 use app::stripe::{StripeApi, WebhookSecret};
 use std::time::Duration;
 
@@ -18,6 +18,10 @@ on_both_databases!(
     deliveries_refused_with_503_are_retried_until_stored,
     without_stripe_keys_the_app_takes_payments_through_its_own_simulator,
     refunds_may_be_partial_and_never_exceed_the_charge,
+    each_event_delivered_five_times_concurrently_credits_once,
+    delayed_and_reordered_deliveries_still_credit_once,
+    mis_signed_or_stale_deliveries_are_refused_and_credit_nothing,
+    a_dropped_delivery_leaves_the_payment_uncredited_until_replayed,
 );
 
 struct Sim {
@@ -298,4 +302,84 @@ async fn refunds_may_be_partial_and_never_exceed_the_charge(kind: DbKind) {
     assert!(s.delivered(5).await, "{:?}", s.sim.deliveries());
     let refunds = app::store::events::list(t.store(), None, 100).await.unwrap();
     assert_eq!(refunds.iter().filter(|e| e.event_type == "charge.refunded").count(), 2);
+}
+
+async fn each_event_delivered_five_times_concurrently_credits_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    s.sim.set_faults(Faults { copies: 5, ..Faults::default() }).unwrap();
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
+    assert!(s.delivered(15).await, "3 events × 5 copies: {:?}", s.sim.deliveries());
+    assert_eq!(t.credit_rows().await, 1);
+    assert_eq!(t.available().await, 5);
+}
+
+async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    s.sim.set_faults(Faults { delay_ms: 300, out_of_order: true, copies: 2, ..Faults::default() }).unwrap();
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
+    assert_eq!(t.available().await, 3, "nothing arrives before the delay");
+    assert!(s.delivered(6).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 5);
+    assert_eq!(purchase_status(&t, &p).await, "succeeded", "a late created event does not rewind it");
+}
+
+async fn mis_signed_or_stale_deliveries_are_refused_and_credit_nothing(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    for (faults, reason) in [
+        (Faults { wrong_secret: true, ..Faults::default() }, "no_match"),
+        (Faults { stale_timestamp: true, ..Faults::default() }, "outside_tolerance"),
+    ] {
+        let s = sim_for(&t).await;
+        s.sim.set_faults(faults).unwrap();
+        start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+        let sim = s.sim.clone();
+        assert!(eventually(Duration::from_secs(5), move || {
+            let sim = sim.clone();
+            async move { sim.deliveries().iter().filter(|d| d.status == Some(400)).count() >= 2 }
+        })
+        .await);
+        let (_, metrics) = t.get("/metrics").await;
+        assert!(metrics.lines().any(|l| l.starts_with(&format!("revision_store_webhook_rejected_total{{reason=\"{reason}\"}}")) && !l.ends_with(" 0")), "{metrics}");
+    }
+    assert!(app::store::events::list(t.store(), None, 10).await.unwrap().is_empty(), "nothing unauthentic is stored");
+}
+
+async fn a_dropped_delivery_leaves_the_payment_uncredited_until_replayed(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    s.sim.set_faults(Faults { drop: true, ..Faults::default() }).unwrap();
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.sim.deliveries().is_empty());
+    assert_eq!(t.available().await, 3);
+    // Stripe still has the event: the Events API is how it is recovered.
+    let r = crate::helpers::get_json(&format!("{}/v1/events?type=payment_intent.succeeded", s.base), "sk_test_simulated").await;
+    assert_eq!(r["data"][0]["data"]["object"]["id"], p.payment_intent_id.as_str());
+}
+
+#[tokio::test]
+async fn api_faults_answer_500_and_429_with_stripes_error_shape() {
+    let sim = Simulator::default();
+    let (addr, _) = simulator::start("127.0.0.1:0".parse().unwrap(), sim.clone()).await.unwrap();
+    let api = StripeApi::new("sk_test_x", &format!("http://{addr}")).unwrap();
+    let terms = app::domain::PackTerms::standard();
+    sim.set_faults(Faults { api_error_status: Some(500), api_error_count: 1, ..Faults::default() }).unwrap();
+    assert!(matches!(api.create_pack_payment(1, &terms, "a").await, Err(app::stripe::StripeApiError::Api { status: 500, .. })));
+    sim.set_faults(Faults { api_error_status: Some(429), api_error_count: 1, ..Faults::default() }).unwrap();
+    match api.create_pack_payment(1, &terms, "b").await {
+        Err(app::stripe::StripeApiError::Api { status: 429, code, .. }) => assert_eq!(code.as_deref(), Some("rate_limit")),
+        other => panic!("{other:?}"),
+    }
+    assert!(api.create_pack_payment(1, &terms, "c").await.is_ok(), "the fault is spent");
+    // The control endpoint validates what it is given.
+    let bad = post_json(&format!("http://{addr}/_simulator/faults"), r#"{"api_error_status": 404}"#).await;
+    assert_eq!(bad.status, 400);
+    let ok = post_json(&format!("http://{addr}/_simulator/faults"), r#"{"copies": 3}"#).await;
+    assert_eq!((ok.status, ok.body["copies"].as_u64()), (200, Some(3)));
+    assert_eq!(sim.faults().copies, 3);
 }

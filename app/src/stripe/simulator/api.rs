@@ -12,13 +12,14 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use super::webhooks::DeliveryAttempt;
-use super::WebhookConfig;
+use super::{Faults, WebhookConfig};
 
 #[derive(Clone, Default)]
 pub struct Simulator {
     state: Arc<Mutex<SimState>>,
     webhook: Option<WebhookConfig>,
     deliveries: Arc<Mutex<Vec<DeliveryAttempt>>>,
+    faults: Arc<Mutex<Faults>>,
 }
 
 #[derive(Default)]
@@ -39,6 +40,17 @@ impl Simulator {
     /// A simulator that delivers its events to `webhook`.
     pub fn with_webhooks(webhook: WebhookConfig) -> Self {
         Self { webhook: Some(webhook), ..Self::default() }
+    }
+
+    /// Replaces the active faults.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        *self.faults.lock().expect("faults") = faults;
+        Ok(())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().expect("faults").clone()
     }
 
     /// Every delivery attempt so far.
@@ -62,7 +74,7 @@ impl Simulator {
         state.events.push(event.clone());
         if let Some(config) = &self.webhook {
             let id = event["id"].as_str().unwrap_or_default().to_string();
-            super::webhooks::deliver(config.clone(), id, event.to_string(), self.deliveries.clone());
+            super::webhooks::deliver(config.clone(), self.faults(), id, event.to_string(), self.deliveries.clone());
         }
     }
 }
@@ -71,7 +83,7 @@ impl Simulator {
 pub const API_VERSION: &str = "2024-06-20";
 
 pub fn router(sim: Simulator) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/payment_intents", post(create_payment_intent).get(list_payment_intents))
         .route("/v1/payment_intents/{id}", get(retrieve_payment_intent))
         .route("/v1/payment_intents/{id}/confirm", post(confirm_payment_intent))
@@ -79,9 +91,49 @@ pub fn router(sim: Simulator) -> Router {
         .route("/v1/refunds", post(create_refund))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(retrieve_event))
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), injected_api_errors));
+    Router::new()
+        .merge(api)
         .route("/_simulator/payment_intents/{id}/authenticate", post(authenticate_payment_intent))
         .route("/_simulator/deliveries", get(list_deliveries))
+        .route("/_simulator/faults", get(get_faults).post(set_faults))
         .with_state(sim)
+}
+
+/// Answers API calls with a 500 or 429 while the fault is armed, as Stripe does under load.
+async fn injected_api_errors(State(sim): State<Simulator>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let injected = {
+        let mut faults = sim.faults.lock().expect("faults");
+        match faults.api_error_status {
+            Some(status) if faults.api_error_count > 0 => {
+                faults.api_error_count -= 1;
+                Some(status)
+            }
+            _ => None,
+        }
+    };
+    match injected {
+        Some(429) => stripe_error(StatusCode::TOO_MANY_REQUESTS, "invalid_request_error", Some("rate_limit"),
+            "Too many requests hit the API too quickly (simulated).", None),
+        Some(_) => stripe_error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", None,
+            "An unexpected error occurred on Stripe's end (simulated).", None),
+        None => next.run(request).await,
+    }
+}
+
+async fn get_faults(State(sim): State<Simulator>) -> Response {
+    Json(sim.faults()).into_response()
+}
+
+async fn set_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, &format!("faults: {e}"), None),
+    };
+    match sim.set_faults(faults) {
+        Ok(()) => Json(sim.faults()).into_response(),
+        Err(e) => stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, &e, None),
+    }
 }
 
 /// Stripe's error object.

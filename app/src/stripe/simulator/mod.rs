@@ -7,11 +7,14 @@
 //! Implemented: PaymentIntents (create, retrieve, list, confirm with Stripe's test cards,
 //! 3-D Secure completion or failure, cancel), Refunds (full or partial), Events (list,
 //! retrieve), webhook delivery with
-//! Stripe's signature, retries with exponential backoff and a delivery log.
+//! Stripe's signature, retries with exponential backoff and a delivery log, and fault
+//! injection (duplicate, delayed, dropped, reordered or mis-signed deliveries; API 500/429).
 mod api;
+mod faults;
 mod webhooks;
 
 pub use api::{router, Simulator};
+pub use faults::Faults;
 pub use webhooks::DeliveryAttempt;
 
 use crate::stripe::WebhookSecret;

@@ -1,7 +1,7 @@
 //! Webhook delivery as Stripe does it: POST the event JSON with `Stripe-Signature:
 //! t=...,v1=...` (a fresh timestamp and signature per attempt), retry non-2xx answers with
 //! exponential backoff, and log every attempt.
-use super::WebhookConfig;
+use super::{Faults, WebhookConfig};
 use crate::stripe::signature::sign;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,11 +19,35 @@ pub struct DeliveryAttempt {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-pub(super) fn deliver(config: WebhookConfig, event_id: String, body: String, log: Arc<Mutex<Vec<DeliveryAttempt>>>) {
-    tokio::spawn(async move {
+pub(super) fn deliver(config: WebhookConfig, faults: Faults, event_id: String, body: String, log: Arc<Mutex<Vec<DeliveryAttempt>>>) {
+    if faults.drop {
+        tracing::info!(event_id, "simulator fault: delivery dropped");
+        return;
+    }
+    for _ in 0..faults.copies.max(1) {
+        let (config, faults, event_id, body, log) = (config.clone(), faults.clone(), event_id.clone(), body.clone(), log.clone());
+        tokio::spawn(async move { deliver_one(config, faults, event_id, body, log).await });
+    }
+}
+
+async fn deliver_one(config: WebhookConfig, faults: Faults, event_id: String, body: String, log: Arc<Mutex<Vec<DeliveryAttempt>>>) {
+        let mut delay = std::time::Duration::from_millis(faults.delay_ms);
+        if faults.out_of_order {
+            use rand::Rng;
+            delay += std::time::Duration::from_millis(rand::thread_rng().gen_range(0..=300));
+        }
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let secret = if faults.wrong_secret {
+            crate::stripe::WebhookSecret::parse("whsec_simulator_wrong_secret").expect("well-formed")
+        } else {
+            config.secret.clone()
+        };
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         for attempt in 1..=config.max_attempts {
-            let header = sign(body.as_bytes(), &config.secret, chrono::Utc::now().timestamp());
+            let skew = if faults.stale_timestamp { 600 } else { 0 };
+            let header = sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp() - skew);
             let request = hyper::Request::post(&config.url)
                 .header("content-type", "application/json; charset=utf-8")
                 .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks) simulator")
@@ -56,5 +80,4 @@ pub(super) fn deliver(config: WebhookConfig, event_id: String, body: String, log
             }
         }
         tracing::warn!(event_id, "simulator gave up delivering a webhook");
-    });
 }
