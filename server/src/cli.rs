@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::io::{BufRead, IsTerminal};
 
 #[derive(Parser)]
-#[command(name = "revision-store", version, about = "Sell ad-artwork revision packs through Stripe, and never lose or double a paid credit.")]
+#[command(
+    name = "revision-store",
+    version,
+    about = "Sell ad-artwork revision packs through Stripe, and never lose or double a paid credit."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -102,7 +106,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 let mut line = String::new();
                 stdin.lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
                 let line = line.trim_end_matches(['\r', '\n']).to_string();
-                if line.is_empty() { (generate_password(), true) } else { (line, false) }
+                if line.is_empty() {
+                    (generate_password(), true)
+                } else {
+                    (line, false)
+                }
             };
             let user = create_user(&db, &email, role, &password).await.map_err(|e| e.to_string())?;
             println!("Created {} {} (id {})", user.role, user.email, user.id);
@@ -184,7 +192,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             match process_stored(&svc, &id, now).await.map_err(|e| e.to_string())? {
                 Processed::Finished { status, detail } => println!("{id}: {status}: {detail}"),
-                Processed::RetryScheduled { reason, next_at } => println!("{id}: pending: {reason}; next attempt {next_at}"),
+                Processed::RetryScheduled { reason, next_at } => {
+                    println!("{id}: pending: {reason}; next attempt {next_at}")
+                }
                 Processed::AlreadyFinished => println!("{id}: finished meanwhile by another process"),
                 Processed::NotFound => return Err(format!("no stored event {id}")),
             }
@@ -196,7 +206,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 /// Demo accounts for a local run: (email, role, password, contracts as (publication, ad size)).
 const DEMO_USERS: [(&str, Role, &str, &[(&str, &str)]); 3] = [
     ("admin@demo.test", Role::Admin, "demo-admin-password", &[]),
-    ("ann@demo.test", Role::Advertiser, "demo-ann-password", &[("Daily Planet", "Half page"), ("Gotham Gazette", "Full page")]),
+    (
+        "ann@demo.test",
+        Role::Advertiser,
+        "demo-ann-password",
+        &[("Daily Planet", "Half page"), ("Gotham Gazette", "Full page")],
+    ),
     ("bob@demo.test", Role::Advertiser, "demo-bob-password", &[("Metropolis Weekly", "Quarter page")]),
 ];
 
@@ -209,7 +224,12 @@ async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Result<(), Strin
         }
         let user = create_user(db, email, role, password).await.map_err(|e| e.to_string())?;
         for (publication, ad_size) in contract_list {
-            let c = NewContract { advertiser_id: user.id, publication, ad_size, base_revisions: settings.terms.base_revisions };
+            let c = NewContract {
+                advertiser_id: user.id,
+                publication,
+                ad_size,
+                base_revisions: settings.terms.base_revisions,
+            };
             contracts::create(db, &c, chrono::Utc::now()).await.map_err(|e| e.to_string())?;
         }
     }
@@ -254,7 +274,8 @@ pub async fn show_contract(db: &app::store::Db, id: i64) -> Result<String, Strin
         let _ = writeln!(out, "  none");
     }
     for r in credits {
-        let amount = app::domain::Currency::parse(&r.currency).map(|c| Money::new(r.amount, c).to_string()).unwrap_or_default();
+        let amount =
+            app::domain::Currency::parse(&r.currency).map(|c| Money::new(r.amount, c).to_string()).unwrap_or_default();
         let _ = writeln!(
             out,
             "  {}  +{}  {}  payment {}  event {}{}",

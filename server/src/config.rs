@@ -198,16 +198,26 @@ mod tests {
         assert!(parse(&["--pack-currency", "dollars"]).unwrap_err().contains("PACK_CURRENCY"));
         assert!(parse(&["--bind", "nowhere"]).unwrap_err().contains("BIND_ADDR"));
         assert!(parse(&["--stripe-secret-key", "sk_test_x"]).unwrap_err().contains("STRIPE_PUBLISHABLE_KEY"));
-        assert!(parse(&["--stripe-secret-key", "sk_live_x", "--stripe-publishable-key", "pk_test_x"]).unwrap_err().contains("pk_live_"));
-        assert!(parse(&["--stripe-secret-key", "sk_test_x", "--stripe-publishable-key", "pk_test_x"]).unwrap_err().contains("STRIPE_WEBHOOK_SECRET"));
+        assert!(parse(&["--stripe-secret-key", "sk_live_x", "--stripe-publishable-key", "pk_test_x"])
+            .unwrap_err()
+            .contains("pk_live_"));
+        assert!(parse(&["--stripe-secret-key", "sk_test_x", "--stripe-publishable-key", "pk_test_x"])
+            .unwrap_err()
+            .contains("STRIPE_WEBHOOK_SECRET"));
         assert!(parse(&["--stripe-webhook-secret", "nope"]).unwrap_err().contains("whsec_"));
     }
 
     #[test]
     fn secrets_never_reach_debug_output() {
         let s = parse(&[
-            "--stripe-secret-key", "sk_test_SECRETKEY", "--stripe-publishable-key", "pk_test_x",
-            "--stripe-webhook-secret", "whsec_SECRETHOOK", "--database-url", "postgres://u:PGPASS@localhost/db",
+            "--stripe-secret-key",
+            "sk_test_SECRETKEY",
+            "--stripe-publishable-key",
+            "pk_test_x",
+            "--stripe-webhook-secret",
+            "whsec_SECRETHOOK",
+            "--database-url",
+            "postgres://u:PGPASS@localhost/db",
         ])
         .unwrap();
         let shown = format!("{s:?}");

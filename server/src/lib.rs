@@ -64,15 +64,10 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         )
         .route("/metrics", get(webhook::metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(services.clone()),
-            {
-                let options = state.leptos_options.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(services.clone()), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
 }

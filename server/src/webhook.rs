@@ -19,7 +19,11 @@ pub const MAX_BODY: usize = 1 << 20;
 /// Request headers kept beside the raw body as evidence (the signature has its own column).
 const KEPT_HEADERS: [&str; 5] = ["user-agent", "content-type", "content-length", "x-forwarded-for", "x-request-id"];
 
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let svc = &state.services;
     let body = match body {
         Ok(b) if b.len() <= MAX_BODY => b,

@@ -14,4 +14,3 @@ pub async fn run(svc: Services, interval: Duration) {
         tokio::time::sleep(interval).await;
     }
 }
-

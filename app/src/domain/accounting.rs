@@ -33,12 +33,7 @@ impl RevisionBalance {
         if available > 0 {
             Ok(())
         } else {
-            Err(NoRevisionsLeft {
-                base: self.base,
-                purchased: self.purchased,
-                requested: self.requested,
-                available,
-            })
+            Err(NoRevisionsLeft { base: self.base, purchased: self.purchased, requested: self.requested, available })
         }
     }
 

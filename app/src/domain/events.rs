@@ -92,8 +92,7 @@ pub fn valid_stripe_id(id: &str, prefix: &str) -> bool {
 impl StripeEvent {
     /// Parses an event body. Errors name the first field that is missing or wrong.
     pub fn parse(raw: &[u8]) -> Result<Self, String> {
-        let raw: RawEvent =
-            serde_json::from_slice(raw).map_err(|e| format!("not a Stripe event: {e}"))?;
+        let raw: RawEvent = serde_json::from_slice(raw).map_err(|e| format!("not a Stripe event: {e}"))?;
         if !valid_stripe_id(&raw.id, "evt_") {
             return Err(format!("`{}` is not a Stripe event id", truncate(&raw.id, 64)));
         }
@@ -154,9 +153,9 @@ impl PaymentSource {
         let rlp: Vec<Option<&String>> = META_RLP_KEYS.iter().map(|k| metadata.get(*k)).collect();
         let any_rlp = rlp.iter().any(Option::is_some);
         match (contract, any_rlp) {
-            (Some(_), true) => Err(format!(
-                "metadata has both {META_CONTRACT} and Rate Card keys: cannot tell who was paid"
-            )),
+            (Some(_), true) => {
+                Err(format!("metadata has both {META_CONTRACT} and Rate Card keys: cannot tell who was paid"))
+            }
             (Some(id), false) => match id.trim().parse::<i64>() {
                 Ok(n) if n > 0 => Ok(Self::Contract(n)),
                 _ => Err(format!("metadata {META_CONTRACT} `{}` is not a contract id", truncate(id, 64))),
@@ -213,11 +212,18 @@ pub enum Action {
     Credit(Credit),
     RecordExternal(ExternalPayment),
     /// A PaymentIntent of ours changed state (processing, failed, canceled, ...).
-    UpdatePurchase { payment_id: String, status: String },
+    UpdatePurchase {
+        payment_id: String,
+        status: String,
+    },
     /// Kept as evidence, nothing to do.
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
     /// Authentic but unusable, and no retry can change that: kept, visible, never credited.
-    DeadLetter { reason: String },
+    DeadLetter {
+        reason: String,
+    },
 }
 
 /// Decides what an event means for a deployment running in `mode` with `terms`.
@@ -233,8 +239,7 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
             ),
         };
     }
-    let Some(pi) = event.payment_intent.as_ref().filter(|_| event.event_type.starts_with("payment_intent."))
-    else {
+    let Some(pi) = event.payment_intent.as_ref().filter(|_| event.event_type.starts_with("payment_intent.")) else {
         return Action::Ignore { reason: format!("{} is stored but not acted on", event.event_type) };
     };
     let source = match PaymentSource::from_metadata(&pi.metadata) {
@@ -245,9 +250,7 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
     match source {
         PaymentSource::Contract(contract_id) if succeeded => {
             if pi.status != "succeeded" {
-                return Action::DeadLetter {
-                    reason: format!("payment_intent.succeeded carries status {}", pi.status),
-                };
+                return Action::DeadLetter { reason: format!("payment_intent.succeeded carries status {}", pi.status) };
             }
             let received = pi.amount_received.unwrap_or(pi.amount);
             if received != pi.amount {
@@ -269,12 +272,10 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
         }
         // We record our purchase when we create the PaymentIntent; its `created` event, which
         // may arrive after later ones, must not move the purchase back to the start.
-        PaymentSource::Contract(_) if event.event_type == "payment_intent.created" => Action::Ignore {
-            reason: "payment_intent.created: the purchase was recorded when we created it".into(),
-        },
-        PaymentSource::Contract(_) => {
-            Action::UpdatePurchase { payment_id: pi.id.clone(), status: pi.status.clone() }
+        PaymentSource::Contract(_) if event.event_type == "payment_intent.created" => {
+            Action::Ignore { reason: "payment_intent.created: the purchase was recorded when we created it".into() }
         }
+        PaymentSource::Contract(_) => Action::UpdatePurchase { payment_id: pi.id.clone(), status: pi.status.clone() },
         PaymentSource::RateCard { advertiser_ref, size_ref, publication_ref } if succeeded => {
             Action::RecordExternal(ExternalPayment {
                 payment_id: pi.id.clone(),
@@ -325,14 +326,23 @@ mod tests {
     fn retries_back_off_exponentially_then_stop() {
         let p = RetryPolicy { first_delay_secs: 30, max_delay_secs: 3600, max_attempts: 10 };
         let delays: Vec<_> = (1..=10).map(|n| p.delay_after(n)).collect();
-        assert_eq!(&delays[..8], &[Some(30), Some(60), Some(120), Some(240), Some(480), Some(960), Some(1920), Some(3600)]);
+        assert_eq!(
+            &delays[..8],
+            &[Some(30), Some(60), Some(120), Some(240), Some(480), Some(960), Some(1920), Some(3600)]
+        );
         assert_eq!(delays[9], None);
     }
 
     use super::*;
     use serde_json::json;
 
-    fn event(event_type: &str, livemode: bool, metadata: serde_json::Value, amount: i64, currency: &str) -> StripeEvent {
+    fn event(
+        event_type: &str,
+        livemode: bool,
+        metadata: serde_json::Value,
+        amount: i64,
+        currency: &str,
+    ) -> StripeEvent {
         let body = json!({
             "id": "evt_1", "object": "event", "type": event_type, "livemode": livemode,
             "api_version": "2024-06-20", "created": 1_700_000_000,
@@ -365,15 +375,21 @@ mod tests {
     #[test]
     fn wrong_amount_or_currency_is_a_dead_letter() {
         let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 100, "usd");
-        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("pack price")));
+        assert!(
+            matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("pack price"))
+        );
         let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 15_000, "eur");
-        assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("currency")));
+        assert!(
+            matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("currency"))
+        );
     }
 
     #[test]
     fn a_test_event_never_credits_a_live_deployment() {
         let e = event("payment_intent.succeeded", false, json!({"contractId": "42"}), 15_000, "usd");
-        assert!(matches!(route(&e, StripeMode::Live, &terms()), Action::Ignore { reason } if reason.contains("never credited")));
+        assert!(
+            matches!(route(&e, StripeMode::Live, &terms()), Action::Ignore { reason } if reason.contains("never credited"))
+        );
         let e = event("payment_intent.succeeded", true, json!({"contractId": "42"}), 15_000, "usd");
         assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
     }
@@ -384,7 +400,10 @@ mod tests {
         let e = event("payment_intent.succeeded", false, meta.clone(), 9_900, "usd");
         match route(&e, StripeMode::Test, &terms()) {
             Action::RecordExternal(x) => {
-                assert_eq!((x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str()), ("adv-9", "half-page", "pub-3"));
+                assert_eq!(
+                    (x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str()),
+                    ("adv-9", "half-page", "pub-3")
+                );
                 assert_eq!(x.amount, 9_900);
             }
             other => panic!("expected an external payment, got {other:?}"),
@@ -415,7 +434,9 @@ mod tests {
     fn failures_and_cancellations_update_our_purchase() {
         for t in ["payment_intent.payment_failed", "payment_intent.canceled", "payment_intent.processing"] {
             let e = event(t, false, json!({"contractId": "7"}), 15_000, "usd");
-            assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::UpdatePurchase { payment_id, .. } if payment_id == "pi_1"));
+            assert!(
+                matches!(route(&e, StripeMode::Test, &terms()), Action::UpdatePurchase { payment_id, .. } if payment_id == "pi_1")
+            );
         }
     }
 
@@ -437,7 +458,9 @@ mod tests {
     #[test]
     fn parse_rejects_what_is_not_an_event() {
         assert!(StripeEvent::parse(b"not json").is_err());
-        assert!(StripeEvent::parse(br#"{"id":"x","type":"a","livemode":false,"created":1,"data":{"object":{}}}"#).unwrap_err().contains("event id"));
+        assert!(StripeEvent::parse(br#"{"id":"x","type":"a","livemode":false,"created":1,"data":{"object":{}}}"#)
+            .unwrap_err()
+            .contains("event id"));
         let bad_pi = json!({"id": "evt_3", "type": "payment_intent.succeeded", "livemode": false, "created": 1,
             "data": {"object": {"id": "pi_1", "object": "payment_intent", "currency": "usd"}}});
         assert!(StripeEvent::parse(bad_pi.to_string().as_bytes()).unwrap_err().contains("PaymentIntent"));

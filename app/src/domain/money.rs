@@ -25,8 +25,8 @@ impl Currency {
     /// the three-decimal ones are not offered for card payments in our markets.
     fn minor_digits(&self) -> u32 {
         const ZERO_DECIMAL: &[&str] = &[
-            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-            "vuv", "xaf", "xof", "xpf",
+            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof",
+            "xpf",
         ];
         if ZERO_DECIMAL.contains(&self.0.as_str()) {
             0
@@ -124,16 +124,10 @@ impl PackTerms {
     /// changed in the dashboard, another currency) is not a pack and must not credit one.
     pub fn check_payment(&self, amount_minor: i64, currency: &str) -> Result<(), String> {
         if !currency.eq_ignore_ascii_case(self.price.currency.as_str()) {
-            return Err(format!(
-                "currency {currency} does not match the pack currency {}",
-                self.price.currency
-            ));
+            return Err(format!("currency {currency} does not match the pack currency {}", self.price.currency));
         }
         if amount_minor != self.price.minor {
-            return Err(format!(
-                "amount {amount_minor} does not match the pack price {}",
-                self.price.minor
-            ));
+            return Err(format!("amount {amount_minor} does not match the pack price {}", self.price.minor));
         }
         Ok(())
     }

@@ -77,7 +77,11 @@ async fn run(db: Db, mut rx: mpsc::Receiver<(StoreJob, oneshot::Sender<Reply>)>)
             }
             // Unavailable: every job would wait out the same timeout again; answer all now.
             Err(e) if e.is_unavailable() || batch.len() == 1 => {
-                let err = if e.is_unavailable() { WriteError::Unavailable(e.to_string()) } else { WriteError::Failed(e.to_string()) };
+                let err = if e.is_unavailable() {
+                    WriteError::Unavailable(e.to_string())
+                } else {
+                    WriteError::Failed(e.to_string())
+                };
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(err.clone()));
                 }
@@ -86,7 +90,11 @@ async fn run(db: Db, mut rx: mpsc::Receiver<(StoreJob, oneshot::Sender<Reply>)>)
             Err(_) => {
                 for (job, reply) in batch.drain(..) {
                     let result = crate::store::events::store(&db, &job).await.map_err(|e| {
-                        if e.is_unavailable() { WriteError::Unavailable(e.to_string()) } else { WriteError::Failed(e.to_string()) }
+                        if e.is_unavailable() {
+                            WriteError::Unavailable(e.to_string())
+                        } else {
+                            WriteError::Failed(e.to_string())
+                        }
                     });
                     let _ = reply.send(result);
                 }

@@ -19,8 +19,12 @@ pub enum Evidence<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fulfilled {
-    Credited { ledger_id: i64 },
-    AlreadyCredited { ledger_id: i64 },
+    Credited {
+        ledger_id: i64,
+    },
+    AlreadyCredited {
+        ledger_id: i64,
+    },
     /// No such contract: nothing written. The caller decides whether to retry.
     UnknownContract,
     /// Another processor finished this event first; this attempt rolled back.
@@ -29,7 +33,10 @@ pub enum Fulfilled {
 
 /// What a processed event's outcome says when it credited a pack.
 pub fn credited_outcome(credit: &Credit) -> String {
-    format!("credited {} revisions to contract {} for payment {}", credit.revisions, credit.contract_id, credit.payment_id)
+    format!(
+        "credited {} revisions to contract {} for payment {}",
+        credit.revisions, credit.contract_id, credit.payment_id
+    )
 }
 
 pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateTime<Utc>) -> StoreResult<Fulfilled> {
@@ -43,7 +50,10 @@ pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateT
             CreditInsert::Credited { ledger_id } => (Fulfilled::Credited { ledger_id }, credited_outcome(credit)),
             CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
                 Fulfilled::AlreadyCredited { ledger_id },
-                format!("payment {} was already credited to contract {contract_id} (ledger row {ledger_id})", credit.payment_id),
+                format!(
+                    "payment {} was already credited to contract {contract_id} (ledger row {ledger_id})",
+                    credit.payment_id
+                ),
             ),
             // Nothing was written; no processing row to finish either.
             CreditInsert::UnknownContract => return Ok(Fulfilled::UnknownContract),

@@ -1,11 +1,11 @@
 //! Webhook intake: bytes in, a stored event out. Verify first (nothing unsigned is trusted or
 //! stored), store durably before answering 2xx, then process inline.
+use super::event_writer::WriteError;
+use super::fulfil::credited_outcome;
 use super::processing::{apply, Processed};
 use super::stats::Stats;
 use super::Services;
-use super::fulfil::credited_outcome;
 use crate::domain::events::{route, Action, StripeEvent};
-use super::event_writer::WriteError;
 use crate::store::events::{NewEvent, StoreJob, Stored};
 use crate::stripe::signature::{verify, SignatureError, DEFAULT_TOLERANCE_SECS};
 use chrono::{DateTime, Utc};
@@ -34,7 +34,9 @@ pub enum Intake {
 
 pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>) -> Intake {
     Stats::inc(&svc.stats.deliveries);
-    if let Err(e) = verify(delivery.body, delivery.signature, &svc.webhook_secrets, now.timestamp(), DEFAULT_TOLERANCE_SECS) {
+    if let Err(e) =
+        verify(delivery.body, delivery.signature, &svc.webhook_secrets, now.timestamp(), DEFAULT_TOLERANCE_SECS)
+    {
         let counter = match e {
             SignatureError::MissingHeader => &svc.stats.rejected_missing_header,
             SignatureError::MalformedHeader(_) => &svc.stats.rejected_malformed_header,

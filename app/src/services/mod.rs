@@ -33,7 +33,13 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(db: Db, terms: PackTerms, mode: StripeMode, webhook_secrets: Vec<WebhookSecret>, stripe: Option<StripeApi>) -> Self {
+    pub fn new(
+        db: Db,
+        terms: PackTerms,
+        mode: StripeMode,
+        webhook_secrets: Vec<WebhookSecret>,
+        stripe: Option<StripeApi>,
+    ) -> Self {
         Self {
             db,
             terms,

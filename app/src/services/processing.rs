@@ -46,7 +46,9 @@ pub async fn process_stored(svc: &Services, event_id: &str, now: DateTime<Utc>) 
         Ok(event) => apply(svc, &event, now).await,
         // Only parseable events are stored, so this means the parser changed since: keep the
         // evidence, say why, and let an operator replay it after a fix.
-        Err(reason) => finish(svc, event_id, "failed", &format!("stored payload no longer parses: {reason}"), now).await,
+        Err(reason) => {
+            finish(svc, event_id, "failed", &format!("stored payload no longer parses: {reason}"), now).await
+        }
     }
 }
 
@@ -61,7 +63,10 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
             }
             Fulfilled::AlreadyCredited { ledger_id } => {
                 tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
-                Ok(Processed::Finished { status: "processed", detail: format!("already credited as ledger row {ledger_id}") })
+                Ok(Processed::Finished {
+                    status: "processed",
+                    detail: format!("already credited as ledger row {ledger_id}"),
+                })
             }
             Fulfilled::EventAlreadyFinished => Ok(Processed::AlreadyFinished),
             // The contract may not exist *yet* (created in another system, replicated late):
@@ -125,10 +130,15 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
     }
 }
 
-
 /// Finishes an event with nothing else to write. `reason` is both the error (for `failed` and
 /// `ignored`, so an admin can read why) and the outcome.
-async fn finish(svc: &Services, event_id: &str, status: &'static str, reason: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+async fn finish(
+    svc: &Services,
+    event_id: &str,
+    status: &'static str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
     let n = write_tx!(&svc.db, |tx| Ok::<_, StoreError>(finish_in!(tx, event_id, status, Some(reason), reason, now)))?;
     Ok(if n == 0 { Processed::AlreadyFinished } else { Processed::Finished { status, detail: reason.to_string() } })
 }

@@ -31,7 +31,11 @@ pub enum PurchaseError {
     Store(#[from] StoreError),
 }
 
-pub async fn start_purchase(svc: &Services, advertiser_id: i64, contract_id: i64) -> Result<PurchaseStarted, PurchaseError> {
+pub async fn start_purchase(
+    svc: &Services,
+    advertiser_id: i64,
+    contract_id: i64,
+) -> Result<PurchaseStarted, PurchaseError> {
     let contract = contracts::find(&svc.db, contract_id).await?.ok_or(PurchaseError::NotFound)?;
     if contract.advertiser_id != advertiser_id {
         return Err(PurchaseError::NotFound);
@@ -41,9 +45,13 @@ pub async fn start_purchase(svc: &Services, advertiser_id: i64, contract_id: i64
     // the first answer instead of creating a second PaymentIntent.
     let idempotency_key = format!("revision-pack-{contract_id}-{}", random_token());
     let pi = stripe.create_pack_payment(contract_id, &svc.terms, &idempotency_key).await?;
-    let client_secret = pi.client_secret.clone().ok_or_else(|| PurchaseError::UnexpectedReply("no client_secret".into()))?;
+    let client_secret =
+        pi.client_secret.clone().ok_or_else(|| PurchaseError::UnexpectedReply("no client_secret".into()))?;
     if pi.amount != svc.terms.price.minor {
-        return Err(PurchaseError::UnexpectedReply(format!("amount {} instead of {}", pi.amount, svc.terms.price.minor)));
+        return Err(PurchaseError::UnexpectedReply(format!(
+            "amount {} instead of {}",
+            pi.amount, svc.terms.price.minor
+        )));
     }
     let now = Utc::now();
     purchases::record(

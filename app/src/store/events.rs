@@ -190,7 +190,8 @@ const SUMMARY: &str = "SELECT e.event_id, e.event_type, e.livemode, e.api_versio
 
 /// Most recent first; `status` filters when given.
 pub async fn list(db: &Db, status: Option<&str>, limit: i64) -> StoreResult<Vec<EventSummary>> {
-    let sql = format!("{SUMMARY} WHERE ($1 IS NULL OR p.status = $1) ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2");
+    let sql =
+        format!("{SUMMARY} WHERE ($1 IS NULL OR p.status = $1) ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2");
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, EventSummary>(&sql).bind(status).bind(limit).fetch_all(pool).await?))
 }
 

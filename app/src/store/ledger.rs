@@ -69,12 +69,14 @@ pub async fn credit_for_payment(db: &Db, payment_id: &str) -> StoreResult<Option
 }
 
 pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequest>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(
+    read_pool!(db, |pool| {
+        Ok(sqlx::query_as::<_, RevisionRequest>(
         "SELECT id, contract_id, requested_by, notes, created_at FROM revision_requests WHERE contract_id = $1 ORDER BY id"
     )
     .bind(contract_id)
     .fetch_all(pool)
-    .await?))
+    .await?)
+    })
 }
 
 /// What inserting a credit did.
@@ -164,28 +166,28 @@ pub async fn request_revision(
     now: DateTime<Utc>,
 ) -> Result<RevisionRequest, RequestError> {
     write_tx!(db, |tx, dialect| {
-            if dialect == Dialect::Postgres {
-                sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
-                    .bind(contract_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let balance: RevisionBalance = sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
+        if dialect == Dialect::Postgres {
+            sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
                 .bind(contract_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(RequestError::NotFound)?
-                .into();
-            balance.check_can_request()?;
-            Ok(sqlx::query_as::<_, RevisionRequest>(
-                "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
-                 VALUES ($1, $2, $3, $4) RETURNING id, contract_id, requested_by, notes, created_at",
-            )
+                .execute(&mut *tx)
+                .await?;
+        }
+        let balance: RevisionBalance = sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
             .bind(contract_id)
-            .bind(requested_by)
-            .bind(notes)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(RequestError::NotFound)?
+            .into();
+        balance.check_can_request()?;
+        Ok(sqlx::query_as::<_, RevisionRequest>(
+            "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id, contract_id, requested_by, notes, created_at",
+        )
+        .bind(contract_id)
+        .bind(requested_by)
+        .bind(notes)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?)
     })
 }

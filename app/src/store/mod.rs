@@ -52,7 +52,12 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("{kind} violated{}", .constraint.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
-    Constraint { kind: ConstraintKind, constraint: Option<String>, #[source] source: sqlx::Error },
+    Constraint {
+        kind: ConstraintKind,
+        constraint: Option<String>,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -131,7 +136,11 @@ fn unavailable_code(code: &str) -> bool {
     // PostgreSQL SQLSTATE classes: 08 connection exception, 53 insufficient resources (disk
     // full, out of memory, too many connections), 57 operator intervention (shutdown),
     // 58 system error (I/O), 25006 read-only transaction (a standby).
-    code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code.starts_with("58") || code == "25006"
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || code.starts_with("58")
+        || code == "25006"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,9 @@ impl User {
 const COLUMNS: &str = "id, email, role, password_hash, created_at";
 
 pub async fn create(db: &Db, email: &Email, role: Role, password_hash: &str, now: DateTime<Utc>) -> StoreResult<User> {
-    let sql = format!("INSERT INTO users (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}");
+    let sql = format!(
+        "INSERT INTO users (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    );
     write_pool!(db, |pool| Ok(sqlx::query_as::<_, User>(&sql)
         .bind(email.as_str())
         .bind(role.as_str())

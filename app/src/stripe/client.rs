@@ -119,13 +119,8 @@ impl StripeApi {
     pub async fn list_created_between(&self, from: i64, to: i64) -> Result<Vec<PaymentIntentInfo>, StripeApiError> {
         use futures_util::TryStreamExt;
         let created = RangeQueryTs::Bounds(RangeBoundsTs { gte: Some(from), lte: Some(to), ..Default::default() });
-        let all: Vec<stripe_shared::PaymentIntent> = ListPaymentIntent::new()
-            .created(created)
-            .limit(100)
-            .paginate()
-            .stream(&self.client)
-            .try_collect()
-            .await?;
+        let all: Vec<stripe_shared::PaymentIntent> =
+            ListPaymentIntent::new().created(created).limit(100).paginate().stream(&self.client).try_collect().await?;
         Ok(all.into_iter().map(info).collect())
     }
 }

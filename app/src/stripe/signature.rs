@@ -76,18 +76,15 @@ fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for item in header.split(',') {
-        let (key, value) = item
-            .trim()
-            .split_once('=')
-            .ok_or(SignatureError::MalformedHeader("an item is not key=value"))?;
+        let (key, value) =
+            item.trim().split_once('=').ok_or(SignatureError::MalformedHeader("an item is not key=value"))?;
         match key {
             "t" => {
                 if timestamp.is_some() {
                     return Err(SignatureError::MalformedHeader("more than one timestamp"));
                 }
-                let t = value
-                    .parse::<i64>()
-                    .map_err(|_| SignatureError::MalformedHeader("timestamp is not an integer"))?;
+                let t =
+                    value.parse::<i64>().map_err(|_| SignatureError::MalformedHeader("timestamp is not an integer"))?;
                 timestamp = Some(t);
             }
             "v1" => {
@@ -198,7 +195,14 @@ mod tests {
     fn rejects_missing_and_malformed_headers() {
         let s = [secret("whsec_a")];
         assert_eq!(verify(b"{}", None, &s, NOW, 300), Err(SignatureError::MissingHeader));
-        for h in ["", "garbage", "t=abc,v1=00", &format!("t={NOW}"), &format!("v1={}", "00".repeat(32)), &format!("t={NOW},v1=xyz")] {
+        for h in [
+            "",
+            "garbage",
+            "t=abc,v1=00",
+            &format!("t={NOW}"),
+            &format!("v1={}", "00".repeat(32)),
+            &format!("t={NOW},v1=xyz"),
+        ] {
             assert!(matches!(verify(b"{}", Some(h), &s, NOW, 300), Err(SignatureError::MalformedHeader(_))), "{h}");
         }
     }

@@ -102,15 +102,26 @@ fn run(args: &Args, db: &str) {
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
+    let server_rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
     let (app, contract_id) = server_rt.block_on(async {
         let app = Application::start(&settings).await.expect("server starts");
-        let user = app::services::accounts::create_user(&app.services.db, "bench@example.com", Role::Advertiser, "bench-password-123")
-            .await
-            .unwrap();
+        let user = app::services::accounts::create_user(
+            &app.services.db,
+            "bench@example.com",
+            Role::Advertiser,
+            "bench-password-123",
+        )
+        .await
+        .unwrap();
         let c = app::store::contracts::create(
             &app.services.db,
-            &app::store::contracts::NewContract { advertiser_id: user.id, publication: "Bench", ad_size: "Page", base_revisions: 3 },
+            &app::store::contracts::NewContract {
+                advertiser_id: user.id,
+                publication: "Bench",
+                ad_size: "Page",
+                base_revisions: 3,
+            },
             chrono::Utc::now(),
         )
         .await
@@ -203,7 +214,8 @@ fn run(args: &Args, db: &str) {
     assert_eq!(credited, new_events, "each new event credits exactly once");
 
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+    let pct =
+        |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "| {db} | {} | {new_events} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",

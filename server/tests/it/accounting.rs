@@ -15,7 +15,9 @@ async fn available_is_base_plus_purchased_minus_requested(kind: DbKind) {
         t.deliver(&paid(&new_event_id(), &new_payment_id(), t.contract_id)).await;
     }
     for n in 0..3 {
-        request_revision(t.store(), t.contract_id, t.advertiser_id, &format!("change {n}"), chrono::Utc::now()).await.unwrap();
+        request_revision(t.store(), t.contract_id, t.advertiser_id, &format!("change {n}"), chrono::Utc::now())
+            .await
+            .unwrap();
     }
     let b = app::store::ledger::balance(t.store(), t.contract_id).await.unwrap().unwrap();
     assert_eq!((b.base, b.purchased, b.requested, b.available()), (3, 4, 3, 4));

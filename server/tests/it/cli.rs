@@ -38,14 +38,22 @@ async fn the_cli_creates_users_and_contracts_and_explains_balances(kind: DbKind)
     tokio::task::spawn_blocking(move || {
         let o = cli(&url, &["migrate"], None);
         assert!(o.status.success(), "{}", stderr(&o));
-        let o = cli(&url, &["user", "create", "--email", "Ann@Example.com", "--role", "advertiser"], Some("a-long-password\n"));
+        let o = cli(
+            &url,
+            &["user", "create", "--email", "Ann@Example.com", "--role", "advertiser"],
+            Some("a-long-password\n"),
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("Created advertiser ann@example.com"));
         assert!(!stdout(&o).contains("Password"), "a piped password is not echoed");
         let o = cli(&url, &["user", "create", "--email", "boss@example.com", "--role", "admin"], None);
         assert!(stdout(&o).contains("Password (shown once): "), "{}", stdout(&o));
 
-        let o = cli(&url, &["user", "create", "--email", "ann@example.com", "--role", "advertiser"], Some("a-long-password\n"));
+        let o = cli(
+            &url,
+            &["user", "create", "--email", "ann@example.com", "--role", "advertiser"],
+            Some("a-long-password\n"),
+        );
         assert!(!o.status.success());
         assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
         let o = cli(&url, &["user", "create", "--email", "x@example.com", "--role", "advertiser"], Some("short\n"));
@@ -53,13 +61,34 @@ async fn the_cli_creates_users_and_contracts_and_explains_balances(kind: DbKind)
         let o = cli(&url, &["user", "create", "--email", "x@example.com", "--role", "owner"], None);
         assert!(stderr(&o).contains("not a role"));
 
-        let o = cli(&url, &["contract", "create", "--advertiser", "ann@example.com", "--publication", "Daily Planet", "--ad-size", "Half page"], None);
+        let o = cli(
+            &url,
+            &[
+                "contract",
+                "create",
+                "--advertiser",
+                "ann@example.com",
+                "--publication",
+                "Daily Planet",
+                "--ad-size",
+                "Half page",
+            ],
+            None,
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let id = stdout(&o).trim().to_string();
         assert!(id.parse::<i64>().is_ok(), "prints the new id: {id}");
-        let o = cli(&url, &["contract", "create", "--advertiser", "boss@example.com", "--publication", "P", "--ad-size", "S"], None);
+        let o = cli(
+            &url,
+            &["contract", "create", "--advertiser", "boss@example.com", "--publication", "P", "--ad-size", "S"],
+            None,
+        );
         assert!(stderr(&o).contains("not an advertiser"));
-        let o = cli(&url, &["contract", "create", "--advertiser", "nobody@example.com", "--publication", "P", "--ad-size", "S"], None);
+        let o = cli(
+            &url,
+            &["contract", "create", "--advertiser", "nobody@example.com", "--publication", "P", "--ad-size", "S"],
+            None,
+        );
         assert!(stderr(&o).contains("no user with email"));
 
         let o = cli(&url, &["contract", "show", &id], None);
@@ -81,7 +110,8 @@ async fn the_cli_lists_and_replays_events(kind: DbKind) {
     let (ok, bad) = (new_event_id(), new_event_id());
     let payment = new_payment_id();
     t.deliver(&paid(&ok, &payment, t.contract_id)).await;
-    t.deliver(&pi_event(&bad, "payment_intent.succeeded", &new_payment_id(), serde_json::json!({}), 15_000, "usd")).await;
+    t.deliver(&pi_event(&bad, "payment_intent.succeeded", &new_payment_id(), serde_json::json!({}), 15_000, "usd"))
+        .await;
     let url = t.db.url.clone();
     let contract = t.contract_id.to_string();
     let (ok2, bad2, payment2) = (ok.clone(), bad.clone(), payment.clone());

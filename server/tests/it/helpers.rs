@@ -135,9 +135,8 @@ impl Outage {
 }
 
 fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").expect(
-        "TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
-    )
+    std::env::var("TEST_POSTGRES_URL")
+        .expect("TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL")
 }
 
 fn with_database(url: &str, db: &str) -> String {
@@ -184,12 +183,18 @@ impl TestApp {
     pub async fn spawn(kind: DbKind) -> Self {
         let db = TestDb::new(kind).await;
         let app = Application::start(&settings(&db.url)).await.expect("app starts");
-        let user = create_user(&app.services.db, &format!("adv{}@example.com", unique()), Role::Advertiser, "a-long-password")
-            .await
-            .unwrap();
+        let user =
+            create_user(&app.services.db, &format!("adv{}@example.com", unique()), Role::Advertiser, "a-long-password")
+                .await
+                .unwrap();
         let contract = contracts::create(
             &app.services.db,
-            &NewContract { advertiser_id: user.id, publication: "Daily Planet", ad_size: "Half page", base_revisions: 3 },
+            &NewContract {
+                advertiser_id: user.id,
+                publication: "Daily Planet",
+                ad_size: "Half page",
+                base_revisions: 3,
+            },
             chrono::Utc::now(),
         )
         .await
@@ -210,14 +215,16 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
-        let mut req = hyper::Request::post(format!("{}{path}", self.app.url())).header("content-type", "application/json");
+        let mut req =
+            hyper::Request::post(format!("{}{path}", self.app.url())).header("content-type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, v);
         }
         let res = self.http.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
         let status = res.status().as_u16();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         Reply { status, body }
     }
 
@@ -268,13 +275,19 @@ pub async fn post_form(url: &str, key: &str, fields: &[(&str, &str)]) -> Reply {
 }
 
 pub async fn get_json(url: &str, key: &str) -> Value {
-    let req = hyper::Request::get(url).header("authorization", format!("Bearer {key}")).body(Full::new(Bytes::new())).unwrap();
+    let req = hyper::Request::get(url)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let res = client().request(req).await.expect("request");
     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null)
 }
 
 pub async fn post_json(url: &str, body: &str) -> Reply {
-    let req = hyper::Request::post(url).header("content-type", "application/json").body(Full::new(Bytes::from(body.to_string()))).unwrap();
+    let req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
     let res = client().request(req).await.expect("request");
     let status = res.status().as_u16();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -337,7 +350,14 @@ pub fn new_payment_id() -> String {
 }
 
 /// A PaymentIntent event shaped like Stripe's (see shared/stripe/fixtures/event.json).
-pub fn pi_event(event_id: &str, event_type: &str, payment_id: &str, metadata: Value, amount: i64, currency: &str) -> String {
+pub fn pi_event(
+    event_id: &str,
+    event_type: &str,
+    payment_id: &str,
+    metadata: Value,
+    amount: i64,
+    currency: &str,
+) -> String {
     let status = match event_type {
         "payment_intent.succeeded" => "succeeded",
         "payment_intent.processing" => "processing",
@@ -370,5 +390,12 @@ pub fn pi_event(event_id: &str, event_type: &str, payment_id: &str, metadata: Va
 
 /// `payment_intent.succeeded` for a pack on `contract_id`.
 pub fn paid(event_id: &str, payment_id: &str, contract_id: i64) -> String {
-    pi_event(event_id, "payment_intent.succeeded", payment_id, json!({"contractId": contract_id.to_string()}), 15_000, "usd")
+    pi_event(
+        event_id,
+        "payment_intent.succeeded",
+        payment_id,
+        json!({"contractId": contract_id.to_string()}),
+        15_000,
+        "usd",
+    )
 }

@@ -45,7 +45,12 @@ async fn a_contract_created_before_the_retry_is_credited(kind: DbKind) {
     assert_eq!(t.deliver(&paid(&event, &new_payment_id(), missing_id)).await.body["status"], "retry_scheduled");
     let c = app::store::contracts::create(
         t.store(),
-        &app::store::contracts::NewContract { advertiser_id: t.advertiser_id, publication: "Late", ad_size: "Strip", base_revisions: 3 },
+        &app::store::contracts::NewContract {
+            advertiser_id: t.advertiser_id,
+            publication: "Late",
+            ad_size: "Strip",
+            base_revisions: 3,
+        },
         chrono::Utc::now(),
     )
     .await
@@ -163,7 +168,10 @@ async fn failures_and_cancellations_update_our_purchase(kind: DbKind) {
     .unwrap();
     let meta = json!({"contractId": t.contract_id.to_string()});
     t.deliver(&pi_event(&new_event_id(), "payment_intent.payment_failed", &payment, meta.clone(), 15_000, "usd")).await;
-    assert_eq!(app::store::purchases::find(t.store(), &payment).await.unwrap().unwrap().status, "requires_payment_method");
+    assert_eq!(
+        app::store::purchases::find(t.store(), &payment).await.unwrap().unwrap().status,
+        "requires_payment_method"
+    );
     t.deliver(&pi_event(&new_event_id(), "payment_intent.processing", &payment, meta.clone(), 15_000, "usd")).await;
     assert_eq!(app::store::purchases::find(t.store(), &payment).await.unwrap().unwrap().status, "processing");
     t.deliver(&paid(&new_event_id(), &payment, t.contract_id)).await;

@@ -51,13 +51,23 @@ impl Sim {
         post_form(
             &format!("{}/v1/payment_intents/{}/confirm", self.base, p.payment_intent_id),
             "pk_test_simulated",
-            &[("client_secret", &p.client_secret), ("payment_method_data[type]", "card"), ("payment_method_data[card][number]", card), ("return_url", "http://localhost/contracts/1")],
+            &[
+                ("client_secret", &p.client_secret),
+                ("payment_method_data[type]", "card"),
+                ("payment_method_data[card][number]", card),
+                ("return_url", "http://localhost/contracts/1"),
+            ],
         )
         .await
     }
 
     async fn authenticate(&self, p: &PurchaseStarted, outcome: &str) -> Reply {
-        post_form(&format!("{}/_simulator/payment_intents/{}/authenticate", self.base, p.payment_intent_id), "", &[("outcome", outcome)]).await
+        post_form(
+            &format!("{}/_simulator/payment_intents/{}/authenticate", self.base, p.payment_intent_id),
+            "",
+            &[("outcome", outcome)],
+        )
+        .await
     }
 
     async fn delivered(&self, event_type_count: usize) -> bool {
@@ -75,7 +85,8 @@ async fn purchase_status(t: &TestApp, p: &PurchaseStarted) -> String {
 }
 
 async fn stored_types(t: &TestApp) -> Vec<String> {
-    let mut types: Vec<String> = app::store::events::list(t.store(), None, 100).await.unwrap().into_iter().map(|e| e.event_type).collect();
+    let mut types: Vec<String> =
+        app::store::events::list(t.store(), None, 100).await.unwrap().into_iter().map(|e| e.event_type).collect();
     types.sort();
     types
 }
@@ -154,7 +165,9 @@ async fn a_canceled_payment_updates_the_purchase(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let s = sim_for(&t).await;
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
-    let r = post_form(&format!("{}/v1/payment_intents/{}/cancel", s.base, p.payment_intent_id), "sk_test_simulated", &[]).await;
+    let r =
+        post_form(&format!("{}/v1/payment_intents/{}/cancel", s.base, p.payment_intent_id), "sk_test_simulated", &[])
+            .await;
     assert_eq!(r.body["status"], "canceled");
     assert!(s.delivered(2).await);
     assert!(eventually(Duration::from_secs(5), || async { purchase_status(&t, &p).await == "canceled" }).await);
@@ -230,12 +243,22 @@ async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(ki
     s.webhook_secrets.clear();
     let app = server::Application::start(&s).await.unwrap();
     assert!(app.services.simulated);
-    let user = app::services::accounts::create_user(&app.services.db, "sim@example.com", app::domain::users::Role::Advertiser, "a-long-password")
-        .await
-        .unwrap();
+    let user = app::services::accounts::create_user(
+        &app.services.db,
+        "sim@example.com",
+        app::domain::users::Role::Advertiser,
+        "a-long-password",
+    )
+    .await
+    .unwrap();
     let c = app::store::contracts::create(
         &app.services.db,
-        &app::store::contracts::NewContract { advertiser_id: user.id, publication: "P", ad_size: "S", base_revisions: 3 },
+        &app::store::contracts::NewContract {
+            advertiser_id: user.id,
+            publication: "P",
+            ad_size: "S",
+            base_revisions: 3,
+        },
         chrono::Utc::now(),
     )
     .await
@@ -291,7 +314,10 @@ async fn refunds_may_be_partial_and_never_exceed_the_charge(kind: DbKind) {
     assert_eq!((early.status, early.body["error"]["code"].as_str()), (400, Some("charge_not_refundable")));
     assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
     let part = refund(vec![("payment_intent", p.payment_intent_id.clone()), ("amount", "5000".into())]).await;
-    assert_eq!((part.status, part.body["amount"].as_i64(), part.body["status"].as_str()), (200, Some(5000), Some("succeeded")));
+    assert_eq!(
+        (part.status, part.body["amount"].as_i64(), part.body["status"].as_str()),
+        (200, Some(5000), Some("succeeded"))
+    );
     let too_much = refund(vec![("payment_intent", p.payment_intent_id.clone()), ("amount", "10001".into())]).await;
     assert_eq!(too_much.body["error"]["code"], "amount_too_large");
     let rest = refund(vec![("payment_intent", p.payment_intent_id.clone())]).await;
@@ -337,13 +363,21 @@ async fn mis_signed_or_stale_deliveries_are_refused_and_credit_nothing(kind: DbK
         s.sim.set_faults(faults).unwrap();
         start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
         let sim = s.sim.clone();
-        assert!(eventually(Duration::from_secs(5), move || {
-            let sim = sim.clone();
-            async move { sim.deliveries().iter().filter(|d| d.status == Some(400)).count() >= 2 }
-        })
-        .await);
+        assert!(
+            eventually(Duration::from_secs(5), move || {
+                let sim = sim.clone();
+                async move { sim.deliveries().iter().filter(|d| d.status == Some(400)).count() >= 2 }
+            })
+            .await
+        );
         let (_, metrics) = t.get("/metrics").await;
-        assert!(metrics.lines().any(|l| l.starts_with(&format!("revision_store_webhook_rejected_total{{reason=\"{reason}\"}}")) && !l.ends_with(" 0")), "{metrics}");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("revision_store_webhook_rejected_total{{reason=\"{reason}\"}}"))
+                    && !l.ends_with(" 0")),
+            "{metrics}"
+        );
     }
     assert!(app::store::events::list(t.store(), None, 10).await.unwrap().is_empty(), "nothing unauthentic is stored");
 }
@@ -358,7 +392,9 @@ async fn a_dropped_delivery_leaves_the_payment_uncredited_until_replayed(kind: D
     assert!(s.sim.deliveries().is_empty());
     assert_eq!(t.available().await, 3);
     // Stripe still has the event: the Events API is how it is recovered.
-    let r = crate::helpers::get_json(&format!("{}/v1/events?type=payment_intent.succeeded", s.base), "sk_test_simulated").await;
+    let r =
+        crate::helpers::get_json(&format!("{}/v1/events?type=payment_intent.succeeded", s.base), "sk_test_simulated")
+            .await;
     assert_eq!(r["data"][0]["data"]["object"]["id"], p.payment_intent_id.as_str());
 }
 
@@ -369,10 +405,15 @@ async fn api_faults_answer_500_and_429_with_stripes_error_shape() {
     let api = StripeApi::new("sk_test_x", &format!("http://{addr}")).unwrap();
     let terms = app::domain::PackTerms::standard();
     sim.set_faults(Faults { api_error_status: Some(500), api_error_count: 1, ..Faults::default() }).unwrap();
-    assert!(matches!(api.create_pack_payment(1, &terms, "a").await, Err(app::stripe::StripeApiError::Api { status: 500, .. })));
+    assert!(matches!(
+        api.create_pack_payment(1, &terms, "a").await,
+        Err(app::stripe::StripeApiError::Api { status: 500, .. })
+    ));
     sim.set_faults(Faults { api_error_status: Some(429), api_error_count: 1, ..Faults::default() }).unwrap();
     match api.create_pack_payment(1, &terms, "b").await {
-        Err(app::stripe::StripeApiError::Api { status: 429, code, .. }) => assert_eq!(code.as_deref(), Some("rate_limit")),
+        Err(app::stripe::StripeApiError::Api { status: 429, code, .. }) => {
+            assert_eq!(code.as_deref(), Some("rate_limit"))
+        }
         other => panic!("{other:?}"),
     }
     assert!(api.create_pack_payment(1, &terms, "c").await.is_ok(), "the fault is spent");

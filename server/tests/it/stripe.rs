@@ -1,12 +1,13 @@
 //! The Stripe client (async-stripe) against the simulator over HTTP, and starting a purchase.
 use crate::helpers::*;
 use crate::on_both_databases;
+use app::domain::PackTerms;
 use app::services::purchase::{start_purchase, PurchaseError};
 use app::stripe::{StripeApi, StripeApiError};
-use app::domain::PackTerms;
 
 async fn simulator() -> String {
-    let (addr, _task) = app::stripe::simulator::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let (addr, _task) =
+        app::stripe::simulator::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
     format!("http://{addr}")
 }
 
@@ -24,7 +25,9 @@ async fn the_client_creates_retrieves_and_replays_idempotent_creates() {
     let again = api.create_pack_payment(42, &terms, "key-1").await.unwrap();
     assert_eq!(again.id, pi.id, "the same idempotency key replays the first answer");
     match api.create_pack_payment(43, &terms, "key-1").await {
-        Err(StripeApiError::Api { status: 400, message, .. }) => assert!(message.contains("same parameters"), "{message}"),
+        Err(StripeApiError::Api { status: 400, message, .. }) => {
+            assert!(message.contains("same parameters"), "{message}")
+        }
         other => panic!("expected an idempotency error, got {other:?}"),
     }
     assert_eq!(api.retrieve(&pi.id).await.unwrap(), pi);
@@ -65,20 +68,31 @@ on_both_databases!(starting_a_purchase_records_the_payment_intent_for_the_owner_
 async fn starting_a_purchase_records_the_payment_intent_for_the_owner_only(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let mut svc = t.app.services.clone();
-    assert!(matches!(start_purchase(&svc, t.advertiser_id, t.contract_id).await, Err(PurchaseError::PaymentsUnavailable)));
+    assert!(matches!(
+        start_purchase(&svc, t.advertiser_id, t.contract_id).await,
+        Err(PurchaseError::PaymentsUnavailable)
+    ));
     svc.stripe = Some(StripeApi::new("sk_test_purchase", &simulator().await).unwrap());
 
     let started = start_purchase(&svc, t.advertiser_id, t.contract_id).await.unwrap();
     assert_eq!((started.amount, started.currency.as_str(), started.revisions), (15_000, "usd", 2));
     let p = app::store::purchases::find(t.store(), &started.payment_intent_id).await.unwrap().expect("recorded");
-    assert_eq!((p.contract_id, p.created_by, p.status.as_str()), (t.contract_id, t.advertiser_id, "requires_payment_method"));
+    assert_eq!(
+        (p.contract_id, p.created_by, p.status.as_str()),
+        (t.contract_id, t.advertiser_id, "requires_payment_method")
+    );
     let pi = svc.stripe.as_ref().unwrap().retrieve(&started.payment_intent_id).await.unwrap();
     assert_eq!(pi.metadata.get("contractId"), Some(&t.contract_id.to_string()));
 
     // Another advertiser's contract and a missing one get the same answer.
-    let other = app::services::accounts::create_user(t.store(), &format!("other{}@example.com", unique()), app::domain::users::Role::Advertiser, "a-long-password")
-        .await
-        .unwrap();
+    let other = app::services::accounts::create_user(
+        t.store(),
+        &format!("other{}@example.com", unique()),
+        app::domain::users::Role::Advertiser,
+        "a-long-password",
+    )
+    .await
+    .unwrap();
     assert!(matches!(start_purchase(&svc, other.id, t.contract_id).await, Err(PurchaseError::NotFound)));
     assert!(matches!(start_purchase(&svc, t.advertiser_id, 987_654).await, Err(PurchaseError::NotFound)));
     assert_eq!(app::store::purchases::for_contract(t.store(), t.contract_id).await.unwrap().len(), 1);

@@ -41,7 +41,12 @@ async fn any_v1_may_match_and_an_older_secret_still_verifies(kind: DbKind) {
     // Two v1 values, only the second valid (as during a secret roll), plus a v0 to ignore.
     let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
     let ts = now();
-    let header = format!("t={ts},v1={},v1={},v0={}", v1(&body, "whsec_someone_else", ts), v1(&body, SECRET, ts), "ab".repeat(32));
+    let header = format!(
+        "t={ts},v1={},v1={},v0={}",
+        v1(&body, "whsec_someone_else", ts),
+        v1(&body, SECRET, ts),
+        "ab".repeat(32)
+    );
     let r = t.post("/webhooks/stripe", &[("stripe-signature", header)], body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The previous secret is still configured during rotation.
@@ -96,7 +101,14 @@ async fn a_body_over_the_limit_is_413_and_never_stored(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let event = new_event_id();
     let padding = "x".repeat(server::webhook::MAX_BODY);
-    let body = pi_event(&event, "payment_intent.succeeded", &new_payment_id(), json!({"contractId": t.contract_id.to_string(), "pad": padding}), 15_000, "usd");
+    let body = pi_event(
+        &event,
+        "payment_intent.succeeded",
+        &new_payment_id(),
+        json!({"contractId": t.contract_id.to_string(), "pad": padding}),
+        15_000,
+        "usd",
+    );
     let r = t.post("/webhooks/stripe", &[("stripe-signature", sign(&body, SECRET, now()))], body).await;
     assert_eq!(r.status, 413);
     assert!(app::store::events::summary(t.store(), &event).await.unwrap().is_none());
@@ -193,7 +205,10 @@ async fn rate_card_payments_are_recorded_for_the_external_system(kind: DbKind) {
     let r = t.deliver(&pi_event(&event, "payment_intent.succeeded", &payment, meta, 42_000, "usd")).await;
     assert_eq!(r.status, 200);
     let x = app::store::external_payments::find(t.store(), &payment).await.unwrap().expect("recorded");
-    assert_eq!((x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str(), x.amount), ("adv-77", "full-page", "pub-4", 42_000));
+    assert_eq!(
+        (x.advertiser_ref.as_str(), x.size_ref.as_str(), x.publication_ref.as_str(), x.amount),
+        ("adv-77", "full-page", "pub-4", 42_000)
+    );
     assert_eq!(x.stripe_event_id, event);
     assert_eq!(t.event_status(&event).await.status, "processed");
     assert_eq!(t.available().await, 3, "a Rate Card payment credits no contract of ours");
@@ -216,10 +231,22 @@ async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let mut settings = settings(&db.url);
     settings.mode = app::domain::events::StripeMode::Live;
     let app = server::Application::start(&settings).await.unwrap();
-    let user = app::services::accounts::create_user(&app.services.db, "live@example.com", app::domain::users::Role::Advertiser, "a-long-password").await.unwrap();
+    let user = app::services::accounts::create_user(
+        &app.services.db,
+        "live@example.com",
+        app::domain::users::Role::Advertiser,
+        "a-long-password",
+    )
+    .await
+    .unwrap();
     let c = app::store::contracts::create(
         &app.services.db,
-        &app::store::contracts::NewContract { advertiser_id: user.id, publication: "P", ad_size: "S", base_revisions: 3 },
+        &app::store::contracts::NewContract {
+            advertiser_id: user.id,
+            publication: "P",
+            ad_size: "S",
+            base_revisions: 3,
+        },
         chrono::Utc::now(),
     )
     .await
@@ -228,7 +255,11 @@ async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let body = paid(&event, &new_payment_id(), c.id);
     let intake = app::services::intake::receive(
         &app.services,
-        app::services::intake::Delivery { body: body.as_bytes(), signature: Some(&sign(&body, SECRET, now())), headers_json: "{}".into() },
+        app::services::intake::Delivery {
+            body: body.as_bytes(),
+            signature: Some(&sign(&body, SECRET, now())),
+            headers_json: "{}".into(),
+        },
         chrono::Utc::now(),
     )
     .await;
@@ -261,7 +292,16 @@ async fn the_raw_body_and_headers_are_kept_byte_for_byte(kind: DbKind) {
     // Odd spacing and key order: re-serialising would change these bytes.
     let body = paid(&event, &new_payment_id(), t.contract_id).replacen('{', "{  ", 1) + "\n";
     let signature = sign(&body, SECRET, now());
-    let r = t.post("/webhooks/stripe", &[("stripe-signature", signature.clone()), ("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)".into())], body.clone()).await;
+    let r = t
+        .post(
+            "/webhooks/stripe",
+            &[
+                ("stripe-signature", signature.clone()),
+                ("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)".into()),
+            ],
+            body.clone(),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let ev = app::store::events::evidence(t.store(), &event).await.unwrap().unwrap();
     assert_eq!(ev.payload, body.as_bytes());
@@ -269,7 +309,9 @@ async fn the_raw_body_and_headers_are_kept_byte_for_byte(kind: DbKind) {
     assert!(ev.request_headers.contains("Stripe/1.0"));
     // The evidence cannot be edited or deleted, even by a direct statement.
     let tampering = match t.store() {
-        app::store::Db::Sqlite(s) => sqlx::query("UPDATE stripe_events SET payload = x'00'").execute(&s.writer).await.err(),
+        app::store::Db::Sqlite(s) => {
+            sqlx::query("UPDATE stripe_events SET payload = x'00'").execute(&s.writer).await.err()
+        }
         app::store::Db::Postgres(p) => sqlx::query("DELETE FROM stripe_events").execute(p).await.err(),
     };
     assert!(tampering.expect("refused").to_string().contains("append-only"));

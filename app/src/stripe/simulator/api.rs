@@ -1,6 +1,8 @@
 //! The API: PaymentIntents (create, retrieve, list, confirm, cancel), Events (list, retrieve),
 //! Stripe's idempotency and error semantics, and the simulator's own control endpoints under
 //! `/_simulator/` (3-D Secure outcome, delivery log).
+use super::webhooks::DeliveryAttempt;
+use super::{Faults, WebhookConfig};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,8 +13,6 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use super::webhooks::DeliveryAttempt;
-use super::{Faults, WebhookConfig};
 
 #[derive(Clone, Default)]
 pub struct Simulator {
@@ -101,7 +101,11 @@ pub fn router(sim: Simulator) -> Router {
 }
 
 /// Answers API calls with a 500 or 429 while the fault is armed, as Stripe does under load.
-async fn injected_api_errors(State(sim): State<Simulator>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn injected_api_errors(
+    State(sim): State<Simulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let injected = {
         let mut faults = sim.faults.lock().expect("faults");
         match faults.api_error_status {
@@ -113,10 +117,20 @@ async fn injected_api_errors(State(sim): State<Simulator>, request: axum::extrac
         }
     };
     match injected {
-        Some(429) => stripe_error(StatusCode::TOO_MANY_REQUESTS, "invalid_request_error", Some("rate_limit"),
-            "Too many requests hit the API too quickly (simulated).", None),
-        Some(_) => stripe_error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", None,
-            "An unexpected error occurred on Stripe's end (simulated).", None),
+        Some(429) => stripe_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_request_error",
+            Some("rate_limit"),
+            "Too many requests hit the API too quickly (simulated).",
+            None,
+        ),
+        Some(_) => stripe_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            "An unexpected error occurred on Stripe's end (simulated).",
+            None,
+        ),
         None => next.run(request).await,
     }
 }
@@ -128,7 +142,9 @@ async fn get_faults(State(sim): State<Simulator>) -> Response {
 async fn set_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
     let faults: Faults = match serde_json::from_slice(&body) {
         Ok(f) => f,
-        Err(e) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, &format!("faults: {e}"), None),
+        Err(e) => {
+            return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, &format!("faults: {e}"), None)
+        }
     };
     match sim.set_faults(faults) {
         Ok(()) => Json(sim.faults()).into_response(),
@@ -161,11 +177,21 @@ fn authorize(headers: &HeaderMap) -> Result<(), Response> {
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
         Ok(())
     } else if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
-        Err(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", Some("api_key_expired"),
-            "The Stripe simulator runs in test mode only and refuses live keys.", None))
+        Err(stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("api_key_expired"),
+            "The Stripe simulator runs in test mode only and refuses live keys.",
+            None,
+        ))
     } else {
-        Err(stripe_error(StatusCode::UNAUTHORIZED, "invalid_request_error", None,
-            "You did not provide an API key. Provide it in the Authorization header as `Bearer sk_test_...`.", None))
+        Err(stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            None,
+            "You did not provide an API key. Provide it in the Authorization header as `Bearer sk_test_...`.",
+            None,
+        ))
     }
 }
 
@@ -194,12 +220,23 @@ async fn create_payment_intent(State(sim): State<Simulator>, headers: HeaderMap,
     let mut state = sim.state.lock().expect("simulator state");
     if let Some(key) = &key {
         if key.len() > 255 {
-            return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Idempotency keys are at most 255 characters.", None);
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                "Idempotency keys are at most 255 characters.",
+                None,
+            );
         }
         if let Some((first, status, answer)) = state.idempotency.get(key) {
             if *first != fingerprint {
-                return stripe_error(StatusCode::BAD_REQUEST, "idempotency_error", None,
-                    "Keys for idempotent requests can only be used with the same parameters they were first used with.", None);
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    "idempotency_error",
+                    None,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                    None,
+                );
             }
             let mut r = (*status, Json(answer.clone())).into_response();
             r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -230,9 +267,15 @@ fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'sta
         .parse()
         .map_err(|_| ("amount", "Invalid integer: amount.".to_string()))?;
     if !(MIN_AMOUNT..=MAX_AMOUNT).contains(&amount) {
-        return Err(("amount", format!("Amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} in the currency's minor unit.")));
+        return Err((
+            "amount",
+            format!("Amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} in the currency's minor unit."),
+        ));
     }
-    let currency = fields.get("currency").ok_or(("currency", "Missing required param: currency.".to_string()))?.to_ascii_lowercase();
+    let currency = fields
+        .get("currency")
+        .ok_or(("currency", "Missing required param: currency.".to_string()))?
+        .to_ascii_lowercase();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
         return Err(("currency", format!("Invalid currency: {currency}.")));
     }
@@ -241,7 +284,10 @@ fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'sta
         if let Some(name) = k.strip_prefix("metadata[").and_then(|k| k.strip_suffix(']')) {
             // Stripe's limits: 50 keys, key ≤ 40 characters, value ≤ 500.
             if name.is_empty() || name.len() > 40 || v.len() > 500 || metadata.len() >= 50 {
-                return Err(("metadata", "Metadata keys are 1-40 characters, values at most 500, at most 50 keys.".into()));
+                return Err((
+                    "metadata",
+                    "Metadata keys are 1-40 characters, values at most 500, at most 50 keys.".into(),
+                ));
             }
             metadata.insert(name.to_string(), json!(v));
         }
@@ -285,8 +331,13 @@ async fn retrieve_payment_intent(State(sim): State<Simulator>, headers: HeaderMa
     let state = sim.state.lock().expect("simulator state");
     match state.intents.iter().find(|pi| pi["id"] == id.as_str()) {
         Some(pi) => Json(pi.clone()).into_response(),
-        None => stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"),
-            &format!("No such payment_intent: '{id}'"), Some("intent")),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such payment_intent: '{id}'"),
+            Some("intent"),
+        ),
     }
 }
 
@@ -297,20 +348,44 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
     let q = form(query.unwrap_or_default().as_bytes());
     let int = |name: &str| -> Result<Option<i64>, Response> {
         q.get(name)
-            .map(|v| v.parse::<i64>().map_err(|_| {
-                stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, &format!("Invalid integer: {name}."), Some(name))
-            }))
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    stripe_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        None,
+                        &format!("Invalid integer: {name}."),
+                        Some(name),
+                    )
+                })
+            })
             .transpose()
     };
     let (gte, lte, gt, lt, exact, limit) = match (
-        int("created[gte]"), int("created[lte]"), int("created[gt]"), int("created[lt]"), int("created"), int("limit"),
+        int("created[gte]"),
+        int("created[lte]"),
+        int("created[gt]"),
+        int("created[lt]"),
+        int("created"),
+        int("limit"),
     ) {
         (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
-        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), ..) | (_, _, _, Err(r), ..) | (_, _, _, _, Err(r), _) | (.., Err(r)) => return r,
+        (Err(r), ..)
+        | (_, Err(r), ..)
+        | (_, _, Err(r), ..)
+        | (_, _, _, Err(r), ..)
+        | (_, _, _, _, Err(r), _)
+        | (.., Err(r)) => return r,
     };
     let limit = limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Limit must be between 1 and 100.", Some("limit"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "Limit must be between 1 and 100.",
+            Some("limit"),
+        );
     }
     let state = sim.state.lock().expect("simulator state");
     let matching: Vec<&Value> = state
@@ -319,16 +394,24 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
         .rev()
         .filter(|pi| {
             let c = pi["created"].as_i64().unwrap_or_default();
-            gte.is_none_or(|v| c >= v) && lte.is_none_or(|v| c <= v) && gt.is_none_or(|v| c > v)
-                && lt.is_none_or(|v| c < v) && exact.is_none_or(|v| c == v)
+            gte.is_none_or(|v| c >= v)
+                && lte.is_none_or(|v| c <= v)
+                && gt.is_none_or(|v| c > v)
+                && lt.is_none_or(|v| c < v)
+                && exact.is_none_or(|v| c == v)
         })
         .collect();
     let start = match q.get("starting_after") {
         Some(after) => match matching.iter().position(|pi| pi["id"] == after.as_str()) {
             Some(i) => i + 1,
             None => {
-                return stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"),
-                    &format!("No such payment_intent: '{after}'"), Some("starting_after"))
+                return stripe_error(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such payment_intent: '{after}'"),
+                    Some("starting_after"),
+                )
             }
         },
         None => 0,
@@ -350,8 +433,13 @@ fn authorize_confirm(headers: &HeaderMap, fields: &BTreeMap<String, String>, pi:
         return if fields.get("client_secret").map(String::as_str) == pi["client_secret"].as_str() {
             Ok(())
         } else {
-            Err(stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_invalid_parameter"),
-                "The client_secret provided does not match the client_secret associated with the PaymentIntent.", Some("client_secret")))
+            Err(stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("payment_intent_invalid_parameter"),
+                "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
+                Some("client_secret"),
+            ))
         };
     }
     authorize(headers)
@@ -363,20 +451,32 @@ enum CardOutcome {
     /// Succeeds, then the cardholder disputes the charge.
     SucceedsThenDisputed,
     RequiresAuthentication,
-    Declined { decline_code: &'static str, message: &'static str },
+    Declined {
+        decline_code: &'static str,
+        message: &'static str,
+    },
 }
 
 fn card_outcome(number: &str) -> Result<CardOutcome, Response> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     if digits.len() < 12 || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) || !luhn(&digits) {
-        return Err(stripe_error(StatusCode::PAYMENT_REQUIRED, "card_error", Some("incorrect_number"),
-            "Your card number is incorrect.", Some("payment_method_data[card][number]")));
+        return Err(stripe_error(
+            StatusCode::PAYMENT_REQUIRED,
+            "card_error",
+            Some("incorrect_number"),
+            "Your card number is incorrect.",
+            Some("payment_method_data[card][number]"),
+        ));
     }
     Ok(match digits.as_str() {
         "4242424242424242" | "5555555555554444" => CardOutcome::Succeeds,
         "4000002500003155" | "4000002760003184" => CardOutcome::RequiresAuthentication,
-        "4000000000000002" => CardOutcome::Declined { decline_code: "generic_decline", message: "Your card was declined." },
-        "4000000000009995" => CardOutcome::Declined { decline_code: "insufficient_funds", message: "Your card has insufficient funds." },
+        "4000000000000002" => {
+            CardOutcome::Declined { decline_code: "generic_decline", message: "Your card was declined." }
+        }
+        "4000000000009995" => {
+            CardOutcome::Declined { decline_code: "insufficient_funds", message: "Your card has insufficient funds." }
+        }
         "4000000000000259" => CardOutcome::SucceedsThenDisputed,
         _ => CardOutcome::Declined {
             decline_code: "test_mode_live_card",
@@ -392,7 +492,15 @@ fn luhn(digits: &str) -> bool {
         .enumerate()
         .map(|(i, b)| {
             let d = u32::from(b - b'0');
-            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
         })
         .sum();
     sum % 10 == 0
@@ -405,7 +513,9 @@ fn test_payment_method_number(pm: &str) -> Option<&'static str> {
         "pm_card_mastercard" => "5555555555554444",
         "pm_card_authenticationRequired" | "pm_card_threeDSecure2Required" => "4000002500003155",
         "pm_card_chargeDeclined" | "pm_card_visa_chargeDeclined" => "4000000000000002",
-        "pm_card_chargeDeclinedInsufficientFunds" | "pm_card_visa_chargeDeclinedInsufficientFunds" => "4000000000009995",
+        "pm_card_chargeDeclinedInsufficientFunds" | "pm_card_visa_chargeDeclinedInsufficientFunds" => {
+            "4000000000009995"
+        }
         "pm_card_createDispute" => "4000000000000259",
         _ => return None,
     })
@@ -413,16 +523,35 @@ fn test_payment_method_number(pm: &str) -> Option<&'static str> {
 
 fn find_intent<'a>(state: &'a mut SimState, id: &str) -> Result<&'a mut Value, Response> {
     state.intents.iter_mut().find(|pi| pi["id"] == id).ok_or_else(|| {
-        stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), &format!("No such payment_intent: '{id}'"), Some("intent"))
+        stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such payment_intent: '{id}'"),
+            Some("intent"),
+        )
     })
 }
 
 fn unexpected_state(pi: &Value, action: &str) -> Response {
-    stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_unexpected_state"),
-        &format!("You cannot {action} this PaymentIntent because it has a status of {}.", pi["status"].as_str().unwrap_or("unknown")), None)
+    stripe_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        Some("payment_intent_unexpected_state"),
+        &format!(
+            "You cannot {action} this PaymentIntent because it has a status of {}.",
+            pi["status"].as_str().unwrap_or("unknown")
+        ),
+        None,
+    )
 }
 
-async fn confirm_payment_intent(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn confirm_payment_intent(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let fields = form(&body);
     let mut guard = sim.state.lock().expect("simulator state");
     let state = &mut *guard;
@@ -440,11 +569,25 @@ async fn confirm_payment_intent(State(sim): State<Simulator>, headers: HeaderMap
         (Some(n), _) => n.clone(),
         (None, Some(pm)) => match test_payment_method_number(pm) {
             Some(n) => n.to_string(),
-            None => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("resource_missing"),
-                &format!("No such PaymentMethod: '{pm}'"), Some("payment_method")),
+            None => {
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such PaymentMethod: '{pm}'"),
+                    Some("payment_method"),
+                )
+            }
         },
-        (None, None) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("payment_intent_unexpected_state"),
-            "You cannot confirm this PaymentIntent because it's missing a payment method.", Some("payment_method")),
+        (None, None) => {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("payment_intent_unexpected_state"),
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                Some("payment_method"),
+            )
+        }
     };
     let outcome = match card_outcome(&number) {
         Ok(o) => o,
@@ -507,11 +650,14 @@ fn succeed(pi: &mut Value, last4: &str, disputed: bool) -> (Value, Vec<(&'static
     // The charge comes first: callers keep events[0] as the PaymentIntent's charge.
     let mut events = vec![("charge.succeeded", charge.clone()), ("payment_intent.succeeded", pi.clone())];
     if disputed {
-        events.push(("charge.dispute.created", json!({
-            "id": format!("dp_sim{}", random_token(20)), "object": "dispute", "amount": pi["amount"],
-            "charge": charge_id, "created": now, "currency": pi["currency"], "livemode": false,
-            "payment_intent": pi["id"], "reason": "fraudulent", "status": "needs_response", "metadata": {},
-        })));
+        events.push((
+            "charge.dispute.created",
+            json!({
+                "id": format!("dp_sim{}", random_token(20)), "object": "dispute", "amount": pi["amount"],
+                "charge": charge_id, "created": now, "currency": pi["currency"], "livemode": false,
+                "payment_intent": pi["id"], "reason": "fraudulent", "status": "needs_response", "metadata": {},
+            }),
+        ));
     }
     (pi.clone(), events)
 }
@@ -549,11 +695,22 @@ async fn authenticate_payment_intent(State(sim): State<Simulator>, Path(id): Pat
             sim.emit(state, "payment_intent.payment_failed", &pi);
             Json(pi).into_response()
         }
-        _ => stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "outcome must be complete or fail", Some("outcome")),
+        _ => stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "outcome must be complete or fail",
+            Some("outcome"),
+        ),
     }
 }
 
-async fn cancel_payment_intent(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn cancel_payment_intent(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     if let Err(r) = authorize(&headers) {
         return r;
     }
@@ -584,9 +741,18 @@ async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 10,
         Some(Ok(l)) if (1..=100).contains(&l) => l,
-        Some(_) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Limit must be between 1 and 100.", Some("limit")),
+        Some(_) => {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                "Limit must be between 1 and 100.",
+                Some("limit"),
+            )
+        }
     };
-    let types: Vec<&String> = q.iter().filter(|(k, _)| *k == "type" || k.starts_with("types[")).map(|(_, v)| v).collect();
+    let types: Vec<&String> =
+        q.iter().filter(|(k, _)| *k == "type" || k.starts_with("types[")).map(|(_, v)| v).collect();
     let state = sim.state.lock().expect("simulator state");
     let matching: Vec<&Value> = state
         .events
@@ -597,8 +763,15 @@ async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(
     let start = match q.get("starting_after") {
         Some(after) => match matching.iter().position(|e| e["id"] == after.as_str()) {
             Some(i) => i + 1,
-            None => return stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"),
-                &format!("No such event: '{after}'"), Some("starting_after")),
+            None => {
+                return stripe_error(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such event: '{after}'"),
+                    Some("starting_after"),
+                )
+            }
         },
         None => 0,
     };
@@ -614,7 +787,13 @@ async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(i
     let state = sim.state.lock().expect("simulator state");
     match state.events.iter().find(|e| e["id"] == id.as_str()) {
         Some(e) => Json(e.clone()).into_response(),
-        None => stripe_error(StatusCode::NOT_FOUND, "invalid_request_error", Some("resource_missing"), &format!("No such event: '{id}'"), Some("id")),
+        None => stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such event: '{id}'"),
+            Some("id"),
+        ),
     }
 }
 
@@ -630,8 +809,13 @@ async fn create_refund(State(sim): State<Simulator>, headers: HeaderMap, body: B
     }
     let fields = form(&body);
     let Some(pi_id) = fields.get("payment_intent").cloned() else {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("parameter_missing"),
-            "Missing required param: payment_intent.", Some("payment_intent"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: payment_intent.",
+            Some("payment_intent"),
+        );
     };
     let mut guard = sim.state.lock().expect("simulator state");
     let state = &mut *guard;
@@ -639,8 +823,13 @@ async fn create_refund(State(sim): State<Simulator>, headers: HeaderMap, body: B
         return r;
     }
     let Some(charge) = state.charges.iter_mut().find(|c| c["payment_intent"] == pi_id.as_str()) else {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("charge_not_refundable"),
-            &format!("PaymentIntent {pi_id} has no successful charge to refund."), Some("payment_intent"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("charge_not_refundable"),
+            &format!("PaymentIntent {pi_id} has no successful charge to refund."),
+            Some("payment_intent"),
+        );
     };
     let captured = charge["amount_captured"].as_i64().unwrap_or_default();
     let refunded = charge["amount_refunded"].as_i64().unwrap_or_default();
@@ -648,15 +837,33 @@ async fn create_refund(State(sim): State<Simulator>, headers: HeaderMap, body: B
     let amount = match fields.get("amount").map(|a| a.parse::<i64>()) {
         None => remaining,
         Some(Ok(a)) => a,
-        Some(Err(_)) => return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "Invalid integer: amount.", Some("amount")),
+        Some(Err(_)) => {
+            return stripe_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                "Invalid integer: amount.",
+                Some("amount"),
+            )
+        }
     };
     if remaining <= 0 {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("charge_already_refunded"),
-            &format!("Charge {} has already been refunded.", charge["id"].as_str().unwrap_or_default()), None);
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("charge_already_refunded"),
+            &format!("Charge {} has already been refunded.", charge["id"].as_str().unwrap_or_default()),
+            None,
+        );
     }
     if amount <= 0 || amount > remaining {
-        return stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some("amount_too_large"),
-            &format!("Refund amount ({amount}) must be between 1 and the {remaining} not yet refunded."), Some("amount"));
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("amount_too_large"),
+            &format!("Refund amount ({amount}) must be between 1 and the {remaining} not yet refunded."),
+            Some("amount"),
+        );
     }
     charge["amount_refunded"] = json!(refunded + amount);
     charge["refunded"] = json!(refunded + amount == captured);

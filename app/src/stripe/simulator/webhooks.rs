@@ -19,65 +19,78 @@ pub struct DeliveryAttempt {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-pub(super) fn deliver(config: WebhookConfig, faults: Faults, event_id: String, body: String, log: Arc<Mutex<Vec<DeliveryAttempt>>>) {
+pub(super) fn deliver(
+    config: WebhookConfig,
+    faults: Faults,
+    event_id: String,
+    body: String,
+    log: Arc<Mutex<Vec<DeliveryAttempt>>>,
+) {
     if faults.drop {
         tracing::info!(event_id, "simulator fault: delivery dropped");
         return;
     }
     for _ in 0..faults.copies.max(1) {
-        let (config, faults, event_id, body, log) = (config.clone(), faults.clone(), event_id.clone(), body.clone(), log.clone());
+        let (config, faults, event_id, body, log) =
+            (config.clone(), faults.clone(), event_id.clone(), body.clone(), log.clone());
         tokio::spawn(async move { deliver_one(config, faults, event_id, body, log).await });
     }
 }
 
-async fn deliver_one(config: WebhookConfig, faults: Faults, event_id: String, body: String, log: Arc<Mutex<Vec<DeliveryAttempt>>>) {
-        let mut delay = std::time::Duration::from_millis(faults.delay_ms);
-        if faults.out_of_order {
-            use rand::Rng;
-            delay += std::time::Duration::from_millis(rand::thread_rng().gen_range(0..=300));
-        }
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let secret = if faults.wrong_secret {
-            crate::stripe::WebhookSecret::parse("whsec_simulator_wrong_secret").expect("well-formed")
-        } else {
-            config.secret.clone()
-        };
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        for attempt in 1..=config.max_attempts {
-            let skew = if faults.stale_timestamp { 600 } else { 0 };
-            let header = sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp() - skew);
-            let request = hyper::Request::post(&config.url)
-                .header("content-type", "application/json; charset=utf-8")
-                .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks) simulator")
-                .header("stripe-signature", header)
-                .body(Full::new(Bytes::from(body.clone())));
-            let (status, error) = match request {
-                Ok(request) => match client.request(request).await {
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        let _ = res.into_body().collect().await;
-                        (Some(status), None)
-                    }
-                    Err(e) => (None, Some(e.to_string())),
-                },
+async fn deliver_one(
+    config: WebhookConfig,
+    faults: Faults,
+    event_id: String,
+    body: String,
+    log: Arc<Mutex<Vec<DeliveryAttempt>>>,
+) {
+    let mut delay = std::time::Duration::from_millis(faults.delay_ms);
+    if faults.out_of_order {
+        use rand::Rng;
+        delay += std::time::Duration::from_millis(rand::thread_rng().gen_range(0..=300));
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let secret = if faults.wrong_secret {
+        crate::stripe::WebhookSecret::parse("whsec_simulator_wrong_secret").expect("well-formed")
+    } else {
+        config.secret.clone()
+    };
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    for attempt in 1..=config.max_attempts {
+        let skew = if faults.stale_timestamp { 600 } else { 0 };
+        let header = sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp() - skew);
+        let request = hyper::Request::post(&config.url)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks) simulator")
+            .header("stripe-signature", header)
+            .body(Full::new(Bytes::from(body.clone())));
+        let (status, error) = match request {
+            Ok(request) => match client.request(request).await {
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    let _ = res.into_body().collect().await;
+                    (Some(status), None)
+                }
                 Err(e) => (None, Some(e.to_string())),
-            };
-            let ok = status.is_some_and(|s| (200..300).contains(&s));
-            log.lock().expect("delivery log").push(DeliveryAttempt {
-                event_id: event_id.clone(),
-                attempt,
-                status,
-                error,
-                at: chrono::Utc::now(),
-            });
-            if ok {
-                return;
-            }
-            if attempt < config.max_attempts {
-                tokio::time::sleep(config.retry_base * 2u32.saturating_pow(attempt - 1)).await;
-            }
+            },
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        log.lock().expect("delivery log").push(DeliveryAttempt {
+            event_id: event_id.clone(),
+            attempt,
+            status,
+            error,
+            at: chrono::Utc::now(),
+        });
+        if ok {
+            return;
         }
-        tracing::warn!(event_id, "simulator gave up delivering a webhook");
+        if attempt < config.max_attempts {
+            tokio::time::sleep(config.retry_base * 2u32.saturating_pow(attempt - 1)).await;
+        }
+    }
+    tracing::warn!(event_id, "simulator gave up delivering a webhook");
 }
