@@ -165,6 +165,21 @@ pub fn settings(db_url: &str) -> Settings {
     }
 }
 
+/// A new advertiser (unique email) with one contract of 3 included revisions:
+/// (advertiser id, contract id).
+pub async fn advertiser_with_contract(db: &Db) -> (i64, i64) {
+    let user =
+        create_user(db, &format!("adv{}@example.com", unique()), Role::Advertiser, "a-long-password").await.unwrap();
+    let contract = contracts::create(
+        db,
+        &NewContract { advertiser_id: user.id, publication: "Daily Planet", ad_size: "Half page", base_revisions: 3 },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    (user.id, contract.id)
+}
+
 /// The app on port 0 with a fresh database, an advertiser and one contract.
 pub struct TestApp {
     pub db: TestDb,
@@ -183,23 +198,8 @@ impl TestApp {
     pub async fn spawn(kind: DbKind) -> Self {
         let db = TestDb::new(kind).await;
         let app = Application::start(&settings(&db.url)).await.expect("app starts");
-        let user =
-            create_user(&app.services.db, &format!("adv{}@example.com", unique()), Role::Advertiser, "a-long-password")
-                .await
-                .unwrap();
-        let contract = contracts::create(
-            &app.services.db,
-            &NewContract {
-                advertiser_id: user.id,
-                publication: "Daily Planet",
-                ad_size: "Half page",
-                base_revisions: 3,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-        Self { db, app, contract_id: contract.id, advertiser_id: user.id, http: client() }
+        let (advertiser_id, contract_id) = advertiser_with_contract(&app.services.db).await;
+        Self { db, app, contract_id, advertiser_id, http: client() }
     }
 
     /// Stops this instance and starts another on the same database (a restart).

@@ -243,27 +243,8 @@ async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(ki
     s.webhook_secrets.clear();
     let app = server::Application::start(&s).await.unwrap();
     assert!(app.services.simulated);
-    let user = app::services::accounts::create_user(
-        &app.services.db,
-        "sim@example.com",
-        app::domain::users::Role::Advertiser,
-        "a-long-password",
-    )
-    .await
-    .unwrap();
-    let c = app::store::contracts::create(
-        &app.services.db,
-        &app::store::contracts::NewContract {
-            advertiser_id: user.id,
-            publication: "P",
-            ad_size: "S",
-            base_revisions: 3,
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    let p = start_purchase(&app.services, user.id, c.id).await.unwrap();
+    let (user_id, contract_id) = advertiser_with_contract(&app.services.db).await;
+    let p = start_purchase(&app.services, user_id, contract_id).await.unwrap();
     // The browser reaches the simulator on the app's own origin.
     let r = post_form(
         &format!("{}{}/v1/payment_intents/{}/confirm", app.url(), simulator::MOUNT, p.payment_intent_id),
@@ -276,7 +257,7 @@ async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(ki
     assert!(
         eventually(Duration::from_secs(10), || {
             let db = db_handle.clone();
-            async move { app::store::ledger::balance(&db, c.id).await.unwrap().unwrap().available() == 5 }
+            async move { app::store::ledger::balance(&db, contract_id).await.unwrap().unwrap().available() == 5 }
         })
         .await,
         "the simulator's signed webhook reached the app and credited the pack"

@@ -231,28 +231,9 @@ async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let mut settings = settings(&db.url);
     settings.mode = app::domain::events::StripeMode::Live;
     let app = server::Application::start(&settings).await.unwrap();
-    let user = app::services::accounts::create_user(
-        &app.services.db,
-        "live@example.com",
-        app::domain::users::Role::Advertiser,
-        "a-long-password",
-    )
-    .await
-    .unwrap();
-    let c = app::store::contracts::create(
-        &app.services.db,
-        &app::store::contracts::NewContract {
-            advertiser_id: user.id,
-            publication: "P",
-            ad_size: "S",
-            base_revisions: 3,
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let (_, contract_id) = advertiser_with_contract(&app.services.db).await;
     let event = new_event_id();
-    let body = paid(&event, &new_payment_id(), c.id);
+    let body = paid(&event, &new_payment_id(), contract_id);
     let intake = app::services::intake::receive(
         &app.services,
         app::services::intake::Delivery {
@@ -267,7 +248,7 @@ async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let s = app::store::events::summary(&app.services.db, &event).await.unwrap().unwrap();
     assert_eq!(s.status, "ignored");
     assert!(s.last_error.unwrap().contains("never credited"));
-    assert_eq!(app::store::ledger::balance(&app.services.db, c.id).await.unwrap().unwrap().available(), 3);
+    assert_eq!(app::store::ledger::balance(&app.services.db, contract_id).await.unwrap().unwrap().available(), 3);
     app.stop().await;
 }
 

@@ -401,24 +401,30 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
                 && exact.is_none_or(|v| c == v)
         })
         .collect();
-    let start = match q.get("starting_after") {
-        Some(after) => match matching.iter().position(|pi| pi["id"] == after.as_str()) {
+    list_page(&matching, q.get("starting_after"), limit as usize, "payment_intent", "/v1/payment_intents")
+}
+
+/// One page of a Stripe list, newest first: `starting_after` an id of `matching`, at most
+/// `limit` objects, and whether more follow.
+fn list_page(matching: &[&Value], starting_after: Option<&String>, limit: usize, object: &str, url: &str) -> Response {
+    let start = match starting_after {
+        Some(after) => match matching.iter().position(|o| o["id"] == after.as_str()) {
             Some(i) => i + 1,
             None => {
                 return stripe_error(
                     StatusCode::NOT_FOUND,
                     "invalid_request_error",
                     Some("resource_missing"),
-                    &format!("No such payment_intent: '{after}'"),
+                    &format!("No such {object}: '{after}'"),
                     Some("starting_after"),
                 )
             }
         },
         None => 0,
     };
-    let page: Vec<Value> = matching.iter().skip(start).take(limit as usize).map(|v| (*v).clone()).collect();
+    let page: Vec<Value> = matching.iter().skip(start).take(limit).map(|v| (*v).clone()).collect();
     let has_more = matching.len() > start + page.len();
-    Json(json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/payment_intents"})).into_response()
+    Json(json!({"object": "list", "data": page, "has_more": has_more, "url": url})).into_response()
 }
 
 /// Checks a key that may confirm: a secret test key, or a publishable test key together with
@@ -760,24 +766,7 @@ async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(
         .rev()
         .filter(|e| types.is_empty() || types.iter().any(|t| e["type"] == t.as_str()))
         .collect();
-    let start = match q.get("starting_after") {
-        Some(after) => match matching.iter().position(|e| e["id"] == after.as_str()) {
-            Some(i) => i + 1,
-            None => {
-                return stripe_error(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    &format!("No such event: '{after}'"),
-                    Some("starting_after"),
-                )
-            }
-        },
-        None => 0,
-    };
-    let page: Vec<Value> = matching.iter().skip(start).take(limit).map(|v| (*v).clone()).collect();
-    let has_more = matching.len() > start + page.len();
-    Json(json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/events"})).into_response()
+    list_page(&matching, q.get("starting_after"), limit, "event", "/v1/events")
 }
 
 async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
