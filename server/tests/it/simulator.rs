@@ -325,7 +325,7 @@ async fn each_event_delivered_five_times_concurrently_credits_once(kind: DbKind)
 async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let s = sim_for(&t).await;
-    s.sim.set_faults(Faults { delay_ms: 300, out_of_order: true, copies: 2, ..Faults::default() }).unwrap();
+    s.sim.set_faults(Faults { delay_ms: 1000, out_of_order: true, copies: 2, ..Faults::default() }).unwrap();
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
     assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
     assert_eq!(t.available().await, 3, "nothing arrives before the delay");
