@@ -329,16 +329,7 @@ async fn retrieve_payment_intent(State(sim): State<Simulator>, headers: HeaderMa
         return r;
     }
     let state = sim.state.lock().expect("simulator state");
-    match state.intents.iter().find(|pi| pi["id"] == id.as_str()) {
-        Some(pi) => Json(pi.clone()).into_response(),
-        None => stripe_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such payment_intent: '{id}'"),
-            Some("intent"),
-        ),
-    }
+    retrieve(&state.intents, &id, "payment_intent", "intent")
 }
 
 async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -410,15 +401,7 @@ fn list_page(matching: &[&Value], starting_after: Option<&String>, limit: usize,
     let start = match starting_after {
         Some(after) => match matching.iter().position(|o| o["id"] == after.as_str()) {
             Some(i) => i + 1,
-            None => {
-                return stripe_error(
-                    StatusCode::NOT_FOUND,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    &format!("No such {object}: '{after}'"),
-                    Some("starting_after"),
-                )
-            }
+            None => return no_such(object, after, "starting_after"),
         },
         None => 0,
     };
@@ -528,15 +511,7 @@ fn test_payment_method_number(pm: &str) -> Option<&'static str> {
 }
 
 fn find_intent<'a>(state: &'a mut SimState, id: &str) -> Result<&'a mut Value, Response> {
-    state.intents.iter_mut().find(|pi| pi["id"] == id).ok_or_else(|| {
-        stripe_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such payment_intent: '{id}'"),
-            Some("intent"),
-        )
-    })
+    state.intents.iter_mut().find(|pi| pi["id"] == id).ok_or_else(|| no_such("payment_intent", id, "intent"))
 }
 
 fn unexpected_state(pi: &Value, action: &str) -> Response {
@@ -774,16 +749,25 @@ async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(i
         return r;
     }
     let state = sim.state.lock().expect("simulator state");
-    match state.events.iter().find(|e| e["id"] == id.as_str()) {
-        Some(e) => Json(e.clone()).into_response(),
-        None => stripe_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("resource_missing"),
-            &format!("No such event: '{id}'"),
-            Some("id"),
-        ),
+    retrieve(&state.events, &id, "event", "id")
+}
+
+/// Stripe's answer to a retrieve: the object with this id, or its 404 `resource_missing`.
+fn retrieve(objects: &[Value], id: &str, object: &str, param: &str) -> Response {
+    match objects.iter().find(|o| o["id"] == id) {
+        Some(o) => Json(o.clone()).into_response(),
+        None => no_such(object, id, param),
     }
+}
+
+fn no_such(object: &str, id: &str, param: &str) -> Response {
+    stripe_error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such {object}: '{id}'"),
+        Some(param),
+    )
 }
 
 async fn list_deliveries(State(sim): State<Simulator>) -> Response {
