@@ -74,7 +74,14 @@ impl Simulator {
         state.events.push(event.clone());
         if let Some(config) = &self.webhook {
             let id = event["id"].as_str().unwrap_or_default().to_string();
-            super::webhooks::deliver(config.clone(), self.faults(), id, event.to_string(), self.deliveries.clone());
+            super::webhooks::deliver(
+                config.clone(),
+                self.faults(),
+                id,
+                event_type.to_string(),
+                event.to_string(),
+                self.deliveries.clone(),
+            );
         }
     }
 }
@@ -97,7 +104,22 @@ pub fn router(sim: Simulator) -> Router {
         .route("/_simulator/payment_intents/{id}/authenticate", post(authenticate_payment_intent))
         .route("/_simulator/deliveries", get(list_deliveries))
         .route("/_simulator/faults", get(get_faults).post(set_faults))
+        .route("/v3", get(stripe_js))
+        .route("/v3/", get(stripe_js))
+        .route("/v3/stripe.js", get(stripe_js))
         .with_state(sim)
+}
+
+/// The Stripe.js stand-in: what the page loads instead of https://js.stripe.com/v3/.
+async fn stripe_js() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("stripe.js"),
+    )
+        .into_response()
 }
 
 /// Answers API calls with a 500 or 429 while the fault is armed, as Stripe does under load.
@@ -324,11 +346,22 @@ fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'sta
     }))
 }
 
-async fn retrieve_payment_intent(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorize(&headers) {
+async fn retrieve_payment_intent(
+    State(sim): State<Simulator>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let state = sim.state.lock().expect("simulator state");
+    // Stripe.js retrieves with the publishable key and the client secret; servers with the
+    // secret key. The client secret check is the same one confirm makes.
+    if let Ok(pi) = find_intent_ref(&state, &id) {
+        if let Err(r) = authorize_confirm(&headers, &form(query.unwrap_or_default().as_bytes()), pi) {
+            return r;
+        }
+    } else if let Err(r) = authorize(&headers) {
         return r;
     }
-    let state = sim.state.lock().expect("simulator state");
     retrieve(&state.intents, &id, "payment_intent", "intent")
 }
 
@@ -508,6 +541,10 @@ fn test_payment_method_number(pm: &str) -> Option<&'static str> {
         "pm_card_createDispute" => "4000000000000259",
         _ => return None,
     })
+}
+
+fn find_intent_ref<'a>(state: &'a SimState, id: &str) -> Result<&'a Value, Response> {
+    state.intents.iter().find(|pi| pi["id"] == id).ok_or_else(|| no_such("payment_intent", id, "intent"))
 }
 
 fn find_intent<'a>(state: &'a mut SimState, id: &str) -> Result<&'a mut Value, Response> {

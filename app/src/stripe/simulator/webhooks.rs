@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryAttempt {
     pub event_id: String,
+    pub event_type: String,
     pub attempt: u32,
     /// The endpoint's HTTP status, or None if it could not be reached.
     pub status: Option<u16>,
@@ -23,6 +24,7 @@ pub(super) fn deliver(
     config: WebhookConfig,
     faults: Faults,
     event_id: String,
+    event_type: String,
     body: String,
     log: Arc<Mutex<Vec<DeliveryAttempt>>>,
 ) {
@@ -31,9 +33,9 @@ pub(super) fn deliver(
         return;
     }
     for _ in 0..faults.copies.max(1) {
-        let (config, faults, event_id, body, log) =
-            (config.clone(), faults.clone(), event_id.clone(), body.clone(), log.clone());
-        tokio::spawn(async move { deliver_one(config, faults, event_id, body, log).await });
+        let (config, faults, event_id, event_type, body, log) =
+            (config.clone(), faults.clone(), event_id.clone(), event_type.clone(), body.clone(), log.clone());
+        tokio::spawn(async move { deliver_one(config, faults, event_id, event_type, body, log).await });
     }
 }
 
@@ -41,6 +43,7 @@ async fn deliver_one(
     config: WebhookConfig,
     faults: Faults,
     event_id: String,
+    event_type: String,
     body: String,
     log: Arc<Mutex<Vec<DeliveryAttempt>>>,
 ) {
@@ -80,6 +83,7 @@ async fn deliver_one(
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         log.lock().expect("delivery log").push(DeliveryAttempt {
             event_id: event_id.clone(),
+            event_type: event_type.clone(),
             attempt,
             status,
             error,
