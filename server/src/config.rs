@@ -49,6 +49,13 @@ pub struct Config {
     /// Seconds a request waits for the database before answering 503.
     #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 5.0, global = true)]
     pub db_timeout_secs: f64,
+    /// Folder for files the app keeps (uploaded artwork goes under `artwork/`).
+    #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: std::path::PathBuf,
+    /// Mark the session cookie Secure (sent over https only). Set it whenever users reach the
+    /// app over https, e.g. behind a TLS-terminating proxy.
+    #[arg(long, env = "SECURE_COOKIES", default_value_t = false, global = true)]
+    pub secure_cookies: bool,
     /// Seconds between worker sweeps for due retries.
     #[arg(long, env = "WORKER_INTERVAL_SECS", default_value_t = 5.0, global = true)]
     pub worker_interval_secs: f64,
@@ -69,6 +76,8 @@ pub struct Settings {
     pub worker_interval: Duration,
     /// No Stripe key configured: run the built-in Stripe simulator in-process (test mode only).
     pub simulator: bool,
+    pub data_dir: std::path::PathBuf,
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -164,6 +173,8 @@ impl Config {
             webhook_secrets,
             bind,
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
+            data_dir: self.data_dir.clone(),
+            secure_cookies: self.secure_cookies,
         })
     }
 }

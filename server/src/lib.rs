@@ -2,6 +2,8 @@
 //! the Stripe webhook), the background worker and the operator CLI.
 pub mod cli;
 pub mod config;
+pub mod guard;
+pub mod upload;
 pub mod webhook;
 pub mod worker;
 
@@ -36,7 +38,16 @@ pub async fn open_database(settings: &Settings) -> Result<Db, String> {
 }
 
 pub fn services(settings: &Settings, db: Db) -> Services {
-    Services::new(db, settings.terms.clone(), settings.mode, settings.webhook_secrets.clone(), settings.stripe.clone())
+    let mut svc = Services::new(
+        db,
+        settings.terms.clone(),
+        settings.mode,
+        settings.webhook_secrets.clone(),
+        settings.stripe.clone(),
+    );
+    svc.data_dir = settings.data_dir.clone();
+    svc.publishable_key = settings.publishable_key.clone();
+    svc
 }
 
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
@@ -50,13 +61,48 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>) -> Router {
+/// How the session cookie is set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CookiePolicy {
+    /// Secure (https only): on whenever users reach the app over https.
+    pub secure: bool,
+}
+
+pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, cookies: CookiePolicy) -> Router {
+    use tower_sessions::cookie::SameSite;
+    use tower_sessions::{Expiry, SessionManagerLayer};
     let routes = generate_route_list(App);
-    let services = state.services.clone();
+    let context = {
+        let services = state.services.clone();
+        move || provide_context(services.clone())
+    };
+    // Sessions live in our database. HttpOnly: scripts cannot read the cookie. SameSite=Lax:
+    // other sites' forms and scripts cannot send it with a POST (with the Origin check in
+    // `guard`, that is the cross-site request defence). Signed out after 12 idle hours.
+    let sessions = SessionManagerLayer::new(state.services.db.clone())
+        .with_name("revision_store_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(cookies.secure)
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+    // Pages, server functions and form posts: sessions and the cross-site check.
+    let site = Router::new()
+        .route(
+            "/contracts/{id}/revisions",
+            post(upload::request_revision).layer(axum::extract::DefaultBodyLimit::max(upload::MAX_BODY)),
+        )
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(axum::middleware::from_fn(guard::same_origin_writes))
+        .layer(sessions);
     let mut router = Router::new();
     if let Some(sim) = simulator {
         router = router.nest_service(app::stripe::simulator::MOUNT, app::stripe::simulator::router(sim));
     }
+    // The webhook is called by Stripe, not a browser: no session, its own signature check.
     router
         .route(
             "/webhooks/stripe",
@@ -64,12 +110,8 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         )
         .route("/metrics", get(webhook::metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .leptos_routes_with_context(&state, routes, move || provide_context(services.clone()), {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(site.with_state(state))
 }
 
 /// Simulator mode: the app's Stripe is the simulator mounted on its own origin, which signs its
@@ -85,6 +127,8 @@ fn with_simulator(
     services.webhook_secrets = std::sync::Arc::new(secrets);
     services.stripe = Some(app::stripe::StripeApi::new(SECRET_KEY, &format!("http://{addr}{MOUNT}/"))?);
     services.simulated = true;
+    services.publishable_key = Some(app::stripe::simulator::PUBLISHABLE_KEY.to_string());
+    services.stripe_js_url = format!("{MOUNT}/v3/");
     let sim = Simulator::with_webhooks(WebhookConfig {
         url: format!("http://{addr}/webhooks/stripe"),
         secret,
@@ -123,8 +167,10 @@ impl Application {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (services, simulator) = if settings.simulator { with_simulator(services, addr)? } else { (services, None) };
         let state = AppState { leptos_options: leptos_options(addr), services: services.clone() };
-        let app = router(state, simulator);
+        let app = router(state, simulator, CookiePolicy { secure: settings.secure_cookies });
         let server = tokio::spawn(async move {
+            // The peer address reaches handlers (sign-in throttling per address).
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "server stopped");
             }

@@ -77,3 +77,27 @@ mod tests {
         assert_eq!(after.available() - before.available(), 2);
     }
 }
+
+/// How long the pending-payment modal waits before asking again for the balance: about a
+/// second at first (most credits land within one), then backing off by half each time to at
+/// most 5 s, so a slow webhook costs few requests.
+pub fn poll_delay_ms(attempt: u32) -> u32 {
+    let mut delay = 1000f64;
+    for _ in 0..attempt {
+        delay *= 1.5;
+    }
+    delay.min(5000.0) as u32
+}
+
+/// After this long without the credit, the modal says the payment is safe and the credit will
+/// appear (and keeps checking), instead of leaving the user with a spinner.
+pub const PENDING_PATIENCE_MS: u32 = 20_000;
+
+#[cfg(test)]
+mod poll_tests {
+    #[test]
+    fn polling_starts_near_a_second_and_backs_off_to_five() {
+        let d: Vec<u32> = (0..6).map(super::poll_delay_ms).collect();
+        assert_eq!(d, vec![1000, 1500, 2250, 3375, 5000, 5000]);
+    }
+}

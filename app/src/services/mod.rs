@@ -1,6 +1,7 @@
 //! Services: the use cases, each a plain async function over `Services` (database, terms, Stripe).
 //! The web layer and the CLI call these; they call the domain and the store.
 pub mod accounts;
+pub mod confirm;
 pub mod event_writer;
 pub mod fulfil;
 pub mod intake;
@@ -13,6 +14,25 @@ use crate::domain::PackTerms;
 use crate::store::Db;
 use crate::stripe::{StripeApi, WebhookSecret};
 use std::sync::{Arc, OnceLock};
+
+/// Stripe.js, always loaded from Stripe (PCI rules: never self-hosted) outside simulator mode.
+pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
+
+/// Five failures per email and thirty per address in fifteen minutes: generous to a person
+/// who forgot a password, hopeless for guessing one.
+#[derive(Debug)]
+pub struct SignInThrottle {
+    pub by_email: crate::domain::throttle::Throttle,
+    pub by_address: crate::domain::throttle::Throttle,
+}
+
+impl Default for SignInThrottle {
+    fn default() -> Self {
+        use crate::domain::throttle::Throttle;
+        let window = std::time::Duration::from_secs(15 * 60);
+        Self { by_email: Throttle::new(5, window), by_address: Throttle::new(30, window) }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Services {
@@ -28,6 +48,14 @@ pub struct Services {
     /// How long a processor owns a claimed event before another may take it over.
     pub lease_secs: i64,
     pub stats: Arc<stats::Stats>,
+    /// Failed sign-ins, per email and per client address (see `domain::throttle`).
+    pub sign_in_throttle: Arc<std::sync::Mutex<SignInThrottle>>,
+    /// Where uploaded artwork is kept (`<data dir>/artwork/...`).
+    pub data_dir: std::path::PathBuf,
+    /// Handed to Stripe.js in the browser.
+    pub publishable_key: Option<String>,
+    /// Where the browser loads Stripe.js from: Stripe's, or the simulator's stand-in.
+    pub stripe_js_url: String,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
 }
@@ -50,6 +78,10 @@ impl Services {
             retry: RetryPolicy::default(),
             lease_secs: 30,
             stats: Arc::default(),
+            sign_in_throttle: Arc::default(),
+            data_dir: std::path::PathBuf::from("data"),
+            publishable_key: None,
+            stripe_js_url: STRIPE_JS_URL.to_string(),
             event_writer: Arc::default(),
         }
     }

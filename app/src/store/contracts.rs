@@ -45,3 +45,89 @@ pub async fn list_for_advertiser(db: &Db, advertiser_id: i64) -> StoreResult<Vec
     let sql = format!("SELECT {COLUMNS} FROM contracts WHERE advertiser_id = $1 ORDER BY id");
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, Contract>(&sql).bind(advertiser_id).fetch_all(pool).await?))
 }
+
+/// A contract with its advertiser and the sums its balance is made of.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContractBalanceRow {
+    pub id: i64,
+    pub advertiser_id: i64,
+    pub advertiser_email: String,
+    pub publication: String,
+    pub ad_size: String,
+    pub base: i64,
+    pub purchased: i64,
+    pub requested: i64,
+}
+
+pub use crate::domain::listing::ContractSort;
+
+/// A fixed ORDER BY per choice: user input never reaches the SQL text.
+fn order_by(sort: ContractSort) -> &'static str {
+    match sort {
+        ContractSort::Id => "c.id",
+        ContractSort::Advertiser => "u.email, c.id",
+        ContractSort::Publication => "c.publication, c.id",
+        ContractSort::AvailableAsc => "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(q.requested, 0)), c.id",
+        ContractSort::AvailableDesc => {
+            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(q.requested, 0)) DESC, c.id"
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContractQuery {
+    /// Only this advertiser's contracts.
+    pub advertiser_id: Option<i64>,
+    /// Only this contract.
+    pub contract_id: Option<i64>,
+    /// Case-insensitive substring of the advertiser's email or the publication.
+    pub search: String,
+    pub sort: ContractSort,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+const BALANCES_FROM: &str = "FROM contracts c JOIN users u ON u.id = c.advertiser_id \
+     LEFT JOIN (SELECT contract_id, SUM(revisions) AS purchased FROM contract_revisions GROUP BY contract_id) p \
+       ON p.contract_id = c.id \
+     LEFT JOIN (SELECT contract_id, COUNT(*) AS requested FROM revision_requests GROUP BY contract_id) q \
+       ON q.contract_id = c.id \
+     WHERE (CAST($1 AS BIGINT) IS NULL OR c.advertiser_id = $1) \
+       AND (CAST($2 AS BIGINT) IS NULL OR c.id = $2) \
+       AND ($3 = '' OR lower(u.email) LIKE $3 ESCAPE '\\' OR lower(c.publication) LIKE $3 ESCAPE '\\')";
+
+/// `%needle%` with LIKE's wildcards escaped, so a search for "50%" means 50%.
+fn like_pattern(search: &str) -> String {
+    let s = search.trim().to_lowercase();
+    if s.is_empty() {
+        return String::new();
+    }
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Contracts with their balances, filtered, sorted and paged; and how many match in all.
+pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {
+    let pattern = like_pattern(&q.search);
+    let rows_sql = format!(
+        "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
+         c.base_revisions AS base, CAST(COALESCE(p.purchased, 0) AS BIGINT) AS purchased, \
+         CAST(COALESCE(q.requested, 0) AS BIGINT) AS requested \
+         {BALANCES_FROM} ORDER BY {} LIMIT $4 OFFSET $5",
+        order_by(q.sort)
+    );
+    let count_sql = format!("SELECT COUNT(*) {BALANCES_FROM}");
+    read_pool!(db, |pool| {
+        let rows = sqlx::query_as::<_, ContractBalanceRow>(&rows_sql)
+            .bind(q.advertiser_id)
+            .bind(q.contract_id)
+            .bind(&pattern)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(pool)
+            .await?;
+        let (total,): (i64,) =
+            sqlx::query_as(&count_sql).bind(q.advertiser_id).bind(q.contract_id).bind(&pattern).fetch_one(pool).await?;
+        Ok((rows, total))
+    })
+}

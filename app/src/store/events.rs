@@ -289,3 +289,24 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, i64)>> {
     .fetch_all(pool)
     .await?))
 }
+
+/// Events whose raw payload mentions `object_id` (a PaymentIntent or charge id): the money
+/// trail of one payment, read from the evidence itself. Most recent first.
+pub async fn list_mentioning(db: &Db, object_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
+    // Stripe ids are ASCII letters, digits and underscores; anything else matches nothing.
+    if object_id.is_empty() || !object_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Ok(vec![]);
+    }
+    let pattern = format!("%\"{}\"%", object_id.replace('_', "\\_"));
+    let order = "ESCAPE '\\' ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2";
+    Ok(match db {
+        Db::Sqlite(s) => {
+            let sql = format!("{SUMMARY} WHERE CAST(e.payload AS TEXT) LIKE $1 {order}");
+            sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(&s.reader).await?
+        }
+        Db::Postgres(p) => {
+            let sql = format!("{SUMMARY} WHERE convert_from(e.payload, 'UTF8') LIKE $1 {order}");
+            sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(p).await?
+        }
+    })
+}

@@ -23,8 +23,26 @@ pub struct RevisionRequest {
     pub contract_id: i64,
     pub requested_by: i64,
     pub notes: String,
+    pub artwork_path: Option<String>,
+    pub artwork_name: Option<String>,
+    pub artwork_type: Option<String>,
+    pub artwork_size: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
+
+/// An uploaded artwork file, already written under the data directory.
+#[derive(Debug, Clone)]
+pub struct Artwork {
+    /// Relative to the data directory; chosen by the server.
+    pub path: String,
+    /// What the uploader called it (display only).
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+const REQUEST_COLUMNS: &str =
+    "id, contract_id, requested_by, notes, artwork_path, artwork_name, artwork_type, artwork_size, created_at";
 
 #[derive(sqlx::FromRow)]
 struct BalanceRow {
@@ -69,14 +87,8 @@ pub async fn credit_for_payment(db: &Db, payment_id: &str) -> StoreResult<Option
 }
 
 pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequest>> {
-    read_pool!(db, |pool| {
-        Ok(sqlx::query_as::<_, RevisionRequest>(
-        "SELECT id, contract_id, requested_by, notes, created_at FROM revision_requests WHERE contract_id = $1 ORDER BY id"
-    )
-    .bind(contract_id)
-    .fetch_all(pool)
-    .await?)
-    })
+    let sql = format!("SELECT {REQUEST_COLUMNS} FROM revision_requests WHERE contract_id = $1 ORDER BY id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(&sql).bind(contract_id).fetch_all(pool).await?))
 }
 
 /// What inserting a credit did.
@@ -163,8 +175,14 @@ pub async fn request_revision(
     contract_id: i64,
     requested_by: i64,
     notes: &str,
+    artwork: Option<&Artwork>,
     now: DateTime<Utc>,
 ) -> Result<RevisionRequest, RequestError> {
+    let insert = format!(
+        "INSERT INTO revision_requests \
+         (contract_id, requested_by, notes, artwork_path, artwork_name, artwork_type, artwork_size, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REQUEST_COLUMNS}"
+    );
     write_tx!(db, |tx, dialect| {
         if dialect == Dialect::Postgres {
             sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
@@ -179,15 +197,16 @@ pub async fn request_revision(
             .ok_or(RequestError::NotFound)?
             .into();
         balance.check_can_request()?;
-        Ok(sqlx::query_as::<_, RevisionRequest>(
-            "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
-                 VALUES ($1, $2, $3, $4) RETURNING id, contract_id, requested_by, notes, created_at",
-        )
-        .bind(contract_id)
-        .bind(requested_by)
-        .bind(notes)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?)
+        Ok(sqlx::query_as::<_, RevisionRequest>(&insert)
+            .bind(contract_id)
+            .bind(requested_by)
+            .bind(notes)
+            .bind(artwork.map(|a| a.path.as_str()))
+            .bind(artwork.map(|a| a.name.as_str()))
+            .bind(artwork.map(|a| a.content_type.as_str()))
+            .bind(artwork.map(|a| a.size))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?)
     })
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod external_payments;
 pub mod ledger;
 pub mod purchases;
+pub mod sessions;
 pub mod users;
 
 #[derive(Clone, Debug)]

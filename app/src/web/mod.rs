@@ -2,10 +2,21 @@
 //! hydrated in the browser.
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::hooks::use_location;
+use leptos_router::{path, SsrMode};
 
+pub mod admin;
+pub mod auth;
+pub mod browser;
+pub mod checkout;
+pub mod contracts;
+pub mod error;
 pub mod home;
+pub mod login;
+
+use auth::SignOut;
+use error::AppError;
 
 use crate::domain::PackTerms;
 
@@ -26,6 +37,44 @@ pub async fn get_site_info() -> Result<SiteInfo, ServerFnError> {
 /// The site info, loaded once per page and shared through context.
 pub type SiteInfoResource = Resource<Result<SiteInfo, ServerFnError>>;
 
+/// Times as pages show them: UTC, to the minute.
+pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// How a page shows a failed load: sign-in goes to the login page (and back), the rest in words.
+#[component]
+pub fn ErrorView(error: AppError) -> impl IntoView {
+    let location = use_location();
+    match error {
+        AppError::NotSignedIn => {
+            let next = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+            // The server function said 401; for a page the answer is a redirect to sign in.
+            #[cfg(feature = "ssr")]
+            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(axum::http::StatusCode::SEE_OTHER);
+            }
+            let next: String = next
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            view! { <Redirect path=format!("/login?next={next}")/> }.into_any()
+        }
+        AppError::NotFound => view! {
+            <h1>"Not found"</h1>
+            <p>"There is nothing here, or it is not yours to see."</p>
+        }
+        .into_any(),
+        other => view! { <p class="error" role="alert">{other.to_string()}</p> }.into_any(),
+    }
+}
+
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -33,6 +82,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -49,6 +99,7 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let info: SiteInfoResource = Resource::new(|| (), |_| get_site_info());
     provide_context(info);
+
     view! {
         <Stylesheet id="leptos" href="/pkg/revision-store.css"/>
         <Title text="Revision Store"/>
@@ -60,11 +111,48 @@ pub fn App() -> impl IntoView {
             }}
         </Suspense>
         <Router>
+            <Header/>
             <main>
-                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                <Routes fallback=|| view! { <h1>"Not found"</h1><p>"There is no such page."</p> }>
                     <Route path=path!("") view=home::HomePage/>
+                    <Route path=path!("/login") view=login::LoginPage/>
+                    // Data pages render whole on the server (Async): readable before the wasm
+                    // loads, and a 404 or a sign-in redirect can still set the HTTP status.
+                    <Route path=path!("/contracts") view=contracts::ContractsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/contracts/:id") view=contracts::ContractPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=admin::AdminContractsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/contracts/:id") view=admin::AdminContractPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/events") view=admin::AdminEventsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/events/:id") view=admin::AdminEventPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    // Asked again on every navigation: signing in or out changes the answer without a reload.
+    let location = use_location();
+    let me = Resource::new(move || location.pathname.get(), |_| auth::get_me());
+    let sign_out = ServerAction::<SignOut>::new();
+    view! {
+        <header class="site">
+            <a class="brand" href="/">"Revision Store"</a>
+            <Suspense fallback=|| ()>
+                {move || me.get().map(|r| match r {
+                    Ok(Some(user)) => view! {
+                        <nav aria-label="Main">
+                            <a href=user.home()>{if user.is_admin { "Admin" } else { "My contracts" }}</a>
+                            <span class="who">{user.email.clone()}</span>
+                            <ActionForm action=sign_out attr:class="inline">
+                                <button type="submit" class="link">"Sign out"</button>
+                            </ActionForm>
+                        </nav>
+                    }.into_any(),
+                    _ => view! { <nav aria-label="Main"><a href="/login">"Sign in"</a></nav> }.into_any(),
+                })}
+            </Suspense>
+        </header>
     }
 }

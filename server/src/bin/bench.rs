@@ -99,6 +99,8 @@ fn run(args: &Args, db: &str) {
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
         simulator: false,
+        data_dir: std::env::temp_dir(),
+        secure_cookies: false,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

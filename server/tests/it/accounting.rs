@@ -15,7 +15,7 @@ async fn available_is_base_plus_purchased_minus_requested(kind: DbKind) {
         t.deliver(&paid(&new_event_id(), &new_payment_id(), t.contract_id)).await;
     }
     for n in 0..3 {
-        request_revision(t.store(), t.contract_id, t.advertiser_id, &format!("change {n}"), chrono::Utc::now())
+        request_revision(t.store(), t.contract_id, t.advertiser_id, &format!("change {n}"), None, chrono::Utc::now())
             .await
             .unwrap();
     }
@@ -27,9 +27,9 @@ async fn available_is_base_plus_purchased_minus_requested(kind: DbKind) {
 async fn a_request_at_zero_available_is_refused(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     for _ in 0..3 {
-        request_revision(t.store(), t.contract_id, t.advertiser_id, "", chrono::Utc::now()).await.unwrap();
+        request_revision(t.store(), t.contract_id, t.advertiser_id, "", None, chrono::Utc::now()).await.unwrap();
     }
-    match request_revision(t.store(), t.contract_id, t.advertiser_id, "one more", chrono::Utc::now()).await {
+    match request_revision(t.store(), t.contract_id, t.advertiser_id, "one more", None, chrono::Utc::now()).await {
         Err(RequestError::NoRevisionsLeft(e)) => {
             assert_eq!(e.available, 0);
             assert!(e.to_string().contains("buy a revision pack"));
@@ -37,7 +37,7 @@ async fn a_request_at_zero_available_is_refused(kind: DbKind) {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(matches!(
-        request_revision(t.store(), 424_242, t.advertiser_id, "", chrono::Utc::now()).await,
+        request_revision(t.store(), 424_242, t.advertiser_id, "", None, chrono::Utc::now()).await,
         Err(RequestError::NotFound)
     ));
     assert_eq!(t.available().await, 0);
@@ -46,13 +46,15 @@ async fn a_request_at_zero_available_is_refused(kind: DbKind) {
 async fn concurrent_requests_at_one_available_let_exactly_one_through(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     for _ in 0..2 {
-        request_revision(t.store(), t.contract_id, t.advertiser_id, "", chrono::Utc::now()).await.unwrap();
+        request_revision(t.store(), t.contract_id, t.advertiser_id, "", None, chrono::Utc::now()).await.unwrap();
     }
     assert_eq!(t.available().await, 1);
     let tasks: Vec<_> = (0..10)
         .map(|i| {
             let (db, c, u) = (t.store().clone(), t.contract_id, t.advertiser_id);
-            tokio::spawn(async move { request_revision(&db, c, u, &format!("racer {i}"), chrono::Utc::now()).await })
+            tokio::spawn(
+                async move { request_revision(&db, c, u, &format!("racer {i}"), None, chrono::Utc::now()).await },
+            )
         })
         .collect();
     let mut ok = 0;

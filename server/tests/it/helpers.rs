@@ -162,6 +162,8 @@ pub fn settings(db_url: &str) -> Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
         simulator: false,
+        data_dir: std::env::temp_dir().join("revision-store-tests"),
+        secure_cookies: false,
     }
 }
 

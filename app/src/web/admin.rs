@@ -1,0 +1,407 @@
+//! The admin pages: every contract's balance, a contract's money trail, and the Stripe events
+//! as received (status, failure reason, raw payload). Every server function needs the admin role.
+use super::contracts::{ContractDetail, ContractSummary};
+use super::error::AppError;
+use super::ErrorView;
+use crate::domain::listing::ContractSort;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+pub const PER_PAGE: i64 = 25;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractList {
+    pub rows: Vec<ContractSummary>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventLine {
+    pub event_id: String,
+    pub event_type: String,
+    pub livemode: bool,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub outcome: Option<String>,
+    pub received_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditLine {
+    pub payment_id: String,
+    pub revisions: i64,
+    pub amount: String,
+    /// The event that credited it; None when the return-page confirmation did.
+    pub event_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminContract {
+    pub detail: ContractDetail,
+    pub credits: Vec<CreditLine>,
+    /// Per purchase: the events that mention its PaymentIntent.
+    pub events: Vec<(String, Vec<EventLine>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDetail {
+    pub line: EventLine,
+    pub api_version: Option<String>,
+    pub signature_header: String,
+    /// The body as received, pretty-printed when it is JSON.
+    pub payload: String,
+}
+
+#[cfg(feature = "ssr")]
+fn event_line(e: crate::store::events::EventSummary) -> EventLine {
+    EventLine {
+        event_id: e.event_id,
+        event_type: e.event_type,
+        livemode: e.livemode,
+        status: e.status,
+        attempts: e.attempts,
+        last_error: e.last_error,
+        outcome: e.outcome,
+        received_at: super::fmt_time(e.received_at),
+    }
+}
+
+#[server]
+pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> Result<ContractList, AppError> {
+    use crate::store::contracts::{balances, ContractQuery};
+    super::auth::server::require_admin().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let page = page.max(1);
+    let q = ContractQuery { search, sort, limit: PER_PAGE, offset: (page - 1) * PER_PAGE, ..Default::default() };
+    let (rows, total) =
+        balances(&svc.db, &q).await.map_err(|e| AppError::unavailable("Contracts could not be loaded", e))?;
+    Ok(ContractList {
+        rows: rows.into_iter().map(super::contracts::server::summary).collect(),
+        total,
+        page,
+        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+    })
+}
+
+#[server]
+pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppError> {
+    use crate::domain::{Currency, Money};
+    use crate::store::{events, ledger};
+    super::auth::server::require_admin().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let detail = super::contracts::server::detail(&svc, contract_id, None).await?;
+    let load = |e| AppError::unavailable("The ledger could not be loaded", e);
+    let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
+    let mut trail = Vec::new();
+    for p in &detail.purchases {
+        let found = events::list_mentioning(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
+        trail.push((p.payment_intent_id.clone(), found.into_iter().map(event_line).collect()));
+    }
+    Ok(AdminContract {
+        credits: credits
+            .into_iter()
+            .map(|c| CreditLine {
+                amount: Currency::parse(&c.currency)
+                    .map(|cur| Money::new(c.amount, cur).to_string())
+                    .unwrap_or_else(|_| format!("{} {}", c.amount, c.currency)),
+                payment_id: c.payment_id,
+                revisions: c.revisions,
+                event_id: c.stripe_event_id,
+                created_at: super::fmt_time(c.created_at),
+            })
+            .collect(),
+        events: trail,
+        detail,
+    })
+}
+
+#[server]
+pub async fn admin_events(status: String, payment: String) -> Result<Vec<EventLine>, AppError> {
+    use crate::store::events;
+    super::auth::server::require_admin().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let load = |e| AppError::unavailable("Events could not be loaded", e);
+    let found = if payment.trim().is_empty() {
+        let status = Some(status.as_str()).filter(|s| !s.is_empty());
+        events::list(&svc.db, status, 200).await.map_err(load)?
+    } else {
+        events::list_mentioning(&svc.db, payment.trim(), 200).await.map_err(load)?
+    };
+    Ok(found.into_iter().map(event_line).collect())
+}
+
+#[server]
+pub async fn admin_event(event_id: String) -> Result<EventDetail, AppError> {
+    use crate::store::events;
+    super::auth::server::require_admin().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let load = |e| AppError::unavailable("The event could not be loaded", e);
+    let summary =
+        events::summary(&svc.db, &event_id).await.map_err(load)?.ok_or_else(|| AppError::NotFound.with_status())?;
+    let raw =
+        events::evidence(&svc.db, &event_id).await.map_err(load)?.ok_or_else(|| AppError::NotFound.with_status())?;
+    let payload = serde_json::from_slice::<serde_json::Value>(&raw.payload)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw.payload).into_owned());
+    Ok(EventDetail {
+        api_version: summary.api_version.clone(),
+        line: event_line(summary),
+        signature_header: raw.signature_header,
+        payload,
+    })
+}
+
+fn sort_from(s: &str) -> ContractSort {
+    match s {
+        "advertiser" => ContractSort::Advertiser,
+        "publication" => ContractSort::Publication,
+        "available" => ContractSort::AvailableAsc,
+        "-available" => ContractSort::AvailableDesc,
+        _ => ContractSort::Id,
+    }
+}
+
+#[component]
+pub fn AdminNav() -> impl IntoView {
+    view! {
+        <nav class="subnav" aria-label="Admin">
+            <a href="/admin">"Contracts"</a>
+            <a href="/admin/events">"Stripe events"</a>
+        </nav>
+    }
+}
+
+#[component]
+pub fn AdminContractsPage() -> impl IntoView {
+    let query = use_query_map();
+    let args = move || {
+        query.with(|q| {
+            (
+                q.get("q").unwrap_or_default(),
+                q.get("sort").unwrap_or_default(),
+                q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1),
+            )
+        })
+    };
+    let list = Resource::new(args, |(search, sort, page)| admin_contracts(search, sort_from(&sort), page));
+    let link = move |sort: &str, page: i64| {
+        let (search, _, _) = args();
+        let mut url = format!("/admin?sort={sort}&page={page}");
+        if !search.is_empty() {
+            url.push_str("&q=");
+            url.push_str(&encode(&search));
+        }
+        url
+    };
+    view! {
+        <h1>"All contracts"</h1>
+        <AdminNav/>
+        <form method="get" action="/admin" class="search" role="search">
+            <label for="q">"Search by advertiser or publication"</label>
+            <input id="q" name="q" type="search" prop:value=move || args().0/>
+            <input type="hidden" name="sort" prop:value=move || args().1/>
+            <button type="submit">"Search"</button>
+        </form>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || list.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(l) => {
+                    let sort = args().1;
+                    let avail_sort = if sort == "available" { "-available" } else { "available" };
+                    view! {
+                        <p class="muted">{format!("{} contracts", l.total)}</p>
+                        <div class="table-wrap"><table class="contracts">
+                            <thead><tr>
+                                <th><a href=link("id", 1)>"#"</a></th>
+                                <th><a href=link("advertiser", 1)>"Advertiser"</a></th>
+                                <th><a href=link("publication", 1)>"Publication"</a></th>
+                                <th>"Size"</th>
+                                <th>"Included"</th><th>"Purchased"</th><th>"Requested"</th>
+                                <th><a href=link(avail_sort, 1)>"Available"</a></th>
+                            </tr></thead>
+                            <tbody>
+                                {l.rows.into_iter().map(|c| view! {
+                                    <tr>
+                                        <td><a href=format!("/admin/contracts/{}", c.id)>{c.id}</a></td>
+                                        <td>{c.advertiser_email}</td>
+                                        <td>{c.publication}</td>
+                                        <td>{c.ad_size}</td>
+                                        <td>{c.balance.base}</td>
+                                        <td>{c.balance.purchased}</td>
+                                        <td>{c.balance.requested}</td>
+                                        <td data-testid="available"><strong>{c.balance.available()}</strong></td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table></div>
+                        <nav class="pager" aria-label="Pages">
+                            {(l.page > 1).then(|| view! { <a href=link(&sort, l.page - 1)>"← Previous"</a> })}
+                            <span>{format!("Page {} of {}", l.page, l.pages)}</span>
+                            {(l.page < l.pages).then(|| view! { <a href=link(&sort, l.page + 1)>"Next →"</a> })}
+                        </nav>
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Percent-encodes a query value (the search box's text).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+fn EventRows(events: Vec<EventLine>) -> impl IntoView {
+    view! {
+        <div class="table-wrap"><table class="events">
+            <thead><tr><th>"Received"</th><th>"Event"</th><th>"Type"</th><th>"Status"</th><th>"Detail"</th></tr></thead>
+            <tbody>
+                {events.into_iter().map(|e| view! {
+                    <tr>
+                        <td>{e.received_at}</td>
+                        <td><a href=format!("/admin/events/{}", e.event_id)><code>{e.event_id.clone()}</code></a></td>
+                        <td>{e.event_type}{(!e.livemode).then_some(" (test)")}</td>
+                        <td class=format!("status {}", e.status)>{e.status.clone()}
+                            {(e.attempts > 1).then(|| format!(" after {} attempts", e.attempts))}</td>
+                        <td>{e.last_error.or(e.outcome).unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table></div>
+    }
+}
+
+#[component]
+pub fn AdminContractPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
+    let data = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => load_admin_contract(id).await,
+            None => Err(AppError::NotFound),
+        }
+    });
+    view! {
+        <AdminNav/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || data.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(a) => {
+                    let c = a.detail.contract.clone();
+                    view! {
+                        <h1>{format!("Contract #{} · {} · {}", c.id, c.publication, c.ad_size)}</h1>
+                        <p>"Advertiser: " {c.advertiser_email.clone()}</p>
+                        <p class="big"><span data-testid="available">{c.balance.available()}</span>" available"</p>
+                        <p class="muted">{c.balance.explain()}</p>
+                        <h2>"Ledger: credited packs"</h2>
+                        {if a.credits.is_empty() { view! { <p class="muted">"No credits."</p> }.into_any() } else { view! {
+                            <div class="table-wrap"><table>
+                                <thead><tr><th>"Credited"</th><th>"PaymentIntent"</th><th>"Revisions"</th><th>"Amount"</th><th>"Evidence"</th></tr></thead>
+                                <tbody>{a.credits.into_iter().map(|cr| view! {
+                                    <tr>
+                                        <td>{cr.created_at}</td>
+                                        <td><code>{cr.payment_id}</code></td>
+                                        <td>{format!("+{}", cr.revisions)}</td>
+                                        <td>{cr.amount}</td>
+                                        <td>{match cr.event_id {
+                                            Some(id) => view! { <a href=format!("/admin/events/{id}")>"webhook " <code>{id.clone()}</code></a> }.into_any(),
+                                            None => view! { <span>"confirmed with Stripe by the return page"</span> }.into_any(),
+                                        }}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any() }}
+                        <h2>"Purchases and their Stripe events"</h2>
+                        {if a.events.is_empty() { Some(view! { <p class="muted">"No purchases."</p> }) } else { None }}
+                        {a.events.into_iter().map(|(pi, events)| {
+                            let status = a.detail.purchases.iter().find(|p| p.payment_intent_id == pi).map(|p| format!("{} · {} · {}", p.created_at, p.amount, p.status)).unwrap_or_default();
+                            view! {
+                                <h3><code>{pi}</code></h3>
+                                <p class="muted">{status}</p>
+                                {if events.is_empty() { view! { <p class="muted">"No events received for it."</p> }.into_any() } else { view! { <EventRows events/> }.into_any() }}
+                            }
+                        }).collect_view()}
+                        <h2>"Revision requests"</h2>
+                        {if a.detail.requests.is_empty() { Some(view! { <p class="muted">"None."</p> }) } else { None }}
+                        <ul class="history">{a.detail.requests.into_iter().map(|r| view! {
+                            <li><span class="muted">{r.created_at}</span><p>{r.notes}</p>
+                            {r.artwork_name.map(|n| view! { <p class="muted">"Artwork: " {n}</p> })}</li>
+                        }).collect_view()}</ul>
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn AdminEventsPage() -> impl IntoView {
+    let query = use_query_map();
+    let args = move || query.with(|q| (q.get("status").unwrap_or_default(), q.get("payment").unwrap_or_default()));
+    let events = Resource::new(args, |(status, payment)| admin_events(status, payment));
+    view! {
+        <h1>"Stripe events"</h1>
+        <AdminNav/>
+        <form method="get" action="/admin/events" class="search">
+            <label for="status">"Status"</label>
+            <select id="status" name="status">
+                {["", "pending", "processed", "ignored", "failed"].into_iter().map(|s| view! {
+                    <option value=s selected=move || args().0 == s>{if s.is_empty() { "any" } else { s }}</option>
+                }).collect_view()}
+            </select>
+            <label for="payment">"PaymentIntent"</label>
+            <input id="payment" name="payment" placeholder="pi_..." prop:value=move || args().1/>
+            <button type="submit">"Filter"</button>
+        </form>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || events.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="muted">"No events."</p> }.into_any(),
+                Ok(list) => view! { <EventRows events=list/> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn AdminEventPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let event = Resource::new(id, admin_event);
+    view! {
+        <AdminNav/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || event.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(e) => view! {
+                    <h1><code>{e.line.event_id.clone()}</code></h1>
+                    <dl class="facts">
+                        <div><dt>"Type"</dt><dd>{e.line.event_type.clone()}</dd></div>
+                        <div><dt>"Mode"</dt><dd>{if e.line.livemode { "live" } else { "test" }}</dd></div>
+                        <div><dt>"API version"</dt><dd>{e.api_version.clone().unwrap_or_default()}</dd></div>
+                        <div><dt>"Received"</dt><dd>{e.line.received_at.clone()}</dd></div>
+                        <div><dt>"Status"</dt><dd data-testid="event-status">{e.line.status.clone()}</dd></div>
+                        <div><dt>"Attempts"</dt><dd>{e.line.attempts}</dd></div>
+                        <div><dt>"Failure reason"</dt><dd>{e.line.last_error.clone().unwrap_or_else(|| "—".into())}</dd></div>
+                        <div><dt>"Outcome"</dt><dd>{e.line.outcome.clone().unwrap_or_else(|| "—".into())}</dd></div>
+                        <div><dt>"Stripe-Signature"</dt><dd><code class="wrap">{e.signature_header.clone()}</code></dd></div>
+                    </dl>
+                    <h2>"Raw payload, as received"</h2>
+                    <pre class="payload" data-testid="payload">{e.payload}</pre>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}

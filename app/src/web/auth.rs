@@ -1,0 +1,155 @@
+//! Who is signed in. Sessions are tower-sessions records in our database; the session holds only
+//! the user id, and the user is loaded on every request, so a removed user or a changed role
+//! takes effect at once.
+use super::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+impl CurrentUser {
+    /// Where this user lands after signing in.
+    pub fn home(&self) -> &'static str {
+        if self.is_admin {
+            "/admin"
+        } else {
+            "/contracts"
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod server {
+    use super::*;
+    use crate::services::Services;
+    use tower_sessions::Session;
+
+    pub const USER_KEY: &str = "user_id";
+
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>().await.map_err(|e| AppError::unavailable("The session could not be read", e))
+    }
+
+    /// The signed-in user, if any.
+    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+        let svc = expect_context::<Services>();
+        let session = session().await?;
+        let Some(id) = session
+            .get::<i64>(USER_KEY)
+            .await
+            .map_err(|e| AppError::unavailable("The session could not be read", e))?
+        else {
+            return Ok(None);
+        };
+        let user = crate::store::users::find(&svc.db, id)
+            .await
+            .map_err(|e| AppError::unavailable("Your account could not be loaded", e))?;
+        Ok(user.map(|u| CurrentUser {
+            id: u.id,
+            is_admin: u.role() == crate::domain::users::Role::Admin,
+            email: u.email,
+        }))
+    }
+
+    pub async fn require_user() -> Result<CurrentUser, AppError> {
+        current_user().await?.ok_or_else(|| AppError::NotSignedIn.with_status())
+    }
+
+    /// Advertiser pages are for advertisers; an admin uses the admin pages.
+    pub async fn require_advertiser() -> Result<CurrentUser, AppError> {
+        let user = require_user().await?;
+        if user.is_admin {
+            return Err(AppError::Forbidden.with_status());
+        }
+        Ok(user)
+    }
+
+    pub async fn require_admin() -> Result<CurrentUser, AppError> {
+        let user = require_user().await?;
+        if !user.is_admin {
+            return Err(AppError::Forbidden.with_status());
+        }
+        Ok(user)
+    }
+
+    /// The client's address, for throttling (the socket peer: behind a proxy, the proxy).
+    pub async fn client_address() -> String {
+        use axum::extract::ConnectInfo;
+        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    }
+
+    /// A path inside this site, or None: `next` must never send a user to another site.
+    pub fn local_path(next: &str) -> Option<&str> {
+        (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+    }
+}
+
+#[server]
+pub async fn get_me() -> Result<Option<CurrentUser>, AppError> {
+    server::current_user().await
+}
+
+#[server]
+pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::services::accounts::verify_password;
+    use crate::services::Services;
+    use std::time::Instant;
+    let svc = expect_context::<Services>();
+    let email_key = email.trim().to_lowercase();
+    let address = server::client_address().await;
+    {
+        let mut t = svc.sign_in_throttle.lock().expect("throttle");
+        let now = Instant::now();
+        let wait = t.by_email.check(&email_key, now).err().or_else(|| t.by_address.check(&address, now).err());
+        if let Some(wait) = wait {
+            return Err(AppError::TooManyAttempts(wait.as_secs().div_ceil(60).max(1)).with_status());
+        }
+    }
+    let user = match crate::domain::users::Email::parse(&email) {
+        Ok(e) => crate::store::users::find_by_email(&svc.db, &e)
+            .await
+            .map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?,
+        Err(_) => None,
+    };
+    // Verify against a real hash even for an unknown email, so timing does not tell which
+    // emails have accounts. argon2 is deliberately slow: off the async threads.
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        let mut t = svc.sign_in_throttle.lock().expect("throttle");
+        t.by_email.record_failure(&email_key, Instant::now());
+        t.by_address.record_failure(&address, Instant::now());
+        return Err(AppError::Invalid("That email and password do not match an account.".into()).with_status());
+    };
+    svc.sign_in_throttle.lock().expect("throttle").by_email.clear(&email_key);
+    let session = server::session().await?;
+    // A new session id at sign-in: an id planted before sign-in (session fixation) is worthless.
+    session.cycle_id().await.map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
+    session
+        .insert(server::USER_KEY, user.id)
+        .await
+        .map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
+    let home = if user.role() == crate::domain::users::Role::Admin { "/admin" } else { "/contracts" };
+    leptos_axum::redirect(next.as_deref().and_then(server::local_path).unwrap_or(home));
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crate::services::accounts::hash_password("not anyone's password"));
+
+#[server]
+pub async fn sign_out() -> Result<(), AppError> {
+    let session = server::session().await?;
+    session.flush().await.map_err(|e| AppError::unavailable("Signing out failed", e))?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}

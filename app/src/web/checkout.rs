@@ -1,0 +1,311 @@
+//! Buying a revision pack: the BuyRevisionModal (server creates the PaymentIntent, the browser
+//! mounts Stripe's Payment Element and confirms with `redirect: 'if_required'`) and the
+//! PendingPaymentModal (the server confirms with Stripe and credits through the webhook's own
+//! fulfilment; the modal polls with backoff until the credit is on the contract).
+use super::browser::{self, Checkout, ConfirmResult};
+use super::error::AppError;
+use crate::domain::accounting::{poll_delay_ms, PENDING_PATIENCE_MS};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::{Deserialize, Serialize};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckoutStart {
+    pub payment_intent_id: String,
+    pub client_secret: String,
+    pub publishable_key: String,
+    pub stripe_js_url: String,
+    /// "$150.00": shown before paying.
+    pub price: String,
+    pub revisions: i64,
+}
+
+/// Where a payment stands, as the pending modal shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PaymentView {
+    Credited { available: i64, added: i64 },
+    Pending,
+    Failed { message: String },
+}
+
+#[server]
+pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
+    use crate::services::purchase::{start_purchase, PurchaseError};
+    let user = super::auth::server::require_advertiser().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let publishable_key = svc
+        .publishable_key
+        .clone()
+        .ok_or_else(|| AppError::Unavailable("Payments are not configured on this server.".into()).with_status())?;
+    let started = start_purchase(&svc, user.id, contract_id).await.map_err(|e| match e {
+        PurchaseError::NotFound => AppError::NotFound.with_status(),
+        PurchaseError::PaymentsUnavailable => {
+            AppError::Unavailable("Payments are not configured on this server.".into()).with_status()
+        }
+        other => AppError::unavailable("The payment could not be started", other).with_status(),
+    })?;
+    Ok(CheckoutStart {
+        payment_intent_id: started.payment_intent_id,
+        client_secret: started.client_secret,
+        publishable_key,
+        stripe_js_url: svc.stripe_js_url.clone(),
+        price: svc.terms.price.to_string(),
+        revisions: started.revisions,
+    })
+}
+
+#[server]
+pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, AppError> {
+    use crate::services::confirm::{confirm_purchase, ConfirmError, PaymentState};
+    let user = super::auth::server::require_advertiser().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let confirmation = confirm_purchase(&svc, user.id, &payment_intent_id).await.map_err(|e| match e {
+        ConfirmError::NotFound => AppError::NotFound.with_status(),
+        ConfirmError::Rejected(reason) => {
+            // Loud: Stripe took money we will not credit automatically. An admin must look.
+            tracing::error!(payment_intent_id, reason, "a succeeded payment was refused at confirmation");
+            AppError::Unavailable(
+                "This payment needs a look from our team before it is credited. You will not be charged twice.".into(),
+            )
+            .with_status()
+        }
+        other => AppError::unavailable("The payment could not be checked", other).with_status(),
+    })?;
+    Ok(match confirmation.state {
+        PaymentState::Credited => {
+            PaymentView::Credited { available: confirmation.balance.available(), added: svc.terms.revisions_per_pack }
+        }
+        PaymentState::Pending { .. } => PaymentView::Pending,
+        PaymentState::Failed { message } => PaymentView::Failed { message },
+    })
+}
+
+/// An accessible modal dialog: labelled by its title, focus moved inside and kept there, Esc
+/// and the close button close it.
+#[component]
+pub fn Modal(title: String, id: &'static str, on_close: Callback<()>, children: Children) -> impl IntoView {
+    let title_id = format!("{id}-title");
+    Effect::new(move |_| browser::focus_first(id));
+    view! {
+        <div class="modal-backdrop">
+            <div
+                class="modal"
+                id=id
+                role="dialog"
+                aria-modal="true"
+                aria-labelledby=format!("{id}-title")
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" {
+                        on_close.run(());
+                    } else {
+                        browser::keep_focus_inside(id, &ev);
+                    }
+                }
+            >
+                <div class="modal-head">
+                    <h2 id=title_id>{title}</h2>
+                    <button type="button" class="close" aria-label="Close" on:click=move |_| on_close.run(())>"×"</button>
+                </div>
+                {children()}
+            </div>
+        </div>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum BuyState {
+    Starting,
+    Ready,
+    Paying,
+    Failed(String),
+}
+
+#[component]
+pub fn BuyRevisionModal(contract_id: i64, on_close: Callback<()>, on_paid: Callback<String>) -> impl IntoView {
+    // Browser-only (the modal opens on a click): creates the PaymentIntent on the server.
+    let start = LocalResource::new(move || buy_pack(contract_id));
+    let state = RwSignal::new(BuyState::Starting);
+    let checkout = StoredValue::new_local(None::<Rc<Checkout>>);
+    let mounting = StoredValue::new(false);
+
+    Effect::new(move |_| {
+        let Some(result) = start.get() else { return };
+        match result {
+            Err(e) => state.set(BuyState::Failed(e.to_string())),
+            Ok(s) if !mounting.get_value() => {
+                mounting.set_value(true);
+                spawn_local(async move {
+                    match Checkout::mount(&s.stripe_js_url, &s.publishable_key, &s.client_secret, "#payment-element")
+                        .await
+                    {
+                        Ok(c) => {
+                            checkout.set_value(Some(Rc::new(c)));
+                            state.set(BuyState::Ready);
+                        }
+                        Err(e) => state.set(BuyState::Failed(format!("The payment form could not be loaded: {e}"))),
+                    }
+                });
+            }
+            Ok(_) => {}
+        }
+    });
+
+    let pay = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(c) = checkout.get_value() else { return };
+        state.set(BuyState::Paying);
+        spawn_local(async move {
+            match c.confirm(&browser::page_url_without_query()).await {
+                Ok(ConfirmResult::Done { payment_intent_id, status })
+                    if status == "succeeded" || status == "processing" =>
+                {
+                    browser::mark("rs-confirmed");
+                    on_paid.run(payment_intent_id);
+                }
+                Ok(ConfirmResult::Done { status, .. }) => state.set(BuyState::Failed(format!(
+                    "The payment did not complete (status: {}). Nothing was charged; please try again.",
+                    status.replace('_', " ")
+                ))),
+                // Card and validation errors carry Stripe's own message, written for the payer.
+                Ok(ConfirmResult::Error { kind, message }) if kind == "card_error" || kind == "validation_error" => {
+                    state.set(BuyState::Failed(message))
+                }
+                Ok(ConfirmResult::Error { kind, message }) if kind == "invalid_request_error" => {
+                    state.set(BuyState::Failed(message))
+                }
+                Ok(ConfirmResult::Error { message, .. }) | Err(message) => state.set(BuyState::Failed(format!(
+                    "Something unexpected went wrong ({message}). Nothing was charged; please try again."
+                ))),
+            }
+        });
+    };
+
+    let price = move || start.get().and_then(Result::ok).map(|s| format!("{} revisions for {}", s.revisions, s.price));
+    let pay_label =
+        move || start.get().and_then(Result::ok).map(|s| format!("Pay {}", s.price)).unwrap_or_else(|| "Pay".into());
+    view! {
+        <Modal title="Buy revisions".into() id="buy-modal" on_close>
+            <form class="stack" on:submit=pay>
+                <p class="price" data-testid="price">
+                    {move || price().unwrap_or_else(|| "Preparing your payment…".into())}
+                </p>
+                <div id="payment-element" class="payment-element"></div>
+                {move || match state.get() {
+                    BuyState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),
+                    _ => None,
+                }}
+                <button
+                    type="submit"
+                    class="primary"
+                    disabled=move || !matches!(state.get(), BuyState::Ready | BuyState::Failed(_)) || checkout.with_value(Option::is_none)
+                >
+                    {move || if state.get() == BuyState::Paying { "Paying…".to_string() } else { pay_label() }}
+                </button>
+            </form>
+        </Modal>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PendingState {
+    Checking,
+    Credited {
+        available: i64,
+        added: i64,
+    },
+    /// Past the patience limit: the payment is safe, the credit will appear.
+    Slow,
+    Failed(String),
+    Error(String),
+}
+
+#[component]
+pub fn PendingPaymentModal(
+    payment_intent_id: String,
+    on_credited: Callback<()>,
+    on_close: Callback<()>,
+    on_retry: Callback<()>,
+) -> impl IntoView {
+    let state = RwSignal::new(PendingState::Checking);
+    let closed = Arc::new(AtomicBool::new(false));
+    on_cleanup({
+        let closed = closed.clone();
+        move || closed.store(true, Ordering::Relaxed)
+    });
+    Effect::new(move |_| {
+        let pi = payment_intent_id.clone();
+        let closed = closed.clone();
+        // A return from a redirect put the payment in the address: take it out, so a reload
+        // does not run this again.
+        browser::clear_query();
+        browser::mark("rs-return");
+        spawn_local(async move {
+            let started = browser::now_ms();
+            let mut attempt = 0;
+            while !closed.load(Ordering::Relaxed) {
+                match confirm_payment(pi.clone()).await {
+                    Ok(PaymentView::Credited { available, added }) => {
+                        state.set(PendingState::Credited { available, added });
+                        browser::mark("rs-balance-shown");
+                        on_credited.run(());
+                        return;
+                    }
+                    Ok(PaymentView::Failed { message }) => {
+                        state.set(PendingState::Failed(message));
+                        return;
+                    }
+                    Err(e @ (AppError::NotFound | AppError::NotSignedIn | AppError::Forbidden)) => {
+                        state.set(PendingState::Error(e.to_string()));
+                        return;
+                    }
+                    // Pending, or a passing failure (network, Stripe busy): ask again later.
+                    Ok(PaymentView::Pending) | Err(_) => {}
+                }
+                if browser::now_ms() - started > f64::from(PENDING_PATIENCE_MS) {
+                    state.update(|s| {
+                        if *s == PendingState::Checking {
+                            *s = PendingState::Slow
+                        }
+                    });
+                }
+                browser::sleep_ms(poll_delay_ms(attempt)).await;
+                attempt += 1;
+            }
+        });
+    });
+    view! {
+        <Modal title="Payment".into() id="pending-modal" on_close>
+            <div aria-live="polite" class="stack">
+                {move || match state.get() {
+                    PendingState::Checking => view! {
+                        <p class="processing"><span class="spinner" aria-hidden="true"></span>"Processing your payment…"</p>
+                    }.into_any(),
+                    PendingState::Credited { available, added } => view! {
+                        <p class="success" data-testid="payment-succeeded">
+                            {format!("Payment received: +{added} revisions. ")}
+                            "You now have " <strong data-testid="new-available">{available}</strong> " available."
+                        </p>
+                        <button type="button" class="primary" on:click=move |_| on_close.run(())>"Done"</button>
+                    }.into_any(),
+                    PendingState::Slow => view! {
+                        <p data-testid="payment-slow">
+                            "Your payment is safe. Stripe has not told us it is complete yet; the revisions will appear on this contract as soon as it does. "
+                            "There is no need to pay again."
+                        </p>
+                        <p class="processing"><span class="spinner" aria-hidden="true"></span>"Still checking…"</p>
+                    }.into_any(),
+                    PendingState::Failed(message) => view! {
+                        <p class="error" role="alert">{message}</p>
+                        <button type="button" class="primary" on:click=move |_| on_retry.run(())>"Try again"</button>
+                    }.into_any(),
+                    PendingState::Error(message) => view! {
+                        <p class="error" role="alert">{message}</p>
+                    }.into_any(),
+                }}
+            </div>
+        </Modal>
+    }
+}

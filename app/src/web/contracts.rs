@@ -1,0 +1,322 @@
+//! The advertiser's pages: "My contracts" and a contract's page (balance, history, revision
+//! requests, buying a pack). Every server function checks that the contract is the signed-in
+//! advertiser's: another contract id is "not found", with no data.
+use super::checkout::{BuyRevisionModal, PendingPaymentModal};
+use super::error::AppError;
+use super::ErrorView;
+use crate::domain::artwork::{ACCEPTED, MAX_NOTES_CHARS};
+use crate::domain::{PackTerms, RevisionBalance};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractSummary {
+    pub id: i64,
+    pub advertiser_email: String,
+    pub publication: String,
+    pub ad_size: String,
+    pub balance: RevisionBalance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseLine {
+    pub payment_intent_id: String,
+    pub amount: String,
+    pub revisions: i64,
+    pub status: String,
+    pub credited: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestLine {
+    pub id: i64,
+    pub notes: String,
+    pub artwork_name: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractDetail {
+    pub contract: ContractSummary,
+    pub purchases: Vec<PurchaseLine>,
+    pub requests: Vec<RequestLine>,
+    pub terms: PackTerms,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) mod server {
+    use super::*;
+    use crate::services::Services;
+    use crate::store::contracts::{self, ContractBalanceRow, ContractQuery};
+    use crate::web::fmt_time;
+
+    pub fn summary(r: ContractBalanceRow) -> ContractSummary {
+        ContractSummary {
+            id: r.id,
+            advertiser_email: r.advertiser_email,
+            publication: r.publication,
+            ad_size: r.ad_size,
+            balance: RevisionBalance { base: r.base, purchased: r.purchased, requested: r.requested },
+        }
+    }
+
+    /// One contract with its balance, if it exists and `advertiser_id` (when given) owns it.
+    pub async fn find_summary(
+        svc: &Services,
+        contract_id: i64,
+        advertiser_id: Option<i64>,
+    ) -> Result<ContractSummary, AppError> {
+        let q = ContractQuery { contract_id: Some(contract_id), advertiser_id, limit: 1, ..Default::default() };
+        let (rows, _) = contracts::balances(&svc.db, &q)
+            .await
+            .map_err(|e| AppError::unavailable("The contract could not be loaded", e))?;
+        rows.into_iter().next().map(summary).ok_or_else(|| AppError::NotFound.with_status())
+    }
+
+    /// The contract page's data, for its owner (`Some(advertiser)`) or an admin (`None`).
+    pub async fn detail(
+        svc: &Services,
+        contract_id: i64,
+        advertiser_id: Option<i64>,
+    ) -> Result<ContractDetail, AppError> {
+        use crate::domain::{Currency, Money};
+        use crate::store::{ledger, purchases};
+        let contract = find_summary(svc, contract_id, advertiser_id).await?;
+        let load = |e| AppError::unavailable("The contract's history could not be loaded", e);
+        let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
+        let purchases = purchases::for_contract(&svc.db, contract_id).await.map_err(load)?;
+        let requests = ledger::requests(&svc.db, contract_id).await.map_err(load)?;
+        let money = |amount: i64, currency: &str| match Currency::parse(currency) {
+            Ok(c) => Money::new(amount, c).to_string(),
+            Err(_) => format!("{amount} {currency}"),
+        };
+        let mut lines: Vec<PurchaseLine> = purchases
+            .iter()
+            // A purchase that never got past the card form is noise in a history.
+            .filter(|p| {
+                p.status != "requires_payment_method" || credits.iter().any(|c| c.payment_id == p.payment_intent_id)
+            })
+            .map(|p| PurchaseLine {
+                payment_intent_id: p.payment_intent_id.clone(),
+                amount: money(p.amount, &p.currency),
+                revisions: p.revisions,
+                status: p.status.clone(),
+                credited: credits.iter().any(|c| c.payment_id == p.payment_intent_id),
+                created_at: fmt_time(p.created_at),
+            })
+            .collect();
+        lines.reverse();
+        Ok(ContractDetail {
+            contract,
+            purchases: lines,
+            requests: requests
+                .into_iter()
+                .rev()
+                .map(|r| RequestLine {
+                    id: r.id,
+                    notes: r.notes,
+                    artwork_name: r.artwork_name,
+                    created_at: fmt_time(r.created_at),
+                })
+                .collect(),
+            terms: svc.terms.clone(),
+        })
+    }
+}
+
+#[server]
+pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
+    use crate::store::contracts::{balances, ContractQuery};
+    let user = super::auth::server::require_advertiser().await?;
+    let svc = expect_context::<crate::services::Services>();
+    let q = ContractQuery { advertiser_id: Some(user.id), limit: 1000, ..Default::default() };
+    let (rows, _) =
+        balances(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
+    Ok(rows.into_iter().map(server::summary).collect())
+}
+
+#[server]
+pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
+    let user = super::auth::server::require_advertiser().await?;
+    server::detail(&expect_context(), contract_id, Some(user.id)).await
+}
+
+#[component]
+pub fn ContractsPage() -> impl IntoView {
+    let contracts = Resource::new(|| (), |_| my_contracts());
+    view! {
+        <h1>"My contracts"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || contracts.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(list) if list.is_empty() => view! {
+                    <p>"You have no contracts yet. Your publisher adds them."</p>
+                }.into_any(),
+                Ok(list) => view! {
+                    <ul class="cards">
+                        {list.into_iter().map(|c| view! {
+                            <li class="card">
+                                <a href=format!("/contracts/{}", c.id)>
+                                    <strong>{c.publication.clone()}</strong>
+                                    " · " {c.ad_size.clone()}
+                                </a>
+                                <p class="available" data-testid="available">
+                                    {format!("{} available", c.balance.available())}
+                                </p>
+                                <p class="muted">{c.balance.explain()}</p>
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn ContractPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
+    let detail = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => load_contract(id).await,
+            None => Err(AppError::NotFound),
+        }
+    });
+    // The modals live outside the data's Transition, so refreshing the balance underneath them
+    // does not close them.
+    let buying = RwSignal::new(false);
+    // The pending modal opens after an inline confirm, or on returning from a redirect with
+    // `payment_intent` and its client secret in the query string (read once; the modal then
+    // cleans the address so a reload cannot re-trigger it).
+    let returned =
+        query.with_untracked(|q| q.get("payment_intent").filter(|_| q.get("payment_intent_client_secret").is_some()));
+    let pending = RwSignal::new(returned);
+    view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || detail.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(d) => view! { <ContractView detail=d buying query/> }.into_any(),
+            })}
+        </Transition>
+        {move || id().map(|contract_id| view! {
+            <Show when=move || buying.get()>
+                <BuyRevisionModal
+                    contract_id
+                    on_close=Callback::new(move |_| buying.set(false))
+                    on_paid=Callback::new(move |pi: String| {
+                        buying.set(false);
+                        pending.set(Some(pi));
+                    })
+                />
+            </Show>
+            {move || pending.get().map(|pi| view! {
+                <PendingPaymentModal
+                    payment_intent_id=pi
+                    on_credited=Callback::new(move |_| detail.refetch())
+                    on_close=Callback::new(move |_| pending.set(None))
+                    on_retry=Callback::new(move |_| {
+                        pending.set(None);
+                        buying.set(true);
+                    })
+                />
+            })}
+        })}
+    }
+}
+
+#[component]
+fn ContractView(
+    detail: ContractDetail,
+    buying: RwSignal<bool>,
+    query: Memo<leptos_router::params::ParamsMap>,
+) -> impl IntoView {
+    let c = detail.contract.clone();
+    let contract_id = c.id;
+    let available = c.balance.available();
+    let terms = detail.terms.clone();
+    let price_line = format!("{} revisions for {}", terms.revisions_per_pack, terms.price);
+    let notice = query.with_untracked(|q| {
+        if q.get("requested").is_some() {
+            Some(("notice", "Your revision request was sent. It used one revision.".to_string()))
+        } else {
+            q.get("error").map(|e| ("error", e))
+        }
+    });
+    view! {
+        <p><a href="/contracts">"← My contracts"</a></p>
+        <h1>{c.publication.clone()} " · " {c.ad_size.clone()}</h1>
+        {notice.map(|(class, text)| view! { <p class=class role="status">{text}</p> })}
+        <section class="balance" aria-labelledby="balance-h">
+            <h2 id="balance-h">"Revisions"</h2>
+            <p class="big"><span data-testid="available">{available}</span>" available"</p>
+            <dl class="sums">
+                <div><dt>"Included"</dt><dd data-testid="base">{c.balance.base}</dd></div>
+                <div><dt>"Purchased"</dt><dd data-testid="purchased">{c.balance.purchased}</dd></div>
+                <div><dt>"Requested"</dt><dd data-testid="requested">{c.balance.requested}</dd></div>
+            </dl>
+            <p class="muted">
+                "Available is what your contract includes, plus what you bought, minus what you have requested: "
+                {c.balance.explain()} "."
+            </p>
+            <button type="button" class="primary" on:click=move |_| buying.set(true)>"Purchase revisions"</button>
+            <span class="muted">" " {price_line}</span>
+        </section>
+        <section aria-labelledby="request-h">
+            <h2 id="request-h">"Request a revision"</h2>
+            <form method="post" action=format!("/contracts/{contract_id}/revisions") enctype="multipart/form-data" class="stack">
+                <label for="notes">"What should change?"</label>
+                <textarea id="notes" name="notes" required maxlength=MAX_NOTES_CHARS rows="4" disabled=available <= 0></textarea>
+                <label for="artwork">"Artwork file (optional: " {ACCEPTED} ")"</label>
+                <input id="artwork" name="artwork" type="file" accept=".png,.jpg,.jpeg,.pdf,.tif,.tiff,image/png,image/jpeg,application/pdf,image/tiff" disabled=available <= 0/>
+                <button type="submit" disabled=available <= 0>"Request a revision"</button>
+                {(available <= 0).then(|| view! {
+                    <p class="muted" id="no-revisions">"No revisions left: purchase a revision pack to request more."</p>
+                })}
+            </form>
+        </section>
+        <section aria-labelledby="purchases-h">
+            <h2 id="purchases-h">"Purchases"</h2>
+            {if detail.purchases.is_empty() {
+                view! { <p class="muted">"No purchases yet."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap"><table>
+                        <thead><tr><th>"Date"</th><th>"Revisions"</th><th>"Amount"</th><th>"Status"</th></tr></thead>
+                        <tbody>
+                            {detail.purchases.iter().map(|p| view! {
+                                <tr>
+                                    <td>{p.created_at.clone()}</td>
+                                    <td>{format!("+{}", p.revisions)}</td>
+                                    <td>{p.amount.clone()}</td>
+                                    <td>{if p.credited { "credited".to_string() } else { p.status.replace('_', " ") }}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table></div>
+                }.into_any()
+            }}
+        </section>
+        <section aria-labelledby="requests-h">
+            <h2 id="requests-h">"Revision requests"</h2>
+            {if detail.requests.is_empty() {
+                view! { <p class="muted">"No revision requests yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="history">
+                        {detail.requests.iter().map(|r| view! {
+                            <li>
+                                <span class="muted">{r.created_at.clone()}</span>
+                                <p>{r.notes.clone()}</p>
+                                {r.artwork_name.clone().map(|n| view! { <p class="muted">"Artwork: " {n}</p> })}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,148 @@
+// Buying revision packs in the browser, against the built-in Stripe simulator: every card
+// outcome, duplicated webhooks, and late webhooks (the return page's own confirmation).
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+import {
+  availableOnPage, baseUrl, cards, launchBrowser, newPage, openContract, payWith, screenshot, signIn, simulator, users,
+} from '../lib.mjs';
+
+let browser;
+let page;
+before(async () => {
+  browser = await launchBrowser();
+  page = await newPage(browser);
+  await signIn(page, users.ann.email, users.ann.password);
+});
+afterEach(() => simulator.setFaults({}));
+after(() => browser?.close());
+
+/** Deliveries for one PaymentIntent's events that the app answered. */
+async function answeredDeliveriesFor(type, count) {
+  const all = await simulator.deliveries();
+  return all.filter((d) => d.event_type === type && d.status >= 200 && d.status < 300).length >= count;
+}
+
+test('a 4242 card: pending modal, then +2 on the contract', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  const dialog = await payWith(page, cards.visa);
+  assert.equal(dialog.price, '2 revisions for $150.00', 'the price is shown before paying');
+  await dialog.waitFor({ state: 'detached' });
+  const pending = page.getByRole('dialog', { name: 'Payment' });
+  await pending.getByTestId('payment-succeeded').waitFor();
+  assert.equal(Number(await pending.getByTestId('new-available').textContent()), before + 2);
+  await screenshot(page, 'purchase-succeeded');
+  await pending.getByRole('button', { name: 'Done' }).click();
+  await page.waitForFunction((n) => document.querySelector('[data-testid=available]')?.textContent === String(n), before + 2);
+  assert.equal(await availableOnPage(page), before + 2);
+  // The purchase is in the history, credited.
+  await page.getByRole('cell', { name: 'credited' }).first().waitFor();
+  assert.deepEqual(page.consoleErrors, []);
+});
+
+test('3-D Secure completed: +2', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  await payWith(page, cards.threeDSecure);
+  const challenge = page.getByRole('dialog', { name: '3D Secure 2 test page' });
+  await challenge.waitFor();
+  await screenshot(page, 'three-d-secure-challenge');
+  await challenge.getByRole('button', { name: 'Complete authentication' }).click();
+  await page.getByTestId('new-available').waitFor();
+  assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
+});
+
+test('3-D Secure failed: a clear message, nothing credited, and the form stays to try again', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  const dialog = await payWith(page, cards.threeDSecure);
+  await page.getByRole('button', { name: 'Fail authentication' }).click();
+  const alert = dialog.getByRole('alert').filter({ hasText: 'unable to authenticate' });
+  await alert.waitFor();
+  await screenshot(page, 'three-d-secure-failed');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await page.reload();
+  assert.equal(await availableOnPage(page), before);
+});
+
+test('declined cards show Stripe\'s message and credit nothing', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  const dialog = await payWith(page, cards.declined);
+  await dialog.getByRole('alert').filter({ hasText: 'Your card was declined.' }).first().waitFor();
+  await screenshot(page, 'card-declined');
+  // Same form, another card: insufficient funds has its own message.
+  await dialog.getByLabel('Card number').fill(cards.insufficientFunds);
+  await dialog.getByRole('button', { name: /^Pay / }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'insufficient funds' }).first().waitFor();
+  // An incomplete card never reaches Stripe.
+  await dialog.getByLabel('Card number').fill('4242 4242');
+  await dialog.getByRole('button', { name: /^Pay / }).click();
+  await dialog.getByRole('alert').filter({ hasText: 'Your card number is incomplete.' }).first().waitFor();
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  await page.reload();
+  assert.equal(await availableOnPage(page), before);
+});
+
+test('every event delivered 5 times at once still credits +2 exactly', async () => {
+  await simulator.setFaults({ copies: 5 });
+  await openContract(page, 'Gotham Gazette');
+  const before = await availableOnPage(page);
+  await payWith(page, cards.visa);
+  await page.getByTestId('new-available').waitFor();
+  // Wait until all five copies of payment_intent.succeeded have been answered, then look again.
+  const start = Date.now();
+  while (!(await answeredDeliveriesFor('payment_intent.succeeded', 5)) && Date.now() - start < 15_000) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.reload();
+  assert.equal(await availableOnPage(page), before + 2);
+});
+
+test('webhooks 30 s late: the return page confirms with Stripe and the credit shows at once', async () => {
+  await simulator.setFaults({ delay_ms: 30_000 });
+  await openContract(page, 'Gotham Gazette');
+  const before = await availableOnPage(page);
+  await payWith(page, cards.visa);
+  // Well before the webhook: the server asked Stripe itself.
+  await page.getByTestId('new-available').waitFor({ timeout: 5_000 });
+  assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
+  const { rs } = await page.evaluate(() => {
+    const [c] = performance.getEntriesByName('rs-confirmed');
+    const [b] = performance.getEntriesByName('rs-balance-shown');
+    return { rs: b.startTime - c.startTime };
+  });
+  assert.ok(rs < 5_000, `balance shown ${rs} ms after the confirm`);
+  await screenshot(page, 'credited-before-webhook');
+});
+
+test('coming back from a redirect (return_url with payment_intent) confirms once and cleans the address', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  // Start a purchase the way the page does, then pay it as a redirect-based method would,
+  // outside the page, and come back to return_url with Stripe's query parameters.
+  const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
+  await page.getByRole('button', { name: 'Purchase revisions' }).click();
+  const body = await (await started).json();
+  await page.keyboard.press('Escape');
+  const confirm = await fetch(`${baseUrl}/stripe-sim/v1/payment_intents/${body.payment_intent_id}/confirm`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer pk_test_simulator', 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_secret: body.client_secret, payment_method: 'pm_card_visa' }),
+  });
+  assert.equal(confirm.status, 200);
+  const back = new URL(page.url());
+  back.search = new URLSearchParams({
+    payment_intent: body.payment_intent_id,
+    payment_intent_client_secret: body.client_secret,
+    redirect_status: 'succeeded',
+  }).toString();
+  await page.goto(back.toString());
+  await page.getByTestId('new-available').waitFor();
+  assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
+  assert.equal(new URL(page.url()).search, '', 'the query string is cleaned');
+  await page.reload();
+  assert.equal(await page.getByRole('dialog', { name: 'Payment' }).count(), 0, 'a reload re-triggers nothing');
+  assert.equal(await availableOnPage(page), before + 2);
+});

@@ -1,0 +1,165 @@
+//! "Request a revision": a multipart form post (notes and an optional artwork file), a plain
+//! HTML form so it works with or without the wasm. The request consumes one credit under the
+//! contract's lock (`ledger::request_revision`); at 0 available the server refuses whatever the
+//! page showed. Browsers get a redirect back to the contract page with a message; other
+//! clients get the status and the message.
+use crate::AppState;
+use app::domain::artwork::{check_artwork, check_notes, MAX_ARTWORK_BYTES};
+use app::store::ledger::{self, Artwork, RequestError};
+use app::store::{contracts, users};
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+/// The artwork limit plus room for the notes and the multipart framing.
+pub const MAX_BODY: usize = MAX_ARTWORK_BYTES + 64 * 1024;
+
+/// Why a request was not recorded, and the status a non-browser client gets.
+struct Refused(StatusCode, String);
+
+pub async fn request_revision(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(contract_id): Path<i64>,
+    multipart: Multipart,
+) -> Response {
+    let browser = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    let page = format!("/contracts/{contract_id}");
+    match record(&state, &session, contract_id, multipart).await {
+        Ok(()) if browser => Redirect::to(&format!("{page}?requested=1")).into_response(),
+        Ok(()) => (StatusCode::CREATED, "Revision requested.").into_response(),
+        Err(Refused(StatusCode::UNAUTHORIZED, _)) if browser => {
+            Redirect::to(&format!("/login?next={page}")).into_response()
+        }
+        Err(Refused(status, message)) if browser && status != StatusCode::NOT_FOUND => {
+            let q: String = form_urlencoded(&message);
+            Redirect::to(&format!("{page}?error={q}")).into_response()
+        }
+        Err(Refused(status, message)) => (status, message).into_response(),
+    }
+}
+
+fn form_urlencoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn record(
+    state: &AppState,
+    session: &Session,
+    contract_id: i64,
+    mut multipart: Multipart,
+) -> Result<(), Refused> {
+    let svc = &state.services;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "revision request failed");
+        Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The request could not be saved. Nothing was used; please try again.".into(),
+        )
+    };
+    let user_id: Option<i64> = session.get("user_id").await.map_err(|e| unavailable(&e))?;
+    let user = match user_id {
+        Some(id) => users::find(&svc.db, id).await.map_err(|e| unavailable(&e))?,
+        None => None,
+    }
+    .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "Please sign in.".into()))?;
+    // Not yours and does not exist get the same answer.
+    let contract = contracts::find(&svc.db, contract_id).await.map_err(|e| unavailable(&e))?;
+    if contract.is_none_or(|c| c.advertiser_id != user.id) {
+        return Err(Refused(StatusCode::NOT_FOUND, "Not found.".into()));
+    }
+
+    let bad = |m: String| Refused(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let mut notes = None;
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("The form could not be read: {e}")))? {
+        match field.name() {
+            Some("notes") => {
+                notes = Some(field.text().await.map_err(|e| bad(format!("The notes could not be read: {e}")))?)
+            }
+            Some("artwork") => {
+                let name = field.file_name().map(display_name).unwrap_or_default();
+                let bytes = field.bytes().await.map_err(|_| {
+                    bad("The artwork file is too large. Upload PNG, JPEG, PDF or TIFF, up to 20 MB.".into())
+                })?;
+                // A file input left empty still sends a part, with no name and no bytes.
+                if !(name.is_empty() && bytes.is_empty()) {
+                    file = Some((name, bytes.to_vec()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let notes = check_notes(notes.as_deref().unwrap_or_default()).map_err(bad)?;
+    let artwork = match &file {
+        Some((name, bytes)) => {
+            let kind = check_artwork(bytes).map_err(bad)?;
+            Some(store_file(&svc.data_dir, contract_id, name, kind, bytes).await.map_err(|e| unavailable(&e))?)
+        }
+        None => None,
+    };
+    match ledger::request_revision(&svc.db, contract_id, user.id, &notes, artwork.as_ref(), chrono::Utc::now()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The request was not recorded, so its file must not linger.
+            if let Some(a) = &artwork {
+                let _ = tokio::fs::remove_file(svc.data_dir.join(&a.path)).await;
+            }
+            Err(match e {
+                RequestError::NoRevisionsLeft(n) => Refused(StatusCode::CONFLICT, capitalise(&n.to_string())),
+                RequestError::NotFound => Refused(StatusCode::NOT_FOUND, "Not found.".into()),
+                RequestError::Store(e) => unavailable(&e),
+            })
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// The uploader's file name, for display only: no folders, no control characters, bounded.
+fn display_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    base.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// Writes the file under `<data>/artwork/<contract>/` with a name the server chooses (never
+/// the uploader's, so no path tricks and no collisions). Returns the path relative to `data`.
+async fn store_file(
+    data_dir: &std::path::Path,
+    contract_id: i64,
+    name: &str,
+    kind: app::domain::artwork::ArtworkKind,
+    bytes: &[u8],
+) -> std::io::Result<Artwork> {
+    use rand::Rng;
+    let folder = std::path::PathBuf::from("artwork").join(contract_id.to_string());
+    tokio::fs::create_dir_all(data_dir.join(&folder)).await?;
+    let token: u128 = rand::thread_rng().gen();
+    let relative = folder.join(format!("{token:032x}.{}", kind.extension()));
+    tokio::fs::write(data_dir.join(&relative), bytes).await?;
+    Ok(Artwork {
+        path: relative.to_string_lossy().into_owned(),
+        name: if name.is_empty() { format!("artwork.{}", kind.extension()) } else { name.to_string() },
+        content_type: kind.content_type().to_string(),
+        size: bytes.len() as i64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn display_names_lose_folders_and_control_characters() {
+        assert_eq!(super::display_name("../../etc/passwd"), "passwd");
+        assert_eq!(super::display_name("C:\\art\\logo\u{7}.png"), "logo.png");
+    }
+}
