@@ -8,4 +8,5 @@ mod cli;
 mod processing;
 mod simulator;
 mod stripe;
+mod web;
 mod webhook;

@@ -1,0 +1,425 @@
+//! The browser-facing rules, over HTTP against the real router in simulator mode: sessions,
+//! sign-in throttling, who may see what, cross-site writes, revision requests with artwork,
+//! and the return page's confirmation racing the webhook.
+use crate::helpers::*;
+use crate::on_both_databases;
+use app::web::admin::{AdminContracts, AdminEvent, LoadAdminContract};
+use app::web::auth::{SignIn, SignOut};
+use app::web::checkout::{BuyPack, ConfirmPayment};
+use app::web::contracts::{LoadContract, MyContracts};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use leptos::server_fn::ServerFn;
+use serde_json::Value;
+
+on_both_databases!(
+    sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it,
+    failed_sign_ins_are_throttled,
+    advertisers_reach_only_their_own_contracts_and_admins_everything,
+    cross_site_writes_are_refused,
+    revision_requests_take_artwork_and_stop_at_zero,
+    the_return_page_credits_before_a_late_webhook_and_only_once,
+);
+
+struct Site {
+    app: server::Application,
+    _db: TestDb,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+    /// The session cookie this answer sets: (`name=value`, the whole header).
+    fn session_cookie(&self) -> Option<(String, String)> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+            c.starts_with("revision_store_session=").then(|| (c.split(';').next().unwrap().to_string(), c.to_string()))
+        })
+    }
+}
+
+const ANN: (&str, &str) = ("ann@web.test", "ann-password-long");
+const BOB: (&str, &str) = ("bob@web.test", "bob-password-long");
+const ADMIN: (&str, &str) = ("admin@web.test", "admin-password-long");
+
+impl Site {
+    async fn start(kind: DbKind) -> Self {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
+        let db = TestDb::new(kind).await;
+        let mut s = settings(&db.url);
+        s.simulator = true;
+        s.webhook_secrets.clear();
+        s.data_dir = std::env::temp_dir().join(format!("revision-store-web-{}", unique()));
+        adjust(&mut s);
+        let app = server::Application::start(&s).await.unwrap();
+        let store = &app.services.db;
+        use app::domain::users::Role;
+        use app::services::accounts::create_user;
+        use app::store::contracts::{create, NewContract};
+        for (email, password) in [ANN, BOB] {
+            let u = create_user(store, email, Role::Advertiser, password).await.unwrap();
+            let publication = if email == ANN.0 { "Ann's Gazette" } else { "Bob's Weekly" };
+            let c = NewContract { advertiser_id: u.id, publication, ad_size: "Half page", base_revisions: 3 };
+            create(store, &c, chrono::Utc::now()).await.unwrap();
+        }
+        create_user(store, ADMIN.0, Role::Admin, ADMIN.1).await.unwrap();
+        let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        Self { app, _db: db, http }
+    }
+
+    fn origin(&self) -> String {
+        self.app.url()
+    }
+
+    async fn send(&self, req: hyper::http::request::Builder, body: impl Into<Bytes>) -> Answer {
+        let res = self.http.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut req = hyper::Request::get(format!("{}{path}", self.app.url()));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        self.send(req, Bytes::new()).await
+    }
+
+    /// Calls a server function as the hydrated page does (form-encoded POST from this origin).
+    async fn call<F: ServerFn>(&self, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let mut req = hyper::Request::post(format!("{}{}", self.app.url(), F::PATH))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", self.origin());
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        self.send(req, body).await
+    }
+
+    /// Signs in; returns the session cookie (`name=value`).
+    async fn sign_in(&self, (email, password): (&str, &str), cookie: Option<&str>) -> String {
+        let a = self.call::<SignIn>(cookie, &[("email", email), ("password", password)]).await;
+        assert!(a.status < 400, "sign-in failed: {} {}", a.status, a.body);
+        a.session_cookie().expect("a session cookie").0
+    }
+
+    async fn contract_of(&self, email: &str) -> i64 {
+        let user =
+            app::store::users::find_by_email(&self.app.services.db, &app::domain::users::Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+        app::store::contracts::list_for_advertiser(&self.app.services.db, user.id).await.unwrap()[0].id
+    }
+
+    async fn available(&self, contract_id: i64) -> i64 {
+        app::store::ledger::balance(&self.app.services.db, contract_id).await.unwrap().unwrap().available()
+    }
+
+    async fn upload(
+        &self,
+        cookie: &str,
+        contract_id: i64,
+        origin: &str,
+        notes: &str,
+        file: Option<(&str, &[u8])>,
+    ) -> Answer {
+        let boundary = "----revision-store-test";
+        let mut body =
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\n{notes}\r\n").into_bytes();
+        if let Some((name, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"artwork\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let req = hyper::Request::post(format!("{}/contracts/{contract_id}/revisions", self.app.url()))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .header("origin", origin)
+            .header("cookie", cookie);
+        self.send(req, body).await
+    }
+}
+
+async fn sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let a = site.call::<SignIn>(None, &[("email", ANN.0), ("password", ANN.1)]).await;
+    let (first, header) = a.session_cookie().expect("a session cookie");
+    assert!(header.contains("HttpOnly") && header.contains("SameSite=Lax"), "{header}");
+    assert!(!header.contains("Secure"), "plain http without SECURE_COOKIES: {header}");
+    let mine = site.call::<MyContracts>(Some(&first), &[]).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.json()[0]["publication"], "Ann's Gazette");
+
+    // Signing in again cycles the id: the old id is worthless afterwards (no fixation).
+    let second = site.sign_in(ANN, Some(&first)).await;
+    assert_ne!(first, second);
+    assert_eq!(site.call::<MyContracts>(Some(&first), &[]).await.status, 401);
+    assert_eq!(site.call::<MyContracts>(Some(&second), &[]).await.status, 200);
+
+    // Pages: signed out, a data page sends you to sign in and back.
+    let page = site.get("/contracts", None).await;
+    assert_eq!((page.status, page.location()), (303, "/login?next=/contracts"));
+    assert_eq!(site.get("/contracts", Some(&second)).await.status, 200);
+
+    site.call::<SignOut>(Some(&second), &[]).await;
+    assert_eq!(site.call::<MyContracts>(Some(&second), &[]).await.status, 401);
+    assert_eq!(site.get("/contracts", Some(&second)).await.status, 303);
+    site.app.stop().await;
+
+    let secure = Site::start_with(kind, |s| s.secure_cookies = true).await;
+    let a = secure.call::<SignIn>(None, &[("email", ANN.0), ("password", ANN.1)]).await;
+    assert!(a.session_cookie().unwrap().1.contains("Secure"));
+    secure.app.stop().await;
+}
+
+async fn failed_sign_ins_are_throttled(kind: DbKind) {
+    let site = Site::start(kind).await;
+    for _ in 0..5 {
+        let a = site.call::<SignIn>(None, &[("email", BOB.0), ("password", "wrong-password-x")]).await;
+        assert_eq!(a.status, 422, "{}", a.body);
+        assert!(a.body.contains("do not match"), "{}", a.body);
+    }
+    // Now even the right password waits: the guesser cannot tell.
+    let a = site.call::<SignIn>(None, &[("email", BOB.0), ("password", BOB.1)]).await;
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert!(a.body.contains("TooManyAttempts"), "{}", a.body);
+    // Another account is not locked by Bob's attacker.
+    site.sign_in(ANN, None).await;
+    // An unknown email answers exactly like a wrong password.
+    let a = site.call::<SignIn>(None, &[("email", "nobody@web.test"), ("password", "whatever-password")]).await;
+    assert_eq!(a.status, 422);
+    site.app.stop().await;
+}
+
+async fn advertisers_reach_only_their_own_contracts_and_admins_everything(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let anns = site.contract_of(ANN.0).await.to_string();
+    let bob = site.sign_in(BOB, None).await;
+    let ann = site.sign_in(ANN, None).await;
+
+    // Bob asks for Ann's contract every way there is: not found, no data.
+    let a = site.call::<LoadContract>(Some(&bob), &[("contract_id", &anns)]).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(!a.body.contains("Ann"), "{}", a.body);
+    let page = site.get(&format!("/contracts/{anns}"), Some(&bob)).await;
+    assert_eq!(page.status, 404);
+    assert!(
+        page.body.contains("Not found")
+            && !page.body.contains("Ann&#x27;s Gazette")
+            && !page.body.contains("Ann's Gazette")
+    );
+    assert_eq!(site.call::<BuyPack>(Some(&bob), &[("contract_id", &anns)]).await.status, 404);
+    // Ann's own contract works, and buying starts a PaymentIntent for it.
+    assert_eq!(site.call::<LoadContract>(Some(&ann), &[("contract_id", &anns)]).await.status, 200);
+    let bought = site.call::<BuyPack>(Some(&ann), &[("contract_id", &anns)]).await;
+    assert_eq!(bought.status, 200, "{}", bought.body);
+    let pi = bought.json()["payment_intent_id"].as_str().unwrap().to_string();
+    assert_eq!(bought.json()["price"], "$150.00");
+    // ...whose confirmation Bob cannot ask for.
+    assert_eq!(site.call::<ConfirmPayment>(Some(&bob), &[("payment_intent_id", &pi)]).await.status, 404);
+
+    // Admin functions and pages need the admin role.
+    let fields = [("search", ""), ("sort", "Id"), ("page", "1")];
+    assert_eq!(site.call::<AdminContracts>(Some(&bob), &fields).await.status, 403);
+    assert_eq!(site.call::<AdminContracts>(None, &fields).await.status, 401);
+    assert_eq!(site.get("/admin", Some(&bob)).await.status, 403);
+    let admin = site.sign_in(ADMIN, None).await;
+    let all = site.call::<AdminContracts>(Some(&admin), &fields).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.json()["total"], 2);
+    let found = site.call::<AdminContracts>(Some(&admin), &[("search", "BOB'S"), ("sort", "Id"), ("page", "1")]).await;
+    assert_eq!(found.json()["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(found.json()["rows"][0]["publication"], "Bob's Weekly");
+    // LIKE wildcards in a search are literal.
+    let none = site.call::<AdminContracts>(Some(&admin), &[("search", "%"), ("sort", "Id"), ("page", "1")]).await;
+    assert_eq!(none.json()["total"], 0);
+    // Advertiser pages are for advertisers.
+    assert_eq!(site.call::<MyContracts>(Some(&admin), &[]).await.status, 403);
+
+    // The money trail: Ann pays, the webhook credits, the admin sees the credit, the events
+    // behind it and their raw payloads.
+    let sim = format!("{}{}", site.app.url(), app::stripe::simulator::MOUNT);
+    let secret = bought.json()["client_secret"].as_str().unwrap().to_string();
+    let paid = post_form(
+        &format!("{sim}/v1/payment_intents/{pi}/confirm"),
+        app::stripe::simulator::PUBLISHABLE_KEY,
+        &[("client_secret", &secret), ("payment_method", "pm_card_visa")],
+    )
+    .await;
+    assert_eq!(paid.body["status"], "succeeded");
+    let contract: i64 = anns.parse().unwrap();
+    assert!(eventually(std::time::Duration::from_secs(10), || async { site.available(contract).await == 5 }).await);
+    let trail = site.call::<LoadAdminContract>(Some(&admin), &[("contract_id", &anns)]).await;
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    let trail = trail.json();
+    let event_id = trail["credits"][0]["event_id"].as_str().expect("credited by a webhook").to_string();
+    let events = trail["events"][0][1].as_array().unwrap();
+    assert!(events.iter().any(|e| e["event_type"] == "payment_intent.succeeded" && e["event_id"] == event_id.as_str()));
+    assert!(events.iter().any(|e| e["event_type"] == "charge.succeeded"), "{events:?}");
+    let raw = site.call::<AdminEvent>(Some(&admin), &[("event_id", &event_id)]).await.json();
+    assert!(raw["payload"].as_str().unwrap().contains(&pi));
+    assert_eq!(raw["line"]["status"], "processed");
+    assert_eq!(site.call::<AdminEvent>(Some(&ann), &[("event_id", &event_id)]).await.status, 403);
+    assert_eq!(site.call::<AdminEvent>(Some(&admin), &[("event_id", "evt_nope")]).await.status, 404);
+    site.app.stop().await;
+}
+
+async fn cross_site_writes_are_refused(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let ann = site.sign_in(ANN, None).await;
+    let contract = site.contract_of(ANN.0).await;
+    let path = format!("{}{}", site.app.url(), <SignIn as ServerFn>::PATH);
+    let evil = |req: hyper::http::request::Builder| {
+        req.header("content-type", "application/x-www-form-urlencoded").header("cookie", ann.as_str())
+    };
+    let a = site
+        .send(evil(hyper::Request::post(&path).header("origin", "http://evil.example")), "email=a%40b.c&password=x")
+        .await;
+    assert_eq!(a.status, 403);
+    let a = site.send(evil(hyper::Request::post(&path).header("sec-fetch-site", "cross-site")), "email=a").await;
+    assert_eq!(a.status, 403);
+    let a = site.upload(&ann, contract, "http://evil.example", "forged", None).await;
+    assert_eq!(a.status, 403);
+    assert_eq!(site.available(contract).await, 3, "nothing was consumed");
+    // The webhook is not a browser route: Stripe sends no Origin and it has its own check.
+    let hook = site
+        .send(
+            hyper::Request::post(format!("{}/webhooks/stripe", site.app.url())).header("origin", "http://evil.example"),
+            "{}",
+        )
+        .await;
+    assert_eq!(hook.status, 400, "refused by the signature check, not the origin check: {}", hook.body);
+    site.app.stop().await;
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let ann = site.sign_in(ANN, None).await;
+    let bob = site.sign_in(BOB, None).await;
+    let contract = site.contract_of(ANN.0).await;
+    let origin = site.origin();
+
+    let a = site.upload(&ann, contract, &origin, "Bigger logo, please", Some(("../../logo.png", PNG))).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let requests = app::store::ledger::requests(&site.app.services.db, contract).await.unwrap();
+    let r = &requests[0];
+    assert_eq!(
+        (r.artwork_name.as_deref(), r.artwork_type.as_deref(), r.artwork_size),
+        (Some("logo.png"), Some("image/png"), Some(PNG.len() as i64))
+    );
+    let stored = site.app.services.data_dir.join(r.artwork_path.as_deref().unwrap());
+    assert_eq!(std::fs::read(&stored).unwrap(), PNG, "kept under the data directory by a server-chosen name");
+    assert!(!r.artwork_path.as_deref().unwrap().contains("logo"));
+
+    // Refused uploads say why and consume nothing.
+    let svg = site.upload(&ann, contract, &origin, "svg", Some(("logo.png", b"<svg onload=alert(1)>"))).await;
+    assert_eq!(svg.status, 422);
+    assert!(svg.body.contains("not accepted"), "{}", svg.body);
+    let empty = site.upload(&ann, contract, &origin, "   ", None).await;
+    assert_eq!(empty.status, 422);
+    assert_eq!(site.available(contract).await, 2);
+    // Bob cannot spend Ann's revisions.
+    assert_eq!(site.upload(&bob, contract, &origin, "mine now", None).await.status, 404);
+
+    // Browsers get redirected back with the message.
+    let req = hyper::Request::post(format!("{}/contracts/{contract}/revisions", site.app.url()))
+        .header("content-type", "multipart/form-data; boundary=x")
+        .header("accept", "text/html")
+        .header("origin", origin.as_str())
+        .header("cookie", ann.as_str());
+    let redirected =
+        site.send(req, "--x\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\nok\r\n--x--\r\n").await;
+    assert_eq!(
+        (redirected.status, redirected.location()),
+        (303, format!("/contracts/{contract}?requested=1").as_str())
+    );
+
+    // Down to zero, concurrently: exactly the available credits are used, the rest refused.
+    let tries = futures_util::future::join_all((0..4).map(|i| {
+        let (site, ann, origin) = (&site, &ann, &origin);
+        async move { site.upload(ann, contract, origin, &format!("racer {i}"), None).await.status }
+    }))
+    .await;
+    assert_eq!(tries.iter().filter(|s| **s == 201).count(), 1, "{tries:?}");
+    assert_eq!(tries.iter().filter(|s| **s == 409).count(), 3, "{tries:?}");
+    assert_eq!(site.available(contract).await, 0);
+    let refused = site.upload(&ann, contract, &origin, "one more", Some(("art.png", PNG))).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("buy a revision pack"), "{}", refused.body);
+    assert_eq!(std::fs::read_dir(stored.parent().unwrap()).unwrap().count(), 1, "the refused request's file is gone");
+    site.app.stop().await;
+}
+
+async fn the_return_page_credits_before_a_late_webhook_and_only_once(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let ann = site.sign_in(ANN, None).await;
+    let contract = site.contract_of(ANN.0).await;
+    let sim = format!("{}{}", site.app.url(), app::stripe::simulator::MOUNT);
+    let faults = post_json(&format!("{sim}/_simulator/faults"), r#"{"delay_ms": 30000}"#).await;
+    assert_eq!(faults.status, 200);
+
+    let b = site.call::<BuyPack>(Some(&ann), &[("contract_id", &contract.to_string())]).await.json();
+    let (pi, secret) =
+        (b["payment_intent_id"].as_str().unwrap().to_string(), b["client_secret"].as_str().unwrap().to_string());
+    // Not paid (the modal only asks after a confirm, so this means it did not go through).
+    let unpaid = site.call::<ConfirmPayment>(Some(&ann), &[("payment_intent_id", &pi)]).await.json();
+    assert!(unpaid["Failed"].is_object(), "{unpaid}");
+    assert_eq!(site.available(contract).await, 3);
+    // Declined: failed, with a message, nothing credited.
+    let declined = post_form(
+        &format!("{sim}/v1/payment_intents/{pi}/confirm"),
+        app::stripe::simulator::PUBLISHABLE_KEY,
+        &[("client_secret", &secret), ("payment_method", "pm_card_chargeDeclined")],
+    )
+    .await;
+    assert_eq!(declined.status, 402);
+    let failed = site.call::<ConfirmPayment>(Some(&ann), &[("payment_intent_id", &pi)]).await.json();
+    assert!(failed["Failed"]["message"].as_str().unwrap().contains("nothing was charged"), "{failed}");
+
+    // Paid (the browser confirms with the publishable key); the webhook is 30 s away.
+    let paid = post_form(
+        &format!("{sim}/v1/payment_intents/{pi}/confirm"),
+        app::stripe::simulator::PUBLISHABLE_KEY,
+        &[("client_secret", &secret), ("payment_method", "pm_card_visa")],
+    )
+    .await;
+    assert_eq!(paid.body["status"], "succeeded", "{}", paid.body);
+    // Five tabs confirm at once: one credit.
+    let fields = [("payment_intent_id", pi.as_str())];
+    let answers =
+        futures_util::future::join_all((0..5).map(|_| site.call::<ConfirmPayment>(Some(&ann), &fields))).await;
+    for a in &answers {
+        assert_eq!(a.json(), serde_json::json!({"Credited": {"available": 5, "added": 2}}), "{}", a.body);
+    }
+    let credit = app::store::ledger::credit_for_payment(&site.app.services.db, &pi).await.unwrap().unwrap();
+    assert_eq!(credit.stripe_event_id, None, "credited by the confirmation, not a webhook");
+    let delivered = get_json(&format!("{sim}/_simulator/deliveries"), "").await;
+    assert_eq!(delivered.as_array().map(Vec::len), Some(0), "no webhook has arrived yet: {delivered}");
+    assert_eq!(site.available(contract).await, 5);
+    site.app.stop().await;
+}
