@@ -151,3 +151,31 @@ export async function payWith(page, number) {
   await dialog.getByRole('button', { name: /^Pay / }).click();
   return dialog;
 }
+
+/**
+ * The phone's screen width. Not `window.innerWidth`: on a phone (isMobile) Chromium widens the
+ * layout viewport to fit a page that overflows, so innerWidth grows with the overflow and
+ * `scrollWidth <= innerWidth` would hold for any page. The configured viewport and the root's
+ * clientWidth (the initial containing block, `width=device-width`) stay the real width.
+ */
+export async function screenWidth(page) {
+  const clientWidth = await page.evaluate(() => document.documentElement.clientWidth);
+  return Math.min(page.viewportSize().width, clientWidth);
+}
+
+/** Fails if the page is wider than the screen (it would scroll sideways), naming the culprits. */
+export async function assertNoSidewaysScroll(page, what) {
+  const width = await screenWidth(page);
+  const { scrollWidth, innerWidth, wide } = await page.evaluate((w) => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    // The elements that stick out past the screen's right edge.
+    wide: [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > w + 0.5 && getComputedStyle(e).position !== 'fixed')
+      .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} (right edge ${Math.round(e.getBoundingClientRect().right)}px)`),
+  }), width);
+  if (!(scrollWidth <= width && innerWidth <= width)) {
+    throw new Error(`${what} is ${scrollWidth}px wide on a ${width}px screen (innerWidth ${innerWidth}); too wide: ${wide.join(', ')}`);
+  }
+}
+

@@ -3,6 +3,7 @@
 // runner, stops the server and ends with one line, `e2e: N passed, M failed`.
 //
 //   node end2end/run.mjs [name pattern...]   only the tests whose names match (--test-name-pattern)
+//   node end2end/run.mjs --bench             run end2end/bench.mjs (BENCHMARKS.md) instead of the tests
 //   BIN=path/to/revision-store               serve another build (default target/release/revision-store)
 //   E2E_BASE_URL=http://host:port            test a server that is already running instead
 //
@@ -54,6 +55,17 @@ if (!(await healthy(baseUrl, 30_000))) {
     : `${baseUrl} did not answer /healthz within 30 s`;
   await stopServer();
   finish(0, 0, why);
+}
+
+if (process.argv[2] === '--bench') {
+  const bench = spawnSync(process.execPath, [join(e2eDir, 'bench.mjs')], {
+    cwd: repoRoot,
+    stdio: 'inherit',
+    env: { ...process.env, BASE_URL: baseUrl },
+  });
+  await stopServer();
+  if (bench.status === 0) rmSync(tmp, { recursive: true, force: true });
+  process.exit(bench.status ?? 1);
 }
 
 const testsDir = join(e2eDir, 'tests');

@@ -2,7 +2,7 @@
 // fits a phone's screen.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { baseUrl, launchBrowser, newPage, phonePage, screenshot } from '../lib.mjs';
+import { assertNoSidewaysScroll, baseUrl, launchBrowser, newPage, phonePage, screenshot } from '../lib.mjs';
 
 let browser;
 before(async () => {
@@ -39,10 +39,6 @@ test('the home page fits a phone without scrolling sideways', async () => {
   const page = await phonePage(browser);
   await page.goto(`${baseUrl}/`);
   await page.getByText('A revision pack adds 2 for $150.00').waitFor();
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: window.innerWidth,
-  }));
-  assert.ok(scrollWidth <= innerWidth, `the page is ${scrollWidth}px wide on a ${innerWidth}px screen`);
+  await assertNoSidewaysScroll(page, 'the home page');
   await screenshot(page, 'home-phone');
 });

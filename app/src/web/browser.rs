@@ -166,6 +166,23 @@ mod imp {
         window().performance().map(|p| p.now()).unwrap_or_default()
     }
 
+    /// Remembers what had focus when a dialog opened and gives it back when the dialog goes.
+    pub struct FocusReturn(Option<web_sys::HtmlElement>);
+
+    impl FocusReturn {
+        pub fn capture() -> Self {
+            Self(window().document().and_then(|d| d.active_element()).and_then(|e| e.dyn_into().ok()))
+        }
+    }
+
+    impl Drop for FocusReturn {
+        fn drop(&mut self) {
+            if let Some(e) = &self.0 {
+                let _ = e.focus();
+            }
+        }
+    }
+
     const FOCUSABLE: &str = "button:not([disabled]), [href], input:not([disabled]), select:not([disabled]), \
          textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
 
@@ -230,6 +247,12 @@ mod imp {
         0.0
     }
     pub fn focus_first(_: &str) {}
+    pub struct FocusReturn;
+    impl FocusReturn {
+        pub fn capture() -> Self {
+            FocusReturn
+        }
+    }
     pub fn keep_focus_inside(_: &str, _: &leptos::ev::KeyboardEvent) {}
 }
 

@@ -88,6 +88,9 @@ pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, A
 #[component]
 pub fn Modal(title: String, id: &'static str, on_close: Callback<()>, children: Children) -> impl IntoView {
     let title_id = format!("{id}-title");
+    // Focus moves into the dialog, and back to what opened it when the dialog is gone.
+    let focus_return = StoredValue::new_local(browser::FocusReturn::capture());
+    on_cleanup(move || focus_return.dispose());
     Effect::new(move |_| browser::focus_first(id));
     view! {
         <div class="modal-backdrop">

@@ -1,0 +1,81 @@
+// Ann on a phone: her pages fit the screen without scrolling sideways, and the buy modal fits
+// too, closes with Esc and keeps keyboard focus inside while it is open.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  assertNoSidewaysScroll, baseUrl, launchBrowser, openContract, phonePage, screenWidth, screenshot, signIn, users,
+} from '../lib.mjs';
+
+let browser;
+let page;
+before(async () => {
+  browser = await launchBrowser();
+  page = await phonePage(browser);
+  await signIn(page, users.ann.email, users.ann.password);
+});
+after(() => browser?.close());
+
+/** Opens the buy modal and waits until Stripe's card form is in it (its widest state). */
+async function openBuyModal() {
+  await page.getByRole('button', { name: 'Purchase revisions' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Buy revisions' });
+  await dialog.getByLabel('Card number').waitFor({ timeout: 10_000 });
+  return dialog;
+}
+
+test('"My contracts" and a contract page fit a phone', async () => {
+  await page.goto(`${baseUrl}/contracts`);
+  await page.getByTestId('available').first().waitFor();
+  await screenshot(page, 'phone-contracts');
+  await assertNoSidewaysScroll(page, '/contracts');
+
+  await openContract(page, 'Daily Planet');
+  await page.getByRole('heading', { name: 'Request a revision' }).waitFor();
+  await screenshot(page, 'phone-contract');
+  await assertNoSidewaysScroll(page, 'the contract page');
+  assert.deepEqual(page.consoleErrors, []);
+});
+
+test('the buy modal fits the phone\'s width, and Esc closes it', async () => {
+  await openContract(page, 'Daily Planet');
+  const dialog = await openBuyModal();
+  await screenshot(page, 'phone-buy-modal');
+  assert.equal(await dialog.getAttribute('aria-modal'), 'true');
+  const box = await dialog.boundingBox();
+  const width = await screenWidth(page);
+  assert.ok(box.x >= 0 && box.x + box.width <= width, `the dialog spans ${box.x}..${box.x + box.width} of a ${width}px screen`);
+  // Nothing inside it (the card form, the Pay button) is cut off on the right.
+  const overflow = await dialog.evaluate((d) => d.scrollWidth - d.clientWidth);
+  assert.ok(overflow <= 0, `the dialog's content is ${overflow}px wider than the dialog`);
+
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached', timeout: 5_000 });
+  assert.equal(await page.getByRole('dialog').count(), 0);
+});
+
+test('Tab keeps keyboard focus inside the open buy modal', async () => {
+  await openContract(page, 'Daily Planet');
+  const dialog = await openBuyModal();
+  const inside = () => page.evaluate(() => {
+    const d = document.querySelector('[role=dialog][aria-modal=true]');
+    return { inside: !!d && d.contains(document.activeElement), on: document.activeElement?.outerHTML.slice(0, 80) };
+  });
+  // Opening it moved focus in.
+  assert.equal((await inside()).inside, true, `focus on open: ${(await inside()).on}`);
+  const visited = new Set();
+  for (let i = 1; i <= 15; i++) {
+    await page.keyboard.press('Tab');
+    const where = await inside();
+    assert.equal(where.inside, true, `after Tab #${i} focus left the dialog, to ${where.on}`);
+    visited.add(where.on);
+  }
+  // It cycled through the dialog's controls rather than sticking on one.
+  assert.ok(visited.size >= 2, `Tab visited ${[...visited].join(' | ')}`);
+  // Shift+Tab from the first control wraps backwards and stays inside too.
+  for (let i = 1; i <= 5; i++) {
+    await page.keyboard.press('Shift+Tab');
+    assert.equal((await inside()).inside, true, `after Shift+Tab #${i}`);
+  }
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.waitFor({ state: 'detached' });
+});
