@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use config::Settings;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list_with_exclusions_and_ssg_and_context, LeptosRoutes};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 
@@ -71,11 +71,13 @@ pub struct CookiePolicy {
 pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, cookies: CookiePolicy) -> Router {
     use tower_sessions::cookie::SameSite;
     use tower_sessions::{Expiry, SessionManagerLayer};
-    let routes = generate_route_list(App);
     let context = {
         let services = state.services.clone();
         move || provide_context(services.clone())
     };
+    // Route discovery renders the app once; with the services in context, resources it starts
+    // can find them.
+    let (routes, _) = generate_route_list_with_exclusions_and_ssg_and_context(App, None, context.clone());
     // Sessions live in our database. HttpOnly: scripts cannot read the cookie. SameSite=Lax:
     // other sites' forms and scripts cannot send it with a POST (with the Origin check in
     // `guard`, that is the cross-site request defence). Signed out after 12 idle hours.

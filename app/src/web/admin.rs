@@ -75,7 +75,7 @@ fn event_line(e: crate::store::events::EventSummary) -> EventLine {
 pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> Result<ContractList, AppError> {
     use crate::store::contracts::{balances, ContractQuery};
     super::auth::server::require_admin().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let page = page.max(1);
     let q = ContractQuery { search, sort, limit: PER_PAGE, offset: (page - 1) * PER_PAGE, ..Default::default() };
     let (rows, total) =
@@ -93,7 +93,7 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
     use crate::domain::{Currency, Money};
     use crate::store::{events, ledger};
     super::auth::server::require_admin().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let detail = super::contracts::server::detail(&svc, contract_id, None).await?;
     let load = |e| AppError::unavailable("The ledger could not be loaded", e);
     let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
@@ -124,7 +124,7 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
 pub async fn admin_events(status: String, payment: String) -> Result<Vec<EventLine>, AppError> {
     use crate::store::events;
     super::auth::server::require_admin().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let load = |e| AppError::unavailable("Events could not be loaded", e);
     let found = if payment.trim().is_empty() {
         let status = Some(status.as_str()).filter(|s| !s.is_empty());
@@ -139,7 +139,7 @@ pub async fn admin_events(status: String, payment: String) -> Result<Vec<EventLi
 pub async fn admin_event(event_id: String) -> Result<EventDetail, AppError> {
     use crate::store::events;
     super::auth::server::require_admin().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let load = |e| AppError::unavailable("The event could not be loaded", e);
     let summary =
         events::summary(&svc.db, &event_id).await.map_err(load)?.ok_or_else(|| AppError::NotFound.with_status())?;

@@ -26,7 +26,6 @@ impl CurrentUser {
 #[cfg(feature = "ssr")]
 pub mod server {
     use super::*;
-    use crate::services::Services;
     use tower_sessions::Session;
 
     pub const USER_KEY: &str = "user_id";
@@ -37,7 +36,7 @@ pub mod server {
 
     /// The signed-in user, if any.
     pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
-        let svc = expect_context::<Services>();
+        let svc = crate::web::services()?;
         let session = session().await?;
         let Some(id) = session
             .get::<i64>(USER_KEY)
@@ -100,9 +99,8 @@ pub async fn get_me() -> Result<Option<CurrentUser>, AppError> {
 #[server]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::services::accounts::verify_password;
-    use crate::services::Services;
     use std::time::Instant;
-    let svc = expect_context::<Services>();
+    let svc = crate::web::services()?;
     let email_key = email.trim().to_lowercase();
     let address = server::client_address().await;
     {

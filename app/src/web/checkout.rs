@@ -35,7 +35,7 @@ pub enum PaymentView {
 pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
     use crate::services::purchase::{start_purchase, PurchaseError};
     let user = super::auth::server::require_advertiser().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let publishable_key = svc
         .publishable_key
         .clone()
@@ -61,7 +61,7 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
 pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, AppError> {
     use crate::services::confirm::{confirm_purchase, ConfirmError, PaymentState};
     let user = super::auth::server::require_advertiser().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let confirmation = confirm_purchase(&svc, user.id, &payment_intent_id).await.map_err(|e| match e {
         ConfirmError::NotFound => AppError::NotFound.with_status(),
         ConfirmError::Rejected(reason) => {

@@ -130,7 +130,7 @@ pub(crate) mod server {
 pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
     use crate::store::contracts::{balances, ContractQuery};
     let user = super::auth::server::require_advertiser().await?;
-    let svc = expect_context::<crate::services::Services>();
+    let svc = super::services()?;
     let q = ContractQuery { advertiser_id: Some(user.id), limit: 1000, ..Default::default() };
     let (rows, _) =
         balances(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
@@ -140,7 +140,7 @@ pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
 #[server]
 pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
     let user = super::auth::server::require_advertiser().await?;
-    server::detail(&expect_context(), contract_id, Some(user.id)).await
+    server::detail(&super::services()?, contract_id, Some(user.id)).await
 }
 
 #[component]

@@ -30,8 +30,16 @@ pub struct SiteInfo {
 
 #[server]
 pub async fn get_site_info() -> Result<SiteInfo, ServerFnError> {
-    let svc = expect_context::<crate::services::Services>();
+    let svc = services().map_err(|e| ServerFnError::new(e.to_string()))?;
     Ok(SiteInfo { terms: svc.terms.clone(), simulated: svc.simulated })
+}
+
+/// The app's services, which the server provides to every request. A missing context is a
+/// server error, not a panic (the router's route discovery renders the app without a request).
+#[cfg(feature = "ssr")]
+pub fn services() -> Result<crate::services::Services, AppError> {
+    use_context::<crate::services::Services>()
+        .ok_or_else(|| AppError::Unavailable("The server is not ready to answer this yet.".into()))
 }
 
 /// The site info, loaded once per page and shared through context.
