@@ -2,7 +2,7 @@
 // fits a phone's screen.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { assertNoSidewaysScroll, baseUrl, launchBrowser, newPage, phonePage, screenshot } from '../lib.mjs';
+import { assertNoSidewaysScroll, baseUrl, launchBrowser, newPage, phonePage, screenshot, users } from '../lib.mjs';
 
 let browser;
 before(async () => {
@@ -41,4 +41,27 @@ test('the home page fits a phone without scrolling sideways', async () => {
   await page.getByText('A revision pack adds 2 for $150.00').waitFor();
   await assertNoSidewaysScroll(page, 'the home page');
   await screenshot(page, 'home-phone');
+});
+
+test('without JavaScript the pages still work: sign in, read a contract, request a revision', async () => {
+  // Server-rendered HTML and plain forms: everything before the wasm loads (or if it never does).
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/login`);
+  await page.getByLabel('Email').fill(users.ann.email);
+  await page.getByLabel('Password').fill(users.ann.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${baseUrl}/contracts`);
+  await page.getByRole('link', { name: /Daily Planet/ }).click();
+  await page.waitForURL(/\/contracts\/\d+$/);
+  const available = Number(await page.getByTestId('available').first().textContent());
+  await page.getByText(/included \+ \d+ purchased − \d+ requested = \d+ available/).first().waitFor();
+  // Ann's Daily Planet is only ever topped up by the other tests, so a credit is left.
+  assert.ok(available > 0, `Daily Planet has ${available} available`);
+  await page.getByLabel('What should change?').fill('Works without JavaScript too');
+  await page.getByRole('button', { name: 'Request a revision' }).click();
+  await page.getByText('Your revision request was sent.').waitFor();
+  assert.equal(Number(await page.getByTestId('available').first().textContent()), available - 1);
+  await screenshot(page, 'no-javascript-contract');
+  await context.close();
 });

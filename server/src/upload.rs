@@ -34,20 +34,10 @@ pub async fn request_revision(
             Redirect::to(&format!("/login?next={page}")).into_response()
         }
         Err(Refused(status, message)) if browser && status != StatusCode::NOT_FOUND => {
-            let q: String = form_urlencoded(&message);
-            Redirect::to(&format!("{page}?error={q}")).into_response()
+            Redirect::to(&format!("{page}?error={}", app::web::url_encode(&message))).into_response()
         }
         Err(Refused(status, message)) => (status, message).into_response(),
     }
-}
-
-fn form_urlencoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn record(

@@ -195,7 +195,7 @@ pub fn AdminContractsPage() -> impl IntoView {
         let mut url = format!("/admin?sort={sort}&page={page}");
         if !search.is_empty() {
             url.push_str("&q=");
-            url.push_str(&encode(&search));
+            url.push_str(&super::url_encode(&search));
         }
         url
     };
@@ -250,16 +250,6 @@ pub fn AdminContractsPage() -> impl IntoView {
             })}
         </Transition>
     }
-}
-
-/// Percent-encodes a query value (the search box's text).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[component]

@@ -119,47 +119,63 @@ pub fn Modal(title: String, id: &'static str, on_close: Callback<()>, children: 
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum BuyState {
-    Starting,
+enum FormState {
+    Loading,
     Ready,
     Paying,
     Failed(String),
 }
 
+/// Creates the PaymentIntent on the server (opened by a click, so only ever in the browser),
+/// then shows the CheckoutForm for it.
 #[component]
 pub fn BuyRevisionModal(contract_id: i64, on_close: Callback<()>, on_paid: Callback<String>) -> impl IntoView {
-    // Browser-only (the modal opens on a click): creates the PaymentIntent on the server.
     let start = LocalResource::new(move || buy_pack(contract_id));
-    let state = RwSignal::new(BuyState::Starting);
-    let checkout = StoredValue::new_local(None::<Rc<Checkout>>);
-    let mounting = StoredValue::new(false);
+    view! {
+        <Modal title="Buy revisions".into() id="buy-modal" on_close>
+            {move || match start.get() {
+                None => view! { <p class="price" data-testid="price">"Preparing your payment…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                Some(Ok(start)) => view! { <CheckoutForm start on_paid/> }.into_any(),
+            }}
+        </Modal>
+    }
+}
 
+/// The price, Stripe's Payment Element and the Pay button, with every message a payer may need:
+/// Stripe's own words for card and validation errors, ours for anything unexpected.
+#[component]
+pub fn CheckoutForm(start: CheckoutStart, on_paid: Callback<String>) -> impl IntoView {
+    let state = RwSignal::new(FormState::Loading);
+    let checkout = StoredValue::new_local(None::<Rc<Checkout>>);
+    let price_line = format!("{} revisions for {}", start.revisions, start.price);
+    let pay_label = format!("Pay {}", start.price);
+
+    // Runs once, after the form (and its #payment-element) is in the page.
     Effect::new(move |_| {
-        let Some(result) = start.get() else { return };
-        match result {
-            Err(e) => state.set(BuyState::Failed(e.to_string())),
-            Ok(s) if !mounting.get_value() => {
-                mounting.set_value(true);
-                spawn_local(async move {
-                    match Checkout::mount(&s.stripe_js_url, &s.publishable_key, &s.client_secret, "#payment-element")
-                        .await
-                    {
-                        Ok(c) => {
-                            checkout.set_value(Some(Rc::new(c)));
-                            state.set(BuyState::Ready);
-                        }
-                        Err(e) => state.set(BuyState::Failed(format!("The payment form could not be loaded: {e}"))),
-                    }
-                });
+        let start = start.clone();
+        spawn_local(async move {
+            match Checkout::mount(
+                &start.stripe_js_url,
+                &start.publishable_key,
+                &start.client_secret,
+                "#payment-element",
+            )
+            .await
+            {
+                Ok(c) => {
+                    checkout.set_value(Some(Rc::new(c)));
+                    state.set(FormState::Ready);
+                }
+                Err(e) => state.set(FormState::Failed(format!("The payment form could not be loaded: {e}"))),
             }
-            Ok(_) => {}
-        }
+        });
     });
 
     let pay = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(c) = checkout.get_value() else { return };
-        state.set(BuyState::Paying);
+        state.set(FormState::Paying);
         spawn_local(async move {
             match c.confirm(&browser::page_url_without_query()).await {
                 Ok(ConfirmResult::Done { payment_intent_id, status })
@@ -168,47 +184,40 @@ pub fn BuyRevisionModal(contract_id: i64, on_close: Callback<()>, on_paid: Callb
                     browser::mark("rs-confirmed");
                     on_paid.run(payment_intent_id);
                 }
-                Ok(ConfirmResult::Done { status, .. }) => state.set(BuyState::Failed(format!(
+                Ok(ConfirmResult::Done { status, .. }) => state.set(FormState::Failed(format!(
                     "The payment did not complete (status: {}). Nothing was charged; please try again.",
                     status.replace('_', " ")
                 ))),
-                // Card and validation errors carry Stripe's own message, written for the payer.
-                Ok(ConfirmResult::Error { kind, message }) if kind == "card_error" || kind == "validation_error" => {
-                    state.set(BuyState::Failed(message))
+                // Stripe's own messages are written for the payer: card declines, validation,
+                // failed authentication.
+                Ok(ConfirmResult::Error { kind, message })
+                    if matches!(kind.as_str(), "card_error" | "validation_error" | "invalid_request_error") =>
+                {
+                    state.set(FormState::Failed(message))
                 }
-                Ok(ConfirmResult::Error { kind, message }) if kind == "invalid_request_error" => {
-                    state.set(BuyState::Failed(message))
-                }
-                Ok(ConfirmResult::Error { message, .. }) | Err(message) => state.set(BuyState::Failed(format!(
+                Ok(ConfirmResult::Error { message, .. }) | Err(message) => state.set(FormState::Failed(format!(
                     "Something unexpected went wrong ({message}). Nothing was charged; please try again."
                 ))),
             }
         });
     };
 
-    let price = move || start.get().and_then(Result::ok).map(|s| format!("{} revisions for {}", s.revisions, s.price));
-    let pay_label =
-        move || start.get().and_then(Result::ok).map(|s| format!("Pay {}", s.price)).unwrap_or_else(|| "Pay".into());
     view! {
-        <Modal title="Buy revisions".into() id="buy-modal" on_close>
-            <form class="stack" on:submit=pay>
-                <p class="price" data-testid="price">
-                    {move || price().unwrap_or_else(|| "Preparing your payment…".into())}
-                </p>
-                <div id="payment-element" class="payment-element"></div>
-                {move || match state.get() {
-                    BuyState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),
-                    _ => None,
-                }}
-                <button
-                    type="submit"
-                    class="primary"
-                    disabled=move || !matches!(state.get(), BuyState::Ready | BuyState::Failed(_)) || checkout.with_value(Option::is_none)
-                >
-                    {move || if state.get() == BuyState::Paying { "Paying…".to_string() } else { pay_label() }}
-                </button>
-            </form>
-        </Modal>
+        <form class="stack" on:submit=pay>
+            <p class="price" data-testid="price">{price_line}</p>
+            <div id="payment-element" class="payment-element"></div>
+            {move || match state.get() {
+                FormState::Failed(message) => Some(view! { <p class="error" role="alert">{message}</p> }),
+                _ => None,
+            }}
+            <button
+                type="submit"
+                class="primary"
+                disabled=move || !matches!(state.get(), FormState::Ready | FormState::Failed(_)) || checkout.with_value(Option::is_none)
+            >
+                {move || if state.get() == FormState::Paying { "Paying…".to_string() } else { pay_label.clone() }}
+            </button>
+        </form>
     }
 }
 

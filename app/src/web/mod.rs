@@ -45,6 +45,17 @@ pub fn services() -> Result<crate::services::Services, AppError> {
 /// The site info, loaded once per page and shared through context.
 pub type SiteInfoResource = Resource<Result<SiteInfo, ServerFnError>>;
 
+/// Percent-encodes a value for a URL's query string or path (RFC 3986 unreserved characters,
+/// plus `/` so a `next=/contracts/1` stays readable).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Times as pages show them: UTC, to the minute.
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -56,23 +67,14 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
     let location = use_location();
     match error {
         AppError::NotSignedIn => {
-            let next = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+            let (path, query) = (location.pathname.get_untracked(), location.search.get_untracked());
+            let next = if query.is_empty() { path } else { format!("{path}?{query}") };
             // The server function said 401; for a page the answer is a redirect to sign in.
             #[cfg(feature = "ssr")]
             if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
                 res.set_status(axum::http::StatusCode::SEE_OTHER);
             }
-            let next: String = next
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            view! { <Redirect path=format!("/login?next={next}")/> }.into_any()
+            view! { <Redirect path=format!("/login?next={}", url_encode(&next))/> }.into_any()
         }
         AppError::NotFound => view! {
             <h1>"Not found"</h1>
