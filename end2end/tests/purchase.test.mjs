@@ -156,8 +156,10 @@ test('the Stripe.js stand-in: retrievePaymentIntent, and confirmPayment with red
   const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
   await page.getByRole('button', { name: 'Purchase revisions' }).click();
   const body = await (await started).json();
-  await page.getByRole('dialog', { name: 'Buy revisions' }).getByLabel('Card number').waitFor();
-  await page.keyboard.press('Escape');
+  const dialog = page.getByRole('dialog', { name: 'Buy revisions' });
+  await dialog.getByLabel('Card number').waitFor();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.waitFor({ state: 'detached' });
   const retrieved = await page.evaluate(async (cs) => {
     const stripe = Stripe('pk_test_simulator');
     const { paymentIntent, error } = await stripe.retrievePaymentIntent(cs);
