@@ -107,6 +107,24 @@ export const simulator = {
     if (!res.ok) throw new Error(`setting simulator faults: ${res.status} ${await res.text()}`);
     return res.json();
   },
+  /** The ids of the events it emitted about one object (a PaymentIntent, with its charges). */
+  async eventIdsAbout(objectId) {
+    const ids = [];
+    let after = '';
+    for (;;) {
+      const res = await fetch(`${baseUrl}/stripe-sim/v1/events?limit=100${after}`, {
+        headers: { authorization: 'Bearer sk_test_simulator' },
+      });
+      if (!res.ok) throw new Error(`listing simulator events: ${res.status} ${await res.text()}`);
+      const page = await res.json();
+      for (const e of page.data) {
+        const o = e.data.object;
+        if (o.id === objectId || o.payment_intent === objectId) ids.push(e.id);
+      }
+      if (!page.has_more) return ids;
+      after = `&starting_after=${page.data[page.data.length - 1].id}`;
+    }
+  },
   /** Every webhook delivery attempt it has made. */
   async deliveries() {
     const res = await fetch(`${baseUrl}/stripe-sim/_simulator/deliveries`);
@@ -138,11 +156,14 @@ export const cards = {
 
 /**
  * Opens the buy modal on a contract page, waits for the Payment Element, types the card and
- * presses Pay. Returns the modal's dialog locator and the price it showed before paying.
+ * presses Pay. Returns the modal's dialog locator, with the price it showed before paying and
+ * the PaymentIntent the server created for it.
  */
 export async function payWith(page, number) {
+  const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
   await page.getByRole('button', { name: 'Purchase revisions' }).click();
   const dialog = page.getByRole('dialog', { name: 'Buy revisions' });
+  dialog.paymentIntentId = (await (await started).json()).payment_intent_id;
   await dialog.getByLabel('Card number').waitFor({ timeout: 10_000 });
   dialog.price = await dialog.getByTestId('price').textContent();
   await dialog.getByLabel('Card number').fill(number);

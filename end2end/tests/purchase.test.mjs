@@ -16,10 +16,22 @@ before(async () => {
 afterEach(() => simulator.setFaults({}));
 after(() => browser?.close());
 
-/** Deliveries for one PaymentIntent's events that the app answered. */
-async function answeredDeliveriesFor(type, count) {
+/** How many deliveries of `type` about one PaymentIntent the app answered with a 2xx. */
+async function answered(paymentIntentId, type) {
+  const ids = new Set(await simulator.eventIdsAbout(paymentIntentId));
   const all = await simulator.deliveries();
-  return all.filter((d) => d.event_type === type && d.status >= 200 && d.status < 300).length >= count;
+  return all.filter((d) => ids.has(d.event_id) && d.event_type === type && d.status >= 200 && d.status < 300).length;
+}
+
+/** Waits up to 15 s for `count` answered deliveries; returns how many there were. */
+async function waitForAnswered(paymentIntentId, type, count) {
+  const start = Date.now();
+  let n = await answered(paymentIntentId, type);
+  while (n < count && Date.now() - start < 15_000) {
+    await new Promise((r) => setTimeout(r, 200));
+    n = await answered(paymentIntentId, type);
+  }
+  return n;
 }
 
 test('a 4242 card: pending modal, then +2 on the contract', async () => {
@@ -89,13 +101,10 @@ test('every event delivered 5 times at once still credits +2 exactly', async () 
   await simulator.setFaults({ copies: 5 });
   await openContract(page, 'Gotham Gazette');
   const before = await availableOnPage(page);
-  await payWith(page, cards.visa);
+  const dialog = await payWith(page, cards.visa);
   await page.getByTestId('new-available').waitFor();
-  // Wait until all five copies of payment_intent.succeeded have been answered, then look again.
-  const start = Date.now();
-  while (!(await answeredDeliveriesFor('payment_intent.succeeded', 5)) && Date.now() - start < 15_000) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  // All five copies of payment_intent.succeeded answered, then look again.
+  assert.equal(await waitForAnswered(dialog.paymentIntentId, 'payment_intent.succeeded', 5), 5);
   await page.reload();
   assert.equal(await availableOnPage(page), before + 2);
 });
@@ -192,14 +201,10 @@ test('the Stripe.js stand-in: retrievePaymentIntent, and confirmPayment with red
 test('the dispute card pays (+2), then Stripe reports a dispute, which is recorded and changes nothing', async () => {
   await openContract(page, 'Gotham Gazette');
   const before = await availableOnPage(page);
-  await payWith(page, '4000 0000 0000 0259');
+  const dialog = await payWith(page, '4000 0000 0000 0259');
   await page.getByTestId('new-available').waitFor();
   assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
-  const start = Date.now();
-  while (!(await answeredDeliveriesFor('charge.dispute.created', 1)) && Date.now() - start < 10_000) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.ok(await answeredDeliveriesFor('charge.dispute.created', 1), 'the dispute was delivered and acknowledged');
+  assert.equal(await waitForAnswered(dialog.paymentIntentId, 'charge.dispute.created', 1), 1, 'the dispute was delivered and acknowledged');
   await page.reload();
   assert.equal(await availableOnPage(page), before + 2);
 });

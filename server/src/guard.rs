@@ -13,7 +13,11 @@ pub async fn same_origin_writes(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    // HTTP/1.1 sends Host; HTTP/2 carries the authority in the URI instead.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
     let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
     let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
     let allowed = match origin {

@@ -86,7 +86,10 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(cookies.secure)
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
+        // Save (and so extend) the session on every request, or a session that is only read
+        // would end 12 hours after sign-in however active its user.
+        .with_always_save(true);
     // Pages, server functions and form posts: sessions and the cross-site check.
     let site = Router::new()
         .route(

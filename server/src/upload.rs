@@ -4,7 +4,7 @@
 //! page showed. Browsers get a redirect back to the contract page with a message; other
 //! clients get the status and the message.
 use crate::AppState;
-use app::domain::artwork::{check_artwork, check_notes, MAX_ARTWORK_BYTES};
+use app::domain::artwork::{check_artwork, check_notes, RequestProblem, MAX_ARTWORK_BYTES};
 use app::store::ledger::{self, Artwork, RequestError};
 use app::store::{contracts, users};
 use axum::extract::{Multipart, Path, State};
@@ -15,8 +15,21 @@ use tower_sessions::Session;
 /// The artwork limit plus room for the notes and the multipart framing.
 pub const MAX_BODY: usize = MAX_ARTWORK_BYTES + 64 * 1024;
 
-/// Why a request was not recorded, and the status a non-browser client gets.
-struct Refused(StatusCode, String);
+/// Why a request was not recorded.
+enum Refused {
+    SignIn,
+    /// No such contract, or not this advertiser's.
+    NotFound,
+    /// The status a non-browser client gets, the problem (browsers get its code), and the
+    /// message for non-browser clients.
+    Problem(StatusCode, RequestProblem, String),
+}
+
+impl Refused {
+    fn problem(status: StatusCode, problem: RequestProblem) -> Self {
+        Refused::Problem(status, problem, problem.message())
+    }
+}
 
 pub async fn request_revision(
     State(state): State<AppState>,
@@ -30,13 +43,13 @@ pub async fn request_revision(
     match record(&state, &session, contract_id, multipart).await {
         Ok(()) if browser => Redirect::to(&format!("{page}?requested=1")).into_response(),
         Ok(()) => (StatusCode::CREATED, "Revision requested.").into_response(),
-        Err(Refused(StatusCode::UNAUTHORIZED, _)) if browser => {
-            Redirect::to(&format!("/login?next={page}")).into_response()
+        Err(Refused::SignIn) if browser => Redirect::to(&format!("/login?next={page}")).into_response(),
+        Err(Refused::SignIn) => (StatusCode::UNAUTHORIZED, "Please sign in.").into_response(),
+        Err(Refused::NotFound) => (StatusCode::NOT_FOUND, "Not found.").into_response(),
+        Err(Refused::Problem(_, problem, _)) if browser => {
+            Redirect::to(&format!("{page}?error={}", problem.code())).into_response()
         }
-        Err(Refused(status, message)) if browser && status != StatusCode::NOT_FOUND => {
-            Redirect::to(&format!("{page}?error={}", app::web::url_encode(&message))).into_response()
-        }
-        Err(Refused(status, message)) => (status, message).into_response(),
+        Err(Refused::Problem(status, _, message)) => (status, message).into_response(),
     }
 }
 
@@ -49,36 +62,30 @@ async fn record(
     let svc = &state.services;
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "revision request failed");
-        Refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The request could not be saved. Nothing was used; please try again.".into(),
-        )
+        Refused::problem(StatusCode::SERVICE_UNAVAILABLE, RequestProblem::Unavailable)
     };
     let user_id: Option<i64> = session.get("user_id").await.map_err(|e| unavailable(&e))?;
     let user = match user_id {
         Some(id) => users::find(&svc.db, id).await.map_err(|e| unavailable(&e))?,
         None => None,
     }
-    .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "Please sign in.".into()))?;
+    .ok_or(Refused::SignIn)?;
     // Not yours and does not exist get the same answer.
     let contract = contracts::find(&svc.db, contract_id).await.map_err(|e| unavailable(&e))?;
     if contract.is_none_or(|c| c.advertiser_id != user.id) {
-        return Err(Refused(StatusCode::NOT_FOUND, "Not found.".into()));
+        return Err(Refused::NotFound);
     }
 
-    let bad = |m: String| Refused(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let bad = |p: RequestProblem| Refused::problem(StatusCode::UNPROCESSABLE_ENTITY, p);
     let mut notes = None;
     let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| bad(format!("The form could not be read: {e}")))? {
+    while let Some(field) = multipart.next_field().await.map_err(|_| bad(RequestProblem::Unreadable))? {
         match field.name() {
-            Some("notes") => {
-                notes = Some(field.text().await.map_err(|e| bad(format!("The notes could not be read: {e}")))?)
-            }
+            Some("notes") => notes = Some(field.text().await.map_err(|_| bad(RequestProblem::Unreadable))?),
             Some("artwork") => {
                 let name = field.file_name().map(display_name).unwrap_or_default();
-                let bytes = field.bytes().await.map_err(|_| {
-                    bad("The artwork file is too large. Upload PNG, JPEG, PDF or TIFF, up to 20 MB.".into())
-                })?;
+                // Reading fails past the body limit: the one way a part can be too large here.
+                let bytes = field.bytes().await.map_err(|_| bad(RequestProblem::FileTooLarge))?;
                 // A file input left empty still sends a part, with no name and no bytes.
                 if !(name.is_empty() && bytes.is_empty()) {
                     file = Some((name, bytes.to_vec()));
@@ -103,8 +110,10 @@ async fn record(
                 let _ = tokio::fs::remove_file(svc.data_dir.join(&a.path)).await;
             }
             Err(match e {
-                RequestError::NoRevisionsLeft(n) => Refused(StatusCode::CONFLICT, capitalise(&n.to_string())),
-                RequestError::NotFound => Refused(StatusCode::NOT_FOUND, "Not found.".into()),
+                RequestError::NoRevisionsLeft(n) => {
+                    Refused::Problem(StatusCode::CONFLICT, RequestProblem::NoRevisionsLeft, capitalise(&n.to_string()))
+                }
+                RequestError::NotFound => Refused::NotFound,
                 RequestError::Store(e) => unavailable(&e),
             })
         }

@@ -53,25 +53,82 @@ impl ArtworkKind {
 /// Accepted formats, as the form and the error messages say them.
 pub const ACCEPTED: &str = "PNG, JPEG, PDF or TIFF, up to 20 MB";
 
-/// Checks a whole uploaded file; the error says what to do instead.
-pub fn check_artwork(bytes: &[u8]) -> Result<ArtworkKind, String> {
+/// Why a revision request was not recorded. The contract page is sent back a code, never text,
+/// so a crafted link cannot make the page say anything but these messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestProblem {
+    NotesMissing,
+    NotesTooLong,
+    FileEmpty,
+    FileTooLarge,
+    FileType,
+    Unreadable,
+    NoRevisionsLeft,
+    Unavailable,
+}
+
+impl RequestProblem {
+    const ALL: [RequestProblem; 8] = [
+        Self::NotesMissing,
+        Self::NotesTooLong,
+        Self::FileEmpty,
+        Self::FileTooLarge,
+        Self::FileType,
+        Self::Unreadable,
+        Self::NoRevisionsLeft,
+        Self::Unavailable,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotesMissing => "notes-missing",
+            Self::NotesTooLong => "notes-too-long",
+            Self::FileEmpty => "file-empty",
+            Self::FileTooLarge => "file-too-large",
+            Self::FileType => "file-type",
+            Self::Unreadable => "unreadable",
+            Self::NoRevisionsLeft => "no-revisions-left",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    pub fn message(self) -> String {
+        match self {
+            Self::NotesMissing => "Describe the changes you need.".into(),
+            Self::NotesTooLong => format!("Notes are limited to {MAX_NOTES_CHARS} characters."),
+            Self::FileEmpty => "The artwork file is empty.".into(),
+            Self::FileTooLarge => format!("The artwork file is too large. Upload {ACCEPTED}."),
+            Self::FileType => format!("That file type is not accepted. Upload {ACCEPTED}."),
+            Self::Unreadable => "The form could not be read. Please try again.".into(),
+            Self::NoRevisionsLeft => "No revisions left: purchase a revision pack to request more.".into(),
+            Self::Unavailable => "The request could not be saved. Nothing was used; please try again.".into(),
+        }
+    }
+}
+
+/// Checks a whole uploaded file.
+pub fn check_artwork(bytes: &[u8]) -> Result<ArtworkKind, RequestProblem> {
     if bytes.is_empty() {
-        return Err("The artwork file is empty.".into());
+        return Err(RequestProblem::FileEmpty);
     }
     if bytes.len() > MAX_ARTWORK_BYTES {
-        return Err(format!("The artwork file is too large. Upload {ACCEPTED}."));
+        return Err(RequestProblem::FileTooLarge);
     }
-    ArtworkKind::sniff(bytes).ok_or_else(|| format!("That file type is not accepted. Upload {ACCEPTED}."))
+    ArtworkKind::sniff(bytes).ok_or(RequestProblem::FileType)
 }
 
 /// Checks the notes of a revision request.
-pub fn check_notes(notes: &str) -> Result<String, String> {
+pub fn check_notes(notes: &str) -> Result<String, RequestProblem> {
     let notes = notes.trim();
     if notes.is_empty() {
-        return Err("Describe the changes you need.".into());
+        return Err(RequestProblem::NotesMissing);
     }
     if notes.chars().count() > MAX_NOTES_CHARS {
-        return Err(format!("Notes are limited to {MAX_NOTES_CHARS} characters."));
+        return Err(RequestProblem::NotesTooLong);
     }
     Ok(notes.to_string())
 }
@@ -86,17 +143,26 @@ mod tests {
         assert_eq!(check_artwork(b"%PDF-1.7\n"), Ok(ArtworkKind::Pdf));
         assert_eq!(check_artwork(&[0xFF, 0xD8, 0xFF, 0xE0]), Ok(ArtworkKind::Jpeg));
         assert_eq!(check_artwork(b"II*\0...."), Ok(ArtworkKind::Tiff));
-        assert!(check_artwork(b"<svg onload=alert(1)>").unwrap_err().contains("not accepted"));
-        assert!(check_artwork(b"").unwrap_err().contains("empty"));
+        assert_eq!(check_artwork(b"<svg onload=alert(1)>"), Err(RequestProblem::FileType));
+        assert_eq!(check_artwork(b""), Err(RequestProblem::FileEmpty));
         let big = vec![0x25u8; MAX_ARTWORK_BYTES + 1];
-        assert!(check_artwork(&big).unwrap_err().contains("too large"));
+        assert_eq!(check_artwork(&big), Err(RequestProblem::FileTooLarge));
+        assert!(RequestProblem::FileType.message().contains("not accepted"));
     }
 
     #[test]
     fn notes_are_required_and_bounded() {
         assert_eq!(check_notes("  bigger logo "), Ok("bigger logo".into()));
-        assert!(check_notes("   ").is_err());
+        assert_eq!(check_notes("   "), Err(RequestProblem::NotesMissing));
         assert!(check_notes(&"x".repeat(MAX_NOTES_CHARS + 1)).is_err());
         assert!(check_notes(&"é".repeat(MAX_NOTES_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn every_problem_round_trips_through_its_code() {
+        for p in RequestProblem::ALL {
+            assert_eq!(RequestProblem::from_code(p.code()), Some(p));
+        }
+        assert_eq!(RequestProblem::from_code("You were charged twice, call us"), None);
     }
 }

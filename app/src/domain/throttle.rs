@@ -51,6 +51,17 @@ impl Throttle {
     pub fn clear(&mut self, key: &str) {
         self.failures.remove(key);
     }
+
+    /// Takes back the newest attempt counted for `key` (it turned out to be a success) while
+    /// keeping the older failures: for keys shared by many people, like an address.
+    pub fn forget_last(&mut self, key: &str) {
+        if let Some(times) = self.failures.get_mut(key) {
+            times.pop_back();
+            if times.is_empty() {
+                self.failures.remove(key);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -82,5 +93,17 @@ mod tests {
         assert!(t.check("k", now).is_err());
         t.clear("k");
         assert!(t.check("k", now).is_ok());
+    }
+
+    #[test]
+    fn a_success_takes_back_only_its_own_attempt() {
+        let mut t = Throttle::new(2, Duration::from_secs(60));
+        let now = Instant::now();
+        t.record_failure("addr", now);
+        t.record_failure("addr", now);
+        t.forget_last("addr");
+        assert!(t.check("addr", now).is_ok(), "one failure left of two allowed");
+        t.record_failure("addr", now);
+        assert!(t.check("addr", now).is_err());
     }
 }

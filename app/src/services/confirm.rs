@@ -79,7 +79,7 @@ pub async fn confirm_purchase(
                 payment_intent: Some(PaymentIntentFacts {
                     id: pi.id.clone(),
                     amount: pi.amount,
-                    amount_received: None,
+                    amount_received: Some(pi.amount_received),
                     currency: pi.currency.clone(),
                     status: pi.status.clone(),
                     metadata: pi.metadata.clone(),

@@ -28,6 +28,7 @@ impl fmt::Debug for StripeApi {
 pub struct PaymentIntentInfo {
     pub id: String,
     pub amount: i64,
+    pub amount_received: i64,
     pub currency: String,
     pub status: String,
     pub metadata: BTreeMap<String, String>,
@@ -129,6 +130,7 @@ fn info(pi: stripe_shared::PaymentIntent) -> PaymentIntentInfo {
     PaymentIntentInfo {
         id: pi.id.as_str().to_string(),
         amount: pi.amount,
+        amount_received: pi.amount_received,
         currency: pi.currency.to_string(),
         status: pi.status.as_str().to_string(),
         metadata: pi.metadata.into_iter().collect(),

@@ -204,8 +204,8 @@ pub fn AdminContractsPage() -> impl IntoView {
         <AdminNav/>
         <form method="get" action="/admin" class="search" role="search">
             <label for="q">"Search by advertiser or publication"</label>
-            <input id="q" name="q" type="search" prop:value=move || args().0/>
-            <input type="hidden" name="sort" prop:value=move || args().1/>
+            <input id="q" name="q" type="search" value=move || args().0/>
+            <input type="hidden" name="sort" value=move || args().1/>
             <button type="submit">"Search"</button>
         </form>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -352,7 +352,7 @@ pub fn AdminEventsPage() -> impl IntoView {
                 }).collect_view()}
             </select>
             <label for="payment">"PaymentIntent"</label>
-            <input id="payment" name="payment" placeholder="pi_..." prop:value=move || args().1/>
+            <input id="payment" name="payment" placeholder="pi_..." value=move || args().1/>
             <button type="submit">"Filter"</button>
         </form>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>

@@ -86,8 +86,25 @@ pub mod server {
     }
 
     /// A path inside this site, or None: `next` must never send a user to another site.
+    /// Browsers drop tabs and newlines from URLs (`/\t/evil.example` becomes
+    /// `//evil.example`) and read `\` as `/`, so only visible ASCII is accepted.
     pub fn local_path(next: &str) -> Option<&str> {
-        (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+        let visible = next.bytes().all(|b| b.is_ascii_graphic());
+        (visible && next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn next_stays_on_this_site() {
+            use super::local_path;
+            assert_eq!(local_path("/contracts/1?x=1"), Some("/contracts/1?x=1"));
+            for bad in
+                ["//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/x", "https://evil.example", "", "/ /x"]
+            {
+                assert_eq!(local_path(bad), None, "{bad:?}");
+            }
+        }
     }
 }
 
@@ -104,12 +121,16 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let email_key = email.trim().to_lowercase();
     let address = server::client_address().await;
     {
+        // Check and count in one step, before the slow password check: every attempt counts
+        // as a failure until it succeeds, so parallel guesses cannot all slip past the check.
         let mut t = svc.sign_in_throttle.lock().expect("throttle");
         let now = Instant::now();
         let wait = t.by_email.check(&email_key, now).err().or_else(|| t.by_address.check(&address, now).err());
         if let Some(wait) = wait {
             return Err(AppError::TooManyAttempts(wait.as_secs().div_ceil(60).max(1)).with_status());
         }
+        t.by_email.record_failure(&email_key, now);
+        t.by_address.record_failure(&address, now);
     }
     let user = match crate::domain::users::Email::parse(&email) {
         Ok(e) => crate::store::users::find_by_email(&svc.db, &e)
@@ -122,12 +143,13 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.clone());
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        let mut t = svc.sign_in_throttle.lock().expect("throttle");
-        t.by_email.record_failure(&email_key, Instant::now());
-        t.by_address.record_failure(&address, Instant::now());
         return Err(AppError::Invalid("That email and password do not match an account.".into()).with_status());
     };
-    svc.sign_in_throttle.lock().expect("throttle").by_email.clear(&email_key);
+    {
+        let mut t = svc.sign_in_throttle.lock().expect("throttle");
+        t.by_email.clear(&email_key);
+        t.by_address.forget_last(&address);
+    }
     let session = server::session().await?;
     // A new session id at sign-in: an id planted before sign-in (session fixation) is worthless.
     session.cycle_id().await.map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;

@@ -67,7 +67,7 @@ pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, A
         ConfirmError::Rejected(reason) => {
             // Loud: Stripe took money we will not credit automatically. An admin must look.
             tracing::error!(payment_intent_id, reason, "a succeeded payment was refused at confirmation");
-            AppError::Unavailable(
+            AppError::NeedsReview(
                 "This payment needs a look from our team before it is credited. You will not be charged twice.".into(),
             )
             .with_status()
@@ -269,7 +269,12 @@ pub fn PendingPaymentModal(
                         state.set(PendingState::Failed(message));
                         return;
                     }
-                    Err(e @ (AppError::NotFound | AppError::NotSignedIn | AppError::Forbidden)) => {
+                    Err(
+                        e @ (AppError::NotFound
+                        | AppError::NotSignedIn
+                        | AppError::Forbidden
+                        | AppError::NeedsReview(_)),
+                    ) => {
                         state.set(PendingState::Error(e.to_string()));
                         return;
                     }

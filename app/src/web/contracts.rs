@@ -4,7 +4,7 @@
 use super::checkout::{BuyRevisionModal, PendingPaymentModal};
 use super::error::AppError;
 use super::ErrorView;
-use crate::domain::artwork::{ACCEPTED, MAX_NOTES_CHARS};
+use crate::domain::artwork::{RequestProblem, ACCEPTED, MAX_NOTES_CHARS};
 use crate::domain::{PackTerms, RevisionBalance};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -243,7 +243,8 @@ fn ContractView(
         if q.get("requested").is_some() {
             Some(("notice", "Your revision request was sent. It used one revision.".to_string()))
         } else {
-            q.get("error").map(|e| ("error", e))
+            // A code, never text from the address: a link cannot make this page say anything else.
+            q.get("error").and_then(|code| RequestProblem::from_code(&code)).map(|p| ("error", p.message()))
         }
     });
     view! {

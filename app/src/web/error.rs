@@ -18,6 +18,10 @@ pub enum AppError {
     Invalid(String),
     #[error("Too many failed sign-ins. Try again in {0} minutes.")]
     TooManyAttempts(u64),
+    /// A payment Stripe took that we will not credit automatically; a person must look.
+    /// Asking again cannot change it.
+    #[error("{0}")]
+    NeedsReview(String),
     /// Something on our side (database, Stripe) failed; nothing was lost, try again.
     #[error("{0}")]
     Unavailable(String),
@@ -45,6 +49,7 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::NeedsReview(_) => StatusCode::CONFLICT,
             AppError::Request(_) => StatusCode::BAD_REQUEST,
         }
     }

@@ -16,7 +16,7 @@ pub fn LoginPage() -> impl IntoView {
             <input id="email" name="email" type="email" autocomplete="username" required/>
             <label for="password">"Password"</label>
             <input id="password" name="password" type="password" autocomplete="current-password" required/>
-            <input type="hidden" name="next" prop:value=next/>
+            <input type="hidden" name="next" value=next/>
             {move || action.value().get().and_then(Result::err).map(|e| view! {
                 <p class="error" role="alert">{e.to_string()}</p>
             })}

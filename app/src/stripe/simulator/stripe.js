@@ -56,7 +56,11 @@
     }
     return fetch(url, opts).then(
       function (r) {
-        return r.json().then(function (body) { return { status: r.status, body: body }; });
+        return r.json().then(
+          function (body) { return { status: r.status, body: body }; },
+          // Not JSON (a proxy's error page, say): an API error, like any other.
+          function () { return { status: r.status, body: { error: { type: 'api_error', message: 'Stripe answered with an unreadable response (' + r.status + ').' } } }; }
+        );
       },
       function () {
         return {
@@ -346,6 +350,11 @@
           }
           return { pi: a.body };
         });
+      })
+      .then(null, function (e) {
+        // Whatever went wrong, the form must not stay frozen.
+        element._setBusy(false);
+        throw e;
       })
       .then(function (result) {
         element._setBusy(false);
