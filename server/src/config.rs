@@ -56,6 +56,11 @@ pub struct Config {
     /// app over https, e.g. behind a TLS-terminating proxy.
     #[arg(long, env = "SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
+    /// Behind a reverse proxy: the header it puts the client's address in (X-Forwarded-For,
+    /// X-Real-IP, ...), so sign-in throttling counts per client, not per proxy. Only set it when
+    /// every request comes through that proxy: clients can send the header themselves.
+    #[arg(long, env = "CLIENT_IP_HEADER", global = true)]
+    pub client_ip_header: Option<String>,
     /// Seconds between worker sweeps for due retries.
     #[arg(long, env = "WORKER_INTERVAL_SECS", default_value_t = 5.0, global = true)]
     pub worker_interval_secs: f64,
@@ -78,6 +83,7 @@ pub struct Settings {
     pub simulator: bool,
     pub data_dir: std::path::PathBuf,
     pub secure_cookies: bool,
+    pub client_ip_header: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -175,6 +181,7 @@ impl Config {
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
             data_dir: self.data_dir.clone(),
             secure_cookies: self.secure_cookies,
+            client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
         })
     }
 }

@@ -47,6 +47,7 @@ pub fn services(settings: &Settings, db: Db) -> Services {
     );
     svc.data_dir = settings.data_dir.clone();
     svc.publishable_key = settings.publishable_key.clone();
+    svc.client_ip_header = settings.client_ip_header.clone();
     svc
 }
 

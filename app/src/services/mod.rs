@@ -50,6 +50,9 @@ pub struct Services {
     pub stats: Arc<stats::Stats>,
     /// Failed sign-ins, per email and per client address (see `domain::throttle`).
     pub sign_in_throttle: Arc<std::sync::Mutex<SignInThrottle>>,
+    /// The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For),
+    /// for throttling; None: the socket peer is the client.
+    pub client_ip_header: Option<String>,
     /// Where uploaded artwork is kept (`<data dir>/artwork/...`).
     pub data_dir: std::path::PathBuf,
     /// Handed to Stripe.js in the browser.
@@ -79,6 +82,7 @@ impl Services {
             lease_secs: 30,
             stats: Arc::default(),
             sign_in_throttle: Arc::default(),
+            client_ip_header: None,
             data_dir: std::path::PathBuf::from("data"),
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),

@@ -26,6 +26,7 @@ impl CurrentUser {
 #[cfg(feature = "ssr")]
 pub mod server {
     use super::*;
+    use crate::services::Services;
     use tower_sessions::Session;
 
     pub const USER_KEY: &str = "user_id";
@@ -77,8 +78,26 @@ pub mod server {
     }
 
     /// The client's address, for throttling (the socket peer: behind a proxy, the proxy).
-    pub async fn client_address() -> String {
+    /// The client's address, for throttling: the socket peer, or, behind a proxy that the
+    /// operator names (`CLIENT_IP_HEADER`), the last address that proxy appended. (Earlier
+    /// entries of X-Forwarded-For are whatever the client sent, so they prove nothing.)
+    pub async fn client_address(svc: &Services) -> String {
         use axum::extract::ConnectInfo;
+        if let Some(name) = &svc.client_ip_header {
+            if let Ok(headers) = leptos_axum::extract::<axum::http::HeaderMap>().await {
+                let last = headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .last();
+                if let Some(ip) = last {
+                    return ip.to_string();
+                }
+            }
+        }
         leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
             .await
             .map(|ConnectInfo(addr)| addr.ip().to_string())
@@ -119,7 +138,7 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     use std::time::Instant;
     let svc = crate::web::services()?;
     let email_key = email.trim().to_lowercase();
-    let address = server::client_address().await;
+    let address = server::client_address(&svc).await;
     {
         // Check and count in one step, before the slow password check: every attempt counts
         // as a failure until it succeeds, so parallel guesses cannot all slip past the check.

@@ -101,6 +101,7 @@ fn run(args: &Args, db: &str) {
         simulator: false,
         data_dir: std::env::temp_dir(),
         secure_cookies: false,
+        client_ip_header: None,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

@@ -164,6 +164,7 @@ pub fn settings(db_url: &str) -> Settings {
         simulator: false,
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         secure_cookies: false,
+        client_ip_header: None,
     }
 }
 

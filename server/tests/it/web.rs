@@ -103,12 +103,24 @@ impl Site {
 
     /// Calls a server function as the hydrated page does (form-encoded POST from this origin).
     async fn call<F: ServerFn>(&self, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
+        self.call_with::<F>(cookie, &[], fields).await
+    }
+
+    async fn call_with<F: ServerFn>(
+        &self,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Answer {
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         let mut req = hyper::Request::post(format!("{}{}", self.app.url(), F::PATH))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("origin", self.origin());
         if let Some(c) = cookie {
             req = req.header("cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         self.send(req, body).await
     }
@@ -217,6 +229,22 @@ async fn failed_sign_ins_are_throttled(kind: DbKind) {
     let a = site.call::<SignIn>(None, &[("email", "nobody@web.test"), ("password", "whatever-password")]).await;
     assert_eq!(a.status, 422);
     site.app.stop().await;
+
+    // Behind a proxy every request comes from the proxy's address; with CLIENT_IP_HEADER the
+    // per-address limit (30) counts each client, by the address the proxy appended last.
+    let proxied = Site::start_with(kind, |s| s.client_ip_header = Some("x-forwarded-for".into())).await;
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    for i in 0..30 {
+        let email = format!("guess{i}@web.test");
+        let fields = [("email", email.as_str()), ("password", "wrong-password-x")];
+        // What the client itself claims comes first and is ignored.
+        let a = proxied.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await;
+        assert_eq!(a.status, 422, "attempt {i}: {}", a.body);
+    }
+    let fields = [("email", ANN.0), ("password", ANN.1)];
+    assert_eq!(proxied.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await.status, 429);
+    assert!(proxied.call_with::<SignIn>(None, &from("203.0.113.8"), &fields).await.status < 400);
+    proxied.app.stop().await;
 }
 
 async fn advertisers_reach_only_their_own_contracts_and_admins_everything(kind: DbKind) {
