@@ -92,18 +92,17 @@ pub(crate) mod server {
             Ok(c) => Money::new(amount, c).to_string(),
             Err(_) => format!("{amount} {currency}"),
         };
+        let credited: std::collections::HashSet<&str> = credits.iter().map(|c| c.payment_id.as_str()).collect();
         let mut lines: Vec<PurchaseLine> = purchases
             .iter()
             // A purchase that never got past the card form is noise in a history.
-            .filter(|p| {
-                p.status != "requires_payment_method" || credits.iter().any(|c| c.payment_id == p.payment_intent_id)
-            })
+            .filter(|p| p.status != "requires_payment_method" || credited.contains(p.payment_intent_id.as_str()))
             .map(|p| PurchaseLine {
                 payment_intent_id: p.payment_intent_id.clone(),
                 amount: money(p.amount, &p.currency),
                 revisions: p.revisions,
                 status: p.status.clone(),
-                credited: credits.iter().any(|c| c.payment_id == p.payment_intent_id),
+                credited: credited.contains(p.payment_intent_id.as_str()),
                 created_at: fmt_time(p.created_at),
             })
             .collect();

@@ -403,13 +403,7 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
     };
     let limit = limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
-        return stripe_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            None,
-            "Limit must be between 1 and 100.",
-            Some("limit"),
-        );
+        return limit_out_of_range();
     }
     let state = sim.state.lock().expect("simulator state");
     let matching: Vec<&Value> = state
@@ -430,6 +424,17 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
 
 /// One page of a Stripe list, newest first: `starting_after` an id of `matching`, at most
 /// `limit` objects, and whether more follow.
+/// Stripe's answer to a list `limit` outside 1..=100.
+fn limit_out_of_range() -> Response {
+    stripe_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        None,
+        "Limit must be between 1 and 100.",
+        Some("limit"),
+    )
+}
+
 fn list_page(matching: &[&Value], starting_after: Option<&String>, limit: usize, object: &str, url: &str) -> Response {
     let start = match starting_after {
         Some(after) => match matching.iter().position(|o| o["id"] == after.as_str()) {
@@ -759,15 +764,7 @@ async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 10,
         Some(Ok(l)) if (1..=100).contains(&l) => l,
-        Some(_) => {
-            return stripe_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                "Limit must be between 1 and 100.",
-                Some("limit"),
-            )
-        }
+        Some(_) => return limit_out_of_range(),
     };
     let types: Vec<&String> =
         q.iter().filter(|(k, _)| *k == "type" || k.starts_with("types[")).map(|(_, v)| v).collect();
