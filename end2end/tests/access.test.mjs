@@ -172,7 +172,7 @@ test('bob cannot open ann\'s contract: "Not found", a 404, and none of her data'
   const res = await bob.goto(`${baseUrl}/contracts/${annId}`);
   assert.equal(res.status(), 404);
   await bob.getByRole('heading', { name: 'Not found' }).waitFor();
-  // After hydration too (the browser asks the server again and must get the same answer).
+  // And still once the wasm has loaded: nothing in the browser may bring her data back.
   await waitForHydration(bob);
   await bob.getByRole('heading', { name: 'Not found' }).waitFor();
   const text = await bob.locator('main').textContent();

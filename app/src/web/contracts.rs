@@ -185,71 +185,93 @@ pub fn ContractPage() -> impl IntoView {
             None => Err(AppError::NotFound),
         }
     });
-    // The modals live outside the data's Transition, so refreshing the balance underneath them
-    // does not close them.
-    let buying = RwSignal::new(false);
-    // The pending modal opens after an inline confirm, or on returning from a redirect with
-    // `payment_intent` and its client secret in the query string (read once; the modal then
-    // cleans the address so a reload cannot re-trigger it).
-    let returned =
-        query.with_untracked(|q| q.get("payment_intent").filter(|_| q.get("payment_intent_client_secret").is_some()));
-    let pending = RwSignal::new(returned);
+    // What the address asks for is read here, on the server: the island gets plain values.
+    let (notice, returned) = query.with_untracked(|q| {
+        let notice = if q.get("requested").is_some() {
+            Some(Notice { class: "notice".into(), text: "Your revision request was sent. It used one revision.".into() })
+        } else {
+            // A code, never text from the address: a link cannot make this page say anything else.
+            q.get("error")
+                .and_then(|code| RequestProblem::from_code(&code))
+                .map(|p| Notice { class: "error".into(), text: p.message() })
+        };
+        // Back from a redirect-based payment: Stripe appends the PaymentIntent and its secret.
+        let returned = q.get("payment_intent").filter(|_| q.get("payment_intent_client_secret").is_some());
+        (notice, returned)
+    });
     view! {
-        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || detail.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                Ok(d) => view! { <ContractView detail=d buying query/> }.into_any(),
+                Ok(detail) => view! { <ContractIsland detail notice=notice.clone() returned=returned.clone()/> }.into_any(),
             })}
-        </Transition>
-        {move || id().map(|contract_id| view! {
-            <Show when=move || buying.get()>
-                <BuyRevisionModal
-                    contract_id
-                    on_close=Callback::new(move |_| buying.set(false))
-                    on_paid=Callback::new(move |pi: String| {
-                        buying.set(false);
-                        pending.set(Some(pi));
-                    })
-                />
-            </Show>
-            {move || pending.get().map(|pi| view! {
-                <PendingPaymentModal
-                    payment_intent_id=pi
-                    on_credited=Callback::new(move |_| detail.refetch())
-                    on_close=Callback::new(move |_| pending.set(None))
-                    on_retry=Callback::new(move |_| {
-                        pending.set(None);
-                        buying.set(true);
-                    })
-                />
-            })}
+        </Suspense>
+    }
+}
+
+/// A message the page shows once, after a revision request's form post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub class: String,
+    pub text: String,
+}
+
+/// The interactive part of the contract page (an island: only this, not the whole app, is sent
+/// to the browser as wasm). It holds the contract's data so that a credited purchase refreshes
+/// the balance and history in place, under the open payment modal.
+#[island]
+fn ContractIsland(detail: ContractDetail, notice: Option<Notice>, returned: Option<String>) -> impl IntoView {
+    let contract_id = detail.contract.id;
+    let detail = RwSignal::new(detail);
+    let refresh = move || {
+        leptos::task::spawn_local(async move {
+            // On failure the modal still shows the new balance; the page catches up on reload.
+            if let Ok(d) = load_contract(contract_id).await {
+                detail.set(d);
+            }
+        })
+    };
+    let buying = RwSignal::new(false);
+    // The pending modal opens after an inline confirm, or on returning from a redirect (the
+    // modal then cleans the address so a reload cannot re-trigger it).
+    let pending = RwSignal::new(returned);
+    view! {
+        {move || view! { <ContractView detail=detail.get() buying notice=notice.clone()/> }}
+        <Show when=move || buying.get()>
+            <BuyRevisionModal
+                contract_id
+                on_close=Callback::new(move |_| buying.set(false))
+                on_paid=Callback::new(move |pi: String| {
+                    buying.set(false);
+                    pending.set(Some(pi));
+                })
+            />
+        </Show>
+        {move || pending.get().map(|pi| view! {
+            <PendingPaymentModal
+                payment_intent_id=pi
+                on_credited=Callback::new(move |_| refresh())
+                on_close=Callback::new(move |_| pending.set(None))
+                on_retry=Callback::new(move |_| {
+                    pending.set(None);
+                    buying.set(true);
+                })
+            />
         })}
     }
 }
 
 #[component]
-fn ContractView(
-    detail: ContractDetail,
-    buying: RwSignal<bool>,
-    query: Memo<leptos_router::params::ParamsMap>,
-) -> impl IntoView {
+fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<Notice>) -> impl IntoView {
     let c = detail.contract.clone();
     let contract_id = c.id;
     let available = c.balance.available();
     let terms = detail.terms.clone();
     let price_line = format!("{} revisions for {}", terms.revisions_per_pack, terms.price);
-    let notice = query.with_untracked(|q| {
-        if q.get("requested").is_some() {
-            Some(("notice", "Your revision request was sent. It used one revision.".to_string()))
-        } else {
-            // A code, never text from the address: a link cannot make this page say anything else.
-            q.get("error").and_then(|code| RequestProblem::from_code(&code)).map(|p| ("error", p.message()))
-        }
-    });
     view! {
         <p><a href="/contracts">"← My contracts"</a></p>
         <h1>{c.publication.clone()} " · " {c.ad_size.clone()}</h1>
-        {notice.map(|(class, text)| view! { <p class=class role="status">{text}</p> })}
+        {notice.map(|n| view! { <p class=n.class role="status">{n.text}</p> })}
         <section class="balance" aria-labelledby="balance-h">
             <h2 id="balance-h">"Revisions"</h2>
             <p class="big"><span data-testid="available">{available}</span>" available"</p>

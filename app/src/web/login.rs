@@ -6,11 +6,19 @@ use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let action = ServerAction::<SignIn>::new();
-    let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    // Where to go after signing in, from the address; the server checks it is a local path.
+    let next = use_query_map().with_untracked(|q| q.get("next").unwrap_or_default());
     view! {
         <h1>"Sign in"</h1>
+        <LoginForm next/>
+    }
+}
+
+/// The sign-in form (an island: it hydrates to post in the background and show errors in place).
+#[island]
+fn LoginForm(next: String) -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    view! {
         <ActionForm action attr:class="stack narrow">
             <label for="email">"Email"</label>
             <input id="email" name="email" type="email" autocomplete="username" required/>

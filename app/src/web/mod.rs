@@ -1,5 +1,7 @@
-//! The Leptos web layer: the HTML shell, the router and the pages. Rendered on the server and
-//! hydrated in the browser.
+//! The Leptos web layer: the HTML shell, the router and the pages. Pages render on the server
+//! (islands mode); only the interactive parts, marked `#[island]` (the sign-in form and the
+//! contract page with its payment modals), are compiled to wasm and hydrate in the browser.
+//! Everything else is plain HTML: links and forms that work without JavaScript.
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Redirect, Route, Router, Routes};
@@ -94,7 +96,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
