@@ -144,9 +144,9 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn Header() -> impl IntoView {
-    // Asked again on every navigation: signing in or out changes the answer without a reload.
-    let location = use_location();
-    let me = Resource::new(move || location.pathname.get(), |_| auth::get_me());
+    // Rendered on the server for every page (islands mode: each navigation is a page load), so
+    // it always shows who the session says is signed in.
+    let me = Resource::new(|| (), |_| auth::get_me());
     let sign_out = ServerAction::<SignOut>::new();
     view! {
         <header class="site">
