@@ -237,6 +237,9 @@ async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Result<(), Strin
 }
 
 async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
+    if demo {
+        settings.allow_demo()?;
+    }
     let app = Application::start(settings).await?;
     if demo {
         seed_demo(&app.services.db, settings).await?;

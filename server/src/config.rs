@@ -119,6 +119,17 @@ fn positive_secs(name: &str, v: f64) -> Result<Duration, String> {
     }
 }
 
+impl Settings {
+    /// The demo logins' passwords are published in the README: never on a server that takes
+    /// real money.
+    pub fn allow_demo(&self) -> Result<(), String> {
+        match self.mode {
+            StripeMode::Live => Err("--demo creates users whose passwords are public; it is refused with a live Stripe key".into()),
+            StripeMode::Test => Ok(()),
+        }
+    }
+}
+
 impl Config {
     pub fn settings(&self) -> Result<Settings, String> {
         let currency = Currency::parse(&self.pack_currency).map_err(|e| format!("PACK_CURRENCY: {e}"))?;
@@ -161,7 +172,22 @@ impl Config {
                 (mode, Some(api), Some(pk.to_string()))
             }
             // No key: the built-in simulator stands in for Stripe (test mode, no money moves).
-            None => (StripeMode::Test, None, None),
+            // But only when no other Stripe setting is given either: a deployment that set its
+            // publishable key or webhook secret and lost the secret key (a typo, a missing
+            // secret) must not come up quietly "accepting" simulated card payments.
+            None => {
+                let stray = [
+                    ("STRIPE_PUBLISHABLE_KEY", self.stripe_publishable_key.as_deref().is_some_and(|k| !k.trim().is_empty())),
+                    ("STRIPE_WEBHOOK_SECRET", !webhook_secrets.is_empty()),
+                ];
+                if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+                    return Err(format!(
+                        "{name} is set but STRIPE_SECRET_KEY is not: set all three Stripe settings for real \
+                         Stripe, or none of them to run on the built-in simulator"
+                    ));
+                }
+                (StripeMode::Test, None, None)
+            }
         };
         if self.db_max_connections == 0 {
             return Err("DB_MAX_CONNECTIONS must be at least 1".into());
@@ -223,6 +249,27 @@ mod tests {
             .unwrap_err()
             .contains("STRIPE_WEBHOOK_SECRET"));
         assert!(parse(&["--stripe-webhook-secret", "nope"]).unwrap_err().contains("whsec_"));
+    }
+
+    #[test]
+    fn a_lost_secret_key_does_not_fall_back_to_the_simulator() {
+        let e = parse(&["--stripe-publishable-key", "pk_live_x"]).unwrap_err();
+        assert!(e.contains("STRIPE_PUBLISHABLE_KEY is set but STRIPE_SECRET_KEY is not"), "{e}");
+        let e = parse(&["--stripe-webhook-secret", "whsec_abc"]).unwrap_err();
+        assert!(e.contains("STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not"), "{e}");
+        // Blank values count as unset (an empty line in an env file).
+        assert!(parse(&["--stripe-publishable-key", " "]).unwrap().simulator);
+    }
+
+    #[test]
+    fn demo_users_are_refused_with_a_live_key() {
+        let keys = |sk: &str, pk: &str| {
+            parse(&["--stripe-secret-key", sk, "--stripe-publishable-key", pk, "--stripe-webhook-secret", "whsec_x"])
+                .unwrap()
+        };
+        assert!(keys("sk_live_x", "pk_live_x").allow_demo().unwrap_err().contains("live Stripe key"));
+        assert!(keys("sk_test_x", "pk_test_x").allow_demo().is_ok());
+        assert!(parse(&[]).unwrap().allow_demo().is_ok(), "the simulator is what --demo is for");
     }
 
     #[test]

@@ -11,6 +11,8 @@ fn cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .env("DATABASE_URL", db_url)
         .env_remove("STRIPE_SECRET_KEY")
+        .env_remove("STRIPE_PUBLISHABLE_KEY")
+        .env_remove("STRIPE_WEBHOOK_SECRET")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
