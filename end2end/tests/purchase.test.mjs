@@ -126,6 +126,27 @@ test('webhooks 30 s late: the return page confirms with Stripe and the credit sh
   await screenshot(page, 'credited-before-webhook');
 });
 
+test('a payment Stripe keeps processing: "Processing", then "safe, no need to pay again", then +2', async () => {
+  // Longer than the modal's 20 s patience, so every state shows in turn.
+  await simulator.setFaults({ processing_ms: 23_000 });
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  const dialog = await payWith(page, cards.visa);
+  await dialog.waitFor({ state: 'detached' });
+  const pending = page.getByRole('dialog', { name: 'Payment' });
+  await pending.getByText('Processing your payment…').waitFor();
+  await screenshot(page, 'payment-processing');
+  await pending.getByTestId('payment-slow').waitFor({ timeout: 25_000 });
+  assert.match(await pending.getByTestId('payment-slow').textContent(), /no need to pay again/);
+  assert.equal(await pending.getByRole('button').filter({ hasText: /pay|try again|purchase/i }).count(), 0,
+    'no second purchase is offered while the first is still processing');
+  assert.equal(await availableOnPage(page), before, 'nothing is credited while Stripe says processing');
+  await screenshot(page, 'payment-still-processing');
+  await pending.getByTestId('payment-succeeded').waitFor({ timeout: 20_000 });
+  assert.equal(Number(await pending.getByTestId('new-available').textContent()), before + 2);
+  assert.deepEqual(page.consoleErrors, []);
+});
+
 test('coming back from a redirect (return_url with payment_intent) confirms once and cleans the address', async () => {
   await openContract(page, 'Daily Planet');
   const before = await availableOnPage(page);

@@ -124,7 +124,9 @@ impl Settings {
     /// real money.
     pub fn allow_demo(&self) -> Result<(), String> {
         match self.mode {
-            StripeMode::Live => Err("--demo creates users whose passwords are public; it is refused with a live Stripe key".into()),
+            StripeMode::Live => {
+                Err("--demo creates users whose passwords are public; it is refused with a live Stripe key".into())
+            }
             StripeMode::Test => Ok(()),
         }
     }
@@ -177,7 +179,10 @@ impl Config {
             // secret) must not come up quietly "accepting" simulated card payments.
             None => {
                 let stray = [
-                    ("STRIPE_PUBLISHABLE_KEY", self.stripe_publishable_key.as_deref().is_some_and(|k| !k.trim().is_empty())),
+                    (
+                        "STRIPE_PUBLISHABLE_KEY",
+                        self.stripe_publishable_key.as_deref().is_some_and(|k| !k.trim().is_empty()),
+                    ),
                     ("STRIPE_WEBHOOK_SECRET", !webhook_secrets.is_empty()),
                 ];
                 if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {

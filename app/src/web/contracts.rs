@@ -188,7 +188,10 @@ pub fn ContractPage() -> impl IntoView {
     // What the address asks for is read here, on the server: the island gets plain values.
     let (notice, returned) = query.with_untracked(|q| {
         let notice = if q.get("requested").is_some() {
-            Some(Notice { class: "notice".into(), text: "Your revision request was sent. It used one revision.".into() })
+            Some(Notice {
+                class: "notice".into(),
+                text: "Your revision request was sent. It used one revision.".into(),
+            })
         } else {
             // A code, never text from the address: a link cannot make this page say anything else.
             q.get("error")

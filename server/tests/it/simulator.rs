@@ -22,6 +22,7 @@ on_both_databases!(
     delayed_and_reordered_deliveries_still_credit_once,
     mis_signed_or_stale_deliveries_are_refused_and_credit_nothing,
     a_dropped_delivery_leaves_the_payment_uncredited_until_replayed,
+    a_processing_payment_is_credited_only_once_it_succeeds,
 );
 
 struct Sim {
@@ -332,6 +333,27 @@ async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
     assert!(s.delivered(6).await, "{:?}", s.sim.deliveries());
     assert_eq!(t.available().await, 5);
     assert_eq!(purchase_status(&t, &p).await, "succeeded", "a late created event does not rewind it");
+}
+
+async fn a_processing_payment_is_credited_only_once_it_succeeds(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let s = sim_for(&t).await;
+    s.sim.set_faults(Faults { processing_ms: 1500, ..Faults::default() }).unwrap();
+    let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let r = s.confirm(&p, "4242424242424242").await;
+    assert_eq!(r.body["status"], "processing", "{}", r.body);
+    // payment_intent.created, payment_intent.processing: stored, and nothing credited for them.
+    assert!(s.delivered(2).await, "{:?}", s.sim.deliveries());
+    assert_eq!(purchase_status(&t, &p).await, "processing");
+    assert_eq!(t.available().await, 3);
+    // Then it settles: charge.succeeded and payment_intent.succeeded, and the credit.
+    assert!(s.delivered(4).await, "{:?}", s.sim.deliveries());
+    assert_eq!(t.available().await, 5);
+    assert_eq!(purchase_status(&t, &p).await, "succeeded");
+    assert_eq!(
+        stored_types(&t).await,
+        ["charge.succeeded", "payment_intent.created", "payment_intent.processing", "payment_intent.succeeded"]
+    );
 }
 
 async fn mis_signed_or_stale_deliveries_are_refused_and_credit_nothing(kind: DbKind) {

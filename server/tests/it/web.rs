@@ -3,7 +3,7 @@
 //! and the return page's confirmation racing the webhook.
 use crate::helpers::*;
 use crate::on_both_databases;
-use app::web::admin::{AdminContracts, AdminEvent, LoadAdminContract};
+use app::web::admin::{AdminContracts, AdminEvent, AdminEvents, LoadAdminContract};
 use app::web::auth::{SignIn, SignOut};
 use app::web::checkout::{BuyPack, ConfirmPayment};
 use app::web::contracts::{LoadContract, MyContracts};
@@ -20,6 +20,7 @@ on_both_databases!(
     cross_site_writes_are_refused,
     revision_requests_take_artwork_and_stop_at_zero,
     the_return_page_credits_before_a_late_webhook_and_only_once,
+    admins_sort_and_page_contracts_and_see_why_an_event_failed,
 );
 
 struct Site {
@@ -375,6 +376,15 @@ async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
     assert!(svg.body.contains("not accepted"), "{}", svg.body);
     let empty = site.upload(&ann, contract, &origin, "   ", None).await;
     assert_eq!(empty.status, 422);
+    // Too large: one byte over the limit (refused by the size check), and far over it (the body
+    // limit stops the upload while it streams in).
+    for size in [app::domain::artwork::MAX_ARTWORK_BYTES + 1, server::upload::MAX_BODY + 1024 * 1024] {
+        let mut big = PNG.to_vec();
+        big.resize(size, 0);
+        let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
+        assert_eq!(r.status, 422, "{size} bytes: {}", r.body);
+        assert!(r.body.contains("The artwork file is too large."), "{size} bytes: {}", r.body);
+    }
     assert_eq!(site.available(contract).await, 2);
     // The page shows our words for a problem code, and nothing a crafted link says.
     let page = site.get(&format!("/contracts/{contract}?error=file-type"), Some(&ann)).await;
@@ -474,5 +484,106 @@ async fn the_return_page_credits_before_a_late_webhook_and_only_once(kind: DbKin
     assert_eq!(event.status, "processed");
     assert!(event.outcome.as_deref().unwrap_or_default().contains("already credited"), "{event:?}");
     assert_eq!(site.available(contract).await, 5);
+    site.app.stop().await;
+}
+
+async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind) {
+    let site =
+        Site::start_with(kind, |s| s.webhook_secrets = vec![app::stripe::WebhookSecret::parse(SECRET).unwrap()]).await;
+    let store = &site.app.services.db;
+    let admin = site.sign_in(ADMIN, None).await;
+    // 30 more contracts for Bob, created in reverse order of their names, and one for Aaron,
+    // created last (33 in all, two pages of 25); one revision used on Ann's. Each order then
+    // differs from the order of creation (ids).
+    let bob_id = app::store::users::find_by_email(store, &app::domain::users::Email::parse(BOB.0).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for i in 0..30 {
+        let publication = format!("Weekly {:02}", 29 - i);
+        let c = app::store::contracts::NewContract {
+            advertiser_id: bob_id,
+            publication: &publication,
+            ad_size: "Quarter page",
+            base_revisions: 3,
+        };
+        app::store::contracts::create(store, &c, chrono::Utc::now()).await.unwrap();
+    }
+    let aaron = app::services::accounts::create_user(
+        store,
+        "aaron@web.test",
+        app::domain::users::Role::Advertiser,
+        "aaron-password-long",
+    )
+    .await
+    .unwrap();
+    let c = app::store::contracts::NewContract {
+        advertiser_id: aaron.id,
+        publication: "Zeta Monthly",
+        ad_size: "Full page",
+        base_revisions: 3,
+    };
+    app::store::contracts::create(store, &c, chrono::Utc::now()).await.unwrap();
+    let anns = site.contract_of(ANN.0).await;
+    let ann = site.sign_in(ANN, None).await;
+    assert_eq!(site.upload(&ann, anns, &site.origin(), "one", None).await.status, 201);
+
+    let list = |sort: &'static str, page: &'static str| {
+        let (site, admin) = (&site, &admin);
+        async move {
+            let r = site.call::<AdminContracts>(Some(admin), &[("search", ""), ("sort", sort), ("page", page)]).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()
+        }
+    };
+    let first = list("Id", "1").await;
+    assert_eq!((first["total"].as_i64(), first["pages"].as_i64()), (Some(33), Some(2)));
+    assert_eq!(first["rows"].as_array().unwrap().len(), 25);
+    let second = list("Id", "2").await;
+    assert_eq!(second["rows"].as_array().unwrap().len(), 8, "the rest on page 2");
+    let ids = |v: &serde_json::Value| {
+        v["rows"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    let mut all = ids(&first);
+    all.extend(ids(&second));
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((all.len(), sorted), (33, all.clone()), "ascending ids, none repeated across pages");
+    // Fewest available first puts Ann's (2 left) on top; most available first puts it last.
+    assert_eq!(list("AvailableAsc", "1").await["rows"][0]["id"].as_i64(), Some(anns));
+    assert_eq!(list("AvailableDesc", "2").await["rows"][7]["id"].as_i64(), Some(anns));
+    let by_publication = list("Publication", "1").await;
+    assert_eq!(by_publication["rows"][0]["publication"], "Ann's Gazette");
+    assert_eq!(by_publication["rows"][2]["publication"], "Weekly 00");
+    let by_advertiser = list("Advertiser", "1").await;
+    assert_eq!(by_advertiser["rows"][0]["advertiser_email"], "aaron@web.test");
+    assert_eq!(by_advertiser["rows"][1]["advertiser_email"], ANN.0);
+
+    // An event that could not be applied is listed as failed, with its reason.
+    let event = new_event_id();
+    let body = pi_event(
+        &event,
+        "payment_intent.succeeded",
+        &new_payment_id(),
+        serde_json::json!({"contractId": anns.to_string()}),
+        1,
+        "usd",
+    );
+    let req = hyper::Request::post(format!("{}/webhooks/stripe", site.app.url()))
+        .header("stripe-signature", sign(&body, SECRET, now()))
+        .header("content-type", "application/json");
+    assert_eq!(site.send(req, body).await.status, 200);
+    let failed = site.call::<AdminEvents>(Some(&admin), &[("status", "failed"), ("payment", "")]).await;
+    assert_eq!(failed.status, 200, "{}", failed.body);
+    let rows = failed.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0]["event_id"].as_str(), rows[0]["status"].as_str()), (Some(event.as_str()), Some("failed")));
+    assert!(rows[0]["last_error"].as_str().unwrap().contains("pack price"), "{rows:?}");
+    let page = site.get("/admin/events?status=failed", Some(&admin)).await;
+    assert!(page.body.contains(&event) && page.body.contains("pack price"), "{}", page.body);
+    assert_eq!(site.call::<AdminEvents>(Some(&ann), &[("status", ""), ("payment", "")]).await.status, 403);
     site.app.stop().await;
 }

@@ -624,12 +624,7 @@ async fn confirm_payment_intent(
     match outcome {
         CardOutcome::Succeeds | CardOutcome::SucceedsThenDisputed => {
             let disputed = matches!(outcome, CardOutcome::SucceedsThenDisputed);
-            let (pi, events) = succeed(pi, &last4, disputed);
-            state.charges.push(events[0].1.clone());
-            for (event_type, object) in &events {
-                sim.emit(state, event_type, object);
-            }
-            Json(pi).into_response()
+            Json(sim.settle(state, &id, &last4, disputed)).into_response()
         }
         CardOutcome::RequiresAuthentication => {
             pi["status"] = json!("requires_action");
@@ -651,6 +646,44 @@ async fn confirm_payment_intent(
             body["payment_intent"] = pi;
             (StatusCode::PAYMENT_REQUIRED, Json(json!({"error": body}))).into_response()
         }
+    }
+}
+
+impl Simulator {
+    /// A payment the card accepted: `succeeded` now, or, with the `processing_ms` fault,
+    /// `processing` now and `succeeded` that much later (as Stripe does for payment methods
+    /// that settle later), each step with its events. Returns the PaymentIntent as it stands.
+    fn settle(&self, state: &mut SimState, id: &str, last4: &str, disputed: bool) -> Value {
+        let processing_ms = self.faults().processing_ms;
+        let pi = find_intent(state, id).expect("the caller found it");
+        if processing_ms == 0 {
+            return self.succeed_now(state, id, last4, disputed);
+        }
+        pi["status"] = json!("processing");
+        pi["next_action"] = Value::Null;
+        let pi = pi.clone();
+        self.emit(state, "payment_intent.processing", &pi);
+        let (sim, id, last4) = (self.clone(), id.to_string(), last4.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(processing_ms)).await;
+            let mut guard = sim.state.lock().expect("simulator state");
+            let state = &mut *guard;
+            // Canceled meanwhile (or otherwise moved on): nothing settles.
+            if find_intent(state, &id).is_ok_and(|pi| pi["status"] == "processing") {
+                sim.succeed_now(state, &id, &last4, disputed);
+            }
+        });
+        pi
+    }
+
+    fn succeed_now(&self, state: &mut SimState, id: &str, last4: &str, disputed: bool) -> Value {
+        let pi = find_intent(state, id).expect("the caller found it");
+        let (pi, events) = succeed(pi, last4, disputed);
+        state.charges.push(events[0].1.clone());
+        for (event_type, object) in &events {
+            self.emit(state, event_type, object);
+        }
+        pi
     }
 }
 
@@ -699,14 +732,7 @@ async fn authenticate_payment_intent(State(sim): State<Simulator>, Path(id): Pat
         return unexpected_state(pi, "authenticate");
     }
     match fields.get("outcome").map(String::as_str) {
-        Some("complete") => {
-            let (pi, events) = succeed(pi, &last4, false);
-            state.charges.push(events[0].1.clone());
-            for (event_type, object) in &events {
-                sim.emit(state, event_type, object);
-            }
-            Json(pi).into_response()
-        }
+        Some("complete") => Json(sim.settle(state, &id, &last4, false)).into_response(),
         Some("fail") => {
             pi["status"] = json!("requires_payment_method");
             pi["next_action"] = Value::Null;

@@ -22,6 +22,10 @@ pub struct Faults {
     /// Answer the next `api_error_count` API calls with this status (500 or 429).
     pub api_error_status: Option<u16>,
     pub api_error_count: u32,
+    /// Accepted payments stay `processing` this long before they succeed (0: at once). Cards
+    /// settle at once on Stripe; this stands in for payment methods that do not, so the app's
+    /// "processing" and "still waiting" states can be exercised.
+    pub processing_ms: u64,
 }
 
 impl Default for Faults {
@@ -35,6 +39,7 @@ impl Default for Faults {
             stale_timestamp: false,
             api_error_status: None,
             api_error_count: 0,
+            processing_ms: 0,
         }
     }
 }
@@ -47,6 +52,9 @@ impl Faults {
         }
         if self.delay_ms > 600_000 {
             return Err("delay_ms must be at most 600000 (10 minutes)".into());
+        }
+        if self.processing_ms > 600_000 {
+            return Err("processing_ms must be at most 600000 (10 minutes)".into());
         }
         match self.api_error_status {
             None | Some(500) | Some(429) => Ok(()),
