@@ -127,8 +127,9 @@ test('webhooks 30 s late: the return page confirms with Stripe and the credit sh
 });
 
 test('a payment Stripe keeps processing: "Processing", then "safe, no need to pay again", then +2', async () => {
-  // Longer than the modal's 20 s patience, so every state shows in turn.
-  await simulator.setFaults({ processing_ms: 23_000 });
+  // Well past the modal's 20 s patience (it polls at about 18 s and 23 s), so every state
+  // shows in turn.
+  await simulator.setFaults({ processing_ms: 30_000 });
   await openContract(page, 'Daily Planet');
   const before = await availableOnPage(page);
   const dialog = await payWith(page, cards.visa);
@@ -136,7 +137,7 @@ test('a payment Stripe keeps processing: "Processing", then "safe, no need to pa
   const pending = page.getByRole('dialog', { name: 'Payment' });
   await pending.getByText('Processing your payment…').waitFor();
   await screenshot(page, 'payment-processing');
-  await pending.getByTestId('payment-slow').waitFor({ timeout: 25_000 });
+  await pending.getByTestId('payment-slow').waitFor({ timeout: 30_000 });
   assert.match(await pending.getByTestId('payment-slow').textContent(), /no need to pay again/);
   assert.equal(await pending.getByRole('button').filter({ hasText: /pay|try again|purchase/i }).count(), 0,
     'no second purchase is offered while the first is still processing');

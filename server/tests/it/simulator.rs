@@ -186,7 +186,8 @@ async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
     assert!(
         eventually(Duration::from_secs(10), move || {
             let sim = sim.clone();
-            async move { sim.deliveries().iter().filter(|d| d.status == Some(503)).count() >= 2 }
+            // Refused twice for one event, so it is delivered on its third attempt at least.
+            async move { sim.deliveries().iter().any(|d| d.status == Some(503) && d.attempt >= 2) }
         })
         .await,
         "the app refused while its database was down: {:?}",
@@ -196,6 +197,22 @@ async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
     assert!(s.delivered(3).await, "{:?}", s.sim.deliveries());
     assert!(eventually(Duration::from_secs(5), || async { t.credit_rows().await == 1 }).await);
     assert_eq!(t.available().await, 5);
+    // The log keeps what the app answered, and the waits between attempts of one event at
+    // least double (retry_base 100 ms: 100, 200, 400 ms, ...).
+    let log = s.sim.deliveries();
+    let refused = log.iter().find(|d| d.status == Some(503)).unwrap();
+    assert!(refused.answer.as_deref().is_some_and(|a| !a.is_empty()), "{refused:?}");
+    let retried = log.iter().find(|d| d.attempt >= 3).expect("an event delivered on its third attempt");
+    let attempts: Vec<_> = log.iter().filter(|d| d.event_id == retried.event_id).collect();
+    for pair in attempts.windows(2) {
+        let gap = (pair[1].at - pair[0].at).num_milliseconds();
+        let scheduled = 100 * 2i64.pow(pair[0].attempt - 1);
+        assert!(
+            gap >= scheduled,
+            "attempt {} came {gap} ms after the one before, under {scheduled} ms",
+            pair[1].attempt
+        );
+    }
 }
 
 /// The simulator's signature, checked by the independent HMAC in helpers.
@@ -333,6 +350,14 @@ async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
     assert!(s.delivered(6).await, "{:?}", s.sim.deliveries());
     assert_eq!(t.available().await, 5);
     assert_eq!(purchase_status(&t, &p).await, "succeeded", "a late created event does not rewind it");
+    // They did arrive out of order: each step's first answered delivery, in arrival order.
+    let mut arrived: Vec<String> = Vec::new();
+    for d in s.sim.deliveries() {
+        if d.status == Some(200) && !arrived.contains(&d.event_type) {
+            arrived.push(d.event_type);
+        }
+    }
+    assert_eq!(arrived, ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]);
 }
 
 async fn a_processing_payment_is_credited_only_once_it_succeeds(kind: DbKind) {

@@ -12,8 +12,9 @@ pub struct Faults {
     pub delay_ms: u64,
     /// Record events but never deliver them (a delivery lost for good).
     pub drop: bool,
-    /// Delay each delivery by a random 0–300 ms more, so events emitted together arrive in any
-    /// order (Stripe does not guarantee order).
+    /// Hold earlier steps of a payment back (up to 900 ms) so that later ones arrive first:
+    /// `payment_intent.succeeded`, then `charge.succeeded`, then `payment_intent.created`
+    /// (Stripe does not guarantee order).
     pub out_of_order: bool,
     /// Sign with a secret the endpoint does not know.
     pub wrong_secret: bool,

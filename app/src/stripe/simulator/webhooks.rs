@@ -16,8 +16,25 @@ pub struct DeliveryAttempt {
     pub attempt: u32,
     /// The endpoint's HTTP status, or None if it could not be reached.
     pub status: Option<u16>,
+    /// The start of the endpoint's answer (what it said, for a failed delivery).
+    pub answer: Option<String>,
     pub error: Option<String>,
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The longest answer the log keeps, in characters.
+const ANSWER_CHARS: usize = 500;
+
+/// How long the `out_of_order` fault holds an event back: the earlier its step in a payment's
+/// life, the longer, so later steps deterministically overtake earlier ones (Stripe does not
+/// promise order, and `payment_intent.succeeded` before `.created` must still credit once).
+fn holdback_ms(event_type: &str) -> u64 {
+    match event_type {
+        "payment_intent.created" => 900,
+        "payment_intent.requires_action" | "payment_intent.processing" => 600,
+        "charge.succeeded" => 300,
+        _ => 0,
+    }
 }
 
 pub(super) fn deliver(
@@ -49,8 +66,7 @@ async fn deliver_one(
 ) {
     let mut delay = std::time::Duration::from_millis(faults.delay_ms);
     if faults.out_of_order {
-        use rand::Rng;
-        delay += std::time::Duration::from_millis(rand::thread_rng().gen_range(0..=300));
+        delay += std::time::Duration::from_millis(holdback_ms(&event_type));
     }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -69,16 +85,17 @@ async fn deliver_one(
             .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks) simulator")
             .header("stripe-signature", header)
             .body(Full::new(Bytes::from(body.clone())));
-        let (status, error) = match request {
+        let (status, answer, error) = match request {
             Ok(request) => match client.request(request).await {
                 Ok(res) => {
                     let status = res.status().as_u16();
-                    let _ = res.into_body().collect().await;
-                    (Some(status), None)
+                    let answer = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let answer = String::from_utf8_lossy(&answer).chars().take(ANSWER_CHARS).collect();
+                    (Some(status), Some(answer), None)
                 }
-                Err(e) => (None, Some(e.to_string())),
+                Err(e) => (None, None, Some(e.to_string())),
             },
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, None, Some(e.to_string())),
         };
         let ok = status.is_some_and(|s| (200..300).contains(&s));
         log.lock().expect("delivery log").push(DeliveryAttempt {
@@ -86,6 +103,7 @@ async fn deliver_one(
             event_type: event_type.clone(),
             attempt,
             status,
+            answer,
             error,
             at: chrono::Utc::now(),
         });
