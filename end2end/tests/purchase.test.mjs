@@ -130,6 +130,7 @@ test('a payment Stripe keeps processing: "Processing", then "safe, no need to pa
   // Well past the modal's 20 s patience (it polls at about 18 s and 23 s), so every state
   // shows in turn.
   await simulator.setFaults({ processing_ms: 30_000 });
+  page.consoleErrors.length = 0; // earlier tests' declined cards logged their 402s
   await openContract(page, 'Daily Planet');
   const before = await availableOnPage(page);
   const dialog = await payWith(page, cards.visa);
@@ -176,6 +177,38 @@ test('coming back from a redirect (return_url with payment_intent) confirms once
   await page.reload();
   assert.equal(await page.getByRole('dialog', { name: 'Payment' }).count(), 0, 'a reload re-triggers nothing');
   assert.equal(await availableOnPage(page), before + 2);
+});
+
+test('coming back from a failed redirect: the reason, nothing credited, and "Try again" opens a new purchase', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
+  await page.getByRole('button', { name: 'Purchase revisions' }).click();
+  const body = await (await started).json();
+  await page.keyboard.press('Escape');
+  // The bank refused it away from the page (a declined card stands in for that).
+  const confirm = await fetch(`${baseUrl}/stripe-sim/v1/payment_intents/${body.payment_intent_id}/confirm`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer pk_test_simulator', 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_secret: body.client_secret, payment_method: 'pm_card_chargeDeclined' }),
+  });
+  assert.equal(confirm.status, 402);
+  const back = new URL(page.url());
+  back.search = new URLSearchParams({
+    payment_intent: body.payment_intent_id,
+    payment_intent_client_secret: body.client_secret,
+    redirect_status: 'failed',
+  }).toString();
+  await page.goto(back.toString());
+  const pending = page.getByRole('dialog', { name: 'Payment' });
+  await pending.getByRole('alert').waitFor();
+  assert.match(await pending.getByRole('alert').textContent(), /did not go through and nothing was charged/);
+  assert.equal(await availableOnPage(page), before, 'nothing credited');
+  await screenshot(page, 'redirect-failed');
+  await pending.getByRole('button', { name: 'Try again' }).click();
+  await page.getByRole('dialog', { name: 'Buy revisions' }).getByLabel('Card number').waitFor({ timeout: 10_000 });
+  await page.keyboard.press('Escape');
+  assert.equal(await availableOnPage(page), before);
 });
 
 test('the Stripe.js stand-in: retrievePaymentIntent, and confirmPayment with redirect "always" returns to return_url', async () => {

@@ -265,16 +265,28 @@ impl TestApp {
 
 /// POSTs a form (Stripe's request encoding) to any URL with a bearer key.
 pub async fn post_form(url: &str, key: &str, fields: &[(&str, &str)]) -> Reply {
+    post_form_keyed(url, key, None, fields).await.0
+}
+
+/// `post_form` with an optional `Idempotency-Key`; also says whether the answer was a replay.
+pub async fn post_form_keyed(
+    url: &str,
+    key: &str,
+    idempotency_key: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (Reply, bool) {
     let body = fields.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&");
-    let req = hyper::Request::post(url)
+    let mut req = hyper::Request::post(url)
         .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let res = client().request(req).await.expect("request");
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(k) = idempotency_key {
+        req = req.header("idempotency-key", k);
+    }
+    let res = client().request(req.body(Full::new(Bytes::from(body))).unwrap()).await.expect("request");
     let status = res.status().as_u16();
+    let replayed = res.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    (Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }, replayed)
 }
 
 pub async fn get_json(url: &str, key: &str) -> Value {

@@ -34,6 +34,55 @@ async fn the_client_creates_retrieves_and_replays_idempotent_creates() {
 }
 
 #[tokio::test]
+async fn every_post_honours_idempotency_keys_as_stripe_does() {
+    let base = simulator().await;
+    let sk = "sk_test_client";
+    let api = StripeApi::new(sk, &base).unwrap();
+    let pi = api.create_pack_payment(7, &PackTerms::standard(), "create-7").await.unwrap();
+    let keyed = |path: String, key: &'static str, fields: Vec<(&'static str, String)>| {
+        let base = base.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post_form_keyed(&format!("{base}{path}"), sk, Some(key), &fields).await
+        }
+    };
+    let confirm = format!("/v1/payment_intents/{}/confirm", pi.id);
+    let card = || vec![("payment_method", "pm_card_visa".to_string())];
+    // Confirm twice with one key: the first answer, replayed (a second confirm would be a 400).
+    let (first, replayed) = keyed(confirm.clone(), "confirm-7", card()).await;
+    assert_eq!((first.status, first.body["status"].as_str(), replayed), (200, Some("succeeded"), false));
+    let (again, replayed) = keyed(confirm.clone(), "confirm-7", card()).await;
+    assert_eq!((again.status, &again.body, replayed), (200, &first.body, true));
+    // A refund retried with its key refunds once: 5,000 + a further 10,000 still fit the 15,000
+    // charge only if the retry did not refund again.
+    let refund = |amount: &str| vec![("payment_intent", pi.id.clone()), ("amount", amount.to_string())];
+    let (r1, _) = keyed("/v1/refunds".into(), "refund-7", refund("5000")).await;
+    let (r2, replayed) = keyed("/v1/refunds".into(), "refund-7", refund("5000")).await;
+    assert_eq!((r1.status, &r2.body["id"], replayed), (200, &r1.body["id"], true), "{}", r1.body);
+    let (r3, _) = keyed("/v1/refunds".into(), "refund-7b", refund("10000")).await;
+    assert_eq!(r3.status, 200, "{}", r3.body);
+    // The same key with other parameters, or on another endpoint, is an error.
+    let (other, _) = keyed("/v1/refunds".into(), "refund-7", refund("100")).await;
+    assert_eq!((other.status, other.body["error"]["type"].as_str()), (400, Some("idempotency_error")));
+    let (elsewhere, _) = keyed(confirm.clone(), "refund-7", refund("5000")).await;
+    assert_eq!(elsewhere.body["error"]["type"], "idempotency_error");
+    // A request refused for its parameters is not kept: fixed, it runs under the same key.
+    let (bad, _) = keyed("/v1/payment_intents".into(), "fix-me", vec![("currency", "usd".into())]).await;
+    assert_eq!(
+        (bad.status, bad.body["error"]["code"].as_str(), bad.body["error"]["param"].as_str()),
+        (400, Some("parameter_missing"), Some("amount"))
+    );
+    let fixed = vec![("currency", "usd".to_string()), ("amount", "15000".to_string())];
+    let (ok, replayed) = keyed("/v1/payment_intents".into(), "fix-me", fixed.clone()).await;
+    assert_eq!((ok.status, replayed), (200, false), "{}", ok.body);
+    // Cancel, too, answers a retry with its first answer.
+    let cancel = format!("/v1/payment_intents/{}/cancel", ok.body["id"].as_str().unwrap());
+    let (c1, _) = keyed(cancel.clone(), "cancel-1", vec![]).await;
+    let (c2, replayed) = keyed(cancel, "cancel-1", vec![]).await;
+    assert_eq!((c1.body["status"].as_str(), &c2.body, replayed), (Some("canceled"), &c1.body, true));
+}
+
+#[tokio::test]
 async fn stripe_errors_keep_their_status_and_code() {
     let base = simulator().await;
     let api = StripeApi::new("sk_test_client", &base).unwrap();

@@ -584,6 +584,13 @@ async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind
     assert!(rows[0]["last_error"].as_str().unwrap().contains("pack price"), "{rows:?}");
     let page = site.get("/admin/events?status=failed", Some(&admin)).await;
     assert!(page.body.contains(&event) && page.body.contains("pack price"), "{}", page.body);
+    // Simulator mode says so on every page, not only the home page.
+    for path in ["/admin/events?status=failed".to_string(), "/admin".into(), format!("/admin/contracts/{anns}")] {
+        let page = site.get(&path, Some(&admin)).await;
+        assert!(page.body.contains("Simulated payments — no money moves"), "{path}: {}", page.body);
+    }
+    let page = site.get(&format!("/contracts/{anns}"), Some(&ann)).await;
+    assert!(page.body.contains("Simulated payments — no money moves"), "{}", page.body);
     assert_eq!(site.call::<AdminEvents>(Some(&ann), &[("status", ""), ("payment", "")]).await.status, 403);
     site.app.stop().await;
 }

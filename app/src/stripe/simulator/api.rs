@@ -26,14 +26,22 @@ pub struct Simulator {
 struct SimState {
     /// In creation order; Stripe lists newest first.
     intents: Vec<Value>,
-    /// Idempotency-Key → (the request it was first used with, the answer given).
-    idempotency: HashMap<String, (String, StatusCode, Value)>,
+    /// Idempotency-Key → the request it was first used with, and its answer once there is one.
+    idempotency: HashMap<String, Idempotent>,
     /// Every event emitted, in order.
     events: Vec<Value>,
     /// PaymentIntent id → last four digits of the card it was confirmed with.
     card_last4: HashMap<String, String>,
     /// Charges of succeeded PaymentIntents (refunds update them).
     charges: Vec<Value>,
+}
+
+/// What an Idempotency-Key stands for.
+enum Idempotent {
+    /// A request with this key is being answered now (fingerprint of that request).
+    InFlight(String),
+    /// Answered: the fingerprint, and the answer every retry with this key replays.
+    Answered(String, StatusCode, Bytes),
 }
 
 impl Simulator {
@@ -98,6 +106,8 @@ pub fn router(sim: Simulator) -> Router {
         .route("/v1/refunds", post(create_refund))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(retrieve_event))
+        // Inner layer: injected faults (below) answer before a request counts as executed.
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), idempotency))
         .layer(axum::middleware::from_fn_with_state(sim.clone(), injected_api_errors));
     Router::new()
         .merge(api)
@@ -155,6 +165,87 @@ async fn injected_api_errors(
         ),
         None => next.run(request).await,
     }
+}
+
+/// `Idempotency-Key` on every POST, as Stripe keeps it: the first answer of a request that ran
+/// (a success, a card decline, a server error) is replayed to every retry with the same key and
+/// the same endpoint and parameters, marked `Idempotent-Replayed: true`; the same key with other
+/// parameters is an `idempotency_error`; a retry while the first is still running is a 409.
+/// Requests refused before they ran (bad parameters, no such object, auth) are not kept, so
+/// they can be retried fixed under the same key.
+async fn idempotency(
+    State(sim): State<Simulator>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let Some(key) = key.filter(|_| request.method() == axum::http::Method::POST) else {
+        return next.run(request).await;
+    };
+    if key.len() > 255 {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "Idempotency keys are at most 255 characters.",
+            None,
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "The request body is too large.",
+            None,
+        );
+    };
+    let fingerprint = format!("{} {}", parts.uri.path(), serde_json::to_string(&form(&body)).unwrap_or_default());
+    {
+        let mut state = sim.state.lock().expect("simulator state");
+        match state.idempotency.get(&key) {
+            Some(Idempotent::Answered(first, _, _) | Idempotent::InFlight(first)) if *first != fingerprint => {
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    "idempotency_error",
+                    None,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                    None,
+                );
+            }
+            Some(Idempotent::Answered(_, status, answer)) => {
+                let mut r =
+                    (*status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.clone()).into_response();
+                r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                return r;
+            }
+            Some(Idempotent::InFlight(_)) => {
+                return stripe_error(
+                    StatusCode::CONFLICT,
+                    "idempotency_error",
+                    Some("idempotency_key_in_use"),
+                    "There is currently another in-progress request using this Idempotency-Key. Please try again later.",
+                    None,
+                );
+            }
+            None => {
+                state.idempotency.insert(key.clone(), Idempotent::InFlight(fingerprint.clone()));
+            }
+        }
+    }
+    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(body))).await;
+    let (parts, body) = response.into_parts();
+    let answer = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let ran =
+        parts.status.is_success() || parts.status == StatusCode::PAYMENT_REQUIRED || parts.status.is_server_error();
+    let mut state = sim.state.lock().expect("simulator state");
+    if ran {
+        state.idempotency.insert(key, Idempotent::Answered(fingerprint, parts.status, answer.clone()));
+    } else {
+        state.idempotency.remove(&key);
+    }
+    Response::from_parts(parts, axum::body::Body::from(answer))
 }
 
 async fn get_faults(State(sim): State<Simulator>) -> Response {
@@ -236,70 +327,42 @@ async fn create_payment_intent(State(sim): State<Simulator>, headers: HeaderMap,
     if let Err(r) = authorize(&headers) {
         return r;
     }
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    // Idempotency-Key is handled for every POST by the `idempotency` layer.
     let fields = form(&body);
-    let fingerprint = serde_json::to_string(&fields).unwrap_or_default();
     let mut state = sim.state.lock().expect("simulator state");
-    if let Some(key) = &key {
-        if key.len() > 255 {
-            return stripe_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                "Idempotency keys are at most 255 characters.",
-                None,
-            );
-        }
-        if let Some((first, status, answer)) = state.idempotency.get(key) {
-            if *first != fingerprint {
-                return stripe_error(
-                    StatusCode::BAD_REQUEST,
-                    "idempotency_error",
-                    None,
-                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
-                    None,
-                );
-            }
-            let mut r = (*status, Json(answer.clone())).into_response();
-            r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-            return r;
-        }
-    }
-    let (status, answer) = match new_payment_intent(&fields) {
+    match new_payment_intent(&fields) {
         Ok(pi) => {
             state.intents.push(pi.clone());
             sim.emit(&mut state, "payment_intent.created", &pi);
-            (StatusCode::OK, pi)
+            Json(pi).into_response()
         }
-        Err((param, message)) => (
-            StatusCode::BAD_REQUEST,
-            json!({"error": {"type": "invalid_request_error", "message": message, "param": param}}),
-        ),
-    };
-    if let Some(key) = key {
-        state.idempotency.insert(key, (fingerprint, status, answer.clone()));
+        Err((param, code, message)) => {
+            stripe_error(StatusCode::BAD_REQUEST, "invalid_request_error", Some(code), &message, Some(param))
+        }
     }
-    (status, Json(answer)).into_response()
 }
 
-fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'static str, String)> {
+/// A new PaymentIntent from the create parameters, or the parameter at fault with Stripe's
+/// error code and message.
+fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'static str, &'static str, String)> {
     let amount: i64 = fields
         .get("amount")
-        .ok_or(("amount", "Missing required param: amount.".to_string()))?
+        .ok_or(("amount", "parameter_missing", "Missing required param: amount.".to_string()))?
         .parse()
-        .map_err(|_| ("amount", "Invalid integer: amount.".to_string()))?;
+        .map_err(|_| ("amount", "parameter_invalid_integer", "Invalid integer: amount.".to_string()))?;
     if !(MIN_AMOUNT..=MAX_AMOUNT).contains(&amount) {
         return Err((
             "amount",
+            if amount < MIN_AMOUNT { "amount_too_small" } else { "amount_too_large" },
             format!("Amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} in the currency's minor unit."),
         ));
     }
     let currency = fields
         .get("currency")
-        .ok_or(("currency", "Missing required param: currency.".to_string()))?
+        .ok_or(("currency", "parameter_missing", "Missing required param: currency.".to_string()))?
         .to_ascii_lowercase();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(("currency", format!("Invalid currency: {currency}.")));
+        return Err(("currency", "parameter_invalid_string", format!("Invalid currency: {currency}.")));
     }
     let mut metadata = Map::new();
     for (k, v) in fields {
@@ -308,6 +371,7 @@ fn new_payment_intent(fields: &BTreeMap<String, String>) -> Result<Value, (&'sta
             if name.is_empty() || name.len() > 40 || v.len() > 500 || metadata.len() >= 50 {
                 return Err((
                     "metadata",
+                    "parameter_invalid_string",
                     "Metadata keys are 1-40 characters, values at most 500, at most 50 keys.".into(),
                 ));
             }
