@@ -32,10 +32,13 @@ if (!baseUrl) {
   baseUrl = `http://127.0.0.1:${port}`;
   const bin = resolve(repoRoot, process.env.BIN ?? 'target/release/revision-store');
   const log = openSync(serverLog, 'w');
+  // The tests need simulator mode: no Stripe setting from the caller's environment may leak in
+  // (with only some of them set, the server rightly refuses to start).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRIPE_')));
   server = spawn(bin, ['serve', '--demo'], {
     cwd: repoRoot,
     env: {
-      ...process.env,
+      ...env,
       DATABASE_URL: `sqlite:${join(tmp, 'e2e.db')}`,
       BIND_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: 'target/site',

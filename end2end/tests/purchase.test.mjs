@@ -142,7 +142,6 @@ test('a payment Stripe keeps processing: "Processing", then "safe, no need to pa
   assert.match(await pending.getByTestId('payment-slow').textContent(), /no need to pay again/);
   assert.equal(await pending.getByRole('button').filter({ hasText: /pay|try again|purchase/i }).count(), 0,
     'no second purchase is offered while the first is still processing');
-  assert.equal(await availableOnPage(page), before, 'nothing is credited while Stripe says processing');
   await screenshot(page, 'payment-still-processing');
   await pending.getByTestId('payment-succeeded').waitFor({ timeout: 20_000 });
   assert.equal(Number(await pending.getByTestId('new-available').textContent()), before + 2);

@@ -75,6 +75,15 @@ async fn every_post_honours_idempotency_keys_as_stripe_does() {
     let fixed = vec![("currency", "usd".to_string()), ("amount", "15000".to_string())];
     let (ok, replayed) = keyed("/v1/payment_intents".into(), "fix-me", fixed.clone()).await;
     assert_eq!((ok.status, replayed), (200, false), "{}", ok.body);
+    // A replay goes only to the caller that made the request: no key, a live key or another
+    // key gets no stored answer (which may hold a client secret).
+    let create = format!("{base}/v1/payment_intents");
+    let fixed_fields: Vec<(&str, &str)> = fixed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (other_key, status) in [("", 401), ("sk_live_x", 401), ("sk_test_someone_else", 400)] {
+        let (r, replayed) = post_form_keyed(&create, other_key, Some("fix-me"), &fixed_fields).await;
+        assert_eq!((r.status, replayed), (status, false), "{other_key:?}: {}", r.body);
+        assert!(r.body.get("id").is_none() && !r.body.to_string().contains("_secret_"), "{}", r.body);
+    }
     // Cancel, too, answers a retry with its first answer.
     let cancel = format!("/v1/payment_intents/{}/cancel", ok.body["id"].as_str().unwrap());
     let (c1, _) = keyed(cancel.clone(), "cancel-1", vec![]).await;

@@ -12,7 +12,9 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+// A panic while the state is locked must not take the simulator down for good: its state is
+// plain data, valid after any completed step, so a poisoned lock is taken as it stands.
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Clone, Default)]
 pub struct Simulator {
@@ -53,17 +55,17 @@ impl Simulator {
     /// Replaces the active faults.
     pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
         faults.validate()?;
-        *self.faults.lock().expect("faults") = faults;
+        *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = faults;
         Ok(())
     }
 
     pub fn faults(&self) -> Faults {
-        self.faults.lock().expect("faults").clone()
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Every delivery attempt so far.
     pub fn deliveries(&self) -> Vec<DeliveryAttempt> {
-        self.deliveries.lock().expect("delivery log").clone()
+        self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Records an event for `object` and delivers it if webhooks are configured.
@@ -139,7 +141,7 @@ async fn injected_api_errors(
     next: axum::middleware::Next,
 ) -> Response {
     let injected = {
-        let mut faults = sim.faults.lock().expect("faults");
+        let mut faults = sim.faults.lock().unwrap_or_else(PoisonError::into_inner);
         match faults.api_error_status {
             Some(status) if faults.api_error_count > 0 => {
                 faults.api_error_count -= 1;
@@ -191,6 +193,22 @@ async fn idempotency(
             None,
         );
     }
+    // A replay hands back what the first answer held (a client secret, say): only to a caller
+    // with a usable key, and only the same key (it is part of the fingerprint below). A
+    // publishable key is checked with its client secret by the handler; both are in the
+    // fingerprint.
+    let credential = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    if !credential.starts_with("pk_test_") {
+        if let Err(r) = authorize(request.headers()) {
+            return r;
+        }
+    }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
         return stripe_error(
@@ -201,9 +219,10 @@ async fn idempotency(
             None,
         );
     };
-    let fingerprint = format!("{} {}", parts.uri.path(), serde_json::to_string(&form(&body)).unwrap_or_default());
+    let fingerprint =
+        format!("{credential} {} {}", parts.uri.path(), serde_json::to_string(&form(&body)).unwrap_or_default());
     {
-        let mut state = sim.state.lock().expect("simulator state");
+        let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
         match state.idempotency.get(&key) {
             Some(Idempotent::Answered(first, _, _) | Idempotent::InFlight(first)) if *first != fingerprint => {
                 return stripe_error(
@@ -234,18 +253,36 @@ async fn idempotency(
             }
         }
     }
+    // Should this request never finish (dropped, or a handler panics), the key is freed again
+    // rather than answering "in progress" for ever.
+    let mut in_flight = InFlightKey { sim: sim.clone(), key: Some(key) };
     let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(body))).await;
     let (parts, body) = response.into_parts();
     let answer = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     let ran =
         parts.status.is_success() || parts.status == StatusCode::PAYMENT_REQUIRED || parts.status.is_server_error();
-    let mut state = sim.state.lock().expect("simulator state");
     if ran {
-        state.idempotency.insert(key, Idempotent::Answered(fingerprint, parts.status, answer.clone()));
-    } else {
-        state.idempotency.remove(&key);
+        if let Some(key) = in_flight.key.take() {
+            let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.idempotency.insert(key, Idempotent::Answered(fingerprint, parts.status, answer.clone()));
+        }
     }
+    drop(in_flight);
     Response::from_parts(parts, axum::body::Body::from(answer))
+}
+
+/// An Idempotency-Key marked in flight; removed on drop unless its answer was stored.
+struct InFlightKey {
+    sim: Simulator,
+    key: Option<String>,
+}
+
+impl Drop for InFlightKey {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.sim.state.lock().unwrap_or_else(PoisonError::into_inner).idempotency.remove(&key);
+        }
+    }
 }
 
 async fn get_faults(State(sim): State<Simulator>) -> Response {
@@ -329,7 +366,7 @@ async fn create_payment_intent(State(sim): State<Simulator>, headers: HeaderMap,
     }
     // Idempotency-Key is handled for every POST by the `idempotency` layer.
     let fields = form(&body);
-    let mut state = sim.state.lock().expect("simulator state");
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     match new_payment_intent(&fields) {
         Ok(pi) => {
             state.intents.push(pi.clone());
@@ -416,7 +453,7 @@ async fn retrieve_payment_intent(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let state = sim.state.lock().expect("simulator state");
+    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     // Stripe.js retrieves with the publishable key and the client secret; servers with the
     // secret key. The client secret check is the same one confirm makes.
     if let Ok(pi) = find_intent_ref(&state, &id) {
@@ -469,7 +506,7 @@ async fn list_payment_intents(State(sim): State<Simulator>, headers: HeaderMap, 
     if !(1..=100).contains(&limit) {
         return limit_out_of_range();
     }
-    let state = sim.state.lock().expect("simulator state");
+    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let matching: Vec<&Value> = state
         .intents
         .iter()
@@ -548,7 +585,9 @@ enum CardOutcome {
     },
 }
 
-fn card_outcome(number: &str) -> Result<CardOutcome, Response> {
+/// What a test card number does, and its last four digits (of the cleaned digits: the number as
+/// typed may hold spaces of any width, and cutting that by bytes could split a character).
+fn card_outcome(number: &str) -> Result<(CardOutcome, String), Response> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     if digits.len() < 12 || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) || !luhn(&digits) {
         return Err(stripe_error(
@@ -559,7 +598,7 @@ fn card_outcome(number: &str) -> Result<CardOutcome, Response> {
             Some("payment_method_data[card][number]"),
         ));
     }
-    Ok(match digits.as_str() {
+    let outcome = match digits.as_str() {
         "4242424242424242" | "5555555555554444" => CardOutcome::Succeeds,
         "4000002500003155" | "4000002760003184" => CardOutcome::RequiresAuthentication,
         "4000000000000002" => {
@@ -573,7 +612,8 @@ fn card_outcome(number: &str) -> Result<CardOutcome, Response> {
             decline_code: "test_mode_live_card",
             message: "Your card was declined. Your request was in test mode, but used a non test card.",
         },
-    })
+    };
+    Ok((outcome, digits[digits.len() - 4..].to_string()))
 }
 
 fn luhn(digits: &str) -> bool {
@@ -640,7 +680,7 @@ async fn confirm_payment_intent(
     body: Bytes,
 ) -> Response {
     let fields = form(&body);
-    let mut guard = sim.state.lock().expect("simulator state");
+    let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let state = &mut *guard;
     let pi = match find_intent(state, &id) {
         Ok(pi) => pi,
@@ -676,11 +716,10 @@ async fn confirm_payment_intent(
             )
         }
     };
-    let outcome = match card_outcome(&number) {
+    let (outcome, last4) = match card_outcome(&number) {
         Ok(o) => o,
         Err(r) => return r,
     };
-    let last4 = number[number.len() - 4..].to_string();
     state.card_last4.insert(id.clone(), last4.clone());
     let pi = find_intent(state, &id).expect("found above");
     pi["payment_method"] = json!(format!("pm_sim{}", random_token(20)));
@@ -730,7 +769,7 @@ impl Simulator {
         let (sim, id, last4) = (self.clone(), id.to_string(), last4.to_string());
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(processing_ms)).await;
-            let mut guard = sim.state.lock().expect("simulator state");
+            let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
             let state = &mut *guard;
             // Canceled meanwhile (or otherwise moved on): nothing settles.
             if find_intent(state, &id).is_ok_and(|pi| pi["status"] == "processing") {
@@ -785,7 +824,7 @@ fn succeed(pi: &mut Value, last4: &str, disputed: bool) -> (Value, Vec<(&'static
 /// The simulator's 3-D Secure challenge: `outcome=complete` or `outcome=fail`.
 async fn authenticate_payment_intent(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> Response {
     let fields = form(&body);
-    let mut guard = sim.state.lock().expect("simulator state");
+    let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let state = &mut *guard;
     let last4 = state.card_last4.get(&id).cloned().unwrap_or_default();
     let pi = match find_intent(state, &id) {
@@ -828,7 +867,7 @@ async fn cancel_payment_intent(
         return r;
     }
     let fields = form(&body);
-    let mut guard = sim.state.lock().expect("simulator state");
+    let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let state = &mut *guard;
     let pi = match find_intent(state, &id) {
         Ok(pi) => pi,
@@ -858,7 +897,7 @@ async fn list_events(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(
     };
     let types: Vec<&String> =
         q.iter().filter(|(k, _)| *k == "type" || k.starts_with("types[")).map(|(_, v)| v).collect();
-    let state = sim.state.lock().expect("simulator state");
+    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let matching: Vec<&Value> = state
         .events
         .iter()
@@ -872,7 +911,7 @@ async fn retrieve_event(State(sim): State<Simulator>, headers: HeaderMap, Path(i
     if let Err(r) = authorize(&headers) {
         return r;
     }
-    let state = sim.state.lock().expect("simulator state");
+    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     retrieve(&state.events, &id, "event", "id")
 }
 
@@ -914,7 +953,7 @@ async fn create_refund(State(sim): State<Simulator>, headers: HeaderMap, body: B
             Some("payment_intent"),
         );
     };
-    let mut guard = sim.state.lock().expect("simulator state");
+    let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     let state = &mut *guard;
     if let Err(r) = find_intent(state, &pi_id) {
         return r;

@@ -12,8 +12,9 @@ pub struct Faults {
     pub delay_ms: u64,
     /// Record events but never deliver them (a delivery lost for good).
     pub drop: bool,
-    /// Hold earlier steps of a payment back (up to 900 ms) so that later ones arrive first:
-    /// `payment_intent.succeeded`, then `charge.succeeded`, then `payment_intent.created`
+    /// Hold each event back by how early its step is in a payment's life (created 900 ms,
+    /// requires_action or processing 600 ms, charge.succeeded 300 ms, the rest 0), counted
+    /// from when it is emitted: events emitted within that window arrive latest step first
     /// (Stripe does not guarantee order).
     pub out_of_order: bool,
     /// Sign with a secret the endpoint does not know.

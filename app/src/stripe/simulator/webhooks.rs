@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryAttempt {
@@ -26,7 +26,7 @@ pub struct DeliveryAttempt {
 const ANSWER_CHARS: usize = 500;
 
 /// How long the `out_of_order` fault holds an event back: the earlier its step in a payment's
-/// life, the longer, so later steps deterministically overtake earlier ones (Stripe does not
+/// life, the longer, so later steps emitted soon after overtake earlier ones (Stripe does not
 /// promise order, and `payment_intent.succeeded` before `.created` must still credit once).
 fn holdback_ms(event_type: &str) -> u64 {
     match event_type {
@@ -98,7 +98,7 @@ async fn deliver_one(
             Err(e) => (None, None, Some(e.to_string())),
         };
         let ok = status.is_some_and(|s| (200..300).contains(&s));
-        log.lock().expect("delivery log").push(DeliveryAttempt {
+        log.lock().unwrap_or_else(PoisonError::into_inner).push(DeliveryAttempt {
             event_id: event_id.clone(),
             event_type: event_type.clone(),
             attempt,
