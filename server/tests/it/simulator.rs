@@ -159,6 +159,13 @@ async fn a_disputed_payment_is_credited_and_the_dispute_kept(kind: DbKind) {
     assert_eq!(s.confirm(&p, "4000000000000259").await.body["status"], "succeeded");
     assert!(s.delivered(4).await, "{:?}", s.sim.deliveries());
     assert_eq!(t.available().await, 5);
+    // The dispute came later, on its own: after the payment's success was delivered.
+    let log = s.sim.deliveries();
+    let first = |t: &str| log.iter().find(|d| d.event_type == t).map(|d| d.at).unwrap();
+    assert!(
+        first("charge.dispute.created") - first("payment_intent.succeeded") >= chrono::Duration::milliseconds(500),
+        "{log:?}"
+    );
     let disputes = app::store::events::list(t.store(), Some("ignored"), 100).await.unwrap();
     assert!(disputes.iter().any(|e| e.event_type == "charge.dispute.created"), "the dispute is kept as evidence");
 }

@@ -783,12 +783,26 @@ impl Simulator {
         let pi = find_intent(state, id).expect("the caller found it");
         let (pi, events) = succeed(pi, last4, disputed);
         state.charges.push(events[0].1.clone());
-        for (event_type, object) in &events {
-            self.emit(state, event_type, object);
+        for (event_type, object) in events {
+            if event_type == "charge.dispute.created" {
+                // A cardholder disputes after the payment, not with it: the dispute comes
+                // DISPUTE_AFTER_MS later, as its own delivery.
+                let sim = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(DISPUTE_AFTER_MS)).await;
+                    let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    sim.emit(&mut guard, event_type, &object);
+                });
+            } else {
+                self.emit(state, event_type, &object);
+            }
         }
         pi
     }
 }
+
+/// How long after a 4000 0000 0000 0259 payment succeeds its dispute is opened.
+const DISPUTE_AFTER_MS: u64 = 1000;
 
 /// Moves a PaymentIntent to `succeeded` with a charge; returns it and the events to emit.
 fn succeed(pi: &mut Value, last4: &str, disputed: bool) -> (Value, Vec<(&'static str, Value)>) {
