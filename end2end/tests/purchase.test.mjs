@@ -148,11 +148,12 @@ test('a payment Stripe keeps processing: "Processing", then "safe, no need to pa
   assert.deepEqual(page.consoleErrors, []);
 });
 
-test('coming back from a redirect (return_url with payment_intent) confirms once and cleans the address', async () => {
-  await openContract(page, 'Daily Planet');
-  const before = await availableOnPage(page);
-  // Start a purchase the way the page does, then pay it as a redirect-based method would,
-  // outside the page, and come back to return_url with Stripe's query parameters.
+/**
+ * Starts a purchase the way the page does, pays it as a redirect-based method would, outside
+ * the page, with `paymentMethod` (expecting the confirm to answer `confirmStatus`), and comes
+ * back to return_url with Stripe's query parameters and `redirectStatus`.
+ */
+async function payAwayAndReturn(paymentMethod, confirmStatus, redirectStatus) {
   const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
   await page.getByRole('button', { name: 'Purchase revisions' }).click();
   const body = await (await started).json();
@@ -160,16 +161,22 @@ test('coming back from a redirect (return_url with payment_intent) confirms once
   const confirm = await fetch(`${baseUrl}/stripe-sim/v1/payment_intents/${body.payment_intent_id}/confirm`, {
     method: 'POST',
     headers: { authorization: 'Bearer pk_test_simulator', 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ client_secret: body.client_secret, payment_method: 'pm_card_visa' }),
+    body: new URLSearchParams({ client_secret: body.client_secret, payment_method: paymentMethod }),
   });
-  assert.equal(confirm.status, 200);
+  assert.equal(confirm.status, confirmStatus);
   const back = new URL(page.url());
   back.search = new URLSearchParams({
     payment_intent: body.payment_intent_id,
     payment_intent_client_secret: body.client_secret,
-    redirect_status: 'succeeded',
+    redirect_status: redirectStatus,
   }).toString();
   await page.goto(back.toString());
+}
+
+test('coming back from a redirect (return_url with payment_intent) confirms once and cleans the address', async () => {
+  await openContract(page, 'Daily Planet');
+  const before = await availableOnPage(page);
+  await payAwayAndReturn('pm_card_visa', 200, 'succeeded');
   await page.getByTestId('new-available').waitFor();
   assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
   assert.equal(new URL(page.url()).search, '', 'the query string is cleaned');
@@ -181,24 +188,8 @@ test('coming back from a redirect (return_url with payment_intent) confirms once
 test('coming back from a failed redirect: the reason, nothing credited, and "Try again" opens a new purchase', async () => {
   await openContract(page, 'Daily Planet');
   const before = await availableOnPage(page);
-  const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
-  await page.getByRole('button', { name: 'Purchase revisions' }).click();
-  const body = await (await started).json();
-  await page.keyboard.press('Escape');
   // The bank refused it away from the page (a declined card stands in for that).
-  const confirm = await fetch(`${baseUrl}/stripe-sim/v1/payment_intents/${body.payment_intent_id}/confirm`, {
-    method: 'POST',
-    headers: { authorization: 'Bearer pk_test_simulator', 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ client_secret: body.client_secret, payment_method: 'pm_card_chargeDeclined' }),
-  });
-  assert.equal(confirm.status, 402);
-  const back = new URL(page.url());
-  back.search = new URLSearchParams({
-    payment_intent: body.payment_intent_id,
-    payment_intent_client_secret: body.client_secret,
-    redirect_status: 'failed',
-  }).toString();
-  await page.goto(back.toString());
+  await payAwayAndReturn('pm_card_chargeDeclined', 402, 'failed');
   const pending = page.getByRole('dialog', { name: 'Payment' });
   await pending.getByRole('alert').waitFor();
   assert.match(await pending.getByRole('alert').textContent(), /did not go through and nothing was charged/);
