@@ -28,6 +28,9 @@ pub struct Faults {
     /// settle at once on Stripe; this stands in for payment methods that do not, so the app's
     /// "processing" and "still waiting" states can be exercised.
     pub processing_ms: u64,
+    /// How long after it is made a refund of the 4000 0000 0000 5126 card fails (Stripe: the
+    /// card was closed, so the bank sends the money back later).
+    pub refund_failure_ms: u64,
 }
 
 impl Default for Faults {
@@ -42,6 +45,7 @@ impl Default for Faults {
             api_error_status: None,
             api_error_count: 0,
             processing_ms: 0,
+            refund_failure_ms: 1000,
         }
     }
 }
@@ -57,6 +61,9 @@ impl Faults {
         }
         if self.processing_ms > 600_000 {
             return Err("processing_ms must be at most 600000 (10 minutes)".into());
+        }
+        if self.refund_failure_ms > 600_000 {
+            return Err("refund_failure_ms must be at most 600000 (10 minutes)".into());
         }
         match self.api_error_status {
             None | Some(500) | Some(429) => Ok(()),

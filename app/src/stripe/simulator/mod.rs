@@ -2,23 +2,137 @@
 //! (form-encoded requests with bracketed keys, JSON objects shaped like Stripe's, Stripe's
 //! error object and status codes, idempotency keys, signed webhooks), so production code paths
 //! (async-stripe, our signature check) run unchanged against it. Test mode only: a live key is
-//! refused. State is in memory.
+//! refused. State is in memory. Objects and events are rendered as API version
+//! [`API_VERSION`], the one async-stripe pins.
 //!
-//! Implemented: PaymentIntents (create, retrieve, list, confirm with Stripe's test cards,
-//! 3-D Secure completion or failure, cancel), Refunds (full or partial), Events (list,
-//! retrieve), webhook delivery with
-//! Stripe's signature, retries with exponential backoff and a delivery log, and fault
-//! injection (duplicate, delayed, dropped, reordered or mis-signed deliveries; API 500/429).
-mod api;
+//! One module per resource, as Stripe's API reference is organised, so each can be checked
+//! against its page:
+//! - `payment_intents`: create, retrieve, list (`latest_charge` expandable), confirm with
+//!   Stripe's test cards (`cards`), 3-D Secure completion or failure, cancel;
+//! - `charges`: retrieve, list by PaymentIntent;
+//! - `refunds`: create (full or partial, by PaymentIntent or charge), retrieve, list; the
+//!   4000 0000 0000 5126 card's refunds fail later;
+//! - `disputes`: retrieve, list, update (evidence), close; opened by the 0259 card or on demand;
+//! - `early_fraud_warnings` (Radar): retrieve, list;
+//! - `events`: retrieve, list with Stripe's filters, each event's delivery state;
+//! - `http`: what all share (error object, keys, parameters, pagination, request ids,
+//!   idempotency keys, injected API errors); `state`: the tables they are kept in;
+//! - `control`: the simulator's own `/_simulator/` endpoints (what the cardholder, bank or
+//!   network would do; delivery log; faults) and the Stripe.js stand-in;
+//! - `webhooks`: delivery with Stripe's signature, retries with exponential backoff and a
+//!   delivery log; `faults`: duplicate, delayed, dropped, reordered or mis-signed deliveries,
+//!   API 500/429, slow settlement, when a refund fails.
+mod cards;
+mod charges;
+mod control;
+mod disputes;
+mod early_fraud_warnings;
+mod events;
 mod faults;
+mod http;
+mod payment_intents;
+mod refunds;
+mod state;
 mod webhooks;
 
-pub use api::{router, Simulator};
+pub use disputes::DisputeOutcome;
+pub use events::API_VERSION;
 pub use faults::Faults;
 pub use webhooks::DeliveryAttempt;
 
+use self::http::{Params, RequestInfo};
+use self::state::SimState;
 use crate::stripe::WebhookSecret;
+use axum::Router;
+// A panic while the state is locked must not take the simulator down for good: its state is
+// plain data, valid after any completed step, so a poisoned lock is taken as it stands.
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+#[derive(Clone, Default)]
+pub struct Simulator {
+    state: Arc<Mutex<SimState>>,
+    webhook: Option<WebhookConfig>,
+    deliveries: Arc<Mutex<Vec<DeliveryAttempt>>>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+impl Simulator {
+    /// A simulator that delivers its events to `webhook`.
+    pub fn with_webhooks(webhook: WebhookConfig) -> Self {
+        Self { webhook: Some(webhook), ..Self::default() }
+    }
+
+    /// Replaces the active faults.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = faults;
+        Ok(())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Every delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<DeliveryAttempt> {
+        self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The charge of a PaymentIntent (its `latest_charge`), once it has succeeded.
+    pub fn charge_id(&self, payment_intent_id: &str) -> Option<String> {
+        self.lock().intents.get(payment_intent_id)?.latest_charge.clone()
+    }
+
+    /// The cardholder disputes a succeeded payment now, for what was not refunded, as
+    /// `POST /_simulator/payment_intents/{id}/dispute` does. Returns the dispute's id.
+    pub fn open_dispute(&self, payment_intent_id: &str) -> Result<String, String> {
+        let mut state = self.lock();
+        let dispute = disputes::open_for_payment(self, &mut state, payment_intent_id, &Params::default());
+        dispute.map(|d| d.id).map_err(|e| e.to_string())
+    }
+
+    /// The bank decides a dispute, as `POST /_simulator/disputes/{id}/close` does.
+    pub fn close_dispute(&self, dispute_id: &str, outcome: DisputeOutcome) -> Result<(), String> {
+        let mut state = self.lock();
+        disputes::close(self, &mut state, dispute_id, outcome, &RequestInfo::default())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The card network warns of fraud on a charge, as
+    /// `POST /_simulator/charges/{id}/early_fraud_warning` does. Returns the warning's id.
+    pub fn early_fraud_warning(&self, charge_id: &str) -> Result<String, String> {
+        let mut state = self.lock();
+        early_fraud_warnings::raise(self, &mut state, charge_id).map(|w| w.id).map_err(|e| e.to_string())
+    }
+
+    /// Events the webhook endpoint has not received (`pending_webhooks` 1: not yet delivered,
+    /// dropped, or every attempt failed), oldest first; what `delivery_success=false` lists.
+    pub fn undelivered_event_ids(&self) -> Vec<String> {
+        self.lock().events.iter().filter(|e| e.pending()).map(|e| e.id.clone()).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The simulator's HTTP API: Stripe's `/v1` endpoints and its own `/_simulator` ones.
+pub fn router(sim: Simulator) -> Router {
+    let api = Router::new()
+        .merge(payment_intents::routes())
+        .merge(charges::routes())
+        .merge(refunds::routes())
+        .merge(disputes::routes())
+        .merge(early_fraud_warnings::routes())
+        .merge(events::routes())
+        // Inner layer: injected faults (below) answer before a request counts as executed.
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), http::idempotency))
+        .layer(axum::middleware::from_fn_with_state(sim.clone(), http::injected_api_errors))
+        .layer(axum::middleware::from_fn(http::request_id));
+    Router::new().merge(api).merge(control::routes()).with_state(sim)
+}
 
 /// Where and how the simulator delivers webhooks.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,15 +45,23 @@ pub(super) fn deliver(
     event_type: String,
     body: String,
     log: Arc<Mutex<Vec<DeliveryAttempt>>>,
+    delivered: Arc<AtomicBool>,
 ) {
     if faults.drop {
         tracing::info!(event_id, "simulator fault: delivery dropped");
         return;
     }
     for _ in 0..faults.copies.max(1) {
-        let (config, faults, event_id, event_type, body, log) =
-            (config.clone(), faults.clone(), event_id.clone(), event_type.clone(), body.clone(), log.clone());
-        tokio::spawn(async move { deliver_one(config, faults, event_id, event_type, body, log).await });
+        let (config, faults, event_id, event_type, body, log, delivered) = (
+            config.clone(),
+            faults.clone(),
+            event_id.clone(),
+            event_type.clone(),
+            body.clone(),
+            log.clone(),
+            delivered.clone(),
+        );
+        tokio::spawn(async move { deliver_one(config, faults, event_id, event_type, body, log, delivered).await });
     }
 }
 
@@ -63,6 +72,7 @@ async fn deliver_one(
     event_type: String,
     body: String,
     log: Arc<Mutex<Vec<DeliveryAttempt>>>,
+    delivered: Arc<AtomicBool>,
 ) {
     let mut delay = std::time::Duration::from_millis(faults.delay_ms);
     if faults.out_of_order {
@@ -98,6 +108,10 @@ async fn deliver_one(
             Err(e) => (None, None, Some(e.to_string())),
         };
         let ok = status.is_some_and(|s| (200..300).contains(&s));
+        if ok {
+            // Before the log says so, so whoever sees the 2xx in the log sees it delivered.
+            delivered.store(true, Ordering::SeqCst);
+        }
         log.lock().unwrap_or_else(PoisonError::into_inner).push(DeliveryAttempt {
             event_id: event_id.clone(),
             event_type: event_type.clone(),

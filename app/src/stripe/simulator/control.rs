@@ -1,0 +1,93 @@
+//! The simulator's own endpoints under `/_simulator/`: what the cardholder, the bank or the
+//! card network would do (3-D Secure outcome, open and decide disputes, early fraud
+//! warnings), the delivery log, faults; and the Stripe.js stand-in under `/v3`. They take a
+//! form (or no body) and answer Stripe's objects and error shape, without an API key.
+use super::disputes::{self, DisputeOutcome};
+use super::http::{ok, ApiError, ApiResult, Params, RequestInfo};
+use super::{early_fraud_warnings, payment_intents, Faults, Simulator};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::PoisonError;
+
+pub(super) fn routes() -> Router<Simulator> {
+    Router::new()
+        .route("/_simulator/payment_intents/{id}/authenticate", post(authenticate))
+        .route("/_simulator/payment_intents/{id}/dispute", post(open_dispute))
+        .route("/_simulator/disputes/{id}/close", post(close_dispute))
+        .route("/_simulator/disputes/{id}/submit_evidence", post(submit_evidence))
+        .route("/_simulator/charges/{id}/early_fraud_warning", post(early_fraud_warning))
+        .route("/_simulator/deliveries", get(list_deliveries))
+        .route("/_simulator/faults", get(get_faults).post(set_faults))
+        .route("/v3", get(stripe_js))
+        .route("/v3/", get(stripe_js))
+        .route("/v3/stripe.js", get(stripe_js))
+}
+
+/// The Stripe.js stand-in: what the page loads instead of https://js.stripe.com/v3/.
+async fn stripe_js() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("stripe.js"),
+    )
+        .into_response()
+}
+
+/// The 3-D Secure challenge: `outcome=complete` or `outcome=fail`.
+async fn authenticate(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let fields = Params::parse(&body);
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    payment_intents::authenticate(&sim, &mut state, &id, fields.get("outcome"))
+}
+
+/// The cardholder disputes a succeeded payment now (optional `reason`, `amount`).
+async fn open_dispute(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let fields = Params::parse(&body);
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    ok(&disputes::open_for_payment(&sim, &mut state, &id, &fields)?)
+}
+
+/// The bank decides a dispute: `outcome=won|lost|warning_closed`.
+async fn close_dispute(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let fields = Params::parse(&body);
+    let outcome: DisputeOutcome = fields
+        .get("outcome")
+        .ok_or_else(|| ApiError::missing("outcome"))?
+        .parse()
+        .map_err(|e: String| ApiError::invalid(None, e, Some("outcome")))?;
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    ok(&disputes::close(&sim, &mut state, &id, outcome, &RequestInfo::default())?)
+}
+
+/// Evidence (`evidence[...]`) sent to the bank: the dispute goes `under_review`.
+async fn submit_evidence(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let fields = Params::parse(&body);
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    disputes::submit_evidence(&sim, &mut state, &id, &fields)
+}
+
+/// The card network warns that a charge looks fraudulent.
+async fn early_fraud_warning(State(sim): State<Simulator>, Path(id): Path<String>) -> ApiResult {
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    ok(&early_fraud_warnings::raise(&sim, &mut state, &id)?)
+}
+
+async fn list_deliveries(State(sim): State<Simulator>) -> Response {
+    Json(sim.deliveries()).into_response()
+}
+
+async fn get_faults(State(sim): State<Simulator>) -> Response {
+    Json(sim.faults()).into_response()
+}
+
+async fn set_faults(State(sim): State<Simulator>, body: Bytes) -> ApiResult {
+    let faults: Faults =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(None, format!("faults: {e}"), None))?;
+    sim.set_faults(faults).map_err(|e| ApiError::invalid(None, e, None))?;
+    ok(&sim.faults())
+}
