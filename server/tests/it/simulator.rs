@@ -465,3 +465,468 @@ async fn api_faults_answer_500_and_429_with_stripes_error_shape() {
     assert_eq!((ok.status, ok.body["copies"].as_u64()), (200, Some(3)));
     assert_eq!(sim.faults().copies, 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Refunds, disputes and reconciliation: the simulator alone, with an endpoint that takes every
+// delivery (no app database needed).
+
+const SK: &str = "sk_test_simulated";
+
+/// A simulator on port 0 delivering to a receiver that answers `status` to everything.
+async fn standalone(status: u16) -> (Simulator, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let code = axum::http::StatusCode::from_u16(status).unwrap();
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(move || async move { (code, "answer") }));
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: hook,
+        secret: WebhookSecret::parse("whsec_standalone").unwrap(),
+        retry_base: Duration::from_millis(20),
+        max_attempts: 2,
+    });
+    let (addr, _) = simulator::start("127.0.0.1:0".parse().unwrap(), sim.clone()).await.unwrap();
+    (sim, format!("http://{addr}"))
+}
+
+/// A PaymentIntent of 150.00 USD confirmed with a test PaymentMethod; its id.
+async fn paid_with(base: &str, payment_method: &str) -> String {
+    let pi = post_form(&format!("{base}/v1/payment_intents"), SK, &[("amount", "15000"), ("currency", "usd")]).await;
+    let id = pi.body["id"].as_str().unwrap().to_string();
+    let r =
+        post_form(&format!("{base}/v1/payment_intents/{id}/confirm"), SK, &[("payment_method", payment_method)]).await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.body);
+    id
+}
+
+async fn refund(base: &str, fields: &[(&str, &str)]) -> Reply {
+    post_form(&format!("{base}/v1/refunds"), SK, fields).await
+}
+
+async fn get(base: &str, path_and_query: &str) -> serde_json::Value {
+    get_json(&format!("{base}{path_and_query}"), SK).await
+}
+
+/// The `type`s of a list of events, in the list's order.
+fn types_of(list: &serde_json::Value) -> Vec<String> {
+    list["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
+
+fn ids_of(list: &serde_json::Value) -> Vec<String> {
+    list["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_refund_is_stripes_object_and_emits_refund_created_and_charge_refunded_with_cumulative_amounts() {
+    let (sim, base) = standalone(200).await;
+    let pi = paid_with(&base, "pm_card_visa").await;
+    let charge_id = sim.charge_id(&pi).expect("a succeeded payment has a charge");
+    assert!(charge_id.starts_with("ch_"), "{charge_id}");
+    let (first, _) = post_form_keyed(
+        &format!("{base}/v1/refunds"),
+        SK,
+        Some("refund-part"),
+        &[
+            ("payment_intent", &pi),
+            ("amount", "5000"),
+            ("reason", "requested_by_customer"),
+            ("metadata[ticket]", "T-1"),
+        ],
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let r = &first.body;
+    assert!(r["id"].as_str().unwrap().starts_with("re_"), "{r}");
+    assert_eq!(
+        (r["object"].as_str(), r["amount"].as_i64(), r["charge"].as_str(), r["payment_intent"].as_str()),
+        (Some("refund"), Some(5000), Some(charge_id.as_str()), Some(pi.as_str()))
+    );
+    assert_eq!((r["currency"].as_str(), r["status"].as_str()), (Some("usd"), Some("succeeded")));
+    assert_eq!((r["reason"].as_str(), r["metadata"]["ticket"].as_str()), (Some("requested_by_customer"), Some("T-1")));
+    assert!(r["balance_transaction"].is_null() && r["failure_reason"].is_null() && r["created"].is_i64(), "{r}");
+    // By charge this time, for what remains.
+    let rest = refund(&base, &[("charge", &charge_id)]).await;
+    assert_eq!((rest.status, rest.body["amount"].as_i64()), (200, Some(10_000)), "{}", rest.body);
+
+    let charge = get(&base, &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(
+        (charge["amount"].as_i64(), charge["amount_captured"].as_i64(), charge["amount_refunded"].as_i64()),
+        (Some(15_000), Some(15_000), Some(15_000))
+    );
+    assert_eq!((charge["refunded"].as_bool(), charge["disputed"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((charge["payment_intent"].as_str(), charge["livemode"].as_bool()), (Some(pi.as_str()), Some(false)));
+    assert!(charge.get("refunds").is_none(), "no refunds list on a charge since 2022-11-15: {charge}");
+    let charges = get(&base, &format!("/v1/charges?payment_intent={pi}")).await;
+    assert_eq!(ids_of(&charges), [charge_id.clone()]);
+
+    let events = get(&base, "/v1/events?types[]=refund.created&types[]=charge.refunded").await;
+    assert_eq!(types_of(&events), ["charge.refunded", "refund.created", "charge.refunded", "refund.created"]);
+    let refunded: Vec<i64> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["object"]["amount_refunded"].as_i64())
+        .collect();
+    assert_eq!(refunded, [15_000, 5_000], "charge.refunded carries the cumulative amount, newest first");
+    let oldest = &events["data"][3];
+    assert_eq!(oldest["data"]["object"]["id"], first.body["id"]);
+    assert_eq!(oldest["api_version"], simulator::API_VERSION);
+    assert!(oldest["request"]["id"].as_str().unwrap().starts_with("req_"), "{oldest}");
+    assert_eq!(oldest["request"]["idempotency_key"], "refund-part");
+
+    let listed = get(&base, &format!("/v1/refunds?payment_intent={pi}")).await;
+    assert_eq!(ids_of(&listed), [rest.body["id"].as_str().unwrap(), first.body["id"].as_str().unwrap()]);
+    assert_eq!(get(&base, &format!("/v1/refunds?charge={charge_id}&limit=1")).await["has_more"], true);
+    let one = get(&base, &format!("/v1/refunds/{}", first.body["id"].as_str().unwrap())).await;
+    assert_eq!(one, first.body);
+}
+
+#[tokio::test]
+async fn the_5126_cards_refund_succeeds_then_fails_and_gives_the_amount_back() {
+    let (sim, base) = standalone(200).await;
+    sim.set_faults(Faults { refund_failure_ms: 200, ..Faults::default() }).unwrap();
+    let pi = paid_with(&base, "pm_card_refundFail").await;
+    let r = refund(&base, &[("payment_intent", &pi), ("amount", "4000")]).await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let charge_id = sim.charge_id(&pi).unwrap();
+    assert_eq!(get(&base, &format!("/v1/charges/{charge_id}")).await["amount_refunded"], 4000);
+    let url = format!("/v1/refunds/{id}");
+    assert!(
+        eventually(Duration::from_secs(5), || async { get(&base, &url).await["status"] == "failed" }).await,
+        "the refund failed later"
+    );
+    let failed = get(&base, &url).await;
+    assert_eq!(failed["failure_reason"], "expired_or_canceled_card");
+    assert_eq!(get(&base, &format!("/v1/charges/{charge_id}")).await["amount_refunded"], 0, "the amount is back");
+    let events = get(&base, "/v1/events?type=refund.*").await;
+    assert_eq!(types_of(&events), ["refund.failed", "refund.updated", "refund.created"]);
+    for e in &events["data"].as_array().unwrap()[..2] {
+        assert_eq!(
+            (e["data"]["object"]["id"].as_str(), e["data"]["object"]["status"].as_str()),
+            (Some(id.as_str()), Some("failed"))
+        );
+        assert!(e["request"]["id"].is_null(), "Stripe failed it, no request of ours: {e}");
+    }
+    assert_eq!(events["data"][1]["data"]["previous_attributes"]["status"], "succeeded");
+    // What failed can be refunded again, in full.
+    let again = refund(&base, &[("payment_intent", &pi)]).await;
+    assert_eq!(again.body["amount"], 15_000, "{}", again.body);
+}
+
+#[tokio::test]
+async fn refunds_are_refused_with_stripes_codes_and_params() {
+    let (sim, base) = standalone(200).await;
+    let pi = paid_with(&base, "pm_card_visa").await;
+    let code_and_param = |r: &Reply| {
+        (
+            r.status,
+            r.body["error"]["code"].as_str().map(str::to_string),
+            r.body["error"]["param"].as_str().map(str::to_string),
+        )
+    };
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(code_and_param(&refund(&base, &[]).await), (400, s("parameter_missing"), s("payment_intent")));
+    assert_eq!(
+        code_and_param(&refund(&base, &[("payment_intent", "pi_nope")]).await),
+        (404, s("resource_missing"), s("payment_intent"))
+    );
+    assert_eq!(
+        code_and_param(&refund(&base, &[("charge", "ch_nope")]).await),
+        (404, s("resource_missing"), s("charge"))
+    );
+    let too_much = refund(&base, &[("payment_intent", &pi), ("amount", "15001")]).await;
+    assert_eq!(code_and_param(&too_much), (400, s("amount_too_large"), s("amount")));
+    assert_eq!(
+        code_and_param(&refund(&base, &[("payment_intent", &pi), ("amount", "0")]).await),
+        (400, s("parameter_invalid_integer"), s("amount"))
+    );
+    assert_eq!(
+        code_and_param(&refund(&base, &[("payment_intent", &pi), ("amount", "ten")]).await),
+        (400, s("parameter_invalid_integer"), s("amount"))
+    );
+    let bad_reason = refund(&base, &[("payment_intent", &pi), ("reason", "changed_my_mind")]).await;
+    assert_eq!((bad_reason.status, bad_reason.body["error"]["param"].as_str()), (400, Some("reason")));
+    assert_eq!(bad_reason.body["error"]["type"], "invalid_request_error");
+    assert_eq!(refund(&base, &[("payment_intent", &pi)]).await.status, 200);
+    let again = refund(&base, &[("payment_intent", &pi), ("amount", "1")]).await;
+    assert_eq!(code_and_param(&again), (400, s("charge_already_refunded"), None));
+    // A charge with an open dispute cannot be refunded; nor once the dispute is lost.
+    let disputed = paid_with(&base, "pm_card_visa").await;
+    let du = sim.open_dispute(&disputed).unwrap();
+    assert_eq!(
+        code_and_param(&refund(&base, &[("payment_intent", &disputed)]).await),
+        (400, s("charge_disputed"), None)
+    );
+    sim.close_dispute(&du, simulator::DisputeOutcome::Lost).unwrap();
+    assert_eq!(
+        code_and_param(&refund(&base, &[("payment_intent", &disputed)]).await),
+        (400, s("charge_disputed"), None)
+    );
+    assert_eq!(get(&base, &format!("/v1/refunds?payment_intent={disputed}")).await["data"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn disputes_open_and_close_won_or_lost_with_their_events() {
+    let (sim, base) = standalone(200).await;
+    // Opened over HTTP, with a reason and an amount, and won.
+    let won_pi = paid_with(&base, "pm_card_visa").await;
+    let opened = post_form(
+        &format!("{base}/_simulator/payment_intents/{won_pi}/dispute"),
+        "",
+        &[("reason", "product_not_received"), ("amount", "9000")],
+    )
+    .await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let d = &opened.body;
+    let won = d["id"].as_str().unwrap().to_string();
+    assert!(won.starts_with("du_"), "{won}");
+    assert_eq!(
+        (d["object"].as_str(), d["status"].as_str(), d["reason"].as_str()),
+        (Some("dispute"), Some("needs_response"), Some("product_not_received"))
+    );
+    assert_eq!((d["amount"].as_i64(), d["payment_intent"].as_str()), (Some(9000), Some(won_pi.as_str())));
+    assert_eq!(d["charge"].as_str(), sim.charge_id(&won_pi).as_deref());
+    assert_eq!((d["is_charge_refundable"].as_bool(), d["livemode"].as_bool()), (Some(false), Some(false)));
+    assert!(d["evidence"].is_object() && d["balance_transactions"] == serde_json::json!([]), "{d}");
+    let charge = get(&base, &format!("/v1/charges/{}", d["charge"].as_str().unwrap())).await;
+    assert_eq!(charge["disputed"], true);
+    let again = post_form(&format!("{base}/_simulator/payment_intents/{won_pi}/dispute"), "", &[]).await;
+    assert_eq!((again.status, again.body["error"]["code"].as_str()), (400, Some("charge_disputed")));
+
+    let evidence = post_form(
+        &format!("{base}/_simulator/disputes/{won}/submit_evidence"),
+        "",
+        &[("evidence[uncategorized_text]", "Delivered on the 3rd, signed for.")],
+    )
+    .await;
+    assert_eq!(evidence.body["status"], "under_review", "{}", evidence.body);
+    assert_eq!(evidence.body["evidence"]["uncategorized_text"], "Delivered on the 3rd, signed for.");
+    let closed = post_form(&format!("{base}/_simulator/disputes/{won}/close"), "", &[("outcome", "won")]).await;
+    assert_eq!(
+        (closed.body["status"].as_str(), closed.body["is_charge_refundable"].as_bool()),
+        (Some("won"), Some(true))
+    );
+    let twice = post_form(&format!("{base}/_simulator/disputes/{won}/close"), "", &[("outcome", "lost")]).await;
+    assert_eq!(twice.status, 400, "a closed dispute stays closed");
+    let bad = post_form(&format!("{base}/_simulator/disputes/{won}/close"), "", &[("outcome", "maybe")]).await;
+    assert_eq!(bad.body["error"]["param"], "outcome");
+    let events = get(&base, "/v1/events?type=charge.dispute.*").await;
+    assert_eq!(
+        types_of(&events),
+        [
+            "charge.dispute.funds_reinstated",
+            "charge.dispute.closed",
+            "charge.dispute.updated",
+            "charge.dispute.funds_withdrawn",
+            "charge.dispute.created"
+        ]
+    );
+    assert_eq!(events["data"][2]["data"]["previous_attributes"]["status"], "needs_response");
+    assert!(events["data"].as_array().unwrap().iter().all(|e| e["data"]["object"]["id"] == won.as_str()));
+
+    // Opened and lost through the Rust API.
+    let lost_pi = paid_with(&base, "pm_card_visa").await;
+    let lost = sim.open_dispute(&lost_pi).unwrap();
+    sim.close_dispute(&lost, simulator::DisputeOutcome::Lost).unwrap();
+    assert!(sim.close_dispute(&lost, simulator::DisputeOutcome::Won).is_err());
+    assert!(sim.open_dispute("pi_nope").unwrap_err().contains("resource_missing"));
+    let dispute = get(&base, &format!("/v1/disputes/{lost}")).await;
+    assert_eq!((dispute["status"].as_str(), dispute["amount"].as_i64()), (Some("lost"), Some(15_000)));
+    let lost_events = get(&base, "/v1/events?type=charge.dispute.*&limit=3").await;
+    assert_eq!(
+        types_of(&lost_events),
+        ["charge.dispute.closed", "charge.dispute.funds_withdrawn", "charge.dispute.created"]
+    );
+
+    // The 0259 card's dispute opens by itself, a moment after the payment.
+    let card_pi = paid_with(&base, "pm_card_createDispute").await;
+    let by_card = format!("/v1/disputes?payment_intent={card_pi}");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&base, &by_card).await["data"][0]["status"] == "needs_response"
+        })
+        .await
+    );
+    assert!(get(&base, &by_card).await["data"][0]["id"].as_str().unwrap().starts_with("du_"));
+    assert_eq!(ids_of(&get(&base, &format!("/v1/disputes?payment_intent={won_pi}")).await), [won.clone()]);
+    assert_eq!(ids_of(&get(&base, "/v1/disputes?limit=2").await).len(), 2);
+    let all = get(&base, "/v1/disputes").await;
+    assert_eq!(ids_of(&all)[1..], [lost.clone(), won.clone()]);
+
+    // An early fraud warning on a charge.
+    let charge_id = sim.charge_id(&lost_pi).unwrap();
+    let efw = post_form(&format!("{base}/_simulator/charges/{charge_id}/early_fraud_warning"), "", &[]).await;
+    assert!(efw.body["id"].as_str().unwrap().starts_with("issfr_"), "{}", efw.body);
+    assert_eq!(
+        (efw.body["object"].as_str(), efw.body["fraud_type"].as_str()),
+        (Some("radar.early_fraud_warning"), Some("made_with_stolen_card"))
+    );
+    assert_eq!(efw.body["payment_intent"], lost_pi.as_str());
+    let warned = get(&base, "/v1/events?type=radar.early_fraud_warning.created").await;
+    assert_eq!(warned["data"][0]["data"]["object"]["id"], efw.body["id"]);
+}
+
+#[tokio::test]
+async fn events_are_listed_newest_first_with_stripes_filters_and_both_cursors() {
+    let (_sim, base) = standalone(200).await;
+    let from = now();
+    let pi = paid_with(&base, "pm_card_visa").await;
+    refund(&base, &[("payment_intent", &pi), ("amount", "100")]).await;
+    let all = get(&base, "/v1/events").await;
+    let expected =
+        ["charge.refunded", "refund.created", "payment_intent.succeeded", "charge.succeeded", "payment_intent.created"];
+    assert_eq!(types_of(&all), expected);
+    // Exact type, a wildcard, and up to 20 exact types in either array encoding.
+    assert_eq!(types_of(&get(&base, "/v1/events?type=charge.succeeded").await), ["charge.succeeded"]);
+    assert_eq!(types_of(&get(&base, "/v1/events?type=charge.*").await), ["charge.refunded", "charge.succeeded"]);
+    assert_eq!(types_of(&get(&base, "/v1/events?type=*.created").await), ["refund.created", "payment_intent.created"]);
+    let two = "/v1/events?types[0]=payment_intent.created&types[1]=refund.created";
+    assert_eq!(types_of(&get(&base, two).await), ["refund.created", "payment_intent.created"]);
+    let many: String = (0..21).map(|n| format!("&types[]=t{n}")).collect();
+    assert_eq!(get(&base, &format!("/v1/events?limit=3{many}")).await["error"]["param"], "types");
+    let both = get(&base, "/v1/events?type=charge.*&types[]=refund.created").await;
+    assert_eq!(both["error"]["code"], "parameters_exclusive");
+    // Created: a range holding everything, one before it, the exact second.
+    let to = now();
+    assert_eq!(types_of(&get(&base, &format!("/v1/events?created[gte]={from}&created[lte]={to}")).await).len(), 5);
+    assert!(types_of(&get(&base, &format!("/v1/events?created[lt]={from}")).await).is_empty());
+    let created = all["data"][0]["created"].as_i64().unwrap();
+    assert!(types_of(&get(&base, &format!("/v1/events?created={created}")).await).contains(&"charge.refunded".into()));
+    assert_eq!(get(&base, "/v1/events?created[gt]=soon").await["error"]["code"], "parameter_invalid_integer");
+    // Pages forward with starting_after, and back with ending_before.
+    let ids = ids_of(&all);
+    let page1 = get(&base, "/v1/events?limit=2").await;
+    assert_eq!((ids_of(&page1), page1["has_more"].as_bool()), (ids[..2].to_vec(), Some(true)));
+    let page2 = get(&base, &format!("/v1/events?limit=2&starting_after={}", ids[1])).await;
+    assert_eq!((ids_of(&page2), page2["has_more"].as_bool()), (ids[2..4].to_vec(), Some(true)));
+    let page3 = get(&base, &format!("/v1/events?limit=2&starting_after={}", ids[3])).await;
+    assert_eq!((ids_of(&page3), page3["has_more"].as_bool()), (ids[4..].to_vec(), Some(false)));
+    let back = get(&base, &format!("/v1/events?limit=2&ending_before={}", ids[4])).await;
+    assert_eq!((ids_of(&back), back["has_more"].as_bool()), (ids[2..4].to_vec(), Some(true)));
+    let first = get(&base, &format!("/v1/events?limit=5&ending_before={}", ids[1])).await;
+    assert_eq!((ids_of(&first), first["has_more"].as_bool()), (ids[..1].to_vec(), Some(false)));
+    let cursors = get(&base, &format!("/v1/events?starting_after={}&ending_before={}", ids[1], ids[3])).await;
+    assert_eq!(cursors["error"]["code"], "parameters_exclusive");
+    assert_eq!(get(&base, "/v1/events?starting_after=evt_nope").await["error"]["code"], "resource_missing");
+    for limit in ["0", "101"] {
+        assert_eq!(get(&base, &format!("/v1/events?limit={limit}")).await["error"]["param"], "limit");
+    }
+}
+
+#[tokio::test]
+async fn delivery_success_tells_delivered_events_from_dropped_or_failed_ones() {
+    let (sim, base) = standalone(200).await;
+    let delivered =
+        post_form(&format!("{base}/v1/payment_intents"), SK, &[("amount", "5000"), ("currency", "usd")]).await;
+    let sim2 = sim.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let sim = sim2.clone();
+            async move { sim.undelivered_event_ids().is_empty() }
+        })
+        .await
+    );
+    sim.set_faults(Faults { drop: true, ..Faults::default() }).unwrap();
+    let dropped =
+        post_form(&format!("{base}/v1/payment_intents"), SK, &[("amount", "6000"), ("currency", "usd")]).await;
+    let object_ids = |list: &serde_json::Value| -> Vec<String> {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["data"]["object"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ok = get(&base, "/v1/events?delivery_success=true").await;
+    assert_eq!(object_ids(&ok), [delivered.body["id"].as_str().unwrap()]);
+    assert_eq!(ok["data"][0]["pending_webhooks"], 0);
+    let pending = get(&base, "/v1/events?delivery_success=false").await;
+    assert_eq!(object_ids(&pending), [dropped.body["id"].as_str().unwrap()]);
+    assert_eq!(pending["data"][0]["pending_webhooks"], 1);
+    assert_eq!(sim.undelivered_event_ids(), ids_of(&pending));
+    assert_eq!(get(&base, "/v1/events?delivery_success=maybe").await["error"]["param"], "delivery_success");
+
+    // An endpoint that refuses every attempt: the event stays pending once they run out.
+    let (failing, failing_base) = standalone(500).await;
+    post_form(&format!("{failing_base}/v1/payment_intents"), SK, &[("amount", "5000"), ("currency", "usd")]).await;
+    let f = failing.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let f = f.clone();
+            async move { f.deliveries().iter().filter(|d| d.status == Some(500)).count() >= 2 }
+        })
+        .await
+    );
+    let still = get(&failing_base, "/v1/events?delivery_success=false").await;
+    assert_eq!(
+        (types_of(&still), still["data"][0]["pending_webhooks"].as_i64()),
+        (vec!["payment_intent.created".to_string()], Some(1))
+    );
+    assert_eq!(failing.undelivered_event_ids().len(), 1);
+}
+
+#[tokio::test]
+async fn payment_intents_list_by_created_range_with_their_latest_charge_expanded() {
+    let (sim, base) = standalone(200).await;
+    let from = now();
+    let paid = paid_with(&base, "pm_card_visa").await;
+    let open = post_form(&format!("{base}/v1/payment_intents"), SK, &[("amount", "5000"), ("currency", "usd")]).await;
+    let to = now();
+    let range = format!("created[gte]={from}&created[lte]={to}");
+    for expand in ["expand[]=data.latest_charge", "expand[0]=data.latest_charge"] {
+        let list = get(&base, &format!("/v1/payment_intents?{range}&{expand}")).await;
+        assert_eq!(ids_of(&list), [open.body["id"].as_str().unwrap(), paid.as_str()]);
+        assert!(list["data"][0]["latest_charge"].is_null());
+        let charge = &list["data"][1]["latest_charge"];
+        assert_eq!(
+            (charge["object"].as_str(), charge["id"].as_str()),
+            (Some("charge"), sim.charge_id(&paid).as_deref())
+        );
+        assert_eq!(charge["amount"], 15_000);
+    }
+    let plain = get(&base, &format!("/v1/payment_intents?{range}")).await;
+    assert_eq!(plain["data"][1]["latest_charge"].as_str(), sim.charge_id(&paid).as_deref(), "an id unless expanded");
+    let one = get(&base, &format!("/v1/payment_intents/{paid}?expand[]=latest_charge")).await;
+    assert_eq!(one["latest_charge"]["payment_intent"], paid.as_str());
+    let unknown = get(&base, &format!("/v1/payment_intents/{paid}?expand[]=customer")).await;
+    assert_eq!(unknown["error"]["param"], "expand");
+    assert!(ids_of(&get(&base, &format!("/v1/payment_intents?created[gt]={to}")).await).is_empty());
+}
+
+/// async-stripe, the client the app uses, reads what the simulator writes.
+#[tokio::test]
+async fn async_stripe_creates_and_lists_refunds_and_reads_charges_disputes_and_events() {
+    use stripe_core::charge::RetrieveCharge;
+    use stripe_core::dispute::ListDispute;
+    use stripe_core::event::ListEvent;
+    use stripe_core::refund::{CreateRefund, CreateRefundReason, ListRefund};
+    let (sim, base) = standalone(200).await;
+    let client = ::stripe::ClientBuilder::new(SK).url(format!("{base}/")).build().unwrap();
+    let pi = paid_with(&base, "pm_card_visa").await;
+    let created = CreateRefund::new()
+        .payment_intent(pi.clone())
+        .amount(2500)
+        .reason(CreateRefundReason::Duplicate)
+        .metadata([("ticket".to_string(), "T-2".to_string())])
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!((created.amount, created.status.as_deref()), (2500, Some("succeeded")));
+    let refunds = ListRefund::new().payment_intent(pi.clone()).limit(10).send(&client).await.unwrap();
+    assert_eq!(refunds.data.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [created.id.as_str()]);
+    let charge = RetrieveCharge::new(sim.charge_id(&pi).unwrap().as_str()).send(&client).await.unwrap();
+    assert_eq!((charge.amount_refunded, charge.refunded, charge.disputed), (2500, false, false));
+    let du = sim.open_dispute(&pi).unwrap();
+    let disputes = ListDispute::new().payment_intent(pi.clone()).send(&client).await.unwrap();
+    assert_eq!(disputes.data[0].id.as_str(), du);
+    assert_eq!(disputes.data[0].amount, 12_500, "what was not refunded");
+    let events = ListEvent::new()
+        .types(vec!["refund.created".to_string(), "charge.dispute.created".to_string()])
+        .send(&client)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.data.iter().map(|e| e.type_.as_str()).collect();
+    assert_eq!(kinds, ["charge.dispute.created", "refund.created"]);
+    assert_eq!(events.data[1].api_version.as_deref(), Some(simulator::API_VERSION));
+}
