@@ -42,6 +42,20 @@ pub enum Command {
     /// Inspect and replay stored Stripe events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Compare Stripe with our books over a window and heal what is safe to heal (paid but not
+    /// credited, refunds and disputes not booked, undelivered events); alert on the rest.
+    Reconcile {
+        /// Start of the window: YYYY-MM-DD (UTC midnight) or an RFC 3339 time. Default: the
+        /// scheduled window (RECONCILE_WINDOW_DAYS) back from now.
+        #[arg(long)]
+        since: Option<String>,
+        /// End of the window (YYYY-MM-DD: the end of that day, UTC). Default: now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Find and record, heal nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +197,61 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Reconcile { since, until, dry_run } => {
+            let now = chrono::Utc::now();
+            let to = match until {
+                Some(u) => parse_when(&u, true)?,
+                None => now,
+            };
+            let from = match since {
+                Some(s) => parse_when(&s, false)?,
+                None => to - settings.reconcile_window,
+            };
+            if to <= from {
+                return Err("--until must be after --since".into());
+            }
+            let db = open_database(&settings).await?;
+            let mut svc = services(&settings, db);
+            if svc.stripe.is_none() {
+                // Simulator mode: the simulator lives in the serving process; ask it there.
+                let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
+                svc.stripe = Some(app::stripe::StripeApi::new(app::stripe::simulator::SECRET_KEY, &base)?);
+            }
+            let opts = app::services::reconcile::Options {
+                from,
+                to,
+                dry_run,
+                started_by: "cli",
+                rate: settings.reconcile_rate,
+            };
+            eprintln!(
+                "Reconciling payments created {} .. {}{} (at most {} Stripe calls/s)",
+                from.format("%Y-%m-%d %H:%M:%S"),
+                to.format("%Y-%m-%d %H:%M:%S"),
+                if dry_run { ", dry run: nothing is healed" } else { "" },
+                settings.reconcile_rate
+            );
+            let progress = |p: app::services::reconcile::Progress| {
+                eprintln!(
+                    "  {} payments checked, {} API calls, {} findings",
+                    p.payments_checked, p.api_calls, p.findings
+                )
+            };
+            let report = app::services::reconcile::run(&svc, &opts, &progress)
+                .await
+                .map_err(|e| format!("reconciliation: {e}"))?;
+            println!(
+                "Run {}: {} payments checked, {} Stripe API calls, {} findings",
+                report.run_id,
+                report.payments_checked,
+                report.api_calls,
+                report.total()
+            );
+            for (category, state, n) in &report.findings {
+                println!("  {category:<20} {state:<10} {n}");
+            }
+            Ok(())
+        }
         Command::Events(EventsCommand::Replay { id }) => {
             let db = open_database(&settings).await?;
             let svc = services(&settings, db);
@@ -201,6 +270,18 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// A command-line date: `YYYY-MM-DD` (UTC; the start of the day, or its end for `end_of_day`)
+/// or an RFC 3339 time.
+fn parse_when(s: &str, end_of_day: bool) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        let t = if end_of_day { d.and_hms_opt(23, 59, 59) } else { d.and_hms_opt(0, 0, 0) };
+        return Ok(t.expect("a valid time of day").and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
 /// Demo accounts for a local run: (email, role, password, contracts as (publication, ad size)).
@@ -270,6 +351,13 @@ pub async fn show_contract(db: &app::store::Db, id: i64) -> Result<String, Strin
     let mut out = String::new();
     let _ = writeln!(out, "Contract {}: {} / {} for {}", c.id, c.publication, c.ad_size, owner);
     let _ = writeln!(out, "Available revisions: {}", balance.available());
+    if balance.owed() > 0 {
+        let _ = writeln!(
+            out,
+            "  owes {}: revisions used before their payment was refunded or charged back",
+            balance.owed()
+        );
+    }
     let _ = writeln!(out, "  {}", balance.explain());
     let _ = writeln!(out, "Credited packs:");
     let credits = ledger::credits(db, id).await.map_err(e)?;
@@ -288,6 +376,33 @@ pub async fn show_contract(db: &app::store::Db, id: i64) -> Result<String, Strin
             r.payment_id,
             r.stripe_event_id.as_deref().unwrap_or("(confirmed with Stripe)"),
             if r.livemode { "" } else { "  [test mode]" }
+        );
+    }
+    let _ = writeln!(out, "Revoked and given back (refunds, disputes):");
+    let adjustments = app::store::adjustments::for_contract(db, id).await.map_err(e)?;
+    if adjustments.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for a in adjustments {
+        let _ = writeln!(
+            out,
+            "  {}  {:+}  {}  payment {}  {}  (by {})",
+            a.created_at.format("%Y-%m-%d %H:%M:%S"),
+            -a.revoked,
+            a.kind,
+            a.payment_id,
+            a.note,
+            a.booked_by
+        );
+    }
+    for d in app::store::adjustments::disputes_for_contract(db, id).await.map_err(e)? {
+        let _ = writeln!(
+            out,
+            "  dispute {} on {}: {}{}",
+            d.dispute_id,
+            d.payment_id,
+            d.status,
+            if d.is_open { " (open: unused revisions held)" } else { "" }
         );
     }
     let _ = writeln!(out, "Revision requests:");

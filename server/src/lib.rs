@@ -1,5 +1,6 @@
 //! The `revision-store` server: configuration, the axum application (pages, server functions,
 //! the Stripe webhook), the background worker and the operator CLI.
+pub mod admin_actions;
 pub mod cli;
 pub mod config;
 pub mod guard;
@@ -48,6 +49,8 @@ pub fn services(settings: &Settings, db: Db) -> Services {
     svc.data_dir = settings.data_dir.clone();
     svc.publishable_key = settings.publishable_key.clone();
     svc.client_ip_header = settings.client_ip_header.clone();
+    svc.reconcile_rate = settings.reconcile_rate;
+    svc.reconcile_window = settings.reconcile_window;
     svc
 }
 
@@ -97,6 +100,9 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
             "/contracts/{id}/revisions",
             post(upload::request_revision).layer(axum::extract::DefaultBodyLimit::max(upload::MAX_BODY)),
         )
+        .route("/admin/contracts/{id}/refund", post(admin_actions::refund))
+        .route("/admin/reconciliation/run", post(admin_actions::start_reconciliation))
+        .route("/admin/reconciliation/{id}/findings.csv", get(admin_actions::findings_csv))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -148,6 +154,8 @@ fn with_simulator(
 pub struct Application {
     pub addr: SocketAddr,
     pub services: Services,
+    /// The in-process Stripe simulator, in simulator mode (tests drive its control side).
+    pub simulator: Option<app::stripe::simulator::Simulator>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
 }
@@ -173,7 +181,7 @@ impl Application {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (services, simulator) = if settings.simulator { with_simulator(services, addr)? } else { (services, None) };
         let state = AppState { leptos_options: leptos_options(addr), services: services.clone() };
-        let app = router(state, simulator, CookiePolicy { secure: settings.secure_cookies });
+        let app = router(state, simulator.clone(), CookiePolicy { secure: settings.secure_cookies });
         let server = tokio::spawn(async move {
             // The peer address reaches handlers (sign-in throttling per address).
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -181,8 +189,8 @@ impl Application {
                 tracing::error!(error = %e, "server stopped");
             }
         });
-        let worker = tokio::spawn(worker::run(services.clone(), settings.worker_interval));
-        Ok(Self { addr, services, server, worker })
+        let worker = tokio::spawn(worker::run(services.clone(), settings.worker_interval, settings.reconcile_interval));
+        Ok(Self { addr, services, simulator, server, worker })
     }
 
     pub fn url(&self) -> String {

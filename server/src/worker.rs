@@ -1,15 +1,22 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
-//! it also removes expired sign-in sessions.
+//! it also removes expired sign-in sessions and starts the scheduled reconciliation.
 use app::services::processing::run_due;
+use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
+use app::store::reconciliation;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Sweeps between expired-session clean-ups (about every ten minutes at the default interval).
 const SESSION_SWEEP_EVERY: u32 = 120;
+/// Sweeps between looks at the reconciliation schedule (about a minute at the default interval).
+const SCHEDULE_LOOK_EVERY: u32 = 12;
 
-pub async fn run(svc: Services, interval: Duration) {
+pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Duration>) {
     let mut sweeps = 0u32;
+    let reconciling = Arc::new(AtomicBool::new(false));
     loop {
         if let Err(e) = run_due(&svc, false).await {
             tracing::error!(error = %e, "worker sweep failed; retrying next interval");
@@ -19,9 +26,50 @@ pub async fn run(svc: Services, interval: Duration) {
                 tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
             }
         }
+        if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {
+            start_if_due(&svc, every, &reconciling).await;
+        }
         sweeps = sweeps.wrapping_add(1);
         // Retries wait 30 s at least and fresh events are processed in their request, so a
         // sweep every few seconds is prompt enough.
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Starts a scheduled reconciliation when the last one (by any process: the schedule's clock is
+/// the database) started `every` ago or more. The run itself refuses to start beside another.
+async fn start_if_due(svc: &Services, every: Duration, reconciling: &Arc<AtomicBool>) {
+    if reconciling.load(Ordering::Acquire) || svc.stripe.is_none() {
+        return;
+    }
+    let now = chrono::Utc::now();
+    let due = match reconciliation::last_scheduled_start(&svc.db).await {
+        Ok(last) => last.is_none_or(|last| now - last >= chrono::Duration::from_std(every).unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the reconciliation schedule; trying again later");
+            return;
+        }
+    };
+    if !due {
+        return;
+    }
+    reconciling.store(true, Ordering::Release);
+    let (svc, reconciling) = (svc.clone(), reconciling.clone());
+    tokio::spawn(async move {
+        let opts = reconcile::Options {
+            from: now - svc.reconcile_window,
+            to: now,
+            dry_run: false,
+            started_by: "schedule",
+            rate: svc.reconcile_rate,
+        };
+        match reconcile::run(&svc, &opts, &|_| {}).await {
+            Ok(report) => {
+                tracing::info!(run = report.run_id, findings = report.total(), "scheduled reconciliation done")
+            }
+            Err(ReconcileError::AlreadyRunning) => tracing::info!("reconciliation already running elsewhere"),
+            Err(e) => tracing::error!(error = %e, "scheduled reconciliation failed"),
+        }
+        reconciling.store(false, Ordering::Release);
+    });
 }

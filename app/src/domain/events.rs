@@ -1,6 +1,7 @@
 //! Stripe events in business terms: which of them credit a contract, which belong to the
 //! external Rate Card Landing Page, and which are only evidence. Pure: the webhook stores the
 //! raw bytes first and then asks `route` what the event means.
+use super::adjustments::{DisputeStatus, RefundStatus};
 use super::money::{Currency, Money, PackTerms};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -39,8 +40,156 @@ pub struct StripeEvent {
     pub api_version: Option<String>,
     /// Unix seconds, Stripe's `created`.
     pub created: i64,
-    /// `data.object` when it is a PaymentIntent.
-    pub payment_intent: Option<PaymentIntentFacts>,
+    /// `data.object`, as far as we act on it.
+    pub object: EventObject,
+}
+
+/// The object an event carries (`data.object`), by its `object` field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventObject {
+    PaymentIntent(PaymentIntentFacts),
+    Charge(ChargeFacts),
+    Refund(RefundFacts),
+    Dispute(DisputeFacts),
+    EarlyFraudWarning(FraudWarningFacts),
+    /// Anything else: kept as evidence, not read.
+    Other(String),
+}
+
+/// A Charge: `charge.refunded` carries it with the cumulative `amount_refunded` (and, since API
+/// 2022-11-15, without its refunds).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChargeFacts {
+    pub id: String,
+    pub payment_intent: Option<String>,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub refunded: bool,
+    #[serde(default)]
+    pub disputed: bool,
+}
+
+/// A Refund: `refund.created/updated/failed` carry it for every refund since API 2024-10-28.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundFacts {
+    pub id: String,
+    pub payment_intent: Option<String>,
+    pub charge: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A Dispute: `charge.dispute.*` carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeFacts {
+    pub id: String,
+    pub payment_intent: Option<String>,
+    pub charge: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub status: DisputeStatus,
+    pub reason: Option<String>,
+}
+
+/// Radar's early fraud warning on a charge.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FraudWarningFacts {
+    pub id: String,
+    pub charge: String,
+    pub payment_intent: Option<String>,
+    pub fraud_type: String,
+    #[serde(default)]
+    pub actionable: bool,
+}
+
+#[derive(Deserialize)]
+struct RawRefund {
+    id: String,
+    payment_intent: Option<String>,
+    charge: Option<String>,
+    amount: i64,
+    currency: String,
+    status: String,
+    reason: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RawDispute {
+    id: String,
+    payment_intent: Option<String>,
+    charge: Option<String>,
+    amount: i64,
+    currency: String,
+    status: String,
+    reason: Option<String>,
+}
+
+impl RefundFacts {
+    /// A Refund object as Stripe renders it (in an event or an API answer).
+    pub fn from_value(v: serde_json::Value) -> Result<Self, String> {
+        let r: RawRefund = serde_json::from_value(v).map_err(|e| format!("not a Refund: {e}"))?;
+        if !valid_stripe_id(&r.id, "re_") && !valid_stripe_id(&r.id, "pyr_") {
+            return Err(format!("`{}` is not a refund id", truncate(&r.id, 64)));
+        }
+        check_payment_ref(r.payment_intent.as_deref())?;
+        if r.amount <= 0 {
+            return Err(format!("refund {} has amount {}", r.id, r.amount));
+        }
+        Ok(Self {
+            status: RefundStatus::parse(&r.status)?,
+            currency: Currency::parse(&r.currency)?.as_str().to_string(),
+            id: r.id,
+            payment_intent: r.payment_intent,
+            charge: r.charge,
+            amount: r.amount,
+            reason: r.reason,
+            metadata: r.metadata,
+        })
+    }
+}
+
+impl DisputeFacts {
+    pub fn from_value(v: serde_json::Value) -> Result<Self, String> {
+        let d: RawDispute = serde_json::from_value(v).map_err(|e| format!("not a Dispute: {e}"))?;
+        if !valid_stripe_id(&d.id, "du_") && !valid_stripe_id(&d.id, "dp_") {
+            return Err(format!("`{}` is not a dispute id", truncate(&d.id, 64)));
+        }
+        check_payment_ref(d.payment_intent.as_deref())?;
+        Ok(Self {
+            status: DisputeStatus::parse(&d.status)?,
+            currency: Currency::parse(&d.currency)?.as_str().to_string(),
+            id: d.id,
+            payment_intent: d.payment_intent,
+            charge: d.charge,
+            amount: d.amount.max(0),
+            reason: d.reason,
+        })
+    }
+}
+
+fn check_payment_ref(pi: Option<&str>) -> Result<(), String> {
+    match pi {
+        Some(pi) if !valid_stripe_id(pi, "pi_") => Err(format!("`{}` is not a PaymentIntent id", truncate(pi, 64))),
+        _ => Ok(()),
+    }
+}
+
+impl StripeEvent {
+    /// The PaymentIntent the event carries, if it carries one.
+    pub fn payment_intent(&self) -> Option<&PaymentIntentFacts> {
+        match &self.object {
+            EventObject::PaymentIntent(pi) => Some(pi),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,23 +248,44 @@ impl StripeEvent {
         if raw.event_type.is_empty() || raw.event_type.len() > 100 {
             return Err("the event type is empty or too long".into());
         }
-        let is_pi = raw.data.object.get("object").and_then(|o| o.as_str()) == Some("payment_intent");
-        let payment_intent = if is_pi {
-            let pi: RawPaymentIntent = serde_json::from_value(raw.data.object)
-                .map_err(|e| format!("data.object is not a PaymentIntent: {e}"))?;
-            if !valid_stripe_id(&pi.id, "pi_") {
-                return Err(format!("`{}` is not a PaymentIntent id", truncate(&pi.id, 64)));
+        let kind = raw.data.object.get("object").and_then(|o| o.as_str()).unwrap_or_default().to_string();
+        let object = match kind.as_str() {
+            "payment_intent" => {
+                let pi: RawPaymentIntent = serde_json::from_value(raw.data.object)
+                    .map_err(|e| format!("data.object is not a PaymentIntent: {e}"))?;
+                if !valid_stripe_id(&pi.id, "pi_") {
+                    return Err(format!("`{}` is not a PaymentIntent id", truncate(&pi.id, 64)));
+                }
+                EventObject::PaymentIntent(PaymentIntentFacts {
+                    id: pi.id,
+                    amount: pi.amount,
+                    amount_received: pi.amount_received,
+                    currency: pi.currency,
+                    status: pi.status,
+                    metadata: pi.metadata,
+                })
             }
-            Some(PaymentIntentFacts {
-                id: pi.id,
-                amount: pi.amount,
-                amount_received: pi.amount_received,
-                currency: pi.currency,
-                status: pi.status,
-                metadata: pi.metadata,
-            })
-        } else {
-            None
+            "charge" => {
+                let c: ChargeFacts =
+                    serde_json::from_value(raw.data.object).map_err(|e| format!("data.object is not a Charge: {e}"))?;
+                if !valid_stripe_id(&c.id, "ch_") && !valid_stripe_id(&c.id, "py_") {
+                    return Err(format!("`{}` is not a charge id", truncate(&c.id, 64)));
+                }
+                check_payment_ref(c.payment_intent.as_deref())?;
+                EventObject::Charge(c)
+            }
+            "refund" => EventObject::Refund(RefundFacts::from_value(raw.data.object)?),
+            "dispute" => EventObject::Dispute(DisputeFacts::from_value(raw.data.object)?),
+            "radar.early_fraud_warning" => {
+                let w: FraudWarningFacts = serde_json::from_value(raw.data.object)
+                    .map_err(|e| format!("data.object is not an early fraud warning: {e}"))?;
+                if !valid_stripe_id(&w.id, "issfr_") {
+                    return Err(format!("`{}` is not an early fraud warning id", truncate(&w.id, 64)));
+                }
+                check_payment_ref(w.payment_intent.as_deref())?;
+                EventObject::EarlyFraudWarning(w)
+            }
+            _ => EventObject::Other(kind),
         };
         Ok(Self {
             id: raw.id,
@@ -123,7 +293,7 @@ impl StripeEvent {
             livemode: raw.livemode,
             api_version: raw.api_version,
             created: raw.created,
-            payment_intent,
+            object,
         })
     }
 }
@@ -216,6 +386,18 @@ pub enum Action {
         payment_id: String,
         status: String,
     },
+    /// Money went back, or may: book the refund's facts and what they revoke.
+    BookRefund(RefundFacts),
+    /// A dispute opened, moved or closed: book its facts, hold or revoke.
+    BookDispute(DisputeFacts),
+    /// `charge.refunded` says only how much is refunded in all, not by which refunds: compare
+    /// with the refunds we know, and ask Stripe for the payment's refunds when they differ.
+    SyncRefunds {
+        payment_id: String,
+        charge: ChargeFacts,
+    },
+    /// Radar warns a charge may be fraudulent: recorded and shown to admins.
+    RecordFraudWarning(FraudWarningFacts),
     /// Kept as evidence, nothing to do.
     Ignore {
         reason: String,
@@ -239,8 +421,38 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
             ),
         };
     }
-    let Some(pi) = event.payment_intent.as_ref().filter(|_| event.event_type.starts_with("payment_intent.")) else {
-        return Action::Ignore { reason: format!("{} is stored but not acted on", event.event_type) };
+    let t = event.event_type.as_str();
+    let pi = match &event.object {
+        EventObject::PaymentIntent(pi) if t.starts_with("payment_intent.") => pi,
+        EventObject::Refund(r)
+            if matches!(t, "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated") =>
+        {
+            return match r.payment_intent {
+                Some(_) => Action::BookRefund(r.clone()),
+                // Only charges made through PaymentIntents are ours (in-app packs and the Rate Card).
+                None => Action::Ignore {
+                    reason: format!("refund {} is of a charge without a PaymentIntent: not ours", r.id),
+                },
+            };
+        }
+        EventObject::Dispute(d) if t.starts_with("charge.dispute.") => {
+            return match d.payment_intent {
+                Some(_) => Action::BookDispute(d.clone()),
+                None => Action::Ignore {
+                    reason: format!("dispute {} is of a charge without a PaymentIntent: not ours", d.id),
+                },
+            };
+        }
+        EventObject::Charge(c) if t == "charge.refunded" => {
+            return match &c.payment_intent {
+                Some(pi) => Action::SyncRefunds { payment_id: pi.clone(), charge: c.clone() },
+                None => Action::Ignore { reason: format!("charge {} has no PaymentIntent: not ours", c.id) },
+            };
+        }
+        EventObject::EarlyFraudWarning(w) if t.starts_with("radar.early_fraud_warning.") => {
+            return Action::RecordFraudWarning(w.clone());
+        }
+        _ => return Action::Ignore { reason: format!("{t} is stored but not acted on") },
     };
     let source = match PaymentSource::from_metadata(&pi.metadata) {
         Ok(source) => source,
@@ -448,11 +660,78 @@ mod tests {
 
     #[test]
     fn other_event_types_are_only_evidence() {
-        let body = json!({"id": "evt_2", "type": "charge.refunded", "livemode": false, "api_version": null,
-            "created": 1, "data": {"object": {"id": "ch_1", "object": "charge"}}});
+        let body = json!({"id": "evt_2", "type": "customer.created", "livemode": false, "api_version": null,
+            "created": 1, "data": {"object": {"id": "cus_1", "object": "customer"}}});
         let e = StripeEvent::parse(body.to_string().as_bytes()).unwrap();
-        assert!(e.payment_intent.is_none());
+        assert!(e.payment_intent().is_none());
         assert!(matches!(route(&e, StripeMode::Test, &terms()), Action::Ignore { .. }));
+    }
+
+    fn money_event(event_type: &str, livemode: bool, object: serde_json::Value) -> StripeEvent {
+        let body = json!({"id": "evt_9", "object": "event", "type": event_type, "livemode": livemode,
+            "api_version": "2026-09-30.endive", "created": 1_700_000_000, "data": {"object": object}});
+        StripeEvent::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn refunds_disputes_and_warnings_are_routed_to_the_ledger() {
+        let refund = json!({"id": "re_1", "object": "refund", "amount": 7500, "currency": "usd",
+            "payment_intent": "pi_1", "charge": "ch_1", "status": "succeeded", "reason": null, "metadata": {}});
+        for t in ["refund.created", "refund.updated", "refund.failed"] {
+            match route(&money_event(t, false, refund.clone()), StripeMode::Test, &terms()) {
+                Action::BookRefund(r) => {
+                    assert_eq!((r.id.as_str(), r.amount, r.status), ("re_1", 7500, RefundStatus::Succeeded))
+                }
+                other => panic!("{t}: {other:?}"),
+            }
+        }
+        let dispute = json!({"id": "du_1", "object": "dispute", "amount": 15000, "currency": "usd",
+            "payment_intent": "pi_1", "charge": "ch_1", "status": "lost", "reason": "fraudulent"});
+        for t in ["charge.dispute.created", "charge.dispute.closed", "charge.dispute.funds_withdrawn"] {
+            assert!(matches!(route(&money_event(t, false, dispute.clone()), StripeMode::Test, &terms()),
+                Action::BookDispute(d) if d.status == DisputeStatus::Lost));
+        }
+        let charge = json!({"id": "ch_1", "object": "charge", "amount": 15000, "amount_refunded": 7500,
+            "currency": "usd", "payment_intent": "pi_1", "refunded": false});
+        assert!(matches!(route(&money_event("charge.refunded", false, charge.clone()), StripeMode::Test, &terms()),
+            Action::SyncRefunds { payment_id, charge } if payment_id == "pi_1" && charge.amount_refunded == 7500));
+        assert!(matches!(
+            route(&money_event("charge.succeeded", false, charge), StripeMode::Test, &terms()),
+            Action::Ignore { .. }
+        ));
+        let efw = json!({"id": "issfr_1", "object": "radar.early_fraud_warning", "charge": "ch_1",
+            "payment_intent": "pi_1", "fraud_type": "made_with_stolen_card", "actionable": true});
+        assert!(
+            matches!(route(&money_event("radar.early_fraud_warning.created", false, efw), StripeMode::Test, &terms()),
+            Action::RecordFraudWarning(w) if w.actionable)
+        );
+    }
+
+    #[test]
+    fn a_test_mode_refund_never_touches_a_live_ledger() {
+        let refund = json!({"id": "re_1", "object": "refund", "amount": 7500, "currency": "usd",
+            "payment_intent": "pi_1", "status": "succeeded"});
+        assert!(matches!(
+            route(&money_event("refund.created", false, refund), StripeMode::Live, &terms()),
+            Action::Ignore { .. }
+        ));
+    }
+
+    #[test]
+    fn money_objects_that_are_not_what_they_say_are_refused() {
+        let bad = [
+            json!({"id": "x_1", "object": "refund", "amount": 1, "currency": "usd", "status": "succeeded"}),
+            json!({"id": "re_1", "object": "refund", "amount": 1, "currency": "usd", "status": "weird"}),
+            json!({"id": "re_1", "object": "refund", "amount": 0, "currency": "usd", "status": "succeeded"}),
+            json!({"id": "re_1", "object": "refund", "amount": 1, "currency": "usd", "status": "succeeded",
+                "payment_intent": "pi_1; DROP"}),
+            json!({"id": "du_1", "object": "dispute", "amount": 1, "currency": "usd", "status": "maybe"}),
+        ];
+        for object in bad {
+            let body = json!({"id": "evt_9", "type": "refund.created", "livemode": false, "created": 1,
+                "data": {"object": object}});
+            assert!(StripeEvent::parse(body.to_string().as_bytes()).is_err(), "{object}");
+        }
     }
 
     #[test]

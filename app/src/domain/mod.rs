@@ -1,6 +1,7 @@
 //! The business, as plain data and pure functions: no I/O, no async, no database.
 //! Everything here compiles for the browser too, so the UI and the server share one set of rules.
 pub mod accounting;
+pub mod adjustments;
 pub mod artwork;
 pub mod events;
 pub mod listing;

@@ -4,7 +4,7 @@
 //! two arrives first credits; the other finds the UNIQUE payment_id taken.
 use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::Services;
-use crate::domain::events::{route, valid_stripe_id, Action, PaymentIntentFacts, StripeEvent};
+use crate::domain::events::{route, valid_stripe_id, Action, EventObject, PaymentIntentFacts, StripeEvent};
 use crate::domain::RevisionBalance;
 use crate::store::{contracts, ledger, purchases, StoreError};
 use crate::stripe::StripeApiError;
@@ -76,7 +76,7 @@ pub async fn confirm_purchase(
                 livemode: pi.livemode,
                 api_version: None,
                 created: pi.created,
-                payment_intent: Some(PaymentIntentFacts {
+                object: EventObject::PaymentIntent(PaymentIntentFacts {
                     id: pi.id.clone(),
                     amount: pi.amount,
                     amount_received: Some(pi.amount_received),
@@ -85,7 +85,9 @@ pub async fn confirm_purchase(
                     metadata: pi.metadata.clone(),
                 }),
             };
-            match route(&event, svc.mode, &svc.terms) {
+            // Checked against the terms it was bought at, not today's.
+            let terms = purchase.terms(svc.terms.base_revisions).map_err(ConfirmError::Rejected)?;
+            match route(&event, svc.mode, &terms) {
                 Action::Credit(credit) if credit.contract_id == purchase.contract_id => {
                     match fulfil(&svc.db, &credit, Evidence::Confirmed, Utc::now()).await? {
                         Fulfilled::Credited { .. } | Fulfilled::AlreadyCredited { .. } => PaymentState::Credited,

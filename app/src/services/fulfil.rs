@@ -15,6 +15,19 @@ pub enum Evidence<'a> {
     Event(&'a str),
     /// The server confirmed the payment with Stripe itself (the return page).
     Confirmed,
+    /// Reconciliation found it paid at Stripe and never credited (its event lost for good).
+    Reconciled,
+}
+
+impl Evidence<'_> {
+    /// The ledger row's `credited_by`.
+    fn credited_by(&self) -> &'static str {
+        match self {
+            Evidence::Event(_) => "webhook",
+            Evidence::Confirmed => "return_page",
+            Evidence::Reconciled => "reconciliation",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +55,11 @@ pub fn credited_outcome(credit: &Credit) -> String {
 pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateTime<Utc>) -> StoreResult<Fulfilled> {
     let event_id = match evidence {
         Evidence::Event(id) => Some(id),
-        Evidence::Confirmed => None,
+        Evidence::Confirmed | Evidence::Reconciled => None,
     };
-    write_tx!(db, |tx| {
-        let inserted = insert_credit_in!(tx, credit, event_id, now);
+    let credited_by = evidence.credited_by();
+    let result = write_tx!(db, |tx| {
+        let inserted = insert_credit_in!(tx, credit, event_id, credited_by, now);
         let (result, outcome) = match inserted {
             CreditInsert::Credited { ledger_id } => (Fulfilled::Credited { ledger_id }, credited_outcome(credit)),
             CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
@@ -73,6 +87,12 @@ pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateT
                 return Ok(Fulfilled::EventAlreadyFinished);
             }
         }
-        Ok(result)
-    })
+        Ok::<_, crate::store::StoreError>(result)
+    })?;
+    if let Fulfilled::Credited { .. } = result {
+        // Refunds or disputes reported before this credit are booked now (see
+        // services::adjustments for why this look happens after the commit).
+        super::adjustments::settle_after_credit(db, &credit.payment_id, now).await?;
+    }
+    Ok(result)
 }

@@ -1,12 +1,15 @@
 //! Services: the use cases, each a plain async function over `Services` (database, terms, Stripe).
 //! The web layer and the CLI call these; they call the domain and the store.
 pub mod accounts;
+pub mod adjustments;
 pub mod confirm;
 pub mod event_writer;
 pub mod fulfil;
 pub mod intake;
 pub mod processing;
 pub mod purchase;
+pub mod reconcile;
+pub mod refunds;
 pub mod stats;
 
 use crate::domain::events::{RetryPolicy, StripeMode};
@@ -59,6 +62,10 @@ pub struct Services {
     pub publishable_key: Option<String>,
     /// Where the browser loads Stripe.js from: Stripe's, or the simulator's stand-in.
     pub stripe_js_url: String,
+    /// Reconciliation: Stripe API calls a second at most, and the window a scheduled (or
+    /// admin-started) run looks back over.
+    pub reconcile_rate: u32,
+    pub reconcile_window: chrono::Duration,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
 }
@@ -86,6 +93,8 @@ impl Services {
             data_dir: std::path::PathBuf::from("data"),
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),
+            reconcile_rate: 20,
+            reconcile_window: chrono::Duration::days(3),
             event_writer: Arc::default(),
         }
     }

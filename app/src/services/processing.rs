@@ -1,12 +1,17 @@
 //! Processing a stored event: route it (pure) and apply the action, finishing its processing
 //! row in the same transaction as the work. Called inline by the webhook right after storing,
 //! and by the worker for retries, recovery after a crash, and replays.
+use super::adjustments::{self, dispute_record, refund_record};
 use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::stats::Stats;
 use super::Services;
-use crate::domain::events::{route, Action, StripeEvent};
+use crate::domain::adjustments::RefundStatus;
+use crate::domain::events::{route, Action, ChargeFacts, StripeEvent};
+use crate::domain::PackTerms;
+use crate::store::adjustments::{self as store_adjustments, BookedBy, Fact};
 use crate::store::events::{self as event_store, FINISH_SQL};
 use crate::store::external_payments;
+use crate::store::purchases;
 use crate::store::{write_tx, StoreError, StoreResult};
 use chrono::{DateTime, Duration, Utc};
 
@@ -52,9 +57,33 @@ pub async fn process_stored(svc: &Services, event_id: &str, now: DateTime<Utc>) 
     }
 }
 
+/// The terms a payment is checked against: those of the purchase we recorded when it was
+/// started (a price change since must not dead-letter a payment made at the old price), or,
+/// for a payment we have no purchase for, today's.
+async fn terms_for(svc: &Services, event: &StripeEvent) -> StoreResult<PackTerms> {
+    let Some(pi) = event.payment_intent().filter(|_| event.event_type == "payment_intent.succeeded") else {
+        return Ok(svc.terms.clone());
+    };
+    Ok(match purchases::find(&svc.db, &pi.id).await? {
+        Some(p) => p.terms(svc.terms.base_revisions).unwrap_or_else(|_| svc.terms.clone()),
+        None => svc.terms.clone(),
+    })
+}
+
 /// Applies what an already-stored event means.
 pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> StoreResult<Processed> {
-    match route(event, svc.mode, &svc.terms) {
+    apply_as(svc, event, BookedBy::Webhook, now).await
+}
+
+/// `apply`, saying who books any adjustment (a webhook, reconciliation, a replay).
+pub async fn apply_as(
+    svc: &Services,
+    event: &StripeEvent,
+    booked_by: BookedBy,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
+    let terms = terms_for(svc, event).await?;
+    match route(event, svc.mode, &terms) {
         Action::Credit(credit) => match fulfil(&svc.db, &credit, Evidence::Event(&event.id), now).await? {
             Fulfilled::Credited { ledger_id } => {
                 Stats::inc(&svc.stats.credited);
@@ -121,6 +150,48 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
                 Ok(Processed::Finished { status: "processed", detail })
             })
         }
+        Action::BookRefund(r) => {
+            let Some(record) = refund_record(&r, event.livemode) else {
+                return finish(svc, &event.id, "ignored", "a refund without a PaymentIntent is not ours", now).await;
+            };
+            let booking = adjustments::book(&svc.db, &Fact::Refund(record), booked_by, Some(&event.id), now).await?;
+            let what = format!("refund {} of {} is {}", r.id, money(r.amount, &r.currency), r.status.as_str());
+            finish_processed(svc, &event.id, &adjustments::describe(&booking, &what), now).await
+        }
+        Action::BookDispute(d) => {
+            let Some(record) = dispute_record(&d, event.livemode) else {
+                return finish(svc, &event.id, "ignored", "a dispute without a PaymentIntent is not ours", now).await;
+            };
+            let booking = adjustments::book(&svc.db, &Fact::Dispute(record), booked_by, Some(&event.id), now).await?;
+            let what = format!("dispute {} of {} is {}", d.id, money(d.amount, &d.currency), d.status.as_str());
+            finish_processed(svc, &event.id, &adjustments::describe(&booking, &what), now).await
+        }
+        Action::SyncRefunds { payment_id, charge } => {
+            sync_refunds(svc, event, &payment_id, &charge, booked_by, now).await
+        }
+        Action::RecordFraudWarning(w) => {
+            store_adjustments::record_fraud_warning(
+                &svc.db,
+                &w.id,
+                w.payment_intent.as_deref(),
+                &w.charge,
+                &w.fraud_type,
+                w.actionable,
+                event.livemode,
+                Some(&event.id),
+                now,
+            )
+            .await?;
+            tracing::warn!(warning_id = %w.id, charge = %w.charge, fraud_type = %w.fraud_type, "early fraud warning");
+            let detail = format!(
+                "early fraud warning {} ({}) on charge {}{}",
+                w.id,
+                w.fraud_type,
+                w.charge,
+                if w.actionable { ": actionable, a refund now avoids a dispute" } else { "" }
+            );
+            finish_processed(svc, &event.id, &detail, now).await
+        }
         Action::Ignore { reason } => finish(svc, &event.id, "ignored", &reason, now).await,
         Action::DeadLetter { reason } => {
             tracing::warn!(event_id = %event.id, %reason, "event dead-lettered");
@@ -128,6 +199,85 @@ pub async fn apply(svc: &Services, event: &StripeEvent, now: DateTime<Utc>) -> S
             finish(svc, &event.id, "failed", &reason, now).await
         }
     }
+}
+
+fn money(minor: i64, currency: &str) -> String {
+    match crate::domain::Currency::parse(currency) {
+        Ok(c) => crate::domain::Money::new(minor, c).to_string(),
+        Err(_) => format!("{minor} {currency}"),
+    }
+}
+
+/// `charge.refunded` carries the charge's cumulative refunded amount but not its refunds (not
+/// since API 2022-11-15). When the refunds we know add up to it, there is nothing to do; when
+/// they do not (this event came before the refund's own `refund.created`, or that one was lost),
+/// the event alone cannot say which refund is missing, so we ask Stripe for the payment's
+/// refunds and book each.
+async fn sync_refunds(
+    svc: &Services,
+    event: &StripeEvent,
+    payment_id: &str,
+    charge: &ChargeFacts,
+    booked_by: BookedBy,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
+    let known: i64 = store_adjustments::refunds_for_payment(&svc.db, payment_id)
+        .await?
+        .iter()
+        .filter(|r| RefundStatus::parse(&r.status).is_ok_and(|s| s.reserves_amount()))
+        .map(|r| r.amount)
+        .sum();
+    if known == charge.amount_refunded {
+        let detail = format!(
+            "charge {} refunded {} in all, as the refunds already booked",
+            charge.id,
+            money(charge.amount_refunded, &charge.currency)
+        );
+        return finish_processed(svc, &event.id, &detail, now).await;
+    }
+    let Some(stripe) = svc.stripe.as_ref() else {
+        return finish(
+            svc,
+            &event.id,
+            "failed",
+            "the charge's refunds differ from ours and no Stripe key is set to ask",
+            now,
+        )
+        .await;
+    };
+    let refunds = match stripe.refunds_of(payment_id, None).await {
+        Ok(r) => r,
+        Err(e) => {
+            return retry_or_give_up(svc, &event.id, &format!("listing the refunds of {payment_id}: {e}"), now).await
+        }
+    };
+    let mut changed = 0;
+    for r in &refunds {
+        if let Some(record) = refund_record(r, event.livemode) {
+            changed +=
+                adjustments::book(&svc.db, &Fact::Refund(record), booked_by, Some(&event.id), now).await?.revoked_now;
+        }
+    }
+    let detail = format!(
+        "charge {} refunded {} in all; asked Stripe for {payment_id}'s refunds (the event does not list them): \
+         {} refund{} booked, {changed} revision{} revoked now",
+        charge.id,
+        money(charge.amount_refunded, &charge.currency),
+        refunds.len(),
+        if refunds.len() == 1 { "" } else { "s" },
+        if changed.abs() == 1 { "" } else { "s" },
+    );
+    finish_processed(svc, &event.id, &detail, now).await
+}
+
+async fn finish_processed(svc: &Services, event_id: &str, detail: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+    let n =
+        write_tx!(&svc.db, |tx| Ok::<_, StoreError>(finish_in!(tx, event_id, "processed", None::<&str>, detail, now)))?;
+    Ok(if n == 0 {
+        Processed::AlreadyFinished
+    } else {
+        Processed::Finished { status: "processed", detail: detail.to_string() }
+    })
 }
 
 /// Finishes an event with nothing else to write. `reason` is both the error (for `failed` and

@@ -18,11 +18,24 @@ pub struct Stats {
     pub credited: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retries_scheduled: AtomicU64,
+    /// Reconciliation findings by (category, state), since the process started.
+    pub findings: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    /// Findings the last completed reconciliation left open.
+    pub open_findings: AtomicU64,
 }
 
 impl Stats {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn finding(&self, category: &str, state: &str) {
+        let mut f = self.findings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *f.entry((category.to_string(), state.to_string())).or_default() += 1;
+    }
+
+    pub fn set_open_findings(&self, n: u64) {
+        self.open_findings.store(n, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -43,6 +56,13 @@ impl Stats {
         line("ledger_credits_total", "", &self.credited);
         line("events_dead_lettered_total", "", &self.dead_lettered);
         line("events_retries_scheduled_total", "", &self.retries_scheduled);
+        line("reconciliation_open_findings", "", &self.open_findings);
+        for ((category, state), n) in self.findings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            let _ = writeln!(
+                out,
+                "revision_store_reconciliation_findings_total{{category=\"{category}\",state=\"{state}\"}} {n}"
+            );
+        }
         out
     }
 }

@@ -56,7 +56,21 @@ pub struct ContractBalanceRow {
     pub ad_size: String,
     pub base: i64,
     pub purchased: i64,
+    pub revoked: i64,
     pub requested: i64,
+    pub disputed: i64,
+}
+
+impl ContractBalanceRow {
+    pub fn balance(&self) -> crate::domain::RevisionBalance {
+        crate::domain::RevisionBalance {
+            base: self.base,
+            purchased: self.purchased,
+            revoked: self.revoked,
+            requested: self.requested,
+            disputed: self.disputed,
+        }
+    }
 }
 
 pub use crate::domain::listing::ContractSort;
@@ -67,9 +81,11 @@ fn order_by(sort: ContractSort) -> &'static str {
         ContractSort::Id => "c.id",
         ContractSort::Advertiser => "u.email, c.id",
         ContractSort::Publication => "c.publication, c.id",
-        ContractSort::AvailableAsc => "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(q.requested, 0)), c.id",
+        ContractSort::AvailableAsc => {
+            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(a.revoked, 0) - COALESCE(q.requested, 0)), c.id"
+        }
         ContractSort::AvailableDesc => {
-            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(q.requested, 0)) DESC, c.id"
+            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(a.revoked, 0) - COALESCE(q.requested, 0)) DESC, c.id"
         }
     }
 }
@@ -90,6 +106,8 @@ pub struct ContractQuery {
 const BALANCES_FROM: &str = "FROM contracts c JOIN users u ON u.id = c.advertiser_id \
      LEFT JOIN (SELECT contract_id, SUM(revisions) AS purchased FROM contract_revisions GROUP BY contract_id) p \
        ON p.contract_id = c.id \
+     LEFT JOIN (SELECT contract_id, SUM(revoked) AS revoked FROM revision_adjustments GROUP BY contract_id) a \
+       ON a.contract_id = c.id \
      LEFT JOIN (SELECT contract_id, COUNT(*) AS requested FROM revision_requests GROUP BY contract_id) q \
        ON q.contract_id = c.id \
      WHERE (CAST($1 AS BIGINT) IS NULL OR c.advertiser_id = $1) \
@@ -112,7 +130,11 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
     let rows_sql = format!(
         "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
          c.base_revisions AS base, CAST(COALESCE(p.purchased, 0) AS BIGINT) AS purchased, \
-         CAST(COALESCE(q.requested, 0) AS BIGINT) AS requested \
+         CAST(COALESCE(a.revoked, 0) AS BIGINT) AS revoked, \
+         CAST(COALESCE(q.requested, 0) AS BIGINT) AS requested, \
+         CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
+             WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
+             AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed \
          {BALANCES_FROM} ORDER BY {} LIMIT $4 OFFSET $5",
         order_by(q.sort)
     );

@@ -109,8 +109,9 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
     let sql = format!(
         "WITH ev AS ({INSERT_EVENT} RETURNING event_id), \
          credit AS (INSERT INTO contract_revisions \
-             (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at) \
-             SELECT c.id, $12, $13, $14, $15, $3, ev.event_id, $9 FROM ev JOIN contracts c ON c.id = $11 \
+             (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
+             SELECT c.id, $12, $13, $14, $15, $3, ev.event_id, $9, 'webhook' FROM ev JOIN contracts c ON c.id = $11 \
+             WHERE NOT EXISTS ({}) \
              ON CONFLICT (payment_id) DO NOTHING RETURNING id), \
          purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = $9 \
              WHERE payment_intent_id = $12 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM credit)), \
@@ -121,7 +122,8 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
                  CASE WHEN done.credited THEN 1 ELSE 0 END, $10, \
                  CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $16 END \
              FROM ev, done) \
-         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)"
+         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)",
+        purchase_differs("$12", "$13", "$14", "$15", "$11")
     );
     let (stored, ledger_id): (i64, Option<i64>) = bind_event!(sqlx::query_as(&sql), e)
         .bind(job.lease_until)
@@ -140,14 +142,39 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
     })
 }
 
+/// A row when we recorded a purchase for the payment on other terms than the credit: the
+/// purchase's own terms decide (a price changed between purchase and webhook), so intake's
+/// shortcut must not credit and ordinary processing routes it against the purchase. Arguments:
+/// the placeholders of the payment id, revisions, amount, currency and contract.
+fn purchase_differs(payment: &str, revisions: &str, amount: &str, currency: &str, contract: &str) -> String {
+    format!(
+        "SELECT 1 FROM purchases p WHERE p.payment_intent_id = {payment} AND (p.revisions <> {revisions} \
+         OR p.amount <> {amount} OR p.currency <> {currency} OR p.contract_id <> {contract})"
+    )
+}
+
 /// SQLite has no data-modifying CTEs: a few statements, inside the caller's transaction.
 async fn store_one_sqlite(conn: &mut sqlx::SqliteConnection, job: &StoreJob) -> StoreResult<Stored> {
     let e = &job.event;
     if bind_event!(sqlx::query(INSERT_EVENT), e).execute(&mut *conn).await?.rows_affected() == 0 {
         return Ok(Stored::Duplicate);
     }
-    let ledger_id = match &job.credit {
-        Some((credit, _)) => match insert_credit_in!(conn, credit, &e.event_id, e.received_at) {
+    let credit = match &job.credit {
+        Some((credit, _)) => {
+            let differs: Option<i64> = sqlx::query_scalar(&purchase_differs("$1", "$2", "$3", "$4", "$5"))
+                .bind(&credit.payment_id)
+                .bind(credit.revisions)
+                .bind(credit.amount.minor)
+                .bind(credit.amount.currency.as_str())
+                .bind(credit.contract_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            differs.is_none().then_some(credit)
+        }
+        None => None,
+    };
+    let ledger_id = match credit {
+        Some(credit) => match insert_credit_in!(conn, credit, &e.event_id, "webhook", e.received_at) {
             CreditInsert::Credited { ledger_id } => Some(ledger_id),
             CreditInsert::AlreadyCredited { .. } | CreditInsert::UnknownContract => None,
         },
@@ -308,5 +335,41 @@ pub async fn list_mentioning(db: &Db, object_id: &str, limit: i64) -> StoreResul
             let sql = format!("{SUMMARY} WHERE convert_from(e.payload, 'UTF8') LIKE $1 {order}");
             sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(p).await?
         }
+    })
+}
+
+/// Stores an event that reconciliation fetched from Stripe with our own authenticated API call
+/// (Stripe reported it undelivered), marked `api_fetch` instead of `signature`, with a pending
+/// processing row leased to the caller: from here it travels as a webhook delivery does.
+pub async fn store_fetched(db: &Db, event: &NewEvent, lease_until: DateTime<Utc>) -> StoreResult<Stored> {
+    write_tx!(db, |tx| {
+        let n = sqlx::query(
+            "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
+             signature_header, request_headers, received_at, verified_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api_fetch') ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.event_id)
+        .bind(&event.event_type)
+        .bind(event.livemode)
+        .bind(&event.api_version)
+        .bind(event.stripe_created)
+        .bind(&event.payload)
+        .bind(&event.signature_header)
+        .bind(&event.request_headers)
+        .bind(event.received_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(Stored::Duplicate);
+        }
+        sqlx::query(
+            "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) VALUES ($1, 'pending', 0, $2)",
+        )
+        .bind(&event.event_id)
+        .bind(lease_until)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Stored::Pending)
     })
 }

@@ -15,6 +15,8 @@ pub struct LedgerCredit {
     pub livemode: bool,
     pub stripe_event_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// `webhook`, `return_page` or `reconciliation` (None: credited before this was recorded).
+    pub credited_by: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -48,25 +50,42 @@ const REQUEST_COLUMNS: &str =
 struct BalanceRow {
     base: i64,
     purchased: i64,
+    revoked: i64,
     requested: i64,
+    disputed: i64,
 }
 
-/// The inputs of `RevisionBalance::available`, summed from rows. CASTs because PostgreSQL's
-/// SUM(bigint) is numeric.
-const BALANCE_SQL: &str = "SELECT c.base_revisions AS base, \
+/// The inputs of `RevisionBalance`, summed from rows (the rules that combine them are the
+/// domain's). `disputed`: revisions of payments with an open dispute not already revoked.
+/// CASTs because PostgreSQL's SUM(bigint) is numeric.
+pub(crate) const BALANCE_COLUMNS: &str = "c.base_revisions AS base, \
      CAST(COALESCE((SELECT SUM(r.revisions) FROM contract_revisions r WHERE r.contract_id = c.id), 0) AS BIGINT) AS purchased, \
-     CAST((SELECT COUNT(*) FROM revision_requests q WHERE q.contract_id = c.id) AS BIGINT) AS requested \
-     FROM contracts c WHERE c.id = $1";
+     CAST(COALESCE((SELECT SUM(a.revoked) FROM revision_adjustments a WHERE a.contract_id = c.id), 0) AS BIGINT) AS revoked, \
+     CAST((SELECT COUNT(*) FROM revision_requests q WHERE q.contract_id = c.id) AS BIGINT) AS requested, \
+     CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(a.revoked) FROM revision_adjustments a \
+         WHERE a.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
+         AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed";
+
+fn balance_sql() -> String {
+    format!("SELECT {BALANCE_COLUMNS} FROM contracts c WHERE c.id = $1")
+}
 
 impl From<BalanceRow> for RevisionBalance {
     fn from(r: BalanceRow) -> Self {
-        RevisionBalance { base: r.base, purchased: r.purchased, requested: r.requested }
+        RevisionBalance {
+            base: r.base,
+            purchased: r.purchased,
+            revoked: r.revoked,
+            requested: r.requested,
+            disputed: r.disputed,
+        }
     }
 }
 
 /// The contract's balance, or None if there is no such contract.
 pub async fn balance(db: &Db, contract_id: i64) -> StoreResult<Option<RevisionBalance>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
+    let sql = balance_sql();
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, BalanceRow>(&sql)
         .bind(contract_id)
         .fetch_optional(pool)
         .await?
@@ -74,7 +93,7 @@ pub async fn balance(db: &Db, contract_id: i64) -> StoreResult<Option<RevisionBa
 }
 
 const CREDIT_COLUMNS: &str =
-    "id, contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at";
+    "id, contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by";
 
 pub async fn credits(db: &Db, contract_id: i64) -> StoreResult<Vec<LedgerCredit>> {
     let sql = format!("SELECT {CREDIT_COLUMNS} FROM contract_revisions WHERE contract_id = $1 ORDER BY id");
@@ -84,6 +103,14 @@ pub async fn credits(db: &Db, contract_id: i64) -> StoreResult<Vec<LedgerCredit>
 pub async fn credit_for_payment(db: &Db, payment_id: &str) -> StoreResult<Option<LedgerCredit>> {
     let sql = format!("SELECT {CREDIT_COLUMNS} FROM contract_revisions WHERE payment_id = $1");
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, LedgerCredit>(&sql).bind(payment_id).fetch_optional(pool).await?))
+}
+
+/// Credits booked in [from, to], for reconciliation.
+pub async fn credits_between(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<LedgerCredit>> {
+    let sql = format!(
+        "SELECT {CREDIT_COLUMNS} FROM contract_revisions WHERE created_at >= $1 AND created_at <= $2 ORDER BY id"
+    );
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, LedgerCredit>(&sql).bind(from).bind(to).fetch_all(pool).await?))
 }
 
 pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequest>> {
@@ -107,12 +134,12 @@ pub enum CreditInsert {
 /// existence is part of the same statement (no foreign-key error, which would abort a
 /// PostgreSQL transaction). Also moves our purchase record to `succeeded`.
 pub(crate) const INSERT_CREDIT_SQL: &str = "INSERT INTO contract_revisions \
-     (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at) \
-     SELECT c.id, $2, $3, $4, $5, $6, $7, $8 FROM contracts c WHERE c.id = $1 \
+     (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
+     SELECT c.id, $2, $3, $4, $5, $6, $7, $8, $9 FROM contracts c WHERE c.id = $1 \
      ON CONFLICT (payment_id) DO NOTHING RETURNING id";
 
 macro_rules! insert_credit_in {
-    ($tx:expr, $credit:expr, $event_id:expr, $now:expr) => {{
+    ($tx:expr, $credit:expr, $event_id:expr, $credited_by:expr, $now:expr) => {{
         let credit: &$crate::domain::events::Credit = $credit;
         let inserted: Option<i64> = sqlx::query_scalar($crate::store::ledger::INSERT_CREDIT_SQL)
             .bind(credit.contract_id)
@@ -123,6 +150,7 @@ macro_rules! insert_credit_in {
             .bind(credit.livemode)
             .bind($event_id)
             .bind($now)
+            .bind($credited_by)
             .fetch_optional(&mut *$tx)
             .await?;
         sqlx::query("UPDATE purchases SET status = 'succeeded', updated_at = $2 WHERE payment_intent_id = $1 AND status <> 'succeeded'")
@@ -183,6 +211,7 @@ pub async fn request_revision(
          (contract_id, requested_by, notes, artwork_path, artwork_name, artwork_type, artwork_size, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REQUEST_COLUMNS}"
     );
+    let balance_sql = balance_sql();
     write_tx!(db, |tx, dialect| {
         if dialect == Dialect::Postgres {
             sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
@@ -190,7 +219,7 @@ pub async fn request_revision(
                 .execute(&mut *tx)
                 .await?;
         }
-        let balance: RevisionBalance = sqlx::query_as::<_, BalanceRow>(BALANCE_SQL)
+        let balance: RevisionBalance = sqlx::query_as::<_, BalanceRow>(&balance_sql)
             .bind(contract_id)
             .fetch_optional(&mut *tx)
             .await?

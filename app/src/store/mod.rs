@@ -8,11 +8,13 @@ use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod adjustments;
 pub mod contracts;
 pub mod events;
 pub mod external_payments;
 pub mod ledger;
 pub mod purchases;
+pub mod reconciliation;
 pub mod sessions;
 pub mod users;
 

@@ -18,6 +18,14 @@ pub struct Purchase {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Purchase {
+    /// The terms this purchase was sold at (what its payment is checked against).
+    pub fn terms(&self, base_revisions: i64) -> Result<crate::domain::PackTerms, String> {
+        let currency = crate::domain::Currency::parse(&self.currency)?;
+        crate::domain::PackTerms::new(crate::domain::Money::new(self.amount, currency), self.revisions, base_revisions)
+    }
+}
+
 const COLUMNS: &str = "payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
                        idempotency_key, livemode, created_at, updated_at";
 
@@ -66,4 +74,23 @@ pub async fn find(db: &Db, payment_intent_id: &str) -> StoreResult<Option<Purcha
 pub async fn for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<Purchase>> {
     let sql = format!("SELECT {COLUMNS} FROM purchases WHERE contract_id = $1 ORDER BY created_at, payment_intent_id");
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, Purchase>(&sql).bind(contract_id).fetch_all(pool).await?))
+}
+
+/// Moves an open purchase to the status Stripe reports. Succeeded and canceled are final, so a
+/// stale report can never move a purchase out of them.
+pub async fn refresh_status(db: &Db, payment_intent_id: &str, status: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    if !STATUSES.contains(&status) {
+        return Ok(false);
+    }
+    write_pool!(db, |pool| Ok(sqlx::query(
+        "UPDATE purchases SET status = $2, updated_at = $3 \
+         WHERE payment_intent_id = $1 AND status NOT IN ('succeeded', 'canceled')"
+    )
+    .bind(payment_intent_id)
+    .bind(status)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1))
 }

@@ -3,5 +3,5 @@ pub mod client;
 pub mod signature;
 pub mod simulator;
 
-pub use client::{PaymentIntentInfo, StripeApi, StripeApiError};
+pub use client::{Pacer, PaymentIntentInfo, PaymentSnapshot, StripeApi, StripeApiError};
 pub use signature::{SignatureError, WebhookSecret};

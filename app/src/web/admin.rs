@@ -35,9 +35,14 @@ pub struct CreditLine {
     pub payment_id: String,
     pub revisions: i64,
     pub amount: String,
-    /// The event that credited it; None when the return-page confirmation did.
+    /// The event that credited it; None when the return page or reconciliation did.
     pub event_id: Option<String>,
+    pub credited_by: Option<String>,
     pub created_at: String,
+    /// Revisions of this pack not yet revoked (what a refund can still take back).
+    pub remaining: i64,
+    /// A dispute is open on it (Stripe refuses refunds meanwhile).
+    pub disputed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +51,7 @@ pub struct AdminContract {
     pub credits: Vec<CreditLine>,
     /// Per purchase: the events that mention its PaymentIntent.
     pub events: Vec<(String, Vec<EventLine>)>,
+    pub money_back: super::admin_money::MoneyBack,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,22 +108,25 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
         let found = events::list_mentioning(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
         trail.push((p.payment_intent_id.clone(), found.into_iter().map(event_line).collect()));
     }
-    Ok(AdminContract {
-        credits: credits
-            .into_iter()
-            .map(|c| CreditLine {
-                amount: Currency::parse(&c.currency)
-                    .map(|cur| Money::new(c.amount, cur).to_string())
-                    .unwrap_or_else(|_| format!("{} {}", c.amount, c.currency)),
-                payment_id: c.payment_id,
-                revisions: c.revisions,
-                event_id: c.stripe_event_id,
-                created_at: super::fmt_time(c.created_at),
-            })
-            .collect(),
-        events: trail,
-        detail,
-    })
+    let money_back = super::admin_money::money_back(&svc, contract_id).await?;
+    let mut lines = Vec::with_capacity(credits.len());
+    for c in credits {
+        let revoked: i64 =
+            money_back.adjustments.iter().filter(|a| a.payment_id == c.payment_id).map(|a| -a.change).sum();
+        lines.push(CreditLine {
+            amount: Currency::parse(&c.currency)
+                .map(|cur| Money::new(c.amount, cur).to_string())
+                .unwrap_or_else(|_| format!("{} {}", c.amount, c.currency)),
+            remaining: c.revisions - revoked,
+            disputed: money_back.disputes.iter().any(|d| d.payment_id == c.payment_id && d.is_open),
+            payment_id: c.payment_id,
+            revisions: c.revisions,
+            event_id: c.stripe_event_id,
+            credited_by: c.credited_by,
+            created_at: super::fmt_time(c.created_at),
+        });
+    }
+    Ok(AdminContract { credits: lines, events: trail, detail, money_back })
 }
 
 #[server]
@@ -173,7 +182,9 @@ pub fn AdminNav() -> impl IntoView {
         <nav class="subnav" aria-label="Admin">
             <a href="/admin">"Contracts"</a>
             <a href="/admin/events">"Stripe events"</a>
+            <a href="/admin/reconciliation">"Reconciliation"</a>
         </nav>
+        <super::admin_money::FindingsBanner/>
     }
 }
 
@@ -293,26 +304,42 @@ pub fn AdminContractPage() -> impl IntoView {
                     view! {
                         <h1>{format!("Contract #{} · {} · {}", c.id, c.publication, c.ad_size)}</h1>
                         <p>"Advertiser: " {c.advertiser_email.clone()}</p>
-                        <p class="big"><span data-testid="available">{c.balance.available()}</span>" available"</p>
-                        <p class="muted">{c.balance.explain()}</p>
+                        <super::admin_money::FlashMessage/>
+                        <p class="big"><span data-testid="available">{c.balance.available()}</span>" available"
+                            {(c.balance.owed() > 0).then(|| view! { " · " <span class="warn" data-testid="owes">{format!("owes {}", c.balance.owed())}</span> })}
+                            {(c.balance.held() > 0).then(|| view! { " · " <span class="warn" data-testid="held">{format!("{} held by a dispute", c.balance.held())}</span> })}
+                        </p>
+                        <p class="muted" data-testid="formula">{c.balance.explain()}</p>
                         <h2>"Ledger: credited packs"</h2>
                         {if a.credits.is_empty() { view! { <p class="muted">"No credits."</p> }.into_any() } else { view! {
                             <div class="table-wrap"><table>
-                                <thead><tr><th>"Credited"</th><th>"PaymentIntent"</th><th>"Revisions"</th><th>"Amount"</th><th>"Evidence"</th></tr></thead>
-                                <tbody>{a.credits.into_iter().map(|cr| view! {
-                                    <tr>
+                                <thead><tr><th>"Credited"</th><th>"PaymentIntent"</th><th>"Revisions"</th><th>"Amount"</th><th>"Evidence"</th><th>"Refund"</th></tr></thead>
+                                <tbody>{a.credits.into_iter().map(|cr| {
+                                    let refund = if cr.disputed {
+                                        view! { <span class="muted">"disputed: answer the dispute in Stripe"</span> }.into_any()
+                                    } else if cr.remaining > 0 {
+                                        view! { <super::admin_money::RefundForm contract_id=c.id payment_id=cr.payment_id.clone() remaining=cr.remaining/> }.into_any()
+                                    } else {
+                                        view! { <span class="muted">"fully revoked"</span> }.into_any()
+                                    };
+                                    let payment = cr.payment_id.clone();
+                                    view! {
+                                    <tr data-testid="credit" data-payment=payment>
                                         <td>{cr.created_at}</td>
                                         <td><code>{cr.payment_id}</code></td>
                                         <td>{format!("+{}", cr.revisions)}</td>
                                         <td>{cr.amount}</td>
-                                        <td>{match cr.event_id {
-                                            Some(id) => view! { <a href=format!("/admin/events/{id}")>"webhook " <code>{id.clone()}</code></a> }.into_any(),
-                                            None => view! { <span>"confirmed with Stripe by the return page"</span> }.into_any(),
+                                        <td>{match (cr.event_id, cr.credited_by.as_deref()) {
+                                            (Some(id), _) => view! { <a href=format!("/admin/events/{id}")>"webhook " <code>{id.clone()}</code></a> }.into_any(),
+                                            (None, Some("reconciliation")) => view! { <span>"paid at Stripe, credited by reconciliation"</span> }.into_any(),
+                                            (None, _) => view! { <span>"confirmed with Stripe by the return page"</span> }.into_any(),
                                         }}</td>
+                                        <td>{refund}</td>
                                     </tr>
-                                }).collect_view()}</tbody>
+                                }}).collect_view()}</tbody>
                             </table></div>
                         }.into_any() }}
+                        <super::admin_money::MoneyBackSection m=a.money_back.clone()/>
                         <h2>"Purchases and their Stripe events"</h2>
                         {if a.events.is_empty() { Some(view! { <p class="muted">"No purchases."</p> }) } else { None }}
                         {a.events.into_iter().map(|(pi, events)| {

@@ -54,11 +54,11 @@ pub(crate) mod server {
 
     pub fn summary(r: ContractBalanceRow) -> ContractSummary {
         ContractSummary {
+            balance: r.balance(),
             id: r.id,
             advertiser_email: r.advertiser_email,
             publication: r.publication,
             ad_size: r.ad_size,
-            balance: RevisionBalance { base: r.base, purchased: r.purchased, requested: r.requested },
         }
     }
 
@@ -162,7 +162,7 @@ pub fn ContractsPage() -> impl IntoView {
                                     " · " {c.ad_size.clone()}
                                 </a>
                                 <p class="available" data-testid="available">
-                                    {format!("{} available", c.balance.available())}
+                                    {format!("{} available", c.balance.available().max(0))}
                                 </p>
                                 <p class="muted">{c.balance.explain()}</p>
                             </li>
@@ -206,10 +206,25 @@ pub fn ContractPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || detail.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                Ok(detail) => view! { <ContractIsland detail notice=notice.clone() returned=returned.clone()/> }.into_any(),
+                Ok(detail) => {
+                    // "No revisions left" says why from the balance itself (used, refunded, or
+                    // held by a dispute), not only that.
+                    let notice = match (&notice, detail.contract.balance.check_can_request()) {
+                        (Some(n), Err(refusal)) if n.text == RequestProblem::NoRevisionsLeft.message() => {
+                            Some(Notice { class: n.class.clone(), text: capitalise(&refusal.to_string()) })
+                        }
+                        _ => notice.clone(),
+                    };
+                    view! { <ContractIsland detail notice returned=returned.clone()/> }.into_any()
+                }
             })}
         </Suspense>
     }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// A message the page shows once, after a revision request's form post.
@@ -268,7 +283,12 @@ fn ContractIsland(detail: ContractDetail, notice: Option<Notice>, returned: Opti
 fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<Notice>) -> impl IntoView {
     let c = detail.contract.clone();
     let contract_id = c.id;
-    let available = c.balance.available();
+    // Below zero (revisions used, then their payment refunded) the advertiser sees 0 and why;
+    // requests need a revision that is neither used nor held by a dispute.
+    let available = c.balance.available().max(0);
+    let spendable = c.balance.spendable();
+    let advisory = c.balance.advisory();
+    let revoked = c.balance.revoked;
     let terms = detail.terms.clone();
     let price_line = format!("{} revisions for {}", terms.revisions_per_pack, terms.price);
     view! {
@@ -281,10 +301,14 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
             <dl class="sums">
                 <div><dt>"Included"</dt><dd data-testid="base">{c.balance.base}</dd></div>
                 <div><dt>"Purchased"</dt><dd data-testid="purchased">{c.balance.purchased}</dd></div>
+                {(revoked != 0).then(|| view! {
+                    <div><dt>"Refunded or charged back"</dt><dd data-testid="revoked">{revoked}</dd></div>
+                })}
                 <div><dt>"Requested"</dt><dd data-testid="requested">{c.balance.requested}</dd></div>
             </dl>
+            {advisory.map(|a| view! { <p class="notice warn" data-testid="advisory">{a}</p> })}
             <p class="muted">
-                "Available is what your contract includes, plus what you bought, minus what you have requested: "
+                "Available is what your contract includes, plus what you bought, less what was refunded, minus what you have requested: "
                 {c.balance.explain()} "."
             </p>
             <button type="button" class="primary" on:click=move |_| buying.set(true)>"Purchase revisions"</button>
@@ -294,12 +318,16 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
             <h2 id="request-h">"Request a revision"</h2>
             <form method="post" action=format!("/contracts/{contract_id}/revisions") enctype="multipart/form-data" class="stack">
                 <label for="notes">"What should change?"</label>
-                <textarea id="notes" name="notes" required maxlength=MAX_NOTES_CHARS rows="4" disabled=available <= 0></textarea>
+                <textarea id="notes" name="notes" required maxlength=MAX_NOTES_CHARS rows="4" disabled=spendable <= 0></textarea>
                 <label for="artwork">"Artwork file (optional: " {ACCEPTED} ")"</label>
-                <input id="artwork" name="artwork" type="file" accept=".png,.jpg,.jpeg,.pdf,.tif,.tiff,image/png,image/jpeg,application/pdf,image/tiff" disabled=available <= 0/>
-                <button type="submit" disabled=available <= 0>"Request a revision"</button>
-                {(available <= 0).then(|| view! {
-                    <p class="muted" id="no-revisions">"No revisions left: purchase a revision pack to request more."</p>
+                <input id="artwork" name="artwork" type="file" accept=".png,.jpg,.jpeg,.pdf,.tif,.tiff,image/png,image/jpeg,application/pdf,image/tiff" disabled=spendable <= 0/>
+                <button type="submit" disabled=spendable <= 0>"Request a revision"</button>
+                {(spendable <= 0).then(|| view! {
+                    <p class="muted" id="no-revisions">{if available > 0 {
+                        "No revisions can be used while a payment is disputed: purchase a revision pack to request more."
+                    } else {
+                        "No revisions left: purchase a revision pack to request more."
+                    }}</p>
                 })}
             </form>
         </section>

@@ -9,6 +9,7 @@ use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
 pub mod admin;
+pub mod admin_money;
 pub mod auth;
 pub mod browser;
 pub mod checkout;
@@ -134,6 +135,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/contracts/:id") view=contracts::ContractPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=admin::AdminContractsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/contracts/:id") view=admin::AdminContractPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/contracts/:id/refund") view=admin_money::RefundConfirmPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/reconciliation") view=admin_money::ReconciliationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/reconciliation/:id") view=admin_money::ReconciliationRunPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events") view=admin::AdminEventsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events/:id") view=admin::AdminEventPage ssr=SsrMode::Async/>
                 </Routes>

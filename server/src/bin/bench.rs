@@ -102,6 +102,9 @@ fn run(args: &Args, db: &str) {
         data_dir: std::env::temp_dir(),
         secure_cookies: false,
         client_ip_header: None,
+        reconcile_interval: None,
+        reconcile_window: chrono::Duration::days(3),
+        reconcile_rate: 20,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

@@ -31,7 +31,7 @@ async fn a_request_at_zero_available_is_refused(kind: DbKind) {
     }
     match request_revision(t.store(), t.contract_id, t.advertiser_id, "one more", None, chrono::Utc::now()).await {
         Err(RequestError::NoRevisionsLeft(e)) => {
-            assert_eq!(e.available, 0);
+            assert_eq!(e.0.available(), 0);
             assert!(e.to_string().contains("buy a revision pack"));
         }
         other => panic!("expected a refusal, got {other:?}"),

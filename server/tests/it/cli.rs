@@ -95,7 +95,11 @@ async fn the_cli_creates_users_and_contracts_and_explains_balances(kind: DbKind)
 
         let o = cli(&url, &["contract", "show", &id], None);
         assert!(o.status.success());
-        assert!(stdout(&o).contains("3 included + 0 purchased − 0 requested = 3 available"), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains("3 included + 0 purchased − 0 revoked − 0 requested = 3 available"),
+            "{}",
+            stdout(&o)
+        );
         let o = cli(&url, &["contract", "show", "777"], None);
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("no contract 777"));
@@ -137,7 +141,7 @@ async fn the_cli_lists_and_replays_events(kind: DbKind) {
 
         let o = cli(&url, &["contract", "show", &contract], None);
         let out = stdout(&o);
-        assert!(out.contains("3 included + 2 purchased − 0 requested = 5 available"), "{out}");
+        assert!(out.contains("3 included + 2 purchased − 0 revoked − 0 requested = 5 available"), "{out}");
         assert!(out.contains(&payment2) && out.contains(&ok2), "the ledger names payment and event: {out}");
     })
     .await

@@ -165,6 +165,9 @@ pub fn settings(db_url: &str) -> Settings {
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         secure_cookies: false,
         client_ip_header: None,
+        reconcile_interval: None,
+        reconcile_window: chrono::Duration::days(3),
+        reconcile_rate: 100,
     }
 }
 
@@ -203,6 +206,30 @@ impl TestApp {
         let app = Application::start(&settings(&db.url)).await.expect("app starts");
         let (advertiser_id, contract_id) = advertiser_with_contract(&app.services.db).await;
         Self { db, app, contract_id, advertiser_id, http: client() }
+    }
+
+    /// The app in simulator mode (its Stripe is the in-process simulator, which delivers signed
+    /// webhooks to it), with a fresh database, an advertiser and one contract.
+    pub async fn spawn_simulated(kind: DbKind) -> Self {
+        Self::spawn_with(kind, |s| s.simulator = true).await
+    }
+
+    /// The app with settings changed by `change`.
+    pub async fn spawn_with(kind: DbKind, change: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::new(kind).await;
+        let mut s = settings(&db.url);
+        change(&mut s);
+        let app = Application::start(&s).await.expect("app starts");
+        let (advertiser_id, contract_id) = advertiser_with_contract(&app.services.db).await;
+        Self { db, app, contract_id, advertiser_id, http: client() }
+    }
+
+    pub fn sim(&self) -> &app::stripe::simulator::Simulator {
+        self.app.simulator.as_ref().expect("spawned in simulator mode")
+    }
+
+    pub fn balance(&self) -> impl std::future::Future<Output = app::domain::RevisionBalance> + '_ {
+        async move { app::store::ledger::balance(self.store(), self.contract_id).await.unwrap().unwrap() }
     }
 
     /// Stops this instance and starts another on the same database (a restart).

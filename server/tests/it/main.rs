@@ -5,7 +5,9 @@ mod helpers;
 
 mod accounting;
 mod cli;
+mod money_back;
 mod processing;
+mod reconcile;
 mod simulator;
 mod stripe;
 mod web;

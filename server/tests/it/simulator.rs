@@ -167,8 +167,12 @@ async fn a_disputed_payment_is_credited_and_the_dispute_kept(kind: DbKind) {
         first("charge.dispute.created") - first("payment_intent.succeeded") >= chrono::Duration::milliseconds(500),
         "{log:?}"
     );
-    let disputes = app::store::events::list(t.store(), Some("ignored"), 100).await.unwrap();
-    assert!(disputes.iter().any(|e| e.event_type == "charge.dispute.created"), "the dispute is kept as evidence");
+    let events = app::store::events::list(t.store(), Some("processed"), 100).await.unwrap();
+    let dispute = events.iter().find(|e| e.event_type == "charge.dispute.created").expect("the dispute is processed");
+    assert!(dispute.outcome.as_deref().unwrap_or_default().contains("held while the dispute is open"), "{dispute:?}");
+    // The disputed pack's revisions are held: 5 available, 3 may be used.
+    let b = app::store::ledger::balance(t.store(), t.contract_id).await.unwrap().unwrap();
+    assert_eq!((b.available(), b.held(), b.spendable()), (5, 2, 3));
 }
 
 async fn a_canceled_payment_updates_the_purchase(kind: DbKind) {

@@ -113,6 +113,16 @@ impl Simulator {
         self.lock().events.iter().filter(|e| e.pending()).map(|e| e.id.clone()).collect()
     }
 
+    /// Forgets every event about a payment (its own, its charge's, refunds' and disputes'), as
+    /// Stripe has forgotten events older than 30 days: only the objects are left to tell what
+    /// happened, which is what reconciliation must then work from.
+    pub fn forget_events_of(&self, payment_intent_id: &str) {
+        self.lock().events.retain(|e| {
+            let o = &e.data.object;
+            o["id"] != payment_intent_id && o["payment_intent"] != payment_intent_id
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

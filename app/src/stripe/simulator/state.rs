@@ -43,6 +43,12 @@ impl<T: Object> Table<T> {
         self.index.get(id).map(|&at| &mut self.rows[at])
     }
 
+    /// Keeps only the rows `keep` says to (the index is rebuilt).
+    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        self.rows.retain(keep);
+        self.index = self.rows.iter().enumerate().map(|(at, r)| (r.id().to_string(), at)).collect();
+    }
+
     /// Oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.rows.iter()

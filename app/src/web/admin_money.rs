@@ -1,0 +1,574 @@
+//! The admin's view of money moving back and of reconciliation: a contract's refunds,
+//! disputes and fraud warnings with the refund form and its confirmation step, the
+//! reconciliation runs and their findings, and the banner every admin page shows while
+//! findings are open. Pages render on the server; the forms post to plain routes
+//! (`server::admin_actions`) so they work without JavaScript.
+use super::error::AppError;
+use super::ErrorView;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+/// Where a money action leaves its one-time message for the next page.
+pub const FLASH_KEY: &str = "admin_flash";
+
+/// One CSV record (RFC 4180: quoted when needed, quotes doubled, CRLF). A cell a spreadsheet
+/// would run as a formula (=, +, -, @, tab, CR) is prefixed with a quote so it stays text.
+pub fn csv_row(cells: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let safe =
+            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_string() };
+        if safe.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&safe.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&safe);
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flash {
+    pub class: String,
+    pub text: String,
+}
+
+/// The message a money action left for this page, once.
+#[server]
+pub async fn take_flash() -> Result<Option<Flash>, AppError> {
+    let session = super::auth::server::session().await?;
+    let flash: Option<(String, String)> = session.remove(FLASH_KEY).await.unwrap_or(None);
+    Ok(flash
+        .map(|(class, text)| Flash { class: if class == "error" { "error".into() } else { "notice".into() }, text }))
+}
+
+#[component]
+pub fn FlashMessage() -> impl IntoView {
+    let flash = Resource::new(|| (), |_| take_flash());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || flash.get().and_then(Result::ok).flatten().map(|f| view! {
+                <p class=f.class.clone() role=if f.class == "error" { "alert" } else { "status" } data-testid="flash">{f.text}</p>
+            })}
+        </Suspense>
+    }
+}
+
+/// Open findings of the last reconciliation, for the banner.
+#[server]
+pub async fn open_findings() -> Result<i64, AppError> {
+    super::auth::server::require_admin().await?;
+    let svc = super::services()?;
+    crate::store::reconciliation::open_findings(&svc.db)
+        .await
+        .map_err(|e| AppError::unavailable("Reconciliation could not be read", e))
+}
+
+/// Shown on every admin page while the last reconciliation left findings open.
+#[component]
+pub fn FindingsBanner() -> impl IntoView {
+    let open = Resource::new(|| (), |_| open_findings());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || open.get().and_then(Result::ok).filter(|n| *n > 0).map(|n| view! {
+                <p class="banner warn" role="alert" data-testid="findings-banner">
+                    {format!("Reconciliation left {n} finding{} open: Stripe and our books disagree. ", if n == 1 { "" } else { "s" })}
+                    <a href="/admin/reconciliation">"See what and why"</a>
+                </p>
+            })}
+        </Suspense>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdjustmentLine {
+    pub payment_id: String,
+    pub kind: String,
+    /// Signed as the balance sees it: −2 revoked, +2 given back.
+    pub change: i64,
+    pub amount: String,
+    pub booked_by: String,
+    pub note: String,
+    pub event_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundLine {
+    pub refund_id: String,
+    pub payment_id: String,
+    pub amount: String,
+    pub status: String,
+    pub requested_by: Option<String>,
+    pub note: Option<String>,
+    pub first_seen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisputeLine {
+    pub dispute_id: String,
+    pub payment_id: String,
+    pub amount: String,
+    pub status: String,
+    pub is_open: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WarningLine {
+    pub warning_id: String,
+    pub payment_id: Option<String>,
+    pub fraud_type: String,
+    pub actionable: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoneyBack {
+    pub adjustments: Vec<AdjustmentLine>,
+    pub refunds: Vec<RefundLine>,
+    pub disputes: Vec<DisputeLine>,
+    pub warnings: Vec<WarningLine>,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) fn money(amount: i64, currency: &str) -> String {
+    match crate::domain::Currency::parse(currency) {
+        Ok(c) => crate::domain::Money::new(amount, c).to_string(),
+        Err(_) => format!("{amount} {currency}"),
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) async fn money_back(svc: &crate::services::Services, contract_id: i64) -> Result<MoneyBack, AppError> {
+    use crate::store::adjustments as a;
+    let load = |e| AppError::unavailable("Refunds and disputes could not be loaded", e);
+    Ok(MoneyBack {
+        adjustments: a::for_contract(&svc.db, contract_id)
+            .await
+            .map_err(load)?
+            .into_iter()
+            .map(|x| AdjustmentLine {
+                change: -x.revoked,
+                amount: money(x.amount, &x.currency),
+                payment_id: x.payment_id,
+                kind: x.kind.replace('_', " "),
+                booked_by: x.booked_by,
+                note: x.note,
+                event_id: x.stripe_event_id,
+                created_at: super::fmt_time(x.created_at),
+            })
+            .collect(),
+        refunds: a::refunds_for_contract(&svc.db, contract_id)
+            .await
+            .map_err(load)?
+            .into_iter()
+            .map(|r| RefundLine {
+                amount: money(r.amount, &r.currency),
+                refund_id: r.refund_id,
+                payment_id: r.payment_id,
+                status: r.status,
+                requested_by: r.requested_by,
+                note: r.note,
+                first_seen: super::fmt_time(r.first_seen),
+            })
+            .collect(),
+        disputes: a::disputes_for_contract(&svc.db, contract_id)
+            .await
+            .map_err(load)?
+            .into_iter()
+            .map(|d| DisputeLine {
+                amount: money(d.amount, &d.currency),
+                dispute_id: d.dispute_id,
+                payment_id: d.payment_id,
+                status: d.status.replace('_', " "),
+                is_open: d.is_open,
+                reason: d.reason,
+            })
+            .collect(),
+        warnings: a::fraud_warnings_for_contract(&svc.db, contract_id)
+            .await
+            .map_err(load)?
+            .into_iter()
+            .map(|w| WarningLine {
+                warning_id: w.warning_id,
+                payment_id: w.payment_id,
+                fraud_type: w.fraud_type.replace('_', " "),
+                actionable: w.actionable,
+                created_at: super::fmt_time(w.created_at),
+            })
+            .collect(),
+    })
+}
+
+#[component]
+pub fn MoneyBackSection(m: MoneyBack) -> impl IntoView {
+    view! {
+        <h2>"Ledger: revoked and given back"</h2>
+        {if m.adjustments.is_empty() { view! { <p class="muted">"Nothing revoked."</p> }.into_any() } else { view! {
+            <div class="table-wrap"><table data-testid="adjustments">
+                <thead><tr><th>"Booked"</th><th>"PaymentIntent"</th><th>"Why"</th><th>"Revisions"</th><th>"Money"</th><th>"By"</th><th>"Detail"</th></tr></thead>
+                <tbody>{m.adjustments.into_iter().map(|a| view! {
+                    <tr>
+                        <td>{a.created_at}</td>
+                        <td><code>{a.payment_id}</code></td>
+                        <td>{a.kind}</td>
+                        <td>{format!("{:+}", a.change)}</td>
+                        <td>{a.amount}</td>
+                        <td>{a.booked_by}</td>
+                        <td>{a.note}{a.event_id.map(|id| view! { " · " <a href=format!("/admin/events/{id}")>"event"</a> })}</td>
+                    </tr>
+                }).collect_view()}</tbody>
+            </table></div>
+        }.into_any() }}
+        {(!m.refunds.is_empty()).then(|| view! {
+            <h3>"Refunds"</h3>
+            <div class="table-wrap"><table data-testid="refunds">
+                <thead><tr><th>"Seen"</th><th>"Refund"</th><th>"PaymentIntent"</th><th>"Amount"</th><th>"Status"</th><th>"Asked by"</th></tr></thead>
+                <tbody>{m.refunds.into_iter().map(|r| view! {
+                    <tr>
+                        <td>{r.first_seen}</td><td><code>{r.refund_id}</code></td><td><code>{r.payment_id}</code></td>
+                        <td>{r.amount}</td><td class=format!("status {}", r.status)>{r.status.clone()}</td>
+                        <td>{r.requested_by.unwrap_or_else(|| "Stripe (dashboard or API)".into())}{r.note.filter(|n| !n.is_empty()).map(|n| format!(": {n}"))}</td>
+                    </tr>
+                }).collect_view()}</tbody>
+            </table></div>
+        })}
+        {(!m.disputes.is_empty()).then(|| view! {
+            <h3>"Disputes"</h3>
+            <div class="table-wrap"><table data-testid="disputes">
+                <thead><tr><th>"Dispute"</th><th>"PaymentIntent"</th><th>"Amount"</th><th>"Status"</th><th>"Reason"</th></tr></thead>
+                <tbody>{m.disputes.into_iter().map(|d| view! {
+                    <tr>
+                        <td><code>{d.dispute_id}</code></td><td><code>{d.payment_id}</code></td><td>{d.amount}</td>
+                        <td>{d.status}{d.is_open.then_some(" (open: its unused revisions are held)")}</td>
+                        <td>{d.reason.unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}</tbody>
+            </table></div>
+        })}
+        {(!m.warnings.is_empty()).then(|| view! {
+            <h3>"Early fraud warnings"</h3>
+            <ul data-testid="fraud-warnings">{m.warnings.into_iter().map(|w| view! {
+                <li><code>{w.warning_id}</code>" on "<code>{w.payment_id.unwrap_or_default()}</code>": "{w.fraud_type}
+                    {w.actionable.then_some(" — actionable: refunding now avoids a dispute")}" ("{w.created_at}")"</li>
+            }).collect_view()}</ul>
+        })}
+    }
+}
+
+/// A credited payment's refund form: how much (everything, or a number of revisions), why.
+/// It leads to the confirmation step, which shows the amount before anything moves.
+#[component]
+pub fn RefundForm(contract_id: i64, payment_id: String, remaining: i64) -> impl IntoView {
+    view! {
+        <form method="get" action=format!("/admin/contracts/{contract_id}/refund") class="inline refund" data-testid="refund-form">
+            <input type="hidden" name="payment" value=payment_id.clone()/>
+            <label>"Refund "
+                <select name="revisions" aria-label="How much to refund">
+                    <option value="all">"the whole pack"</option>
+                    {(1..remaining).map(|n| view! {
+                        <option value=n.to_string()>{format!("{n} revision{}", if n == 1 { "" } else { "s" })}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>" because "
+                <select name="reason" aria-label="Reason">
+                    <option value="requested_by_customer">"the customer asked"</option>
+                    <option value="duplicate">"it was a duplicate"</option>
+                    <option value="fraudulent">"it was fraudulent"</option>
+                </select>
+            </label>
+            <input name="note" maxlength="500" placeholder="Note (optional)" aria-label="Note"/>
+            <button type="submit">"Refund…"</button>
+        </form>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundConfirmation {
+    pub contract_id: i64,
+    pub payment_id: String,
+    pub amount: String,
+    pub revisions: i64,
+    pub available_after: i64,
+    /// One-time token: the idempotency key's tail, so a double submit is one refund.
+    pub attempt: String,
+}
+
+#[server]
+pub async fn quote_refund(
+    contract_id: i64,
+    payment: String,
+    revisions: String,
+) -> Result<RefundConfirmation, AppError> {
+    use crate::domain::adjustments::RefundAsk;
+    use crate::services::refunds::{quote, RefundError};
+    use rand::Rng;
+    super::auth::server::require_admin().await?;
+    let svc = super::services()?;
+    let ask = match revisions.as_str() {
+        "all" => RefundAsk::Full,
+        n => RefundAsk::Revisions(
+            n.parse().map_err(|_| AppError::Invalid("Choose how many revisions to refund.".into()))?,
+        ),
+    };
+    let q = quote(&svc, payment.trim(), ask).await.map_err(|e| match e {
+        RefundError::NotFound => AppError::NotFound.with_status(),
+        RefundError::Refused(why) => AppError::Invalid(format!("This refund cannot be made: {why}.")).with_status(),
+        other => AppError::unavailable("The refund could not be planned", other),
+    })?;
+    if q.contract_id != contract_id {
+        return Err(AppError::NotFound.with_status());
+    }
+    let balance = crate::store::ledger::balance(&svc.db, contract_id)
+        .await
+        .map_err(|e| AppError::unavailable("The contract could not be loaded", e))?
+        .ok_or_else(|| AppError::NotFound.with_status())?;
+    let attempt: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect();
+    Ok(RefundConfirmation {
+        contract_id,
+        payment_id: q.payment_id,
+        amount: q.amount.to_string(),
+        revisions: q.revisions,
+        available_after: balance.available() - q.revisions,
+        attempt,
+    })
+}
+
+#[component]
+pub fn RefundConfirmPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let args = move || {
+        let id = params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or_default();
+        query.with(|q| {
+            (
+                id,
+                q.get("payment").unwrap_or_default(),
+                q.get("revisions").unwrap_or_else(|| "all".into()),
+                q.get("reason").unwrap_or_default(),
+                q.get("note").unwrap_or_default(),
+            )
+        })
+    };
+    let quote = Resource::new(args, |(id, payment, revisions, _, _)| quote_refund(id, payment, revisions));
+    view! {
+        <super::admin::AdminNav/>
+        <h1>"Confirm the refund"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || quote.get().map(|r| {
+                let (id, _, revisions, reason, note) = args();
+                match r {
+                    Err(e) => view! { <ErrorView error=e/><p><a href=format!("/admin/contracts/{id}")>"← Back to the contract"</a></p> }.into_any(),
+                    Ok(q) => view! {
+                        <p data-testid="refund-quote">
+                            "Refund " <strong>{q.amount.clone()}</strong> " of payment " <code>{q.payment_id.clone()}</code>
+                            " to the customer's card. This revokes " <strong>{format!("{} revision{}", q.revisions, if q.revisions == 1 { "" } else { "s" })}</strong>
+                            "; the contract will have " {q.available_after} " available."
+                        </p>
+                        <p class="muted">"Reason: " {reason.replace('_', " ")} {(!note.is_empty()).then(|| format!(" · Note: {note}"))}</p>
+                        <form method="post" action=format!("/admin/contracts/{}/refund", q.contract_id) class="stack narrow">
+                            <input type="hidden" name="payment" value=q.payment_id.clone()/>
+                            <input type="hidden" name="revisions" value=revisions/>
+                            <input type="hidden" name="reason" value=reason/>
+                            <input type="hidden" name="note" value=note/>
+                            <input type="hidden" name="attempt" value=q.attempt.clone()/>
+                            <button type="submit" class="primary danger">{format!("Refund {}", q.amount)}</button>
+                            <a href=format!("/admin/contracts/{}", q.contract_id)>"Cancel"</a>
+                        </form>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunLine {
+    pub id: i64,
+    pub started_by: String,
+    pub window: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub api_calls: i64,
+    pub payments_checked: i64,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// (category, state, count)
+    pub counts: Vec<(String, String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingLine {
+    pub category: String,
+    pub state: String,
+    pub payment_id: Option<String>,
+    pub object_id: Option<String>,
+    pub contract_id: Option<i64>,
+    pub detail: String,
+    pub evidence: String,
+}
+
+#[cfg(feature = "ssr")]
+async fn run_line(svc: &crate::services::Services, r: crate::store::reconciliation::Run) -> Result<RunLine, AppError> {
+    let counts = crate::store::reconciliation::counts(&svc.db, r.id)
+        .await
+        .map_err(|e| AppError::unavailable("Reconciliation could not be read", e))?;
+    Ok(RunLine {
+        id: r.id,
+        started_by: r.started_by,
+        window: format!("{} → {}", super::fmt_time(r.window_from), super::fmt_time(r.window_to)),
+        dry_run: r.dry_run,
+        status: r.status,
+        api_calls: r.api_calls,
+        payments_checked: r.payments_checked,
+        error: r.error,
+        started_at: super::fmt_time(r.started_at),
+        finished_at: r.finished_at.map(super::fmt_time),
+        counts,
+    })
+}
+
+#[server]
+pub async fn reconciliation_runs() -> Result<Vec<RunLine>, AppError> {
+    super::auth::server::require_admin().await?;
+    let svc = super::services()?;
+    let runs = crate::store::reconciliation::runs(&svc.db, 50)
+        .await
+        .map_err(|e| AppError::unavailable("Reconciliation could not be read", e))?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        out.push(run_line(&svc, r).await?);
+    }
+    Ok(out)
+}
+
+#[server]
+pub async fn reconciliation_run(run_id: i64) -> Result<(RunLine, Vec<FindingLine>), AppError> {
+    super::auth::server::require_admin().await?;
+    let svc = super::services()?;
+    let load = |e| AppError::unavailable("Reconciliation could not be read", e);
+    let run = crate::store::reconciliation::run(&svc.db, run_id)
+        .await
+        .map_err(load)?
+        .ok_or_else(|| AppError::NotFound.with_status())?;
+    let findings = crate::store::reconciliation::findings(&svc.db, run_id).await.map_err(load)?;
+    Ok((
+        run_line(&svc, run).await?,
+        findings
+            .into_iter()
+            .map(|f| FindingLine {
+                category: f.category.replace('_', " "),
+                state: f.state.replace('_', " "),
+                payment_id: f.payment_id,
+                object_id: f.object_id,
+                contract_id: f.contract_id,
+                detail: f.detail,
+                evidence: f.evidence,
+            })
+            .collect(),
+    ))
+}
+
+fn summary(counts: &[(String, String, i64)]) -> String {
+    if counts.is_empty() {
+        return "nothing found".into();
+    }
+    counts
+        .iter()
+        .map(|(c, s, n)| format!("{n} {} {}", c.replace('_', " "), s.replace('_', " ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[component]
+pub fn ReconciliationPage() -> impl IntoView {
+    let runs = Resource::new(|| (), |_| reconciliation_runs());
+    view! {
+        <h1>"Reconciliation"</h1>
+        <super::admin::AdminNav/>
+        <FlashMessage/>
+        <p class="muted">"Each run compares Stripe's payments, refunds, disputes and undelivered events with our books, heals what is safe to heal (with the same functions the webhook uses) and leaves the rest open for you."</p>
+        <form method="post" action="/admin/reconciliation/run"><button type="submit">"Reconcile now"</button></form>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || runs.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="muted">"No reconciliation has run yet."</p> }.into_any(),
+                Ok(list) => view! {
+                    <div class="table-wrap"><table data-testid="runs">
+                        <thead><tr><th>"Run"</th><th>"Started"</th><th>"Window"</th><th>"Status"</th><th>"Stripe calls"</th><th>"Payments"</th><th>"Findings"</th></tr></thead>
+                        <tbody>{list.into_iter().map(|r| view! {
+                            <tr>
+                                <td><a href=format!("/admin/reconciliation/{}", r.id)>{format!("#{}", r.id)}</a></td>
+                                <td>{r.started_at}" by "{r.started_by}</td>
+                                <td>{r.window}{r.dry_run.then_some(" (dry run)")}</td>
+                                <td class=format!("status {}", r.status)>{r.status.clone()}{r.error.map(|e| format!(": {e}"))}</td>
+                                <td>{r.api_calls}</td>
+                                <td>{r.payments_checked}</td>
+                                <td>{summary(&r.counts)}</td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table></div>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn ReconciliationRunPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or_default();
+    let data = Resource::new(id, reconciliation_run);
+    view! {
+        <super::admin::AdminNav/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || data.get().map(|r| match r {
+                Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                Ok((run, findings)) => view! {
+                    <h1>{format!("Reconciliation #{}", run.id)}</h1>
+                    <p>{run.window.clone()}{run.dry_run.then_some(" · dry run: nothing was healed")}</p>
+                    <p class="muted">{format!("{} · {} Stripe API calls · {} payments checked · {}", run.status, run.api_calls, run.payments_checked, summary(&run.counts))}</p>
+                    <p><a href=format!("/admin/reconciliation/{}/findings.csv", run.id) download>"Download the findings (CSV)"</a></p>
+                    {if findings.is_empty() { view! { <p class="muted">"Nothing found: Stripe and our books agree."</p> }.into_any() } else { view! {
+                        <div class="table-wrap"><table data-testid="findings">
+                            <thead><tr><th>"Category"</th><th>"State"</th><th>"Payment"</th><th>"Contract"</th><th>"What"</th><th>"Evidence"</th></tr></thead>
+                            <tbody>{findings.into_iter().map(|f| view! {
+                                <tr>
+                                    <td>{f.category}</td>
+                                    <td class=format!("status {}", f.state)>{f.state.clone()}</td>
+                                    <td><code>{f.payment_id.unwrap_or_default()}</code>{f.object_id.map(|o| view! { " " <code>{o}</code> })}</td>
+                                    <td>{f.contract_id.map(|c| view! { <a href=format!("/admin/contracts/{c}")>{format!("#{c}")}</a> })}</td>
+                                    <td>{f.detail}</td>
+                                    <td><details><summary>"show"</summary><pre class="payload">{f.evidence}</pre></details></td>
+                                </tr>
+                            }).collect_view()}</tbody>
+                        </table></div>
+                    }.into_any() }}
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_row;
+
+    #[test]
+    fn csv_quotes_what_needs_it_and_neutralises_formulas() {
+        assert_eq!(csv_row(&["a", "b c", ""]), "a,b c,\r\n");
+        assert_eq!(csv_row(&["x,y", "say \"hi\"", "two\nlines"]), "\"x,y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
+        assert_eq!(csv_row(&["=SUM(A1)", "+1", "-2", "@x", "ok"]), "'=SUM(A1),'+1,'-2,'@x,ok\r\n");
+    }
+}

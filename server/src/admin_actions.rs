@@ -1,0 +1,201 @@
+//! The admin's money actions as plain form posts (they work without JavaScript, behind the
+//! same cross-site check as every form): refund a pack after its confirmation step, start a
+//! reconciliation, and download a run's findings as CSV. Each answers only an admin; anyone
+//! else gets 403 and nothing happens. Outcomes reach the next page as a one-time message kept
+//! in the session, never as text in the address (a link cannot make these pages say anything).
+use crate::AppState;
+use app::domain::adjustments::RefundAsk;
+use app::domain::users::Role;
+use app::services::reconcile::{self, ReconcileError};
+use app::services::refunds::{refund_pack, RefundError};
+use app::store::{reconciliation, users};
+use app::web::admin_money::{csv_row, FLASH_KEY};
+use axum::extract::{Form, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+/// The signed-in admin's email, or the answer to give anyone else.
+async fn admin(state: &AppState, session: &Session) -> Result<String, Response> {
+    let user_id: Option<i64> = session.get("user_id").await.map_err(|e| {
+        tracing::error!(error = %e, "session unreadable");
+        (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
+    })?;
+    let Some(user_id) = user_id else {
+        return Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response());
+    };
+    match users::find(&state.services.db, user_id).await {
+        Ok(Some(u)) if u.role() == Role::Admin => Ok(u.email),
+        Ok(_) => Err((StatusCode::FORBIDDEN, "Only an admin can do this.").into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "user lookup failed");
+            Err((StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response())
+        }
+    }
+}
+
+async fn flash(session: &Session, kind: &str, text: String) {
+    if let Err(e) = session.insert(FLASH_KEY, (kind.to_string(), text)).await {
+        tracing::warn!(error = %e, "could not keep the message for the next page");
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RefundForm {
+    payment: String,
+    /// `all`, or a number of revisions.
+    revisions: String,
+    reason: String,
+    #[serde(default)]
+    note: String,
+    attempt: String,
+}
+
+pub async fn refund(
+    State(state): State<AppState>,
+    session: Session,
+    Path(contract_id): Path<i64>,
+    Form(form): Form<RefundForm>,
+) -> Response {
+    let email = match admin(&state, &session).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let svc = &state.services;
+    let page = format!("/admin/contracts/{contract_id}");
+    // The payment must be this contract's: a form edited to name another is refused.
+    match app::store::ledger::credit_for_payment(&svc.db, &form.payment).await {
+        Ok(Some(c)) if c.contract_id == contract_id => {}
+        Ok(_) => return (StatusCode::NOT_FOUND, "No such payment on this contract.").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "refund: payment lookup failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
+        }
+    }
+    let ask = match form.revisions.as_str() {
+        "all" => RefundAsk::Full,
+        n => match n.parse::<i64>() {
+            Ok(n) => RefundAsk::Revisions(n),
+            Err(_) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, "Choose how many revisions to refund.").into_response()
+            }
+        },
+    };
+    match refund_pack(svc, &email, &form.payment, ask, &form.reason, &form.note, &form.attempt).await {
+        Ok(done) => {
+            let text = format!(
+                "Refunded {} ({}): {} revision{} revoked.",
+                done.amount,
+                done.refund_id,
+                done.booking.revoked_now,
+                if done.booking.revoked_now == 1 { "" } else { "s" }
+            );
+            flash(&session, "notice", text).await;
+            Redirect::to(&page).into_response()
+        }
+        Err(e) => {
+            let text = match &e {
+                RefundError::Refused(why) => format!("Not refunded: {why}."),
+                RefundError::Stripe(s) => format!("Stripe refused the refund: {s}"),
+                RefundError::NotFound => "Not refunded: no such credited payment.".into(),
+                RefundError::PaymentsUnavailable => "Not refunded: payments are not configured.".into(),
+                RefundError::Store(s) => {
+                    tracing::error!(error = %s, "refund: store failed");
+                    "The refund may have been made at Stripe but was not booked yet; its webhook (or the next \
+                     reconciliation) books it. Check the payment before trying again."
+                        .into()
+                }
+            };
+            flash(&session, "error", text).await;
+            Redirect::to(&page).into_response()
+        }
+    }
+}
+
+/// Starts a reconciliation over the configured window, in the background.
+pub async fn start_reconciliation(State(state): State<AppState>, session: Session) -> Response {
+    if let Err(r) = admin(&state, &session).await {
+        return r;
+    }
+    let svc = state.services.clone();
+    let now = chrono::Utc::now();
+    let opts = reconcile::Options {
+        from: now - svc.reconcile_window,
+        to: now,
+        dry_run: false,
+        started_by: "admin",
+        rate: svc.reconcile_rate,
+    };
+    let running = reconciliation::runs(&svc.db, 1)
+        .await
+        .ok()
+        .and_then(|r| r.into_iter().next())
+        .is_some_and(|r| r.status == "running");
+    if running {
+        flash(&session, "error", "A reconciliation is already running; this page shows it when it ends.".into()).await;
+    } else {
+        tokio::spawn(async move {
+            match reconcile::run(&svc, &opts, &|_| {}).await {
+                Ok(r) => {
+                    tracing::info!(run = r.run_id, findings = r.total(), "reconciliation started by an admin finished")
+                }
+                Err(ReconcileError::AlreadyRunning) => tracing::info!("reconciliation already running"),
+                Err(e) => tracing::error!(error = %e, "reconciliation started by an admin failed"),
+            }
+        });
+        flash(&session, "notice", "Reconciliation started. Reload this page to see it finish.".into()).await;
+    }
+    Redirect::to("/admin/reconciliation").into_response()
+}
+
+/// A run's findings as CSV (RFC 4180; cells that a spreadsheet would run as a formula are
+/// neutralised).
+pub async fn findings_csv(State(state): State<AppState>, session: Session, Path(run_id): Path<i64>) -> Response {
+    if let Err(r) = admin(&state, &session).await {
+        return r;
+    }
+    let db = &state.services.db;
+    let findings = match reconciliation::findings(db, run_id).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "findings export failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
+        }
+    };
+    let mut out = csv_row(&[
+        "run",
+        "finding",
+        "category",
+        "state",
+        "payment_id",
+        "object_id",
+        "contract_id",
+        "found_at",
+        "detail",
+        "evidence",
+    ]);
+    for f in findings {
+        out.push_str(&csv_row(&[
+            &f.run_id.to_string(),
+            &f.id.to_string(),
+            &f.category,
+            &f.state,
+            f.payment_id.as_deref().unwrap_or_default(),
+            f.object_id.as_deref().unwrap_or_default(),
+            &f.contract_id.map(|c| c.to_string()).unwrap_or_default(),
+            &f.created_at.to_rfc3339(),
+            &f.detail,
+            &f.evidence,
+        ]));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"reconciliation-{run_id}.csv\"")),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        out,
+    )
+        .into_response()
+}
