@@ -216,9 +216,9 @@ test('the admin sees every contract with the balance its owner sees', async () =
       c.available,
       `${c.publication}: the admin's Available matches what ${c.owner} sees`,
     );
-    // Available = Included + Purchased − Requested, in the row itself.
-    const [base, purchased, requested] = cells.slice(4, 7).map(Number);
-    assert.equal(base + purchased - requested, c.available);
+    // Available = Included + Purchased − Revoked − Requested, in the row itself.
+    const [base, purchased, revoked, requested] = cells.slice(4, 8).map(Number);
+    assert.equal(base + purchased - revoked - requested, c.available);
   }
   await admin.getByText(/^Page 1 of \d+$/).waitFor();
   await screenshot(admin, 'admin-contracts');

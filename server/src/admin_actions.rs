@@ -7,7 +7,7 @@ use crate::AppState;
 use app::domain::adjustments::RefundAsk;
 use app::domain::users::Role;
 use app::services::reconcile::{self, ReconcileError};
-use app::services::refunds::{refund_pack, RefundError};
+use app::services::refunds::{refund_pack, RefundError, RefundOrder};
 use app::store::{reconciliation, users};
 use app::web::admin_money::{csv_row, FLASH_KEY};
 use axum::extract::{Form, Path, State};
@@ -50,6 +50,9 @@ pub struct RefundForm {
     #[serde(default)]
     note: String,
     attempt: String,
+    /// The amount the confirmation showed, minor units.
+    #[serde(default)]
+    amount: Option<i64>,
 }
 
 pub async fn refund(
@@ -82,7 +85,20 @@ pub async fn refund(
             }
         },
     };
-    match refund_pack(svc, &email, &form.payment, ask, &form.reason, &form.note, &form.attempt).await {
+    match refund_pack(
+        svc,
+        &RefundOrder {
+            admin_email: &email,
+            payment_id: &form.payment,
+            ask,
+            reason: &form.reason,
+            note: &form.note,
+            attempt: &form.attempt,
+            confirmed_amount: form.amount,
+        },
+    )
+    .await
+    {
         Ok(done) => {
             let text = format!(
                 "Refunded {} ({}): {} revision{} revoked.",

@@ -213,6 +213,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let db = open_database(&settings).await?;
             let mut svc = services(&settings, db);
             if svc.stripe.is_none() {
+                if !settings.simulator {
+                    return Err("reconciliation needs STRIPE_SECRET_KEY (or simulator mode)".into());
+                }
                 // Simulator mode: the simulator lives in the serving process; ask it there.
                 let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
                 svc.stripe = Some(app::stripe::StripeApi::new(app::stripe::simulator::SECRET_KEY, &base)?);

@@ -59,7 +59,8 @@ impl RevisionBalance {
         }
     }
 
-    /// The formula in words, as shown to admins and on the command line.
+    /// The formula in words, as every page and the command line show it (what is owed is the
+    /// admin's to see, shown beside it there).
     pub fn explain(&self) -> String {
         let mut s = format!(
             "{} included + {} purchased − {} revoked − {} requested = {} available",
@@ -69,9 +70,6 @@ impl RevisionBalance {
             self.requested,
             self.available()
         );
-        if self.owed() > 0 {
-            s.push_str(&format!(" (owes {})", self.owed()));
-        }
         if self.held() > 0 {
             s.push_str(&format!(", {} held while a payment is disputed", self.held()));
         }
@@ -147,7 +145,7 @@ mod tests {
         assert_eq!(x.available(), -2);
         assert_eq!(x.owed(), 2);
         assert_eq!(x.spendable(), 0);
-        assert!(x.explain().ends_with("= -2 available (owes 2)"));
+        assert!(x.explain().ends_with("= -2 available"));
         let err = x.check_can_request().unwrap_err().to_string();
         assert!(err.contains("took back revisions that were already used"), "{err}");
         assert!(x.advisory().unwrap().starts_with("0 available"));

@@ -256,7 +256,8 @@ pub fn plan_refund(
     }
     let reserved: i64 = refunds.iter().filter(|r| r.status.reserves_amount()).map(|r| r.amount).sum();
     let remaining_money = pack.amount - reserved;
-    let remaining_revisions = pack.revisions - revocation.revoked;
+    // Pending refunds count here too: the money is on its way back, so its revisions are spoken for.
+    let remaining_revisions = pack.revisions - pack.revisions_refunded(reserved).max(revocation.revoked);
     if remaining_money <= 0 || revocation.lost {
         return Err("nothing is left to refund on this payment".into());
     }
@@ -373,6 +374,10 @@ mod tests {
             Ok(RefundPlan { amount: 2_500, revisions: 1 })
         );
         assert_eq!(plan_refund(&PACK, &facts, &r, RefundAsk::Full), Ok(RefundPlan { amount: 10_000, revisions: 2 }));
+        // A pending $75 speaks for one revision already: only one more can be refunded.
+        let facts = [refund(7_500, R::Pending)];
+        let r = revocation(&PACK, &facts, &[]);
+        assert!(plan_refund(&PACK, &facts, &r, RefundAsk::Revisions(2)).unwrap_err().contains("only 1 revision "));
         // Fully refunded: nothing left; a pending refund already reserves its amount.
         let facts = [refund(15_000, R::Pending)];
         let r = revocation(&PACK, &facts, &[]);

@@ -52,6 +52,13 @@ pub enum EventObject {
     Refund(RefundFacts),
     Dispute(DisputeFacts),
     EarlyFraudWarning(FraudWarningFacts),
+    /// A money object (charge, refund, dispute, fraud warning) that does not read as one: the
+    /// event is still authentic, so it is stored and dead-lettered with the reason rather than
+    /// refused (a 400 would make Stripe retry for days and lose nothing but our evidence).
+    Unreadable {
+        object: String,
+        reason: String,
+    },
     /// Anything else: kept as evidence, not read.
     Other(String),
 }
@@ -175,6 +182,32 @@ impl DisputeFacts {
     }
 }
 
+/// Reads a charge, refund, dispute or early fraud warning.
+fn money_object(kind: &str, object: serde_json::Value) -> Result<EventObject, String> {
+    Ok(match kind {
+        "charge" => {
+            let c: ChargeFacts =
+                serde_json::from_value(object).map_err(|e| format!("data.object is not a Charge: {e}"))?;
+            if !valid_stripe_id(&c.id, "ch_") && !valid_stripe_id(&c.id, "py_") {
+                return Err(format!("`{}` is not a charge id", truncate(&c.id, 64)));
+            }
+            check_payment_ref(c.payment_intent.as_deref())?;
+            EventObject::Charge(c)
+        }
+        "refund" => EventObject::Refund(RefundFacts::from_value(object)?),
+        "dispute" => EventObject::Dispute(DisputeFacts::from_value(object)?),
+        _ => {
+            let w: FraudWarningFacts = serde_json::from_value(object)
+                .map_err(|e| format!("data.object is not an early fraud warning: {e}"))?;
+            if !valid_stripe_id(&w.id, "issfr_") {
+                return Err(format!("`{}` is not an early fraud warning id", truncate(&w.id, 64)));
+            }
+            check_payment_ref(w.payment_intent.as_deref())?;
+            EventObject::EarlyFraudWarning(w)
+        }
+    })
+}
+
 fn check_payment_ref(pi: Option<&str>) -> Result<(), String> {
     match pi {
         Some(pi) if !valid_stripe_id(pi, "pi_") => Err(format!("`{}` is not a PaymentIntent id", truncate(pi, 64))),
@@ -183,6 +216,20 @@ fn check_payment_ref(pi: Option<&str>) -> Result<(), String> {
 }
 
 impl StripeEvent {
+    /// The `payment_intent.succeeded` a webhook would have carried for a PaymentIntent we read
+    /// from Stripe ourselves (the return page, reconciliation), so it is judged by the same
+    /// `route`. `source` names who read it (`confirm`, `reconcile`); it is never stored.
+    pub fn succeeded_as_read(source: &str, pi: PaymentIntentFacts, livemode: bool, created: i64) -> Self {
+        Self {
+            id: format!("{source}:{}", pi.id),
+            event_type: "payment_intent.succeeded".into(),
+            livemode,
+            api_version: None,
+            created,
+            object: EventObject::PaymentIntent(pi),
+        }
+    }
+
     /// The PaymentIntent the event carries, if it carries one.
     pub fn payment_intent(&self) -> Option<&PaymentIntentFacts> {
         match &self.object {
@@ -265,26 +312,8 @@ impl StripeEvent {
                     metadata: pi.metadata,
                 })
             }
-            "charge" => {
-                let c: ChargeFacts =
-                    serde_json::from_value(raw.data.object).map_err(|e| format!("data.object is not a Charge: {e}"))?;
-                if !valid_stripe_id(&c.id, "ch_") && !valid_stripe_id(&c.id, "py_") {
-                    return Err(format!("`{}` is not a charge id", truncate(&c.id, 64)));
-                }
-                check_payment_ref(c.payment_intent.as_deref())?;
-                EventObject::Charge(c)
-            }
-            "refund" => EventObject::Refund(RefundFacts::from_value(raw.data.object)?),
-            "dispute" => EventObject::Dispute(DisputeFacts::from_value(raw.data.object)?),
-            "radar.early_fraud_warning" => {
-                let w: FraudWarningFacts = serde_json::from_value(raw.data.object)
-                    .map_err(|e| format!("data.object is not an early fraud warning: {e}"))?;
-                if !valid_stripe_id(&w.id, "issfr_") {
-                    return Err(format!("`{}` is not an early fraud warning id", truncate(&w.id, 64)));
-                }
-                check_payment_ref(w.payment_intent.as_deref())?;
-                EventObject::EarlyFraudWarning(w)
-            }
+            "charge" | "refund" | "dispute" | "radar.early_fraud_warning" => money_object(&kind, raw.data.object)
+                .unwrap_or_else(|reason| EventObject::Unreadable { object: kind.clone(), reason }),
             _ => EventObject::Other(kind),
         };
         Ok(Self {
@@ -451,6 +480,9 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
         }
         EventObject::EarlyFraudWarning(w) if t.starts_with("radar.early_fraud_warning.") => {
             return Action::RecordFraudWarning(w.clone());
+        }
+        EventObject::Unreadable { object, reason } => {
+            return Action::DeadLetter { reason: format!("the {object} in this event cannot be read: {reason}") }
         }
         _ => return Action::Ignore { reason: format!("{t} is stored but not acted on") },
     };
@@ -718,7 +750,7 @@ mod tests {
     }
 
     #[test]
-    fn money_objects_that_are_not_what_they_say_are_refused() {
+    fn money_objects_that_are_not_what_they_say_are_dead_letters() {
         let bad = [
             json!({"id": "x_1", "object": "refund", "amount": 1, "currency": "usd", "status": "succeeded"}),
             json!({"id": "re_1", "object": "refund", "amount": 1, "currency": "usd", "status": "weird"}),
@@ -730,7 +762,13 @@ mod tests {
         for object in bad {
             let body = json!({"id": "evt_9", "type": "refund.created", "livemode": false, "created": 1,
                 "data": {"object": object}});
-            assert!(StripeEvent::parse(body.to_string().as_bytes()).is_err(), "{object}");
+            // Authentic all the same: stored, and dead-lettered with the reason.
+            let e = StripeEvent::parse(body.to_string().as_bytes()).unwrap();
+            assert!(matches!(e.object, EventObject::Unreadable { .. }), "{object}");
+            assert!(
+                matches!(route(&e, StripeMode::Test, &terms()), Action::DeadLetter { reason } if reason.contains("cannot be read")),
+                "{object}"
+            );
         }
     }
 

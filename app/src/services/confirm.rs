@@ -4,7 +4,7 @@
 //! two arrives first credits; the other finds the UNIQUE payment_id taken.
 use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::Services;
-use crate::domain::events::{route, valid_stripe_id, Action, EventObject, PaymentIntentFacts, StripeEvent};
+use crate::domain::events::{route, valid_stripe_id, Action, PaymentIntentFacts, StripeEvent};
 use crate::domain::RevisionBalance;
 use crate::store::{contracts, ledger, purchases, StoreError};
 use crate::stripe::StripeApiError;
@@ -70,21 +70,15 @@ pub async fn confirm_purchase(
     let state = match pi.status.as_str() {
         "succeeded" => {
             // The same routing rules as a webhook: mode, metadata, amount and currency.
-            let event = StripeEvent {
-                id: format!("confirm:{}", pi.id),
-                event_type: "payment_intent.succeeded".into(),
-                livemode: pi.livemode,
-                api_version: None,
-                created: pi.created,
-                object: EventObject::PaymentIntent(PaymentIntentFacts {
-                    id: pi.id.clone(),
-                    amount: pi.amount,
-                    amount_received: Some(pi.amount_received),
-                    currency: pi.currency.clone(),
-                    status: pi.status.clone(),
-                    metadata: pi.metadata.clone(),
-                }),
+            let facts = PaymentIntentFacts {
+                id: pi.id.clone(),
+                amount: pi.amount,
+                amount_received: Some(pi.amount_received),
+                currency: pi.currency.clone(),
+                status: pi.status.clone(),
+                metadata: pi.metadata.clone(),
             };
+            let event = StripeEvent::succeeded_as_read("confirm", facts, pi.livemode, pi.created);
             // Checked against the terms it was bought at, not today's.
             let terms = purchase.terms(svc.terms.base_revisions).map_err(ConfirmError::Rejected)?;
             match route(&event, svc.mode, &terms) {

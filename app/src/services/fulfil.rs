@@ -92,7 +92,11 @@ pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateT
     if let Fulfilled::Credited { .. } = result {
         // Refunds or disputes reported before this credit are booked now (see
         // services::adjustments for why this look happens after the commit).
-        super::adjustments::settle_after_credit(db, &credit.payment_id, now).await?;
+        // The credit is committed either way; a failure here leaves the facts stored, and
+        // reconciliation books facts that are stored but not booked.
+        if let Err(e) = super::adjustments::settle_after_credit(db, &credit.payment_id, now).await {
+            tracing::error!(payment_id = %credit.payment_id, error = %e, "settling earlier refunds or disputes failed");
+        }
     }
     Ok(result)
 }

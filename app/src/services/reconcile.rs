@@ -112,6 +112,8 @@ pub enum ReconcileError {
     BadWindow,
     #[error("reconciliation needs Stripe API access (a secret key or the simulator)")]
     NoStripe,
+    #[error("the run went silent for too long and was marked abandoned; it stopped (run it again)")]
+    Abandoned,
     #[error("Stripe: {0}")]
     Stripe(#[from] StripeApiError),
     #[error(transparent)]
@@ -125,9 +127,29 @@ struct Run<'a> {
     pacer: Pacer,
     findings: usize,
     payments: usize,
+    last_beat: std::time::Instant,
 }
 
+/// How often a run says it is alive (well inside `store::reconciliation::STALE_AFTER_SECS`).
+const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Run<'_> {
+    /// Says the run is alive (at most every `BEAT_EVERY`), and stops it if its row was marked
+    /// abandoned meanwhile (another process thought it dead and may be running now).
+    async fn beat(&mut self) -> Result<(), ReconcileError> {
+        if self.last_beat.elapsed() < BEAT_EVERY {
+            return Ok(());
+        }
+        self.last_beat = std::time::Instant::now();
+        let alive =
+            runs::heartbeat(&self.svc.db, self.id, self.pacer.calls() as i64, self.payments as i64, Utc::now()).await?;
+        if alive {
+            Ok(())
+        } else {
+            Err(ReconcileError::Abandoned)
+        }
+    }
+
     fn state(&self, healed: bool) -> &'static str {
         match (healed, self.dry_run) {
             (true, true) => "would_heal",
@@ -189,7 +211,15 @@ pub async fn run(
     let id = runs::start(&svc.db, opts.started_by, opts.from, opts.to, opts.dry_run, Utc::now())
         .await?
         .ok_or(ReconcileError::AlreadyRunning)?;
-    let mut run = Run { svc, id, dry_run: opts.dry_run, pacer: Pacer::new(opts.rate), findings: 0, payments: 0 };
+    let mut run = Run {
+        svc,
+        id,
+        dry_run: opts.dry_run,
+        pacer: Pacer::new(opts.rate),
+        findings: 0,
+        payments: 0,
+        last_beat: std::time::Instant::now(),
+    };
     tracing::info!(run = id, from = %opts.from, to = %opts.to, dry_run = opts.dry_run, "reconciliation started");
     let outcome = steps(&mut run, stripe, opts, progress).await;
     let calls = run.pacer.calls();
@@ -220,10 +250,16 @@ async fn steps(
     let report = |run: &Run<'_>| {
         progress(Progress { payments_checked: run.payments, api_calls: run.pacer.calls(), findings: run.findings })
     };
-    // 1. Undelivered events, within what Stripe still keeps.
+    // 1. Undelivered events, within what Stripe still keeps. Stripe goes on listing an event
+    //    as undelivered after we fetched it, so events we hold cost no further call.
     let oldest = (Utc::now() - Duration::days(EVENT_RETENTION_DAYS)).max(opts.from);
     if oldest < opts.to {
-        for raw in stripe.undelivered_events(oldest.timestamp(), opts.to.timestamp(), Some(&run.pacer)).await? {
+        for id in stripe.undelivered_event_ids(oldest.timestamp(), opts.to.timestamp(), Some(&run.pacer)).await? {
+            run.beat().await?;
+            if event_store::summary(&run.svc.db, &id).await?.is_some() {
+                continue; // we hold it: our answer was lost, not the event
+            }
+            let raw = stripe.event_raw(&id, Some(&run.pacer)).await?;
             undelivered_event(run, raw).await?;
         }
     }
@@ -232,14 +268,46 @@ async fn steps(
     // 2. Stripe's payments in the window against ours.
     let snapshots =
         stripe.payments_created_between(opts.from.timestamp(), opts.to.timestamp(), Some(&run.pacer)).await?;
-    let mut seen = HashSet::with_capacity(snapshots.len());
+    let mut seen: HashSet<String> = HashSet::with_capacity(snapshots.len());
     for snap in &snapshots {
         seen.insert(snap.id.clone());
+        run.beat().await?;
         payment(run, stripe, snap).await?;
         run.payments += 1;
         if run.payments % 100 == 0 {
-            runs::heartbeat(&run.svc.db, run.id, run.pacer.calls() as i64, run.payments as i64, Utc::now()).await?;
             report(run);
+        }
+    }
+
+    // 2b. Refunds and disputes created in the window, whatever the age of their payment (a
+    //     chargeback comes weeks after the payment): those of our payments not booked as
+    //     Stripe has them are booked.
+    let from = opts.from.timestamp();
+    let to = opts.to.timestamp();
+    let mut payments_to_check: Vec<String> = Vec::new();
+    for r in stripe.refunds_created_between(from, to, Some(&run.pacer)).await? {
+        if let Some(pi) = r.payment_intent.filter(|pi| !seen.contains(pi)) {
+            payments_to_check.push(pi);
+        }
+    }
+    for d in stripe.disputes_created_between(from, to, Some(&run.pacer)).await? {
+        if let Some(pi) = d.payment_intent.filter(|pi| !seen.contains(pi)) {
+            payments_to_check.push(pi);
+        }
+    }
+    payments_to_check.sort();
+    payments_to_check.dedup();
+    for pi in payments_to_check {
+        run.beat().await?;
+        let ours = ledger::credit_for_payment(&run.svc.db, &pi).await?.is_some()
+            || purchases::find(&run.svc.db, &pi).await?.is_some()
+            || external_payments::find(&run.svc.db, &pi).await?.is_some();
+        if !ours {
+            continue;
+        }
+        if let Some(snap) = stripe.payment_snapshot(&pi, Some(&run.pacer)).await? {
+            seen.insert(snap.id.clone());
+            money_back(run, stripe, &snap).await?;
         }
     }
 
@@ -248,6 +316,7 @@ async fn steps(
         if seen.contains(&credit.payment_id) {
             continue;
         }
+        run.beat().await?;
         let snap = stripe.payment_snapshot(&credit.payment_id, Some(&run.pacer)).await?;
         match snap {
             Some(snap) => {
@@ -332,7 +401,7 @@ fn event_payment(event: &StripeEvent) -> Option<String> {
         EventObject::Refund(r) => r.payment_intent.clone(),
         EventObject::Dispute(d) => d.payment_intent.clone(),
         EventObject::EarlyFraudWarning(w) => w.payment_intent.clone(),
-        EventObject::Other(_) => None,
+        EventObject::Unreadable { .. } | EventObject::Other(_) => None,
     }
 }
 
@@ -456,21 +525,15 @@ async fn paid_not_credited(
     purchase: Option<&purchases::Purchase>,
 ) -> Result<(), ReconcileError> {
     let svc = run.svc;
-    let event = StripeEvent {
-        id: format!("reconcile:{}", snap.id),
-        event_type: "payment_intent.succeeded".into(),
-        livemode: snap.livemode,
-        api_version: None,
-        created: snap.created,
-        object: EventObject::PaymentIntent(PaymentIntentFacts {
-            id: snap.id.clone(),
-            amount: snap.amount,
-            amount_received: Some(snap.amount_received),
-            currency: snap.currency.clone(),
-            status: snap.status.clone(),
-            metadata: snap.metadata.clone(),
-        }),
+    let facts = PaymentIntentFacts {
+        id: snap.id.clone(),
+        amount: snap.amount,
+        amount_received: Some(snap.amount_received),
+        currency: snap.currency.clone(),
+        status: snap.status.clone(),
+        metadata: snap.metadata.clone(),
     };
+    let event = StripeEvent::succeeded_as_read("reconcile", facts, snap.livemode, snap.created);
     let terms = match purchase {
         Some(p) => p.terms(svc.terms.base_revisions).unwrap_or_else(|_| svc.terms.clone()),
         None => svc.terms.clone(),
@@ -542,6 +605,32 @@ async fn paid_not_credited(
     Ok(())
 }
 
+/// Facts we hold but whose revocation the ledger does not (a settle that failed after a
+/// credit, say): booked from what is stored, with no API call.
+async fn settle_stored(run: &mut Run<'_>, payment_id: &str, contract_id: Option<i64>) -> Result<(), ReconcileError> {
+    let svc = run.svc;
+    if contract_id.is_none() || !facts::has_facts(&svc.db, payment_id).await? {
+        return Ok(());
+    }
+    if run.dry_run {
+        return Ok(()); // what booking would change cannot be known without booking
+    }
+    let fact = Fact::Settle { payment_id: payment_id.to_string() };
+    let b = adjustments::book(&svc.db, &fact, BookedBy::Reconciliation, None, Utc::now()).await?;
+    if b.revoked_now != 0 {
+        let lost = b.revocation.is_some_and(|r| r.lost);
+        let category = if lost { Category::DisputeNotBooked } else { Category::RefundNotBooked };
+        let detail = format!(
+            "refunds or disputes of {payment_id} were stored but not booked: {} revision(s) {} now",
+            b.revoked_now.abs(),
+            if b.revoked_now > 0 { "revoked" } else { "given back" }
+        );
+        run.found(category, true, Some(payment_id), None, contract_id, &detail, json!({"revocation": b.revocation}))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Refunds and disputes Stripe knows of that our books do not: compared by the charge's
 /// cumulative refunded amount and its disputed flag (so only payments that differ cost API calls).
 async fn money_back(
@@ -551,6 +640,7 @@ async fn money_back(
 ) -> Result<(), ReconcileError> {
     let svc = run.svc;
     let contract_id = ledger::credit_for_payment(&svc.db, &snap.id).await?.map(|c| c.contract_id);
+    settle_stored(run, &snap.id, contract_id).await?;
     let our_refunds = facts::refunds_for_payment(&svc.db, &snap.id).await?;
     let reserved: i64 = our_refunds
         .iter()
@@ -588,7 +678,12 @@ async fn money_back(
         }
     }
     let our_disputes = facts::disputes_for_payment(&svc.db, &snap.id).await?;
-    let settled = !our_disputes.is_empty() && our_disputes.iter().all(|d| !d.is_open);
+    // Skipped only when every dispute we hold has its verdict: an inquiry we hold as
+    // warning_closed may have escalated since.
+    let settled = !our_disputes.is_empty()
+        && our_disputes
+            .iter()
+            .all(|d| matches!(DisputeStatus::parse(&d.status), Ok(DisputeStatus::Won | DisputeStatus::Lost)));
     if snap.disputed && !settled {
         for d in stripe.disputes_of(&snap.id, Some(&run.pacer)).await? {
             let ours = our_disputes.iter().find(|o| o.dispute_id == d.id);

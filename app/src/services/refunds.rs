@@ -83,17 +83,25 @@ pub async fn quote(svc: &Services, payment_id: &str, ask: RefundAsk) -> Result<R
     })
 }
 
-/// Makes the refund. `attempt` is the confirmation's one-time token: the same confirmation
-/// submitted twice is one refund at Stripe (the idempotency key), never two.
-pub async fn refund_pack(
-    svc: &Services,
-    admin_email: &str,
-    payment_id: &str,
-    ask: RefundAsk,
-    reason: &str,
-    note: &str,
-    attempt: &str,
-) -> Result<RefundDone, RefundError> {
+/// An admin's refund, as confirmed.
+#[derive(Debug, Clone)]
+pub struct RefundOrder<'a> {
+    pub admin_email: &'a str,
+    pub payment_id: &'a str,
+    pub ask: RefundAsk,
+    /// One of Stripe's `REASONS`.
+    pub reason: &'a str,
+    pub note: &'a str,
+    /// The confirmation's one-time token: the same confirmation submitted twice is one refund
+    /// at Stripe (the idempotency key), never two.
+    pub attempt: &'a str,
+    /// The amount the confirmation showed, minor units.
+    pub confirmed_amount: Option<i64>,
+}
+
+/// Makes the refund.
+pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<RefundDone, RefundError> {
+    let RefundOrder { admin_email, payment_id, ask, reason, note, attempt, confirmed_amount } = *order;
     if !REASONS.contains(&reason) {
         return Err(RefundError::Refused(format!("the reason must be one of {}", REASONS.join(", "))));
     }
@@ -105,6 +113,14 @@ pub async fn refund_pack(
         return Err(RefundError::Refused("this confirmation is not valid any more; start the refund again".into()));
     }
     let quote = quote(svc, payment_id, ask).await?;
+    // The admin confirmed an amount; if the payment changed since (another refund, a
+    // dispute), this is not that refund any more.
+    if confirmed_amount.is_some_and(|a| a != quote.amount.minor) {
+        return Err(RefundError::Refused(format!(
+            "the payment changed since you confirmed: the refund would now be {}; look at it again",
+            quote.amount
+        )));
+    }
     let stripe = svc.stripe.as_ref().ok_or(RefundError::PaymentsUnavailable)?;
     let revisions = quote.revisions.to_string();
     let metadata = [(META_REFUNDED_BY, admin_email), (META_REFUND_NOTE, note), ("revisions", revisions.as_str())];

@@ -64,21 +64,21 @@ pub async fn start(
     })
 }
 
-/// Says the run is alive, with its progress.
-pub async fn heartbeat(db: &Db, run_id: i64, api_calls: i64, payments: i64, now: DateTime<Utc>) -> StoreResult<()> {
-    write_pool!(db, |pool| {
-        sqlx::query(
-            "UPDATE reconciliation_runs SET heartbeat_at = $2, api_calls = $3, payments_checked = $4 \
+/// Says the run is alive, with its progress; false when it is no longer `running` (another
+/// process marked it abandoned), so it must stop.
+pub async fn heartbeat(db: &Db, run_id: i64, api_calls: i64, payments: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    write_pool!(db, |pool| Ok(sqlx::query(
+        "UPDATE reconciliation_runs SET heartbeat_at = $2, api_calls = $3, payments_checked = $4 \
              WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(now)
-        .bind(api_calls)
-        .bind(payments)
-        .execute(pool)
-        .await?;
-        Ok(())
-    })
+    )
+    .bind(run_id)
+    .bind(now)
+    .bind(api_calls)
+    .bind(payments)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1))
 }
 
 pub async fn finish(
@@ -92,7 +92,7 @@ pub async fn finish(
     write_pool!(db, |pool| {
         sqlx::query(
             "UPDATE reconciliation_runs SET status = $2, error = $3, api_calls = $4, payments_checked = $5, \
-             finished_at = $6, heartbeat_at = $6 WHERE id = $1",
+             finished_at = $6, heartbeat_at = $6 WHERE id = $1 AND status = 'running'",
         )
         .bind(run_id)
         .bind(if error.is_some() { "failed" } else { "finished" })

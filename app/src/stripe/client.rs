@@ -196,7 +196,8 @@ struct Page {
 
 impl StripeApi {
     /// Sends a request and returns Stripe's answer as received. Paced when a pacer is given;
-    /// a 429 (rate limited) is retried with exponential backoff from 1 s, up to 6 times.
+    /// a 429 (rate limited) is retried with exponential backoff from 1 s, up to 6 times, a 5xx
+    /// or a failed connection up to 3 times.
     /// (Stripe's `Retry-After`, when sent, is not surfaced by async-stripe's client; its own
     /// `Stripe-Should-Retry` is honoured there for idempotent retries.)
     async fn raw(
@@ -223,6 +224,17 @@ impl StripeApi {
                 }
                 Err(stripe::StripeError::Stripe(_, 429)) if attempt < 6 => {
                     tracing::warn!(?backoff, "Stripe answered 429 (rate limited); backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                // Stripe's own trouble or the network's: worth a few more tries. A GET is safe to
+                // repeat, and a POST carries its idempotency key.
+                Err(
+                    e @ (stripe::StripeError::Stripe(_, 500..=599)
+                    | stripe::StripeError::Timeout
+                    | stripe::StripeError::ClientError(_)),
+                ) if attempt < 3 => {
+                    tracing::warn!(error = %e, ?backoff, "Stripe call failed; trying again");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
@@ -388,28 +400,64 @@ impl StripeApi {
         }
     }
 
-    /// Events Stripe reports it could not deliver (`delivery_success=false`), created in
-    /// [from, to], each as Stripe's raw JSON: stored as evidence byte for byte.
-    pub async fn undelivered_events(
+    /// Ids of the events Stripe reports it could not deliver (`delivery_success=false`),
+    /// created in [from, to].
+    pub async fn undelivered_event_ids(
         &self,
         from: i64,
         to: i64,
         pacer: Option<&Pacer>,
-    ) -> Result<Vec<Vec<u8>>, StripeApiError> {
+    ) -> Result<Vec<String>, StripeApiError> {
         let query = [
             ("delivery_success", "false".to_string()),
             ("created[gte]", from.to_string()),
             ("created[lte]", to.to_string()),
         ];
-        let listed = self.list_all("/events", &query, pacer).await?;
-        let mut out = Vec::with_capacity(listed.len());
-        for e in listed {
-            // Each fetched again on its own: the stored bytes are Stripe's answer for that event.
-            let Some(id) = e["id"].as_str().filter(|id| valid_stripe_id(id, "evt_")) else { continue };
-            let path = format!("/events/{id}");
-            out.push(self.raw(|| RequestBuilder::new(StripeMethod::Get, path.clone()), None, pacer).await?);
+        Ok(self
+            .list_all("/events", &query, pacer)
+            .await?
+            .iter()
+            .filter_map(|e| e["id"].as_str().filter(|id| valid_stripe_id(id, "evt_")).map(str::to_string))
+            .collect())
+    }
+
+    /// One event as Stripe's raw JSON: stored as evidence byte for byte.
+    pub async fn event_raw(&self, id: &str, pacer: Option<&Pacer>) -> Result<Vec<u8>, StripeApiError> {
+        if !valid_stripe_id(id, "evt_") {
+            return Err(StripeApiError::Invalid(format!("`{id}` is not an event id")));
         }
-        Ok(out)
+        let path = format!("/events/{id}");
+        self.raw(|| RequestBuilder::new(StripeMethod::Get, path.clone()), None, pacer).await
+    }
+
+    /// Refunds created in [from, to], whatever the age of their payment.
+    pub async fn refunds_created_between(
+        &self,
+        from: i64,
+        to: i64,
+        pacer: Option<&Pacer>,
+    ) -> Result<Vec<RefundFacts>, StripeApiError> {
+        let query = [("created[gte]", from.to_string()), ("created[lte]", to.to_string())];
+        self.list_all("/refunds", &query, pacer)
+            .await?
+            .into_iter()
+            .map(|v| RefundFacts::from_value(v).map_err(StripeApiError::Invalid))
+            .collect()
+    }
+
+    /// Disputes created in [from, to], whatever the age of their payment.
+    pub async fn disputes_created_between(
+        &self,
+        from: i64,
+        to: i64,
+        pacer: Option<&Pacer>,
+    ) -> Result<Vec<DisputeFacts>, StripeApiError> {
+        let query = [("created[gte]", from.to_string()), ("created[lte]", to.to_string())];
+        self.list_all("/disputes", &query, pacer)
+            .await?
+            .into_iter()
+            .map(|v| DisputeFacts::from_value(v).map_err(StripeApiError::Invalid))
+            .collect()
     }
 }
 

@@ -233,7 +233,7 @@ pub fn AdminContractsPage() -> impl IntoView {
                                 <th><a href=link("advertiser", 1)>"Advertiser"</a></th>
                                 <th><a href=link("publication", 1)>"Publication"</a></th>
                                 <th>"Size"</th>
-                                <th>"Included"</th><th>"Purchased"</th><th>"Requested"</th>
+                                <th>"Included"</th><th>"Purchased"</th><th>"Revoked"</th><th>"Requested"</th>
                                 <th><a href=link(avail_sort, 1)>"Available"</a></th>
                             </tr></thead>
                             <tbody>
@@ -245,8 +245,11 @@ pub fn AdminContractsPage() -> impl IntoView {
                                         <td>{c.ad_size}</td>
                                         <td>{c.balance.base}</td>
                                         <td>{c.balance.purchased}</td>
+                                        <td>{c.balance.revoked}</td>
                                         <td>{c.balance.requested}</td>
-                                        <td data-testid="available"><strong>{c.balance.available()}</strong></td>
+                                        <td><strong data-testid="available">{c.balance.available()}</strong>
+                                            {(c.balance.owed() > 0).then(|| format!(" (owes {})", c.balance.owed()))}
+                                            {(c.balance.held() > 0).then(|| format!(" ({} held)", c.balance.held()))}</td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>

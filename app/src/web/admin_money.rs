@@ -297,6 +297,7 @@ pub struct RefundConfirmation {
     pub contract_id: i64,
     pub payment_id: String,
     pub amount: String,
+    pub amount_minor: i64,
     pub revisions: i64,
     pub available_after: i64,
     /// One-time token: the idempotency key's tail, so a double submit is one refund.
@@ -338,6 +339,7 @@ pub async fn quote_refund(
         contract_id,
         payment_id: q.payment_id,
         amount: q.amount.to_string(),
+        amount_minor: q.amount.minor,
         revisions: q.revisions,
         available_after: balance.available() - q.revisions,
         attempt,
@@ -382,6 +384,7 @@ pub fn RefundConfirmPage() -> impl IntoView {
                             <input type="hidden" name="reason" value=reason/>
                             <input type="hidden" name="note" value=note/>
                             <input type="hidden" name="attempt" value=q.attempt.clone()/>
+                            <input type="hidden" name="amount" value=q.amount_minor.to_string()/>
                             <button type="submit" class="primary danger">{format!("Refund {}", q.amount)}</button>
                             <a href=format!("/admin/contracts/{}", q.contract_id)>"Cancel"</a>
                         </form>

@@ -4,7 +4,11 @@ use crate::on_both_databases;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-on_both_databases!(the_cli_creates_users_and_contracts_and_explains_balances, the_cli_lists_and_replays_events);
+on_both_databases!(
+    the_cli_creates_users_and_contracts_and_explains_balances,
+    the_cli_lists_and_replays_events,
+    the_cli_reconciles_with_the_running_simulator,
+);
 
 fn cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_revision-store"))
@@ -147,4 +151,42 @@ async fn the_cli_lists_and_replays_events(kind: DbKind) {
     .await
     .unwrap();
     assert_eq!(t.available().await, 5);
+}
+
+async fn the_cli_reconciles_with_the_running_simulator(kind: DbKind) {
+    let t = TestApp::spawn_simulated(kind).await;
+    // One payment whose webhooks were all dropped: only reconciliation can credit it.
+    t.sim().set_faults(app::stripe::simulator::Faults { drop: true, ..Default::default() }).unwrap();
+    let p = app::services::purchase::start_purchase(&t.app.services, t.advertiser_id, t.contract_id).await.unwrap();
+    let r = post_form(
+        &format!("{}/stripe-sim/v1/payment_intents/{}/confirm", t.app.url(), p.payment_intent_id),
+        app::stripe::simulator::PUBLISHABLE_KEY,
+        &[("client_secret", &p.client_secret), ("payment_method_data[card][number]", "4242424242424242")],
+    )
+    .await;
+    assert_eq!(r.body["status"], "succeeded");
+    assert_eq!(t.available().await, 3);
+    let (url, bind) = (t.db.url.clone(), t.app.addr.to_string());
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    tokio::task::spawn_blocking(move || {
+        let o = cli(&url, &["reconcile", "--since", "yesterday"], None);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("is not a date"), "{}", stderr(&o));
+        // In simulator mode the CLI asks the serving process's simulator (BIND_ADDR).
+        let o = cli(&url, &["--bind", &bind, "reconcile", "--since", &today, "--dry-run"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("undelivered_event    would_heal 3"), "{}", stdout(&o));
+        assert!(stderr(&o).contains("payments checked"), "progress is shown: {}", stderr(&o));
+        let o = cli(&url, &["--bind", &bind, "reconcile", "--since", &today], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("undelivered_event    healed     3"), "{}", stdout(&o));
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.available().await, 5, "credited by the run, once");
+    let runs = app::store::reconciliation::runs(t.store(), 5).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| (r.started_by.as_str(), r.dry_run)).collect::<Vec<_>>(),
+        vec![("cli", false), ("cli", true)]
+    );
 }

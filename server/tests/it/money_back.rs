@@ -267,7 +267,7 @@ async fn below_zero_a_request_is_refused_and_says_why(kind: DbKind) {
             .unwrap_err()
             .to_string();
     assert!(refused.contains("took back revisions that were already used"), "{refused}");
-    assert!(b.explain().contains("owes 2"), "{}", b.explain());
+    assert_eq!(b.explain(), "3 included + 2 purchased − 2 revoked − 5 requested = -2 available");
     assert!(b.advisory().unwrap().starts_with("0 available"));
     let shown = server::cli::show_contract(t.store(), t.contract_id).await.unwrap();
     assert!(shown.contains("owes 2") && shown.contains("− 2 revoked"), "{shown}");
