@@ -21,7 +21,19 @@ on_both_databases!(
     a_refund_reported_before_its_payment_is_credited_is_booked_when_it_is,
     rate_card_refunds_are_recorded_against_the_external_payment,
     a_price_change_between_purchase_and_webhook_credits_at_the_purchases_terms,
+    a_closed_inquiry_releases_the_hold,
+    a_test_mode_refund_never_touches_a_live_ledger,
+    early_fraud_warnings_are_kept_for_admins,
 );
+
+/// A signed event of `event_type` carrying `object`, in `livemode`.
+fn money_event(event_type: &str, object: serde_json::Value, livemode: bool) -> (String, String) {
+    let id = format!("evt_m{}", unique());
+    let body = json!({"id": id, "object": "event", "api_version": "2026-09-30.endive", "created": now(),
+        "livemode": livemode, "type": event_type, "data": {"object": object}})
+    .to_string();
+    (id, body)
+}
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -352,4 +364,60 @@ async fn a_price_change_between_purchase_and_webhook_credits_at_the_purchases_te
         let b = t.balance().await;
         assert_eq!(b.purchased, 2, "credited at the purchase's terms (price now {price} for {size})");
     }
+}
+
+async fn a_closed_inquiry_releases_the_hold(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let pi = new_payment_id();
+    assert_eq!(t.deliver(&paid(&new_event_id(), &pi, t.contract_id)).await.status, 200);
+    let du = format!("du_{}", unique());
+    let inquiry = |status: &str| {
+        json!({"id": du, "object": "dispute", "amount": 15000, "currency": "usd", "payment_intent": pi,
+            "charge": "ch_x", "status": status, "reason": "general"})
+    };
+    let (_, opened) = money_event("charge.dispute.created", inquiry("warning_needs_response"), false);
+    assert_eq!(t.deliver(&opened).await.status, 200);
+    assert_eq!(t.balance().await.held(), 2, "an inquiry holds like a chargeback");
+    let (id, closed) = money_event("charge.dispute.closed", inquiry("warning_closed"), false);
+    assert_eq!(t.deliver(&closed).await.status, 200);
+    let b = t.balance().await;
+    assert_eq!((b.held(), b.revoked, b.spendable()), (0, 0, 5));
+    assert!(t.event_status(&id).await.outcome.unwrap().contains("dispute"));
+}
+
+async fn a_test_mode_refund_never_touches_a_live_ledger(kind: DbKind) {
+    let t = TestApp::spawn_with(kind, |s| s.mode = app::domain::events::StripeMode::Live).await;
+    let pi = new_payment_id();
+    let credit = json!({"id": pi, "object": "payment_intent", "amount": 15000, "amount_received": 15000,
+        "currency": "usd", "status": "succeeded", "livemode": true, "metadata": {"contractId": t.contract_id.to_string()}});
+    let (_, paid_live) = money_event("payment_intent.succeeded", credit, true);
+    assert_eq!(t.deliver(&paid_live).await.status, 200);
+    assert_eq!(t.available().await, 5);
+    let refund = json!({"id": format!("re_{}", unique()), "object": "refund", "amount": 15000, "currency": "usd",
+        "payment_intent": pi, "status": "succeeded"});
+    let (id, test_refund) = money_event("refund.created", refund, false);
+    assert_eq!(t.deliver(&test_refund).await.status, 200);
+    let e = t.event_status(&id).await;
+    assert_eq!(e.status, "ignored", "{e:?}");
+    assert_eq!(t.available().await, 5, "a test-mode refund never changes a live ledger");
+    assert!(adjustments::refunds_for_payment(t.store(), &pi).await.unwrap().is_empty());
+}
+
+async fn early_fraud_warnings_are_kept_for_admins(kind: DbKind) {
+    let t = TestApp::spawn_simulated(kind).await;
+    let pi = buy(&t, "4242424242424242").await;
+    let charge = t.sim().charge_id(&pi).unwrap();
+    let warning = t.sim().early_fraud_warning(&charge).unwrap();
+    let found = eventually(WAIT, || async {
+        adjustments::fraud_warnings_for_contract(t.store(), t.contract_id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.warning_id == warning)
+    })
+    .await;
+    assert!(found, "the warning is stored against the contract's payment");
+    let w = adjustments::fraud_warnings_for_contract(t.store(), t.contract_id).await.unwrap();
+    assert_eq!((w[0].payment_id.as_deref(), w[0].actionable), (Some(pi.as_str()), true));
+    assert_eq!(t.available().await, 5, "a warning alone changes nothing");
 }

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use leptos::server_fn::ServerFn;
 use serde_json::Value;
+use std::time::Duration;
 
 on_both_databases!(
     sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it,
@@ -21,6 +22,7 @@ on_both_databases!(
     revision_requests_take_artwork_and_stop_at_zero,
     the_return_page_credits_before_a_late_webhook_and_only_once,
     admins_sort_and_page_contracts_and_see_why_an_event_failed,
+    admins_reconcile_from_their_pages_and_download_the_findings,
 );
 
 struct Site {
@@ -593,4 +595,73 @@ async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind
     assert!(page.body.contains("Simulated payments — no money moves"), "{}", page.body);
     assert_eq!(site.call::<AdminEvents>(Some(&ann), &[("status", ""), ("payment", "")]).await.status, 403);
     site.app.stop().await;
+}
+
+async fn admins_reconcile_from_their_pages_and_download_the_findings(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let store = &site.app.services.db;
+    let anns = site.contract_of(ANN.0).await;
+    // A credit Stripe has never heard of (a payment made up): reconciliation must raise it.
+    let ghost = new_payment_id();
+    let credit = app::domain::events::Credit {
+        contract_id: anns,
+        payment_id: ghost.clone(),
+        revisions: 2,
+        amount: app::domain::Money::new(15_000, app::domain::Currency::parse("usd").unwrap()),
+        livemode: false,
+    };
+    let now = chrono::Utc::now();
+    app::services::fulfil::fulfil(store, &credit, app::services::fulfil::Evidence::Confirmed, now).await.unwrap();
+    let admin = site.sign_in(ADMIN, None).await;
+    let ann = site.sign_in(ANN, None).await;
+    let post = |path: &str, cookie: &str| {
+        hyper::Request::post(format!("{}{path}", site.app.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", site.origin())
+            .header("cookie", cookie.to_string())
+    };
+    // Advertisers can neither start a run nor refund.
+    assert_eq!(site.send(post("/admin/reconciliation/run", &ann), Bytes::new()).await.status, 403);
+    let refund = format!("payment={ghost}&revisions=all&reason=duplicate&attempt=abc123");
+    assert_eq!(site.send(post(&format!("/admin/contracts/{anns}/refund"), &ann), refund.clone()).await.status, 403);
+    assert_eq!(site.available(anns).await, 5);
+    // The admin starts one; it runs in the background.
+    let started = site.send(post("/admin/reconciliation/run", &admin), Bytes::new()).await;
+    assert_eq!((started.status, started.location()), (303, "/admin/reconciliation"));
+    let finished = eventually(Duration::from_secs(20), || async {
+        app::store::reconciliation::runs(store, 1).await.unwrap().first().is_some_and(|r| r.status == "finished")
+    })
+    .await;
+    assert!(finished);
+    let run = app::store::reconciliation::runs(store, 1).await.unwrap().remove(0);
+    assert_eq!(run.started_by, "admin");
+    let page = site.get("/admin/reconciliation", Some(&admin)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("1 credited not paid open"), "{}", page.body);
+    assert!(page.body.contains("Reconciliation left 1 finding open"), "the banner: {}", page.body);
+    assert!(page.body.contains("Reconciliation started"), "the one-time message: {}", page.body);
+    let again = site.get("/admin/reconciliation", Some(&admin)).await;
+    assert!(!again.body.contains("Reconciliation started"), "shown once");
+    let detail = site.get(&format!("/admin/reconciliation/{}", run.id), Some(&admin)).await;
+    assert!(detail.body.contains(&ghost) && detail.body.contains("does not know it"), "{}", detail.body);
+    // The banner is on every admin page.
+    assert!(site.get("/admin", Some(&admin)).await.body.contains("data-testid=\"findings-banner\""));
+    let csv = site.get(&format!("/admin/reconciliation/{}/findings.csv", run.id), Some(&admin)).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let mut lines = csv.body.split("\r\n");
+    assert_eq!(
+        lines.next(),
+        Some("run,finding,category,state,payment_id,object_id,contract_id,found_at,detail,evidence")
+    );
+    let row = lines.next().unwrap();
+    assert!(row.contains(&format!(",credited_not_paid,open,{ghost},,{anns},")), "{row}");
+    assert_eq!(site.get(&format!("/admin/reconciliation/{}/findings.csv", run.id), Some(&ann)).await.status, 403);
+    assert_eq!(site.get("/admin/reconciliation", Some(&ann)).await.status, 403);
+    // Nothing was taken away: an alert only.
+    assert_eq!(site.available(anns).await, 5);
+    // A refund form edited to name a payment of another contract is refused.
+    let bobs = site.contract_of(BOB.0).await;
+    let other = site.send(post(&format!("/admin/contracts/{bobs}/refund"), &admin), refund).await;
+    assert_eq!(other.status, 404);
 }
