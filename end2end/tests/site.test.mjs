@@ -55,7 +55,7 @@ test('without JavaScript the pages still work: sign in, read a contract, request
   await page.getByRole('link', { name: /Daily Planet/ }).click();
   await page.waitForURL(/\/contracts\/\d+$/);
   const available = Number(await page.getByTestId('available').first().textContent());
-  await page.getByText(/included \+ \d+ purchased − \d+ requested = \d+ available/).first().waitFor();
+  await page.getByText(/included \+ \d+ purchased − \d+ revoked − \d+ requested = \d+ available/).first().waitFor();
   // Ann's Daily Planet is only ever topped up by the other tests, so a credit is left.
   assert.ok(available > 0, `Daily Planet has ${available} available`);
   await page.getByLabel('What should change?').fill('Works without JavaScript too');

@@ -299,6 +299,8 @@ pub fn AdminContractPage() -> impl IntoView {
     });
     view! {
         <AdminNav/>
+        // Outside the page's Suspense: a resource made inside it would not be waited for.
+        <super::admin_money::FlashMessage/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || data.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
@@ -307,7 +309,6 @@ pub fn AdminContractPage() -> impl IntoView {
                     view! {
                         <h1>{format!("Contract #{} · {} · {}", c.id, c.publication, c.ad_size)}</h1>
                         <p>"Advertiser: " {c.advertiser_email.clone()}</p>
-                        <super::admin_money::FlashMessage/>
                         <p class="big"><span data-testid="available">{c.balance.available()}</span>" available"
                             {(c.balance.owed() > 0).then(|| view! { " · " <span class="warn" data-testid="owes">{format!("owes {}", c.balance.owed())}</span> })}
                             {(c.balance.held() > 0).then(|| view! { " · " <span class="warn" data-testid="held">{format!("{} held by a dispute", c.balance.held())}</span> })}

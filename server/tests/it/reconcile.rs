@@ -17,6 +17,7 @@ on_both_databases!(
     a_refund_whose_events_were_lost_is_booked_by_reconciliation,
     a_dry_run_heals_nothing,
     only_one_run_at_a_time,
+    the_schedule_reconciles_unattended,
 );
 
 fn window() -> Options {
@@ -196,4 +197,25 @@ async fn only_one_run_at_a_time(kind: DbKind) {
     assert!(matches!(b, Err(ReconcileError::AlreadyRunning)), "{b:?}");
     assert!(matches!(c, Err(ReconcileError::AlreadyRunning)), "{c:?}");
     assert_eq!(credits(&t).await.len(), 3);
+}
+
+async fn the_schedule_reconciles_unattended(kind: DbKind) {
+    // The schedule on, no run before: the worker starts one by itself and records it as the
+    // schedule's; the next look (every 12 sweeps) finds it done within the interval.
+    let t = TestApp::spawn_with(kind, |s| {
+        s.simulator = true;
+        s.reconcile_interval = Some(Duration::from_secs(3600));
+        s.worker_interval = Duration::from_millis(20);
+    })
+    .await;
+    let runs = || async { app::store::reconciliation::runs(t.store(), 5).await.unwrap() };
+    let ran = eventually(Duration::from_secs(20), || async {
+        runs().await.iter().any(|r| r.started_by == "schedule" && r.status == "finished")
+    })
+    .await;
+    assert!(ran, "{:?}", runs().await);
+    // Two more looks of the worker after it finished (24 sweeps of 20 ms): still one run.
+    let first = runs().await[0].finished_at.unwrap();
+    assert!(eventually(Duration::from_secs(5), || async { chrono::Utc::now() - first > chrono::Duration::milliseconds(600) }).await);
+    assert_eq!(runs().await.len(), 1, "one run per interval: {:?}", runs().await);
 }
