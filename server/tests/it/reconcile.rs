@@ -18,6 +18,7 @@ on_both_databases!(
     a_dry_run_heals_nothing,
     only_one_run_at_a_time,
     the_schedule_reconciles_unattended,
+    a_purchase_left_open_long_ago_is_refreshed_from_stripe,
 );
 
 fn window() -> Options {
@@ -216,6 +217,43 @@ async fn the_schedule_reconciles_unattended(kind: DbKind) {
     assert!(ran, "{:?}", runs().await);
     // Two more looks of the worker after it finished (24 sweeps of 20 ms): still one run.
     let first = runs().await[0].finished_at.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { chrono::Utc::now() - first > chrono::Duration::milliseconds(600) }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            chrono::Utc::now() - first > chrono::Duration::milliseconds(600)
+        })
+        .await
+    );
     assert_eq!(runs().await.len(), 1, "one run per interval: {:?}", runs().await);
+}
+
+async fn a_purchase_left_open_long_ago_is_refreshed_from_stripe(kind: DbKind) {
+    let t = TestApp::spawn_simulated(kind).await;
+    let p = start_purchase(&t.app.services, t.advertiser_id, t.contract_id).await.unwrap();
+    // Canceled at Stripe while every event was lost; our purchase still says it waits for a card.
+    t.sim().set_faults(Faults { drop: true, ..Faults::default() }).unwrap();
+    let url = format!("{}/stripe-sim/v1/payment_intents/{}/cancel", t.app.url(), p.payment_intent_id);
+    assert_eq!(post_form(&url, app::stripe::simulator::SECRET_KEY, &[]).await.body["status"], "canceled");
+    t.sim().set_faults(Faults::default()).unwrap();
+    t.sim().forget_events_of(&p.payment_intent_id);
+    let status =
+        || async { app::store::purchases::find(t.store(), &p.payment_intent_id).await.unwrap().unwrap().status };
+    assert_eq!(status().await, "requires_payment_method");
+    // Fresh, it is left alone (the buyer may still be typing their card).
+    let report = reconcile::run(&t.app.services, &window(), &|_| {}).await.unwrap();
+    assert_eq!(report.count(Category::StalePurchase, "healed"), 0, "{report:?}");
+    // Two hours on, it is asked about and refreshed.
+    let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    let sql = "UPDATE purchases SET created_at = $1 WHERE payment_intent_id = $2";
+    match t.store() {
+        app::store::Db::Sqlite(s) => {
+            sqlx::query(sql).bind(two_hours_ago).bind(&p.payment_intent_id).execute(&s.writer).await.unwrap();
+        }
+        app::store::Db::Postgres(pg) => {
+            sqlx::query(sql).bind(two_hours_ago).bind(&p.payment_intent_id).execute(pg).await.unwrap();
+        }
+    }
+    let report = reconcile::run(&t.app.services, &window(), &|_| {}).await.unwrap();
+    assert_eq!(report.count(Category::StalePurchase, "healed"), 1, "{report:?}");
+    assert_eq!(status().await, "canceled");
+    assert_eq!(t.available().await, 3, "nothing credited");
 }
