@@ -215,3 +215,80 @@ pub async fn findings_csv(State(state): State<AppState>, session: Session, Path(
     )
         .into_response()
 }
+
+#[derive(Deserialize)]
+pub struct RevenueQuery {
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+}
+
+/// The revenue table as CSV: one row per period, currency and source (`pack`, `rate_card`,
+/// `all`), amounts as plain decimals in major units; then the range's totals and what was not
+/// counted. The same report the page draws.
+pub async fn revenue_csv(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(q): axum::extract::Query<RevenueQuery>,
+) -> Response {
+    use app::domain::revenue::{Figures, Source};
+    if let Err(r) = admin(&state, &session).await {
+        return r;
+    }
+    let range = app::web::revenue::page_range(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.by.as_deref(),
+        chrono::Utc::now().date_naive(),
+    );
+    let (from, to, period) = match range {
+        Ok(r) => r,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let report = match app::services::revenue::report(&state.services, from, to, period).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "revenue export failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
+        }
+    };
+    let decimal = |minor: i64, currency: &str| match app::domain::Currency::parse(currency) {
+        Ok(c) => app::domain::Money::new(minor, c).decimal(),
+        Err(_) => minor.to_string(),
+    };
+    let row = |period: &str, currency: &str, source: &str, f: &Figures| {
+        csv_row(&[
+            period,
+            currency,
+            source,
+            &decimal(f.gross, currency),
+            &decimal(f.refunds, currency),
+            &decimal(f.disputes_lost, currency),
+            &decimal(f.net(), currency),
+            &f.payments.to_string(),
+        ])
+    };
+    let source_name = |s: Option<Source>| s.map(Source::as_str).unwrap_or("all");
+    let mut out = csv_row(&["period", "currency", "source", "gross", "refunds", "disputes_lost", "net", "payments"]);
+    for l in &report.lines {
+        out.push_str(&row(&l.label, &l.currency, source_name(l.source), &l.figures));
+    }
+    for t in &report.totals {
+        out.push_str(&row("total", &t.currency, source_name(t.source), &t.figures));
+    }
+    for e in &report.excluded {
+        out.push_str(&row(&format!("not counted: {}", e.class.as_str()), &e.currency, "all", &e.figures));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"revenue-{from}-to-{to}-by-{}.csv\"", period.as_str()),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        out,
+    )
+        .into_response()
+}

@@ -56,6 +56,38 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Revenue by UTC day, week or month: gross, refunds, disputes lost and net, per currency,
+    /// revision packs and Rate Card apart; test-mode and the owner's own payments listed apart.
+    Revenue {
+        /// First day (YYYY-MM-DD, UTC). Default: 29 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, included (YYYY-MM-DD, UTC). Default: today.
+        #[arg(long)]
+        to: Option<String>,
+        /// day, week or month.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keys for the totals-only API (`GET /api/v1/revenue`).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Make a key; it is printed once and only its hash is kept.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Every key: id, name, first characters, made, last used, revoked.
+    List,
+    /// Stop a key working, at once and for good.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -255,6 +287,64 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Revenue { from, to, by, json } => {
+            let (from, to, period) = app::web::revenue::page_range(
+                from.as_deref(),
+                to.as_deref(),
+                Some(&by),
+                chrono::Utc::now().date_naive(),
+            )?;
+            let db = open_database(&settings).await?;
+            let svc = services(&settings, db);
+            let e = |e: app::store::StoreError| e.to_string();
+            let report = app::services::revenue::report(&svc, from, to, period).await.map_err(e)?;
+            if json {
+                println!("{}", report.to_json(svc.mode.as_str(), true));
+            } else {
+                let coverage = app::services::revenue::coverage(&svc, from, to).await.map_err(e)?;
+                print!("{}", revenue_table(&report, svc.mode.as_str()));
+                println!("{}", coverage.sentence());
+            }
+            Ok(())
+        }
+        Command::ApiKey(cmd) => {
+            let db = open_database(&settings).await?;
+            let now = chrono::Utc::now();
+            match cmd {
+                ApiKeyCommand::Create { name } => {
+                    let (id, key) = app::services::api_keys::create(&db, &name, now).await?;
+                    println!("Created API key {id} ({})", name.trim());
+                    println!("Key (shown once; only its hash is kept): {key}");
+                }
+                ApiKeyCommand::List => {
+                    let keys = app::store::api_keys::list(&db).await.map_err(|e| e.to_string())?;
+                    if keys.is_empty() {
+                        println!("No API keys.");
+                    }
+                    let when = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+                        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| none.to_string())
+                    };
+                    for k in keys {
+                        println!(
+                            "{:>4}  {:<24}  {}…  made {}  last used {}  {}",
+                            k.id,
+                            k.name,
+                            k.prefix,
+                            k.created_at.format("%Y-%m-%d %H:%M"),
+                            when(k.last_used_at, "never"),
+                            k.revoked_at.map(|t| format!("REVOKED {}", t.format("%Y-%m-%d %H:%M"))).unwrap_or_default()
+                        );
+                    }
+                }
+                ApiKeyCommand::Revoke { id } => {
+                    if !app::store::api_keys::revoke(&db, id, now).await.map_err(|e| e.to_string())? {
+                        return Err(format!("no live API key {id} (see `api-key list`)"));
+                    }
+                    println!("Revoked API key {id}: it stops working now.");
+                }
+            }
+            Ok(())
+        }
         Command::Events(EventsCommand::Replay { id }) => {
             let db = open_database(&settings).await?;
             let svc = services(&settings, db);
@@ -273,6 +363,73 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The revenue report as a table, one block per currency.
+pub fn revenue_table(r: &app::domain::revenue::Report, mode: &str) -> String {
+    use app::domain::revenue::Source;
+    use std::fmt::Write;
+    let m = app::domain::money::format_amount;
+    let mut out = String::new();
+    let _ = writeln!(out, "Revenue {} to {} by {} ({mode} mode, UTC)", r.from, r.to, r.period.as_str());
+    if r.currencies().is_empty() {
+        let _ = writeln!(out, "  no payments in this range");
+    }
+    for c in r.currencies() {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>14} {:>14} {:>14} {:>14} {:>8}",
+            c.to_uppercase(),
+            "gross",
+            "refunds",
+            "disputes lost",
+            "net",
+            "payments"
+        );
+        for l in r.series(&c, None) {
+            let f = &l.figures;
+            let _ = writeln!(
+                out,
+                "{:<12} {:>14} {:>14} {:>14} {:>14} {:>8}",
+                l.label,
+                m(f.gross, &c),
+                m(f.refunds, &c),
+                m(f.disputes_lost, &c),
+                m(f.net(), &c),
+                f.payments
+            );
+        }
+        for t in r.totals.iter().filter(|t| t.currency == c) {
+            let f = &t.figures;
+            let _ = writeln!(
+                out,
+                "{:<12} {:>14} {:>14} {:>14} {:>14} {:>8}",
+                match t.source {
+                    Some(Source::Pack) => "  packs",
+                    Some(Source::RateCard) => "  rate card",
+                    None => "total",
+                },
+                m(f.gross, &c),
+                m(f.refunds, &c),
+                m(f.disputes_lost, &c),
+                m(f.net(), &c),
+                f.payments
+            );
+        }
+    }
+    for e in &r.excluded {
+        let _ = writeln!(
+            out,
+            "Not counted: {} {} paid in {} payments, {} refunded, {} lost in disputes ({})",
+            e.currency.to_uppercase(),
+            m(e.figures.gross, &e.currency),
+            e.figures.payments,
+            m(e.figures.refunds, &e.currency),
+            m(e.figures.disputes_lost, &e.currency),
+            e.class.label()
+        );
+    }
+    out
 }
 
 /// A command-line date: `YYYY-MM-DD` (UTC; the start of the day, or its end for `end_of_day`)

@@ -75,6 +75,25 @@ pub struct Config {
     /// live mode, 25 in test mode; the checkout needs its share).
     #[arg(long, env = "RECONCILE_RATE", default_value_t = 20, global = true)]
     pub reconcile_rate: u32,
+    /// Advertiser emails whose purchases are the owner's own tests: listed apart, never revenue
+    /// (comma-separated).
+    #[arg(long, env = "REVENUE_OWNER_EMAILS", value_delimiter = ',', global = true)]
+    pub revenue_owner_emails: Vec<String>,
+    /// Contract ids whose purchases are the owner's own tests (comma-separated).
+    #[arg(long, env = "REVENUE_OWNER_CONTRACTS", value_delimiter = ',', global = true)]
+    pub revenue_owner_contracts: Vec<i64>,
+    /// Requests a minute each API key may make (`/api/v1/...`); beyond it, 429 with Retry-After.
+    #[arg(long, env = "API_RATE_PER_MINUTE", default_value_t = 60, global = true)]
+    pub api_rate_per_minute: u32,
+    /// Slack incoming-webhook URL for the daily revenue summary (unset: no summary).
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, global = true)]
+    pub slack_webhook_url: Option<String>,
+    /// When (HH:MM, UTC) yesterday's summary is sent.
+    #[arg(long, env = "SLACK_SUMMARY_AT", default_value = "08:00", global = true)]
+    pub slack_summary_at: String,
+    /// Slack app signing secret: verifies `/revenue` slash commands (unset: the command is off).
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true, global = true)]
+    pub slack_signing_secret: Option<String>,
 }
 
 /// Checked configuration.
@@ -99,6 +118,9 @@ pub struct Settings {
     pub reconcile_interval: Option<Duration>,
     pub reconcile_window: chrono::Duration,
     pub reconcile_rate: u32,
+    pub owners: app::services::revenue::Owners,
+    pub api_rate_per_minute: std::num::NonZeroU32,
+    pub slack: app::services::slack::SlackConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -241,8 +263,45 @@ impl Config {
                 r @ 1..=100 => r,
                 r => return Err(format!("RECONCILE_RATE must be between 1 and 100 calls a second, got {r}")),
             },
+            owners: owners(&self.revenue_owner_emails, &self.revenue_owner_contracts)?,
+            api_rate_per_minute: std::num::NonZeroU32::new(self.api_rate_per_minute)
+                .filter(|r| r.get() <= 100_000)
+                .ok_or_else(|| {
+                    format!("API_RATE_PER_MINUTE must be between 1 and 100000, got {}", self.api_rate_per_minute)
+                })?,
+            slack: app::services::slack::SlackConfig {
+                webhook: self
+                    .slack_webhook_url
+                    .as_deref()
+                    .filter(|u| !u.trim().is_empty())
+                    .map(app::slack::WebhookUrl::parse)
+                    .transpose()?,
+                summary_at: app::domain::slack::parse_time(&self.slack_summary_at)
+                    .map_err(|e| format!("SLACK_SUMMARY_AT: {e}"))?,
+                signing_secret: self
+                    .slack_signing_secret
+                    .as_deref()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(app::slack::SigningSecret::new)
+                    .transpose()?,
+            },
         })
     }
+}
+
+/// The owner's test accounts, checked: a typo in an email would silently count the owner's tests
+/// as revenue, so every entry must be an email.
+fn owners(emails: &[String], contracts: &[i64]) -> Result<app::services::revenue::Owners, String> {
+    let mut out = app::services::revenue::Owners::default();
+    for e in emails.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let email = app::domain::users::Email::parse(e).map_err(|why| format!("REVENUE_OWNER_EMAILS: {why}"))?;
+        out.emails.push(email.as_str().to_string());
+    }
+    if let Some(bad) = contracts.iter().find(|id| **id <= 0) {
+        return Err(format!("REVENUE_OWNER_CONTRACTS: {bad} is not a contract id"));
+    }
+    out.contract_ids = contracts.to_vec();
+    Ok(out)
 }
 
 #[cfg(test)]

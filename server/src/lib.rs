@@ -1,9 +1,11 @@
 //! The `revision-store` server: configuration, the axum application (pages, server functions,
 //! the Stripe webhook), the background worker and the operator CLI.
 pub mod admin_actions;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod guard;
+pub mod slack;
 pub mod upload;
 pub mod webhook;
 pub mod worker;
@@ -25,6 +27,8 @@ use tokio::task::JoinHandle;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub services: Services,
+    /// Per-key request limits of the totals-only API.
+    pub api_limits: api::ApiLimits,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -51,6 +55,8 @@ pub fn services(settings: &Settings, db: Db) -> Services {
     svc.client_ip_header = settings.client_ip_header.clone();
     svc.reconcile_rate = settings.reconcile_rate;
     svc.reconcile_window = settings.reconcile_window;
+    svc.owners = settings.owners.clone();
+    svc.slack = settings.slack.clone();
     svc
 }
 
@@ -103,6 +109,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/admin/contracts/{id}/refund", post(admin_actions::refund))
         .route("/admin/reconciliation/run", post(admin_actions::start_reconciliation))
         .route("/admin/reconciliation/{id}/findings.csv", get(admin_actions::findings_csv))
+        .route("/admin/revenue.csv", get(admin_actions::revenue_csv))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -121,6 +128,10 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
             post(webhook::receive).layer(axum::extract::DefaultBodyLimit::max(webhook::MAX_BODY)),
         )
         .route("/metrics", get(webhook::metrics))
+        // Called by scripts and dashboards with an API key, never with a session.
+        .route("/api/v1/revenue", get(api::revenue))
+        // Called by Slack, verified by its request signature.
+        .route("/slack/commands", post(slack::command).layer(axum::extract::DefaultBodyLimit::max(slack::MAX_BODY)))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state.clone())
         .merge(site.with_state(state))
@@ -180,7 +191,11 @@ impl Application {
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (services, simulator) = if settings.simulator { with_simulator(services, addr)? } else { (services, None) };
-        let state = AppState { leptos_options: leptos_options(addr), services: services.clone() };
+        let state = AppState {
+            leptos_options: leptos_options(addr),
+            services: services.clone(),
+            api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
+        };
         let app = router(state, simulator.clone(), CookiePolicy { secure: settings.secure_cookies });
         let server = tokio::spawn(async move {
             // The peer address reaches handlers (sign-in throttling per address).

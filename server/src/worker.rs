@@ -1,6 +1,7 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
-//! it also removes expired sign-in sessions and starts the scheduled reconciliation.
+//! it also removes expired sign-in sessions, starts the scheduled reconciliation and sends the
+//! daily Slack summary.
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
@@ -28,6 +29,13 @@ pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Dura
         }
         if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {
             start_if_due(&svc, every, &reconciling).await;
+        }
+        if svc.slack.webhook.is_some() && sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY) {
+            // Bounded by the post's 10 s timeout; the summary row makes it once a day across
+            // every process, whichever of them gets here first.
+            if let Err(e) = app::services::slack::send_daily_if_due(&svc, chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "the daily Slack summary could not be prepared; trying again later");
+            }
         }
         sweeps = sweeps.wrapping_add(1);
         // Retries wait 30 s at least and fresh events are processed in their request, so a

@@ -6,6 +6,8 @@ pub mod artwork;
 pub mod events;
 pub mod listing;
 pub mod money;
+pub mod revenue;
+pub mod slack;
 pub mod throttle;
 pub mod users;
 

@@ -66,17 +66,38 @@ impl Money {
     }
 }
 
-impl fmt::Display for Money {
-    /// `$150.00`-style for USD, `150.00 EUR` for other currencies; used in the UI and the CLI.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// An amount as the UI, the CLI and Slack show it (`$150.00`, `99.00 EUR`), from the minor
+/// units and currency code a table holds; a code that is not a currency is shown as stored.
+pub fn format_amount(minor: i64, currency: &str) -> String {
+    match Currency::parse(currency) {
+        Ok(c) => Money::new(minor, c).to_string(),
+        Err(_) => format!("{minor} {currency}"),
+    }
+}
+
+impl Money {
+    /// The amount in major units as a plain decimal (`150.00`, `-75.00`, `1500` for JPY): for
+    /// CSV files and other machine-read text, where a symbol would stop a number being one.
+    pub fn decimal(&self) -> String {
         let digits = self.currency.minor_digits();
         let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
-        let amount = if digits == 0 {
-            abs.to_string()
+        if digits == 0 {
+            format!("{sign}{abs}")
         } else {
             let scale = 10u64.pow(digits);
-            format!("{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
+            format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = digits as usize)
+        }
+    }
+}
+
+impl fmt::Display for Money {
+    /// `$150.00`-style for USD, `150.00 EUR` for other currencies; used in the UI and the CLI.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let decimal = self.decimal();
+        let (sign, amount) = match decimal.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", decimal.as_str()),
         };
         if self.currency.as_str() == "usd" {
             write!(f, "{sign}${amount}")

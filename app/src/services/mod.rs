@@ -2,6 +2,7 @@
 //! The web layer and the CLI call these; they call the domain and the store.
 pub mod accounts;
 pub mod adjustments;
+pub mod api_keys;
 pub mod confirm;
 pub mod event_writer;
 pub mod fulfil;
@@ -10,6 +11,8 @@ pub mod processing;
 pub mod purchase;
 pub mod reconcile;
 pub mod refunds;
+pub mod revenue;
+pub mod slack;
 pub mod stats;
 
 use crate::domain::events::{RetryPolicy, StripeMode};
@@ -66,6 +69,10 @@ pub struct Services {
     /// admin-started) run looks back over.
     pub reconcile_rate: u32,
     pub reconcile_window: chrono::Duration,
+    /// Whose purchases are the owner's own tests, never revenue.
+    pub owners: revenue::Owners,
+    /// The daily summary's webhook and time, and the slash command's signing secret.
+    pub slack: slack::SlackConfig,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
 }
@@ -95,6 +102,8 @@ impl Services {
             stripe_js_url: STRIPE_JS_URL.to_string(),
             reconcile_rate: 20,
             reconcile_window: chrono::Duration::days(3),
+            owners: revenue::Owners::default(),
+            slack: slack::SlackConfig::default(),
             event_writer: Arc::default(),
         }
     }

@@ -201,12 +201,7 @@ pub async fn apply_as(
     }
 }
 
-fn money(minor: i64, currency: &str) -> String {
-    match crate::domain::Currency::parse(currency) {
-        Ok(c) => crate::domain::Money::new(minor, c).to_string(),
-        Err(_) => format!("{minor} {currency}"),
-    }
-}
+use crate::domain::money::format_amount as money;
 
 /// `charge.refunded` carries the charge's cumulative refunded amount but not its refunds (not
 /// since API 2022-11-15). When the refunds we know add up to it, there is nothing to do; when

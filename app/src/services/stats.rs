@@ -22,6 +22,9 @@ pub struct Stats {
     pub findings: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
     /// Findings the last completed reconciliation left open.
     pub open_findings: AtomicU64,
+    /// Daily Slack summaries this process sent, and its failed attempts.
+    pub slack_summaries_sent: AtomicU64,
+    pub slack_summary_failures: AtomicU64,
 }
 
 impl Stats {
@@ -57,6 +60,8 @@ impl Stats {
         line("events_dead_lettered_total", "", &self.dead_lettered);
         line("events_retries_scheduled_total", "", &self.retries_scheduled);
         line("reconciliation_open_findings", "", &self.open_findings);
+        line("slack_summaries_sent_total", "", &self.slack_summaries_sent);
+        line("slack_summary_failures_total", "", &self.slack_summary_failures);
         for ((category, state), n) in self.findings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
             let _ = writeln!(
                 out,

@@ -204,7 +204,9 @@ pub async fn book(
                     "INSERT INTO payment_disputes (dispute_id, payment_id, charge_id, amount, currency, status, is_open, \
                      reason, livemode, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
                      ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, is_open = excluded.is_open, \
-                     amount = excluded.amount, updated_at = excluded.updated_at",
+                     amount = excluded.amount, \
+                     updated_at = CASE WHEN payment_disputes.status = excluded.status \
+                                  THEN payment_disputes.updated_at ELSE excluded.updated_at END",
                 )
                 .bind(&d.dispute_id)
                 .bind(&d.payment_id)
@@ -470,6 +472,8 @@ pub struct DisputeRow {
     pub reason: Option<String>,
     pub livemode: bool,
     pub first_seen: DateTime<Utc>,
+    /// When the dispute reached its current status (a repeated report does not move it): a lost
+    /// dispute counts against revenue on this day.
     pub updated_at: DateTime<Utc>,
 }
 

@@ -9,13 +9,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod adjustments;
+pub mod api_keys;
 pub mod contracts;
 pub mod events;
 pub mod external_payments;
 pub mod ledger;
 pub mod purchases;
 pub mod reconciliation;
+pub mod revenue;
 pub mod sessions;
+pub mod slack;
 pub mod users;
 
 #[derive(Clone, Debug)]

@@ -203,3 +203,11 @@ pub async fn last_scheduled_start(db: &Db) -> StoreResult<Option<DateTime<Utc>>>
     .fetch_one(pool)
     .await?))
 }
+
+/// The latest finished run that was not a dry run: what "reconciled" means on the revenue page.
+pub async fn latest_full_run(db: &Db) -> StoreResult<Option<Run>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE status = 'finished' AND NOT dry_run ORDER BY id DESC LIMIT 1"
+    );
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Run>(&sql).fetch_optional(pool).await?))
+}

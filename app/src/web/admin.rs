@@ -183,6 +183,7 @@ pub fn AdminNav() -> impl IntoView {
             <a href="/admin">"Contracts"</a>
             <a href="/admin/events">"Stripe events"</a>
             <a href="/admin/reconciliation">"Reconciliation"</a>
+            <a href="/admin/revenue">"Revenue"</a>
         </nav>
         <super::admin_money::FindingsBanner/>
     }

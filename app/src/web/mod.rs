@@ -17,6 +17,7 @@ pub mod contracts;
 pub mod error;
 pub mod home;
 pub mod login;
+pub mod revenue;
 
 use auth::SignOut;
 use error::AppError;
@@ -138,6 +139,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/contracts/:id/refund") view=admin_money::RefundConfirmPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/reconciliation") view=admin_money::ReconciliationPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/reconciliation/:id") view=admin_money::ReconciliationRunPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/revenue") view=revenue::RevenuePage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events") view=admin::AdminEventsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events/:id") view=admin::AdminEventPage ssr=SsrMode::Async/>
                 </Routes>

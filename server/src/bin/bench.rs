@@ -105,6 +105,9 @@ fn run(args: &Args, db: &str) {
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 20,
+        owners: Default::default(),
+        api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
+        slack: Default::default(),
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

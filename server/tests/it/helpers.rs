@@ -168,6 +168,9 @@ pub fn settings(db_url: &str) -> Settings {
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 100,
+        owners: Default::default(),
+        api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
+        slack: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ on_both_databases!(
     the_return_page_credits_before_a_late_webhook_and_only_once,
     admins_sort_and_page_contracts_and_see_why_an_event_failed,
     admins_reconcile_from_their_pages_and_download_the_findings,
+    admins_read_revenue_as_a_chart_a_table_and_a_csv,
 );
 
 struct Site {
@@ -664,4 +665,55 @@ async fn admins_reconcile_from_their_pages_and_download_the_findings(kind: DbKin
     let bobs = site.contract_of(BOB.0).await;
     let other = site.send(post(&format!("/admin/contracts/{bobs}/refund"), &admin), refund).await;
     assert_eq!(other.status, 404);
+}
+
+async fn admins_read_revenue_as_a_chart_a_table_and_a_csv(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let store = &site.app.services.db;
+    let anns = site.contract_of(ANN.0).await;
+    let credit = app::domain::events::Credit {
+        contract_id: anns,
+        payment_id: new_payment_id(),
+        revisions: 2,
+        amount: app::domain::Money::new(15_000, app::domain::Currency::parse("usd").unwrap()),
+        livemode: false,
+    };
+    let now = chrono::Utc::now();
+    app::services::fulfil::fulfil(store, &credit, app::services::fulfil::Evidence::Confirmed, now).await.unwrap();
+    let today = now.date_naive();
+    let admin = site.sign_in(ADMIN, None).await;
+    let ann = site.sign_in(ANN, None).await;
+
+    let page = site.get("/admin/revenue", Some(&admin)).await;
+    assert_eq!(page.status, 200);
+    // Thirty days by default, one bar and one row each; today's carries the pack.
+    assert_eq!(page.body.matches("<rect class=\"bar").count(), 30, "{}", page.body);
+    let bar = format!("data-period=\"{today}\" data-net=\"15000\"><title>{today}: net $150.00</title>");
+    assert!(page.body.contains(&bar), "{}", page.body);
+    // The table's cell for today holds the same number as the bar.
+    let row = page.body.split(&format!("<tr data-period=\"{today}\">")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("data-net=\"15000\"") && row.contains("$150.00"), "{row}");
+    assert!(page.body.contains("role=\"img\""));
+    assert!(page.body.contains("No reconciliation has finished yet"));
+    assert!(page.body.contains("href=\"/admin/revenue\""), "in the admin menu");
+
+    let by_month = site.get(&format!("/admin/revenue?from={today}&to={today}&by=month"), Some(&admin)).await;
+    assert_eq!(by_month.body.matches("<rect class=\"bar").count(), 1);
+    let bad = site.get("/admin/revenue?from=2026-02-30", Some(&admin)).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("from: `2026-02-30` is not a date"), "{}", bad.body);
+
+    let csv = site.get(&format!("/admin/revenue.csv?from={today}&to={today}"), Some(&admin)).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let rows: Vec<&str> = csv.body.split("\r\n").collect();
+    assert_eq!(rows[0], "period,currency,source,gross,refunds,disputes_lost,net,payments");
+    assert!(rows.contains(&format!("{today},usd,pack,150.00,0.00,0.00,150.00,1").as_str()), "{rows:?}");
+    assert!(rows.contains(&format!("{today},usd,all,150.00,0.00,0.00,150.00,1").as_str()), "{rows:?}");
+    assert!(rows.contains(&"total,usd,all,150.00,0.00,0.00,150.00,1"), "{rows:?}");
+    assert_eq!(site.get("/admin/revenue.csv?to=nope", Some(&admin)).await.status, 400);
+
+    assert_eq!(site.get("/admin/revenue", Some(&ann)).await.status, 403);
+    assert_eq!(site.get("/admin/revenue.csv", Some(&ann)).await.status, 403);
+    assert_eq!(site.get("/admin/revenue.csv", None).await.status, 401);
 }

@@ -1,0 +1,67 @@
+//! `api_keys`: the keys that may read the totals-only API. Only a SHA-256 of each key is kept
+//! (the key itself is shown once, when made); a key is found by its hash, so the lookup needs
+//! no constant-time compare (an attacker controls the key, never the stored hash).
+use super::{read_pool, write_pool, Db, StoreResult};
+use chrono::{DateTime, Duration, Utc};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    /// The key's first characters, so a person can tell keys apart in a list.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+
+pub async fn create(db: &Db, name: &str, key_hash: &str, prefix: &str, now: DateTime<Utc>) -> StoreResult<i64> {
+    write_pool!(db, |pool| Ok(sqlx::query_scalar::<_, i64>(
+        "INSERT INTO api_keys (name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
+    )
+    .bind(name)
+    .bind(key_hash)
+    .bind(prefix)
+    .bind(now)
+    .fetch_one(pool)
+    .await?))
+}
+
+pub async fn list(db: &Db) -> StoreResult<Vec<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, ApiKeyRow>(&sql).fetch_all(pool).await?))
+}
+
+/// Revokes a key for good; false when there is no such key or it was already revoked.
+pub async fn revoke(db: &Db, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    write_pool!(db, |pool| Ok(sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        == 1))
+}
+
+/// The live (not revoked) key with this hash, marking it used. The mark is written at most once
+/// a minute per key, so a busy client does not turn every read into a write.
+pub async fn authenticate(db: &Db, key_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+    let found: Option<ApiKeyRow> =
+        read_pool!(db, |pool| sqlx::query_as::<_, ApiKeyRow>(&sql).bind(key_hash).fetch_optional(pool).await?);
+    let Some(key) = found else { return Ok(None) };
+    if key.last_used_at.is_none_or(|t| t < now - Duration::seconds(60)) {
+        write_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(key.id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+    }
+    Ok(Some(key))
+}

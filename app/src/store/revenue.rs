@@ -1,0 +1,126 @@
+//! Revenue's one read: every money movement in a date range summed per UTC day, currency,
+//! source, direction, mode and owner flag, in one statement over the ledger, the Rate Card
+//! payments, refunds and lost disputes. The domain (`domain::revenue`) turns these totals into
+//! the report; nothing here decides what counts.
+use super::{read_pool, Db, StoreResult};
+use crate::domain::revenue::{Class, DayTotal, Movement, Source};
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// The UTC calendar day of a stored time. SQLite keeps times as RFC 3339 text in UTC, so the
+/// day is its first ten characters; PostgreSQL formats the instant in UTC.
+fn day_of(db: &Db, column: &str) -> String {
+    match db {
+        Db::Sqlite(_) => format!("substr({column}, 1, 10)"),
+        Db::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+    }
+}
+
+/// Whether `column` (a contract id) is one of the owner's: a literal list of integers (they
+/// are parsed numbers from our own config, so nothing from outside reaches the SQL text), or
+/// false when none are configured.
+fn owner_test(column: &str, owner_contracts: &[i64]) -> String {
+    if owner_contracts.is_empty() {
+        return "FALSE".into();
+    }
+    let list: Vec<String> = owner_contracts.iter().map(i64::to_string).collect();
+    format!("COALESCE({column} IN ({}), FALSE)", list.join(", "))
+}
+
+fn sql(db: &Db, owner_contracts: &[i64]) -> String {
+    // Refunds and disputes are joined to the credit they take back, so `cr` names the
+    // contract in every branch.
+    let owner = owner_test("cr.contract_id", owner_contracts);
+    format!(
+        "SELECT day, currency, source, movement, livemode, owner, matched, \
+                CAST(SUM(amount) AS BIGINT) AS amount, CAST(COUNT(*) AS BIGINT) AS n FROM ( \
+           SELECT {pack_day} AS day, cr.currency AS currency, 'pack' AS source, 'payment' AS movement, \
+                  cr.livemode AS livemode, {owner} AS owner, TRUE AS matched, cr.amount AS amount \
+             FROM contract_revisions cr WHERE cr.created_at >= $1 AND cr.created_at < $2 \
+           UNION ALL \
+           SELECT {ep_day}, ep.currency, 'rate_card', 'payment', ep.livemode, FALSE, TRUE, ep.amount \
+             FROM external_payments ep WHERE ep.created_at >= $1 AND ep.created_at < $2 \
+           UNION ALL \
+           SELECT {refund_day}, r.currency, \
+                  CASE WHEN ep.payment_id IS NOT NULL THEN 'rate_card' ELSE 'pack' END, 'refund', r.livemode, \
+                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), r.amount \
+             FROM payment_refunds r \
+             LEFT JOIN contract_revisions cr ON cr.payment_id = r.payment_id \
+             LEFT JOIN external_payments ep ON ep.payment_id = r.payment_id \
+            WHERE r.status = 'succeeded' AND r.first_seen >= $1 AND r.first_seen < $2 \
+           UNION ALL \
+           SELECT {dispute_day}, d.currency, \
+                  CASE WHEN ep.payment_id IS NOT NULL THEN 'rate_card' ELSE 'pack' END, 'dispute_lost', d.livemode, \
+                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), d.amount \
+             FROM payment_disputes d \
+             LEFT JOIN contract_revisions cr ON cr.payment_id = d.payment_id \
+             LEFT JOIN external_payments ep ON ep.payment_id = d.payment_id \
+            WHERE d.status = 'lost' AND d.updated_at >= $1 AND d.updated_at < $2 \
+         ) m GROUP BY day, currency, source, movement, livemode, owner, matched ORDER BY day",
+        pack_day = day_of(db, "cr.created_at"),
+        ep_day = day_of(db, "ep.created_at"),
+        refund_day = day_of(db, "r.first_seen"),
+        dispute_day = day_of(db, "d.updated_at"),
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    day: String,
+    currency: String,
+    source: String,
+    movement: String,
+    livemode: bool,
+    owner: bool,
+    matched: bool,
+    amount: i64,
+    n: i64,
+}
+
+/// Day totals for the inclusive UTC date range, classified for a deployment in `live` mode
+/// with the owner's test contracts `owner_contracts`.
+pub async fn day_totals(
+    db: &Db,
+    from: NaiveDate,
+    to: NaiveDate,
+    live: bool,
+    owner_contracts: &[i64],
+) -> StoreResult<Vec<DayTotal>> {
+    let start: DateTime<Utc> = from.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let end: DateTime<Utc> = (to + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let sql = sql(db, owner_contracts);
+    let rows: Vec<Row> =
+        read_pool!(db, |pool| sqlx::query_as::<_, Row>(&sql).bind(start).bind(end).fetch_all(pool).await?);
+    let bad = |what: String| super::StoreError::Other(sqlx::Error::Decode(what.into()));
+    rows.into_iter()
+        .map(|r| {
+            Ok(DayTotal {
+                day: NaiveDate::parse_from_str(&r.day, "%Y-%m-%d").map_err(|e| bad(format!("day {}: {e}", r.day)))?,
+                currency: r.currency,
+                source: Source::parse(&r.source).map_err(bad)?,
+                movement: Movement::parse(&r.movement).map_err(bad)?,
+                class: Class::of(r.livemode, live, r.owner, r.matched),
+                amount: r.amount,
+                count: r.n,
+            })
+        })
+        .collect()
+}
+
+/// The contracts of the configured owner emails and ids that exist: their purchases are the
+/// owner's own tests.
+pub async fn owner_contracts(db: &Db, emails: &[String], ids: &[i64]) -> StoreResult<Vec<i64>> {
+    let mut out: Vec<i64> = Vec::new();
+    for email in emails {
+        let found: Vec<i64> = read_pool!(db, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT c.id FROM contracts c JOIN users u ON u.id = c.advertiser_id WHERE u.email = $1"
+        )
+        .bind(email.to_lowercase())
+        .fetch_all(pool)
+        .await?);
+        out.extend(found);
+    }
+    out.extend_from_slice(ids);
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
