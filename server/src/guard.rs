@@ -33,6 +33,46 @@ pub async fn same_origin_writes(request: Request, next: Next) -> Response {
     }
 }
 
+/// Reads what a page render needs from the session (the user, and the one-time message, which
+/// is taken here so it shows once) before the page renders, so no resource of the page touches
+/// the session while it renders (see `app::web::auth::server::SessionSnapshot`). GET and HEAD
+/// only: other requests are server functions and forms, which read the session once themselves.
+pub async fn session_snapshot(session: tower_sessions::Session, mut request: Request, next: Next) -> Response {
+    use app::web::auth::server::{SessionSnapshot, USER_KEY};
+    if matches!(*request.method(), Method::GET | Method::HEAD) && !request.uri().path().starts_with("/pkg/") {
+        let user_id = match session.get::<i64>(USER_KEY).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "session unreadable");
+                return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
+            }
+        };
+        let flash = match user_id {
+            Some(_) => session.remove::<(String, String)>(app::web::admin_money::FLASH_KEY).await.unwrap_or(None),
+            None => None,
+        };
+        request.extensions_mut().insert(SessionSnapshot { user_id, flash });
+    }
+    next.run(request).await
+}
+
+/// A request refused with a body may leave part of that body unread (a size limit stops
+/// reading it, the Origin check above never starts). Were the connection kept alive, the
+/// server would drain the rest while the client, done with this exchange, sends its next
+/// request on it: the two then wait on each other for ever, or the next request's bytes are
+/// read as the old body. So a request that carried a body and is answered with anything but
+/// success closes its connection; the client opens a fresh one.
+pub async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    if has_body && !response.status().is_success() {
+        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// `https://example.com:8443` → `example.com:8443`.
 fn origin_authority(origin: &str) -> Option<&str> {
     let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"))?;

@@ -78,6 +78,13 @@ pub struct CookiePolicy {
     pub secure: bool,
 }
 
+/// The app's routes, discovered once per process. Discovery renders the app with resource
+/// loading suppressed through a process-wide flag (leptos_server 0.8.8), and a resource whose
+/// future is first polled while that flag is up waits for ever, so a page rendering for one
+/// server while another server in the same process starts (the tests, the benchmark) would never
+/// answer (leptos issue #4773). The routes depend on the `App` alone, never on a server's state.
+static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+
 pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, cookies: CookiePolicy) -> Router {
     use tower_sessions::cookie::SameSite;
     use tower_sessions::{Expiry, SessionManagerLayer};
@@ -85,9 +92,13 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         let services = state.services.clone();
         move || provide_context(services.clone())
     };
-    // Route discovery renders the app once; with the services in context, resources it starts
-    // can find them.
-    let (routes, _) = generate_route_list_with_exclusions_and_ssg_and_context(App, None, context.clone());
+    let routes = ROUTES
+        .get_or_init(|| {
+            // Route discovery renders the app once; with the services in context, resources it
+            // starts can find them.
+            generate_route_list_with_exclusions_and_ssg_and_context(App, None, context.clone()).0
+        })
+        .clone();
     // Sessions live in our database. HttpOnly: scripts cannot read the cookie. SameSite=Lax:
     // other sites' forms and scripts cannot send it with a POST (with the Origin check in
     // `guard`, that is the cross-site request defence). Signed out after 12 idle hours.
@@ -116,6 +127,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(axum::middleware::from_fn(guard::same_origin_writes))
+        .layer(axum::middleware::from_fn(guard::session_snapshot))
         .layer(sessions);
     let mut router = Router::new();
     if let Some(sim) = simulator {
@@ -135,6 +147,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state.clone())
         .merge(site.with_state(state))
+        .layer(axum::middleware::from_fn(guard::close_after_refused_body))
 }
 
 /// Simulator mode: the app's Stripe is the simulator mounted on its own origin, which signs its

@@ -59,8 +59,10 @@ pub struct Flash {
 /// The message a money action left for this page, once.
 #[server]
 pub async fn take_flash() -> Result<Option<Flash>, AppError> {
-    let session = super::auth::server::session().await?;
-    let flash: Option<(String, String)> = session.remove(FLASH_KEY).await.unwrap_or(None);
+    let flash: Option<(String, String)> = match super::auth::server::snapshot().await {
+        Some(snapshot) => snapshot.flash,
+        None => super::auth::server::session().await?.remove(FLASH_KEY).await.unwrap_or(None),
+    };
     Ok(flash
         .map(|(class, text)| Flash { class: if class == "error" { "error".into() } else { "notice".into() }, text }))
 }

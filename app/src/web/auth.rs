@@ -35,15 +35,41 @@ pub mod server {
         leptos_axum::extract::<Session>().await.map_err(|e| AppError::unavailable("The session could not be read", e))
     }
 
+    /// What a page render needs from the session, read once before rendering starts (by the
+    /// server's `session_snapshot` middleware, for GET requests). A page runs several resources
+    /// at once (the header's user, the admin banner, the one-time message, the page's data);
+    /// were each to read the session itself they would queue on the session's lock, which is
+    /// held across a database read, and a render that stops polling one of them would leave the
+    /// rest (and the session's save after the response) waiting for ever. With the snapshot no
+    /// resource touches the session while a page renders.
+    #[derive(Debug, Clone, Default)]
+    pub struct SessionSnapshot {
+        pub user_id: Option<i64>,
+        /// The one-time message (class, text) left by the previous request, already taken.
+        pub flash: Option<(String, String)>,
+    }
+
+    /// The snapshot of this request, when it has one (page renders; not server-function posts).
+    pub async fn snapshot() -> Option<SessionSnapshot> {
+        leptos_axum::extract::<axum::Extension<SessionSnapshot>>().await.ok().map(|axum::Extension(s)| s)
+    }
+
+    /// The signed-in user's id: from the snapshot, or from the session itself.
+    async fn user_id() -> Result<Option<i64>, AppError> {
+        if let Some(s) = snapshot().await {
+            return Ok(s.user_id);
+        }
+        session()
+            .await?
+            .get::<i64>(USER_KEY)
+            .await
+            .map_err(|e| AppError::unavailable("The session could not be read", e))
+    }
+
     /// The signed-in user, if any.
     pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
         let svc = crate::web::services()?;
-        let session = session().await?;
-        let Some(id) = session
-            .get::<i64>(USER_KEY)
-            .await
-            .map_err(|e| AppError::unavailable("The session could not be read", e))?
-        else {
+        let Some(id) = user_id().await? else {
             return Ok(None);
         };
         let user = crate::store::users::find(&svc.db, id)

@@ -49,6 +49,8 @@ pub enum DbKind {
 }
 
 pub const SECRET: &str = "whsec_test_current";
+/// How long a test waits for any answer from the app: a hang fails the test, not the CI run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const OLD_SECRET: &str = "whsec_test_previous";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -253,7 +255,8 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let res = self.http.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let res = self.http.request(req.body(Full::new(body.into())).unwrap());
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, res).await.expect("the server answers").expect("request");
         let status = res.status().as_u16();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body =
@@ -263,7 +266,10 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> (u16, String) {
         let req = hyper::Request::get(format!("{}{path}", self.app.url())).body(Full::new(Bytes::new())).unwrap();
-        let res = self.http.request(req).await.expect("request");
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req))
+            .await
+            .expect("the server answers")
+            .expect("request");
         let status = res.status().as_u16();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&bytes).into())
