@@ -292,3 +292,29 @@ pub async fn revenue_csv(
     )
         .into_response()
 }
+
+/// One payment's evidence bundle (`services::evidence`): a tar of every stored event about it,
+/// byte for byte, with their digests and the payment's records.
+pub async fn evidence_bundle(State(state): State<AppState>, session: Session, Path(payment): Path<String>) -> Response {
+    use app::services::evidence::{bundle, BundleError};
+    if let Err(r) = admin(&state, &session).await {
+        return r;
+    }
+    match bundle(&state.services, &payment).await {
+        Ok(tar) => (
+            [
+                (header::CONTENT_TYPE, "application/x-tar".to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"evidence-{payment}.tar\"")),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            ],
+            tar,
+        )
+            .into_response(),
+        Err(e @ BundleError::NotAPayment(_)) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e @ BundleError::Unknown(_)) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "evidence bundle failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
+        }
+    }
+}

@@ -121,6 +121,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/admin/reconciliation/run", post(admin_actions::start_reconciliation))
         .route("/admin/reconciliation/{id}/findings.csv", get(admin_actions::findings_csv))
         .route("/admin/revenue.csv", get(admin_actions::revenue_csv))
+        .route("/admin/payments/{payment}/evidence.tar", get(admin_actions::evidence_bundle))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

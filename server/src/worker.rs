@@ -1,7 +1,7 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
-//! it also removes expired sign-in sessions, starts the scheduled reconciliation and sends the
-//! daily Slack summary.
+//! it also removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
+//! hours of events and sends the daily Slack summary.
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
@@ -29,6 +29,16 @@ pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Dura
         }
         if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {
             start_if_due(&svc, every, &reconciling).await;
+        }
+        if sweeps % SCHEDULE_LOOK_EVERY == SCHEDULE_LOOK_EVERY / 2 {
+            // Seal the hours that closed (a day's backlog at most per look, so a first start on
+            // a large store works through it a slice at a time). Half a look after the other
+            // schedules, so the two never start on the same sweep.
+            match app::services::seals::seal_closed(&svc, chrono::Utc::now(), 24).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sealed = n, "sealed closed hours of events"),
+                Err(e) => tracing::warn!(error = %e, "sealing events failed; trying again later"),
+            }
         }
         if svc.slack.webhook.is_some() && sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY) {
             // Bounded by the post's 10 s timeout; the summary row makes it once a day across

@@ -69,6 +69,7 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
             api_version: event.api_version.clone(),
             stripe_created: event.created,
             payload: delivery.body.to_vec(),
+            payload_sha256: NewEvent::digest(delivery.body),
             signature_header: delivery.signature.unwrap_or_default().to_string(),
             request_headers: delivery.headers_json,
             received_at: now,

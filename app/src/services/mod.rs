@@ -5,6 +5,7 @@ pub mod adjustments;
 pub mod api_keys;
 pub mod confirm;
 pub mod event_writer;
+pub mod evidence;
 pub mod fulfil;
 pub mod intake;
 pub mod processing;
@@ -12,6 +13,7 @@ pub mod purchase;
 pub mod reconcile;
 pub mod refunds;
 pub mod revenue;
+pub mod seals;
 pub mod slack;
 pub mod stats;
 

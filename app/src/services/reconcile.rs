@@ -373,6 +373,7 @@ async fn undelivered_event(run: &mut Run<'_>, raw: Vec<u8>) -> Result<(), Reconc
         livemode: event.livemode,
         api_version: event.api_version.clone(),
         stripe_created: event.created,
+        payload_sha256: NewEvent::digest(&raw),
         payload: raw,
         signature_header: String::new(),
         request_headers: json!({"fetched": format!("GET /v1/events/{}", event.id), "reconciliation_run": run.id})

@@ -6,7 +6,7 @@ use crate::domain::events::Credit;
 use crate::store::ledger::{insert_credit_in, CreditInsert};
 use chrono::{DateTime, Utc};
 
-/// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$9 (a macro: the query type differs per dialect).
+/// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$10 (a macro: the query type differs per dialect).
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {
         $q.bind(&$e.event_id)
@@ -18,6 +18,7 @@ macro_rules! bind_event {
             .bind(&$e.signature_header)
             .bind(&$e.request_headers)
             .bind($e.received_at)
+            .bind(&$e.payload_sha256)
     };
 }
 
@@ -35,6 +36,16 @@ pub struct NewEvent {
     /// JSON object of the other request headers worth keeping.
     pub request_headers: String,
     pub received_at: DateTime<Utc>,
+    /// SHA-256 of `payload` (hex), computed by whoever received it and stored beside it.
+    pub payload_sha256: String,
+}
+
+impl NewEvent {
+    /// The digest kept with a payload.
+    pub fn digest(payload: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(payload))
+    }
 }
 
 /// One event to store, and, for the common case of a new pack payment, the credit to write in
@@ -60,8 +71,8 @@ pub enum Stored {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, \
-    stripe_created, payload, signature_header, request_headers, received_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING";
+    stripe_created, payload, signature_header, request_headers, received_at, payload_sha256) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING";
 
 /// Stores events in one transaction: one commit (one fsync) for the whole batch, all or
 /// nothing. Duplicate ids are stopped by the primary key with insert-or-nothing, not by a
@@ -101,7 +112,7 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
         let sql = format!(
             "WITH ev AS ({INSERT_EVENT} RETURNING event_id) \
              INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) \
-             SELECT event_id, 'pending', 0, $10 FROM ev"
+             SELECT event_id, 'pending', 0, $11 FROM ev"
         );
         let n = bind_event!(sqlx::query(&sql), e).bind(job.lease_until).execute(&mut *conn).await?.rows_affected();
         return Ok(if n == 1 { Stored::Pending } else { Stored::Duplicate });
@@ -110,20 +121,20 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
         "WITH ev AS ({INSERT_EVENT} RETURNING event_id), \
          credit AS (INSERT INTO contract_revisions \
              (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
-             SELECT c.id, $12, $13, $14, $15, $3, ev.event_id, $9, 'webhook' FROM ev JOIN contracts c ON c.id = $11 \
+             SELECT c.id, $13, $14, $15, $16, $3, ev.event_id, $9, 'webhook' FROM ev JOIN contracts c ON c.id = $12 \
              WHERE NOT EXISTS ({}) \
              ON CONFLICT (payment_id) DO NOTHING RETURNING id), \
          purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = $9 \
-             WHERE payment_intent_id = $12 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM credit)), \
+             WHERE payment_intent_id = $13 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM credit)), \
          done AS (SELECT EXISTS (SELECT 1 FROM credit) AS credited), \
          processing AS (INSERT INTO stripe_event_processing \
              (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
              SELECT ev.event_id, CASE WHEN done.credited THEN 'processed' ELSE 'pending' END, \
-                 CASE WHEN done.credited THEN 1 ELSE 0 END, $10, \
-                 CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $16 END \
+                 CASE WHEN done.credited THEN 1 ELSE 0 END, $11, \
+                 CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $17 END \
              FROM ev, done) \
          SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)",
-        purchase_differs("$12", "$13", "$14", "$15", "$11")
+        purchase_differs("$13", "$14", "$15", "$16", "$12")
     );
     let (stored, ledger_id): (i64, Option<i64>) = bind_event!(sqlx::query_as(&sql), e)
         .bind(job.lease_until)
@@ -320,22 +331,60 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, i64)>> {
 /// Events whose raw payload mentions `object_id` (a PaymentIntent or charge id): the money
 /// trail of one payment, read from the evidence itself. Most recent first.
 pub async fn list_mentioning(db: &Db, object_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
-    // Stripe ids are ASCII letters, digits and underscores; anything else matches nothing.
-    if object_id.is_empty() || !object_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Ok(vec![]);
+    let Some(pattern) = mention_pattern(object_id) else { return Ok(vec![]) };
+    let sql = format!("{SUMMARY} WHERE {} ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2", mentions(db));
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(pool).await?))
+}
+
+/// The LIKE pattern of a Stripe id as a JSON string inside a payload; None for anything that is
+/// not shaped like a Stripe id (ASCII letters, digits, underscores), which matches nothing.
+fn mention_pattern(object_id: &str) -> Option<String> {
+    (!object_id.is_empty() && object_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| format!("%\"{}\"%", object_id.replace('_', "\\_")))
+}
+
+/// The condition "the payload mentions $1" in each dialect (the payload is bytes).
+fn mentions(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "CAST(e.payload AS TEXT) LIKE $1 ESCAPE '\\'",
+        Db::Postgres(_) => "convert_from(e.payload, 'UTF8') LIKE $1 ESCAPE '\\'",
     }
-    let pattern = format!("%\"{}\"%", object_id.replace('_', "\\_"));
-    let order = "ESCAPE '\\' ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2";
-    Ok(match db {
-        Db::Sqlite(s) => {
-            let sql = format!("{SUMMARY} WHERE CAST(e.payload AS TEXT) LIKE $1 {order}");
-            sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(&s.reader).await?
-        }
-        Db::Postgres(p) => {
-            let sql = format!("{SUMMARY} WHERE convert_from(e.payload, 'UTF8') LIKE $1 {order}");
-            sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(p).await?
-        }
-    })
+}
+
+/// Everything kept about one event: the bytes, how they reached us, what we did with them.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    pub stripe_created: i64,
+    pub payload: Vec<u8>,
+    pub signature_header: String,
+    pub request_headers: String,
+    pub received_at: DateTime<Utc>,
+    pub verified_by: String,
+    pub payload_sha256: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub outcome: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// Every stored event whose payload names `object_id` (a PaymentIntent: its own events and
+/// those of its charges, refunds, disputes and fraud warnings), oldest first.
+pub async fn stored_mentioning(db: &Db, object_id: &str) -> StoreResult<Vec<StoredEvent>> {
+    let Some(pattern) = mention_pattern(object_id) else { return Ok(vec![]) };
+    let sql = format!(
+        "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.stripe_created, e.payload, \
+         e.signature_header, e.request_headers, e.received_at, e.verified_by, e.payload_sha256, \
+         p.status, p.attempts, p.last_error, p.outcome, p.processed_at \
+         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
+         WHERE {} ORDER BY e.received_at, e.event_id",
+        mentions(db)
+    );
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, StoredEvent>(&sql).bind(pattern).fetch_all(pool).await?))
 }
 
 /// Stores an event that reconciliation fetched from Stripe with our own authenticated API call
@@ -345,8 +394,8 @@ pub async fn store_fetched(db: &Db, event: &NewEvent, lease_until: DateTime<Utc>
     write_tx!(db, |tx| {
         let n = sqlx::query(
             "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
-             signature_header, request_headers, received_at, verified_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'api_fetch') ON CONFLICT (event_id) DO NOTHING",
+             signature_header, request_headers, received_at, payload_sha256, verified_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'api_fetch') ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&event.event_id)
         .bind(&event.event_type)
@@ -357,6 +406,7 @@ pub async fn store_fetched(db: &Db, event: &NewEvent, lease_until: DateTime<Utc>
         .bind(&event.signature_header)
         .bind(&event.request_headers)
         .bind(event.received_at)
+        .bind(&event.payload_sha256)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod purchases;
 pub mod reconciliation;
 pub mod revenue;
+pub mod seals;
 pub mod sessions;
 pub mod slack;
 pub mod users;

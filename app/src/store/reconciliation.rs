@@ -211,3 +211,14 @@ pub async fn latest_full_run(db: &Db) -> StoreResult<Option<Run>> {
     );
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, Run>(&sql).fetch_optional(pool).await?))
 }
+
+/// Every finding about one payment, in every run.
+pub async fn findings_for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<FindingRow>> {
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FindingRow>(
+        "SELECT id, run_id, category, state, payment_id, object_id, contract_id, detail, evidence, created_at \
+         FROM reconciliation_findings WHERE payment_id = $1 ORDER BY id"
+    )
+    .bind(payment_id)
+    .fetch_all(pool)
+    .await?))
+}

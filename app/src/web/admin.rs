@@ -329,7 +329,7 @@ pub fn AdminContractPage() -> impl IntoView {
                                     };
                                     let payment = cr.payment_id.clone();
                                     view! {
-                                    <tr data-testid="credit" data-payment=payment>
+                                    <tr data-testid="credit" data-payment=payment.clone()>
                                         <td>{cr.created_at}</td>
                                         <td><code>{cr.payment_id}</code></td>
                                         <td>{format!("+{}", cr.revisions)}</td>
@@ -338,7 +338,8 @@ pub fn AdminContractPage() -> impl IntoView {
                                             (Some(id), _) => view! { <a href=format!("/admin/events/{id}")>"webhook " <code>{id.clone()}</code></a> }.into_any(),
                                             (None, Some("reconciliation")) => view! { <span>"paid at Stripe, credited by reconciliation"</span> }.into_any(),
                                             (None, _) => view! { <span>"confirmed with Stripe by the return page"</span> }.into_any(),
-                                        }}</td>
+                                        }}
+                                        " · " <a href=format!("/admin/payments/{payment}/evidence.tar") download>"evidence bundle"</a></td>
                                         <td>{refund}</td>
                                     </tr>
                                 }}).collect_view()}</tbody>

@@ -75,6 +75,7 @@ async fn store_only(t: &TestApp, body: &str, event_id: &str) {
             api_version: Some("2024-06-20".into()),
             stripe_created: now(),
             payload: body.as_bytes().to_vec(),
+            payload_sha256: NewEvent::digest(body.as_bytes()),
             signature_header: "t=1,v1=00".into(),
             request_headers: "{}".into(),
             received_at: chrono::Utc::now(),

@@ -672,6 +672,7 @@ async fn admins_reconcile_from_their_pages_and_download_the_findings(kind: DbKin
 }
 
 async fn admins_read_revenue_as_a_chart_a_table_and_a_csv(kind: DbKind) {
+    // (and download a pack's evidence bundle)
     let site = Site::start(kind).await;
     let store = &site.app.services.db;
     let anns = site.contract_of(ANN.0).await;
@@ -716,6 +717,18 @@ async fn admins_read_revenue_as_a_chart_a_table_and_a_csv(kind: DbKind) {
     assert!(rows.contains(&format!("{today},usd,all,150.00,0.00,0.00,150.00,1").as_str()), "{rows:?}");
     assert!(rows.contains(&"total,usd,all,150.00,0.00,0.00,150.00,1"), "{rows:?}");
     assert_eq!(site.get("/admin/revenue.csv?to=nope", Some(&admin)).await.status, 400);
+
+    // The pack's evidence bundle, from its row on the admin contract page.
+    let contract_page = site.get(&format!("/admin/contracts/{anns}"), Some(&admin)).await;
+    let bundle_link = format!("/admin/payments/{}/evidence.tar", credit.payment_id);
+    assert!(contract_page.body.contains(&bundle_link), "{}", contract_page.body);
+    let bundle = site.get(&bundle_link, Some(&admin)).await;
+    assert_eq!(bundle.status, 200);
+    assert_eq!(bundle.headers["content-type"], "application/x-tar");
+    assert!(bundle.body.contains("payment.json") && bundle.body.contains("SHA256SUMS"));
+    assert_eq!(site.get(&bundle_link, Some(&ann)).await.status, 403);
+    assert_eq!(site.get("/admin/payments/ch_1/evidence.tar", Some(&admin)).await.status, 400);
+    assert_eq!(site.get("/admin/payments/pi_unknown/evidence.tar", Some(&admin)).await.status, 404);
 
     assert_eq!(site.get("/admin/revenue", Some(&ann)).await.status, 403);
     assert_eq!(site.get("/admin/revenue.csv", Some(&ann)).await.status, 403);
