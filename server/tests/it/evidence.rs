@@ -117,17 +117,7 @@ async fn a_payments_bundle_holds_every_event_byte_for_byte_with_its_digests(kind
     let out = dir.path().join("bundle.tar");
     let pi2 = pi.clone();
     let (ok, listing, bad, unknown) = tokio::task::spawn_blocking(move || {
-        let run = |args: &[&str]| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
-                .args(args)
-                .env("DATABASE_URL", &url)
-                .env_remove("STRIPE_SECRET_KEY")
-                .env_remove("STRIPE_PUBLISHABLE_KEY")
-                .env_remove("STRIPE_WEBHOOK_SECRET")
-                .env("RUST_LOG", "warn")
-                .output()
-                .unwrap()
-        };
+        let run = |args: &[&str]| run_cli(&url, args, &[]);
         let o = run(&["evidence", "bundle", &pi2, "--out", out.to_str().unwrap()]);
         let listing = std::fs::read(&out).map(|b| files(&b).into_keys().collect::<Vec<_>>()).unwrap_or_default();
         let bad = run(&["evidence", "bundle", "ch_123"]);
@@ -255,19 +245,7 @@ async fn seals_name_the_first_hour_whose_events_changed(kind: DbKind) {
 
     // The CLI says the same and fails.
     let url = t.db.url.clone();
-    let o = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
-            .args(["evidence", "verify"])
-            .env("DATABASE_URL", &url)
-            .env_remove("STRIPE_SECRET_KEY")
-            .env_remove("STRIPE_PUBLISHABLE_KEY")
-            .env_remove("STRIPE_WEBHOOK_SECRET")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let o = tokio::task::spawn_blocking(move || run_cli(&url, &["evidence", "verify"], &[])).await.unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("the hour from 2026-11-27 10:00 UTC does not match its seal: 1 event(s) removed"), "{err}");

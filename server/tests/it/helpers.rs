@@ -354,6 +354,21 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Runs the `revision-store` binary on `db_url` with `env` added, free of the caller's Stripe
+/// settings (so it never mistakes the test machine's environment for a deployment).
+pub fn run_cli(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .envs(env.iter().copied())
+        .env_remove("STRIPE_SECRET_KEY")
+        .env_remove("STRIPE_PUBLISHABLE_KEY")
+        .env_remove("STRIPE_WEBHOOK_SECRET")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run revision-store")
+}
+
 /// Polls `check` every 25 ms until it holds or `timeout` passes; returns whether it held.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

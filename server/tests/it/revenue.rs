@@ -312,17 +312,7 @@ async fn the_cli_prints_revenue_and_manages_api_keys(kind: DbKind) {
     let t = fixture(kind).await;
     let url = t.db.url.clone();
     let run = move |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .env("REVENUE_OWNER_EMAILS", OWNER_EMAIL)
-            .env("REVENUE_OWNER_CONTRACTS", "3")
-            .env_remove("STRIPE_SECRET_KEY")
-            .env_remove("STRIPE_PUBLISHABLE_KEY")
-            .env_remove("STRIPE_WEBHOOK_SECRET")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
+        let o = run_cli(&url, args, &[("REVENUE_OWNER_EMAILS", OWNER_EMAIL), ("REVENUE_OWNER_CONTRACTS", "3")]);
         (
             o.status.success(),
             String::from_utf8_lossy(&o.stdout).into_owned(),
