@@ -35,6 +35,21 @@ async fn admin(state: &AppState, session: &Session) -> Result<String, Response> 
     }
 }
 
+const CSV: &str = "text/csv; charset=utf-8";
+
+/// A file for the browser to save: its type, its name, and nosniff (a CSV is never run as a page).
+fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn flash(session: &Session, kind: &str, text: String) {
     if let Err(e) = session.insert(FLASH_KEY, (kind.to_string(), text)).await {
         tracing::warn!(error = %e, "could not keep the message for the next page");
@@ -205,15 +220,7 @@ pub async fn findings_csv(State(state): State<AppState>, session: Session, Path(
             &f.evidence,
         ]));
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"reconciliation-{run_id}.csv\"")),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        ],
-        out,
-    )
-        .into_response()
+    download(CSV, &format!("reconciliation-{run_id}.csv"), out)
 }
 
 #[derive(Deserialize)]
@@ -279,18 +286,7 @@ pub async fn revenue_csv(
     for e in &report.excluded {
         out.push_str(&row(&format!("not counted: {}", e.class.as_str()), &e.currency, "all", &e.figures));
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"revenue-{from}-to-{to}-by-{}.csv\"", period.as_str()),
-            ),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        ],
-        out,
-    )
-        .into_response()
+    download(CSV, &format!("revenue-{from}-to-{to}-by-{}.csv", period.as_str()), out)
 }
 
 /// One payment's evidence bundle (`services::evidence`): a tar of every stored event about it,
@@ -301,15 +297,7 @@ pub async fn evidence_bundle(State(state): State<AppState>, session: Session, Pa
         return r;
     }
     match bundle(&state.services, &payment).await {
-        Ok(tar) => (
-            [
-                (header::CONTENT_TYPE, "application/x-tar".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"evidence-{payment}.tar\"")),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-            ],
-            tar,
-        )
-            .into_response(),
+        Ok(tar) => download("application/x-tar", &format!("evidence-{payment}.tar"), tar),
         Err(e @ BundleError::NotAPayment(_)) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         Err(e @ BundleError::Unknown(_)) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
         Err(e) => {

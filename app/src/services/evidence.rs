@@ -7,10 +7,11 @@
 use super::Services;
 use crate::store::{self, StoreError};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use store::events::NewEvent;
 
+/// Every SHA-256 here is the one intake records for a payload.
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    NewEvent::digest(bytes)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +71,19 @@ struct Tar {
 }
 
 impl Tar {
-    fn add(&mut self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Adds a file to the archive (and not to the sums: `SHA256SUMS` itself goes in this way).
+    fn append(&mut self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
         let mut header = tar::Header::new_ustar();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
-        self.builder.append_data(&mut header, path, bytes)?;
+        self.builder.append_data(&mut header, path, bytes)
+    }
+
+    /// Adds a file and lists its SHA-256 for `SHA256SUMS`.
+    fn add(&mut self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.append(path, bytes)?;
         self.sums.push_str(&format!("{}  {path}\n", sha256_hex(bytes)));
         Ok(())
     }
@@ -137,12 +144,6 @@ pub async fn bundle(svc: &Services, payment_id: &str) -> Result<Vec<u8>, BundleE
     tar.add(&format!("{dir}/payment.json"), &serde_json::to_vec_pretty(&payment).expect("JSON"))?;
     // The sums name files relative to the bundle's folder, as `sha256sum -c` run there expects.
     let sums = tar.sums.replace(&format!("  {dir}/"), "  ");
-    let Tar { mut builder, .. } = tar;
-    let mut header = tar::Header::new_ustar();
-    header.set_size(sums.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, format!("{dir}/SHA256SUMS"), sums.as_bytes())?;
-    Ok(builder.into_inner()?)
+    tar.append(&format!("{dir}/SHA256SUMS"), sums.as_bytes())?;
+    Ok(tar.builder.into_inner()?)
 }

@@ -42,7 +42,7 @@ impl PeriodDigest {
         self.sha.update(b"\n");
         self.sha.update(e.received_at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
         self.sha.update(b"\n");
-        self.sha.update(hex::encode(Sha256::digest(&e.payload)).as_bytes());
+        self.sha.update(crate::store::events::NewEvent::digest(&e.payload).as_bytes());
         self.sha.update(b"\n");
         self.count += 1;
     }

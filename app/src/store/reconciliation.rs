@@ -162,14 +162,12 @@ pub async fn run(db: &Db, id: i64) -> StoreResult<Option<Run>> {
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, Run>(&sql).bind(id).fetch_optional(pool).await?))
 }
 
+const FINDING_COLUMNS: &str =
+    "id, run_id, category, state, payment_id, object_id, contract_id, detail, evidence, created_at";
+
 pub async fn findings(db: &Db, run_id: i64) -> StoreResult<Vec<FindingRow>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FindingRow>(
-        "SELECT id, run_id, category, state, payment_id, object_id, contract_id, detail, evidence, created_at \
-         FROM reconciliation_findings WHERE run_id = $1 ORDER BY id"
-    )
-    .bind(run_id)
-    .fetch_all(pool)
-    .await?))
+    let sql = format!("SELECT {FINDING_COLUMNS} FROM reconciliation_findings WHERE run_id = $1 ORDER BY id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FindingRow>(&sql).bind(run_id).fetch_all(pool).await?))
 }
 
 /// Findings of a run counted by (category, state).
@@ -214,11 +212,6 @@ pub async fn latest_full_run(db: &Db) -> StoreResult<Option<Run>> {
 
 /// Every finding about one payment, in every run.
 pub async fn findings_for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<FindingRow>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FindingRow>(
-        "SELECT id, run_id, category, state, payment_id, object_id, contract_id, detail, evidence, created_at \
-         FROM reconciliation_findings WHERE payment_id = $1 ORDER BY id"
-    )
-    .bind(payment_id)
-    .fetch_all(pool)
-    .await?))
+    let sql = format!("SELECT {FINDING_COLUMNS} FROM reconciliation_findings WHERE payment_id = $1 ORDER BY id");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FindingRow>(&sql).bind(payment_id).fetch_all(pool).await?))
 }
