@@ -35,7 +35,11 @@ pub struct AppState {
 pub async fn open_database(settings: &Settings) -> Result<Db, String> {
     let db = Db::connect(
         &settings.database_url,
-        &DbOptions { max_connections: settings.db_max_connections, acquire_timeout: settings.db_timeout },
+        &DbOptions {
+            max_connections: settings.db_max_connections,
+            acquire_timeout: settings.db_timeout,
+            ..DbOptions::default()
+        },
     )
     .await?;
     db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;

@@ -4,7 +4,7 @@
 //! where the dialects differ, the module matches on `Db` and says why.
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -44,11 +44,31 @@ pub struct DbOptions {
     /// How long a request waits for a connection (or, on SQLite, for the write lock) before the
     /// database counts as unavailable.
     pub acquire_timeout: Duration,
+    /// How long start-up waits for the database's first connection. Kept apart from
+    /// `acquire_timeout`, which is short so that an outage answers 503 quickly: a PostgreSQL that
+    /// is still starting, or a busy disk creating a SQLite file, must not stop the app starting.
+    pub open_timeout: Duration,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5), open_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Waits for `pool`'s first connection, for up to `within`. Each attempt is bounded by the
+/// pool's (short) acquire timeout; only a timeout is tried again, any other error is final.
+async fn first_connection<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, within: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if tokio::time::Instant::now() < deadline => continue,
+            Err(sqlx::Error::PoolTimedOut) => {
+                return Err(format!("no connection within {} s", within.as_secs_f64()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
@@ -243,18 +263,25 @@ impl Db {
                 // FULL: a commit is on disk before we answer Stripe 2xx, power cut included.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(opts.acquire_timeout);
+            let cannot = |e: String| format!("cannot open SQLite database {}: {e}", path.display());
+            // The first connection alone creates the file and switches it to WAL (a write, which a
+            // busy disk can make slow); it gets the start-up bound, and the pools' connections,
+            // opened after it, find the work done.
+            let first = tokio::time::timeout(opts.open_timeout, base.connect())
+                .await
+                .map_err(|_| cannot(format!("no connection within {} s", opts.open_timeout.as_secs_f64())))?
+                .map_err(|e| cannot(e.to_string()))?;
+            first.close().await.map_err(|e| cannot(e.to_string()))?;
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_with(base.clone())
-                .await
-                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
+                .connect_lazy_with(base.clone());
             let reader = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_with(base.read_only(true))
-                .await
-                .map_err(|e| format!("cannot open SQLite database {}: {e}", path.display()))?;
+                .connect_lazy_with(base.read_only(true));
+            first_connection(&writer, opts.open_timeout).await.map_err(cannot)?;
+            first_connection(&reader, opts.open_timeout).await.map_err(cannot)?;
             Ok(Self::Sqlite(SqliteDb { writer, reader }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
@@ -262,7 +289,8 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_with(options)
+                .connect_lazy_with(options);
+            first_connection(&pool, opts.open_timeout)
                 .await
                 .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
             Ok(Self::Postgres(pool))
