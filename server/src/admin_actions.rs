@@ -38,7 +38,7 @@ async fn admin(state: &AppState, session: &Session) -> Result<String, Response> 
 const CSV: &str = "text/csv; charset=utf-8";
 
 /// A file for the browser to save: its type, its name, and nosniff (a CSV is never run as a page).
-fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> Response {
+pub(crate) fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
@@ -287,6 +287,64 @@ pub async fn revenue_csv(
         out.push_str(&row(&format!("not counted: {}", e.class.as_str()), &e.currency, "all", &e.figures));
     }
     download(CSV, &format!("revenue-{from}-to-{to}-by-{}.csv", period.as_str()), out)
+}
+
+/// An event search as a file, streamed (`services::event_search::Export`): one page of rows is
+/// read, sent and dropped before the next, so a million rows cost the memory of a thousand. A
+/// failure mid-way aborts the response, so a client never holds a cut-short file as complete.
+pub(crate) async fn stream_events(
+    db: app::store::Db,
+    q: &std::collections::HashMap<String, String>,
+    format: Option<&str>,
+) -> Response {
+    use app::domain::event_search::{EventFilter, ExportFormat};
+    use app::services::event_search::Export;
+    let parsed = EventFilter::parse(|k| q.get(k).map(String::as_str)).and_then(|f| {
+        ExportFormat::parse(format.or(q.get("format").map(String::as_str)).unwrap_or("csv")).map(|x| (f, x))
+    });
+    let (filter, format) = match parsed {
+        Ok(x) => x,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let export = match Export::start(db, filter, format).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "event export failed to start");
+            return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
+        }
+    };
+    let body = futures_util::stream::unfold(Some(export), |state| async move {
+        let mut export = state?;
+        match export.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), Some(export))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "event export failed part-way; the response is aborted");
+                Some((Err(std::io::Error::other(e.to_string())), None))
+            }
+        }
+    });
+    let name = format!("events-{}.{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), format.extension());
+    download(format.content_type(), &name, axum::body::Body::from_stream(body))
+}
+
+type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// The admin's export of an Events page search as CSV (`/admin/events.csv?<the search>`).
+pub async fn events_csv(State(state): State<AppState>, session: Session, q: Params) -> Response {
+    events_export(state, session, q, "csv").await
+}
+
+/// The same as NDJSON (`/admin/events.ndjson?<the search>`).
+pub async fn events_ndjson(State(state): State<AppState>, session: Session, q: Params) -> Response {
+    events_export(state, session, q, "ndjson").await
+}
+
+async fn events_export(state: AppState, session: Session, q: Params, format: &str) -> Response {
+    if let Err(r) = admin(&state, &session).await {
+        return r;
+    }
+    stream_events(state.services.db.clone(), &q.0, Some(format)).await
 }
 
 /// One payment's evidence bundle (`services::evidence`): a tar of every stored event about it,

@@ -1,9 +1,15 @@
-//! The totals-only API, `GET /api/v1/revenue?from=YYYY-MM-DD&to=YYYY-MM-DD[&by=day|week|month]`,
-//! behind keys made with `revision-store api-key create`. It answers with sums and counts only,
-//! never an email, a name, a contract, a PaymentIntent or an event id, so a key can be given to
-//! a dashboard or a phone without giving away customers.
+//! The API, behind keys made with `revision-store api-key create --scope revenue|events`.
+//!
+//! - `GET /api/v1/revenue?from=YYYY-MM-DD&to=YYYY-MM-DD[&by=day|week|month]` (either scope)
+//!   answers with sums and counts only, never an email, a name, a contract, a PaymentIntent or
+//!   an event id, so a revenue key can be given to a dashboard or a phone without giving away
+//!   customers.
+//! - `GET /api/v1/events?<filters>[&after=…][&limit=N]` (events scope): one page of an event
+//!   search, newest first, with the `next` page's position; `GET /api/v1/events/export?<filters>
+//!   &format=csv|ndjson` streams the whole search.
 use crate::AppState;
 use app::domain::revenue::Period;
+use app::services::api_keys::Scope;
 use app::services::{api_keys, revenue};
 use app::web::revenue::page_range;
 use axum::extract::{Query, State};
@@ -50,8 +56,8 @@ fn unauthorized() -> Response {
     r
 }
 
-/// Checks the key and its rate; the key's id when the request may go on.
-async fn admit(state: &AppState, headers: &HeaderMap) -> Result<i64, Response> {
+/// Checks the key, its scope and its rate; the key's id when the request may go on.
+async fn admit(state: &AppState, headers: &HeaderMap, needs: Scope) -> Result<i64, Response> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let key = match api_keys::authenticate(&state.services.db, auth, chrono::Utc::now()).await {
         Ok(Some(key)) => key,
@@ -61,6 +67,11 @@ async fn admit(state: &AppState, headers: &HeaderMap) -> Result<i64, Response> {
             return Err(error(StatusCode::SERVICE_UNAVAILABLE, "please try again in a moment"));
         }
     };
+    if !needs.allowed_by(&key.scope) {
+        let message =
+            format!("this key's scope is {}; this needs a key made with --scope {}", key.scope, needs.as_str());
+        return Err(error(StatusCode::FORBIDDEN, &message));
+    }
     if let Some(secs) = state.api_limits.retry_after(key.id) {
         let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too many requests for this key: see Retry-After");
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -89,7 +100,7 @@ pub async fn revenue(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = admit(&state, &headers).await {
+    if let Err(r) = admit(&state, &headers, Scope::Revenue).await {
         return r;
     }
     let (from, to, by) = match revenue_query(&q) {
@@ -108,4 +119,54 @@ pub async fn revenue(
             error(StatusCode::SERVICE_UNAVAILABLE, "please try again in a moment")
         }
     }
+}
+
+/// One page of an event search (events scope): `{"events": [...], "next": "<after>" | null,
+/// "unindexed": n}`. `next` goes back as `after` for the page after.
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use app::domain::event_search::{page_size, Cursor, EventFilter};
+    if let Err(r) = admit(&state, &headers, Scope::Events).await {
+        return r;
+    }
+    let get = |k: &str| q.get(k).map(String::as_str);
+    let parsed = EventFilter::parse(get).and_then(|f| {
+        let after = get("after").filter(|a| !a.trim().is_empty()).map(Cursor::decode).transpose()?;
+        Ok((f, after, page_size(get("limit"))?))
+    });
+    let (filter, after, limit) = match parsed {
+        Ok(x) => x,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match app::services::event_search::page(&state.services.db, &filter, after.as_ref(), limit).await {
+        Ok(page) => {
+            let body = json!({
+                "events": page.hits,
+                "next": page.next.map(|c| c.encode()),
+                "unindexed": page.unindexed,
+            });
+            let mut r = Json(body).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "event search failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "please try again in a moment")
+        }
+    }
+}
+
+/// The whole search as a file (events scope), `format=csv` (the default) or `ndjson`, streamed.
+pub async fn events_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = admit(&state, &headers, Scope::Events).await {
+        return r;
+    }
+    crate::admin_actions::stream_events(state.services.db.clone(), &q, None).await
 }

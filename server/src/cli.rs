@@ -107,6 +107,10 @@ pub enum ApiKeyCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// revenue: the totals-only `GET /api/v1/revenue`; events: also `GET /api/v1/events`
+        /// and its export, which carry customer data.
+        #[arg(long, default_value = "revenue")]
+        scope: String,
     },
     /// Every key: id, name, first characters, made, last used, revoked.
     List,
@@ -154,6 +158,144 @@ pub enum EventsCommand {
     },
     /// Process a stored event again now (safe: crediting is insert-or-nothing).
     Replay { id: String },
+    /// Search the event store, newest first. `--format table|json` prints one page (and how to
+    /// ask for the next); `--format csv|ndjson` writes every match, streamed, a page at a time.
+    Search(EventSearchArgs),
+}
+
+/// The filters of the Events page and `GET /api/v1/events`, as flags (same names, same rules).
+#[derive(clap::Args)]
+pub struct EventSearchArgs {
+    /// Received from: YYYY-MM-DD (UTC) or an RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Received to: YYYY-MM-DD (the whole day included) or an RFC 3339 time (excluded).
+    #[arg(long)]
+    to: Option<String>,
+    /// The event type or its start, e.g. charge.dispute.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// pending, processed, ignored or failed.
+    #[arg(long)]
+    status: Option<String>,
+    /// Smallest amount, in major units (150.00).
+    #[arg(long)]
+    min: Option<String>,
+    /// Largest amount, in major units.
+    #[arg(long)]
+    max: Option<String>,
+    #[arg(long)]
+    currency: Option<String>,
+    /// live or test.
+    #[arg(long)]
+    mode: Option<String>,
+    /// A PaymentIntent id (pi_…).
+    #[arg(long)]
+    payment: Option<String>,
+    /// A contract number.
+    #[arg(long)]
+    contract: Option<String>,
+    /// The advertiser's email.
+    #[arg(long)]
+    email: Option<String>,
+    /// Words inside the raw payload (found as a phrase).
+    #[arg(long)]
+    text: Option<String>,
+    /// Start after this position (the `next` a previous page printed).
+    #[arg(long)]
+    after: Option<String>,
+    /// Rows per page (table, json), 1 to 500.
+    #[arg(long)]
+    limit: Option<String>,
+    /// table, json, csv or ndjson.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write the export here instead of standard output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+impl EventSearchArgs {
+    fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "from" => self.from.as_deref(),
+            "to" => self.to.as_deref(),
+            "type" => self.event_type.as_deref(),
+            "status" => self.status.as_deref(),
+            "min" => self.min.as_deref(),
+            "max" => self.max.as_deref(),
+            "currency" => self.currency.as_deref(),
+            "mode" => self.mode.as_deref(),
+            "payment" => self.payment.as_deref(),
+            "contract" => self.contract.as_deref(),
+            "email" => self.email.as_deref(),
+            "q" => self.text.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// `events search`: a page as a table or JSON, or the whole search as CSV or NDJSON.
+async fn search_events(settings: &Settings, a: EventSearchArgs) -> Result<(), String> {
+    use app::domain::event_search::{page_size, Cursor, EventFilter, ExportFormat};
+    use std::io::Write;
+    let filter = EventFilter::parse(|k| a.get(k))?;
+    let after = a.after.as_deref().map(Cursor::decode).transpose()?;
+    let limit = page_size(a.limit.as_deref())?;
+    if !["table", "json", "csv", "ndjson"].contains(&a.format.as_str()) {
+        return Err(format!("--format `{}` is not table, json, csv or ndjson", a.format));
+    }
+    let db = open_database(settings).await?;
+    if let Ok(format) = ExportFormat::parse(&a.format) {
+        if after.is_some() {
+            return Err("--after pages a table or JSON; an export always holds the whole search".into());
+        }
+        let mut out: Box<dyn Write> = match &a.out {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        let mut export =
+            app::services::event_search::Export::start(db, filter, format).await.map_err(|e| e.to_string())?;
+        while let Some(chunk) = export.next_chunk().await.map_err(|e| e.to_string())? {
+            out.write_all(chunk.as_bytes()).map_err(|e| format!("cannot write the export: {e}"))?;
+        }
+        return out.flush().map_err(|e| format!("cannot write the export: {e}"));
+    }
+    let page =
+        app::services::event_search::page(&db, &filter, after.as_ref(), limit).await.map_err(|e| e.to_string())?;
+    if a.format == "json" {
+        let body = serde_json::json!({
+            "events": page.hits,
+            "next": page.next.as_ref().map(Cursor::encode),
+            "unindexed": page.unindexed,
+        });
+        println!("{body}");
+        return Ok(());
+    }
+    if page.hits.is_empty() {
+        println!("No events match.");
+    }
+    for h in &page.hits {
+        println!(
+            "{}  {:<9}  {:<32}  {}  {:<28}  {:>12}  {}",
+            h.received_at.format("%Y-%m-%d %H:%M:%S"),
+            h.status,
+            h.event_type,
+            h.event_id,
+            h.payment_intent.as_deref().unwrap_or("-"),
+            h.amount_text().unwrap_or_default(),
+            h.contract_id.map(|c| format!("#{c}")).unwrap_or_default()
+        );
+    }
+    if page.unindexed > 0 {
+        println!("({} recently stored events are still being indexed and are not shown.)", page.unindexed);
+    }
+    if let Some(next) = page.next {
+        println!("More: add --after {}", next.encode());
+    }
+    Ok(())
 }
 
 /// Runs the CLI; `Err` is the one line to print before exiting non-zero.
@@ -225,6 +367,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", show_contract(&db, id).await?);
             Ok(())
         }
+        Command::Events(EventsCommand::Search(args)) => search_events(&settings, args).await,
         Command::Events(EventsCommand::List { status, limit }) => {
             if let Some(s) = &status {
                 if !["pending", "processed", "ignored", "failed"].contains(&s.as_str()) {
@@ -377,9 +520,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let db = open_database(&settings).await?;
             let now = chrono::Utc::now();
             match cmd {
-                ApiKeyCommand::Create { name } => {
-                    let (id, key) = app::services::api_keys::create(&db, &name, now).await?;
-                    println!("Created API key {id} ({})", name.trim());
+                ApiKeyCommand::Create { name, scope } => {
+                    let scope = app::services::api_keys::Scope::parse(&scope)?;
+                    let (id, key) = app::services::api_keys::create(&db, &name, scope, now).await?;
+                    println!("Created API key {id} ({}, scope {})", name.trim(), scope.as_str());
                     println!("Key (shown once; only its hash is kept): {key}");
                 }
                 ApiKeyCommand::List => {
@@ -392,9 +536,10 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     };
                     for k in keys {
                         println!(
-                            "{:>4}  {:<24}  {}…  made {}  last used {}  {}",
+                            "{:>4}  {:<24}  {:<7}  {}…  made {}  last used {}  {}",
                             k.id,
                             k.name,
+                            k.scope,
                             k.prefix,
                             k.created_at.format("%Y-%m-%d %H:%M"),
                             when(k.last_used_at, "never"),

@@ -125,6 +125,8 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/admin/reconciliation/run", post(admin_actions::start_reconciliation))
         .route("/admin/reconciliation/{id}/findings.csv", get(admin_actions::findings_csv))
         .route("/admin/revenue.csv", get(admin_actions::revenue_csv))
+        .route("/admin/events.csv", get(admin_actions::events_csv))
+        .route("/admin/events.ndjson", get(admin_actions::events_ndjson))
         .route("/admin/payments/{payment}/evidence.tar", get(admin_actions::evidence_bundle))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
@@ -147,6 +149,8 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/metrics", get(webhook::metrics))
         // Called by scripts and dashboards with an API key, never with a session.
         .route("/api/v1/revenue", get(api::revenue))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/events/export", get(api::events_export))
         // Called by Slack, verified by its request signature.
         .route("/slack/commands", post(slack::command).layer(axum::extract::DefaultBodyLimit::max(slack::MAX_BODY)))
         .route("/healthz", get(|| async { "ok" }))

@@ -1,6 +1,6 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
-//! it also removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
+//! it also indexes new events for search, removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
 //! hours of events and sends the daily Slack summary.
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// Sweeps between expired-session clean-ups (about every ten minutes at the default interval).
 const SESSION_SWEEP_EVERY: u32 = 120;
+/// Events indexed for search per sweep at most.
+const INDEX_BATCH: i64 = 5_000;
 /// Sweeps between looks at the reconciliation schedule (about a minute at the default interval).
 const SCHEDULE_LOOK_EVERY: u32 = 12;
 
@@ -21,6 +23,13 @@ pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Dura
     loop {
         if let Err(e) = run_due(&svc, false).await {
             tracing::error!(error = %e, "worker sweep failed; retrying next interval");
+        }
+        // Keep the search index up with the event store, a batch a sweep (a first start on a
+        // large store works through its backlog a batch at a time).
+        match app::store::event_search::index_pending(&svc.db, INDEX_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(indexed = n, "indexed events for search"),
+            Err(e) => tracing::warn!(error = %e, "indexing events for search failed; trying again next sweep"),
         }
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {

@@ -36,6 +36,28 @@ impl Currency {
     }
 }
 
+impl Currency {
+    /// A typed amount in major units (`150`, `150.5`, `150.00`; `1500` for JPY) as minor units.
+    /// Exact: read as digits, never through a float; more decimals than the currency has is an
+    /// error, not a rounding.
+    pub fn parse_amount(&self, text: &str) -> Result<i64, String> {
+        let t = text.trim();
+        let bad = || format!("`{t}` is not an amount in {} (like 150 or 150.00)", self.0.to_ascii_uppercase());
+        let digits = self.minor_digits() as usize;
+        let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        if frac.len() > digits || (t.contains('.') && frac.is_empty()) {
+            return Err(bad());
+        }
+        let scale = 10i64.pow(digits as u32);
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<digits$}").parse().map_err(|_| bad())? };
+        whole.checked_mul(scale).and_then(|w| w.checked_add(frac)).ok_or_else(bad)
+    }
+}
+
 impl TryFrom<String> for Currency {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
@@ -160,6 +182,19 @@ mod tests {
 
     fn usd() -> Currency {
         Currency::parse("usd").unwrap()
+    }
+
+    #[test]
+    fn typed_amounts_read_exactly_in_the_currencys_minor_units() {
+        let jpy = Currency::parse("jpy").unwrap();
+        assert_eq!(usd().parse_amount("150"), Ok(15000));
+        assert_eq!(usd().parse_amount(" 150.5 "), Ok(15050));
+        assert_eq!(usd().parse_amount("0.07"), Ok(7));
+        assert_eq!(jpy.parse_amount("1500"), Ok(1500));
+        for bad in ["", "1.234", "-5", "1e3", "12.", ".5", "1,000", "99999999999999999999"] {
+            assert!(usd().parse_amount(bad).is_err(), "{bad}");
+        }
+        assert!(jpy.parse_amount("1500.5").is_err());
     }
 
     #[test]

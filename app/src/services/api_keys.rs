@@ -1,4 +1,4 @@
-//! Keys for the totals-only API: made here, shown once, kept only as a SHA-256.
+//! Keys for the API: made here, shown once, kept only as a SHA-256, each with one scope.
 use crate::store::{self, StoreError};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -20,15 +20,47 @@ pub fn generate() -> String {
     format!("{KEY_PREFIX}{}", hex::encode(bytes))
 }
 
+/// What a key may read. Kept apart because they differ in what they give away: revenue is
+/// sums and counts, safe on a wall screen; events carry customers' emails and payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `GET /api/v1/revenue` only.
+    Revenue,
+    /// `GET /api/v1/events` and its export, and revenue.
+    Events,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "revenue" => Ok(Self::Revenue),
+            "events" => Ok(Self::Events),
+            other => Err(format!("`{other}` is not a scope: use revenue (totals only) or events (event search)")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revenue => "revenue",
+            Self::Events => "events",
+        }
+    }
+    /// Whether a key of scope `held` may read what needs `self`.
+    pub fn allowed_by(self, held: &str) -> bool {
+        held == self.as_str() || (self == Self::Revenue && held == Self::Events.as_str())
+    }
+}
+
 /// Makes a key called `name`; returns its id and the key, which is never shown again.
-pub async fn create(db: &store::Db, name: &str, now: DateTime<Utc>) -> Result<(i64, String), String> {
+pub async fn create(db: &store::Db, name: &str, scope: Scope, now: DateTime<Utc>) -> Result<(i64, String), String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err("a key's name must have 1 to 100 characters".into());
     }
     let key = generate();
     let prefix: String = key.chars().take(KEY_PREFIX.len() + 8).collect();
-    let id = store::api_keys::create(db, name, &hash(&key), &prefix, now).await.map_err(|e| e.to_string())?;
+    let id = store::api_keys::create(db, name, &hash(&key), &prefix, scope.as_str(), now)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((id, key))
 }
 
@@ -66,5 +98,13 @@ mod tests {
         assert_eq!(bearer(&a), None);
         assert_eq!(hash(&a).len(), 64);
         assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn an_events_key_reads_revenue_but_a_revenue_key_never_reads_events() {
+        assert!(Scope::Revenue.allowed_by("revenue") && Scope::Revenue.allowed_by("events"));
+        assert!(Scope::Events.allowed_by("events") && !Scope::Events.allowed_by("revenue"));
+        assert_eq!(Scope::parse(" events "), Ok(Scope::Events));
+        assert!(Scope::parse("admin").is_err());
     }
 }

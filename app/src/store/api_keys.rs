@@ -13,18 +13,28 @@ pub struct ApiKeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the key may read: `revenue` (totals only) or `events` (event search and export).
+    pub scope: String,
 }
 
-const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at, scope";
 
-pub async fn create(db: &Db, name: &str, key_hash: &str, prefix: &str, now: DateTime<Utc>) -> StoreResult<i64> {
+pub async fn create(
+    db: &Db,
+    name: &str,
+    key_hash: &str,
+    prefix: &str,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<i64> {
     write_pool!(db, |pool| Ok(sqlx::query_scalar::<_, i64>(
-        "INSERT INTO api_keys (name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
+        "INSERT INTO api_keys (name, key_hash, prefix, created_at, scope) VALUES ($1, $2, $3, $4, $5) RETURNING id"
     )
     .bind(name)
     .bind(key_hash)
     .bind(prefix)
     .bind(now)
+    .bind(scope)
     .fetch_one(pool)
     .await?))
 }

@@ -129,19 +129,43 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
     Ok(AdminContract { credits: lines, events: trail, detail, money_back })
 }
 
+/// One page of an event search, with the links that continue it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventResults {
+    pub hits: Vec<crate::domain::event_search::Hit>,
+    /// The query string of the next page; None on the last one.
+    pub next: Option<String>,
+    /// The query string of the whole search (no page position), for the exports and page 1.
+    pub search: String,
+    /// Stored events not indexed yet, so not in these results.
+    pub unindexed: i64,
+}
+
+/// The events page's search: `query` is the page's own query string (the filter's fields as
+/// `domain::event_search::PARAMS` names them, `after` and `limit`).
 #[server]
-pub async fn admin_events(status: String, payment: String) -> Result<Vec<EventLine>, AppError> {
-    use crate::store::events;
+pub async fn admin_events(query: String) -> Result<EventResults, AppError> {
+    use crate::domain::event_search::{page_size, Cursor, EventFilter};
     super::auth::server::require_admin().await?;
     let svc = super::services()?;
-    let load = |e| AppError::unavailable("Events could not be loaded", e);
-    let found = if payment.trim().is_empty() {
-        let status = Some(status.as_str()).filter(|s| !s.is_empty());
-        events::list(&svc.db, status, 200).await.map_err(load)?
-    } else {
-        events::list_mentioning(&svc.db, payment.trim(), 200).await.map_err(load)?
-    };
-    Ok(found.into_iter().map(event_line).collect())
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(query.trim_start_matches('?').as_bytes()).into_owned().collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    // A mistyped filter is the asker's to fix: 422 with the field named, and the page keeps the form.
+    let invalid = |m: String| AppError::Invalid(m).with_status();
+    let filter = EventFilter::parse(get).map_err(invalid)?;
+    let after = get("after").filter(|a| !a.trim().is_empty()).map(Cursor::decode).transpose().map_err(invalid)?;
+    let limit = page_size(get("limit")).map_err(invalid)?;
+    let page = crate::services::event_search::page(&svc.db, &filter, after.as_ref(), limit)
+        .await
+        .map_err(|e| AppError::unavailable("Events could not be loaded", e))?;
+    let keep_limit: Vec<(&str, String)> = get("limit").map(|l| ("limit", l.to_string())).into_iter().collect();
+    let next = page.next.map(|c| {
+        let mut extra = keep_limit.clone();
+        extra.push(("after", c.encode()));
+        filter.query_string(&extra)
+    });
+    Ok(EventResults { hits: page.hits, next, search: filter.query_string(&keep_limit), unindexed: page.unindexed })
 }
 
 #[server]
@@ -371,30 +395,107 @@ pub fn AdminContractPage() -> impl IntoView {
 
 #[component]
 pub fn AdminEventsPage() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
     let query = use_query_map();
-    let args = move || query.with(|q| (q.get("status").unwrap_or_default(), q.get("payment").unwrap_or_default()));
-    let events = Resource::new(args, |(status, payment)| admin_events(status, payment));
+    let field = move |name: &'static str| move || query.with(|q| q.get(name).unwrap_or_default());
+    let results = Resource::new(move || location.search.get(), admin_events);
+    let text_field = move |name: &'static str, label: &'static str, hint: &'static str| {
+        view! {
+            <label for=format!("f-{name}")>{label}</label>
+            <input id=format!("f-{name}") name=name placeholder=hint value=field(name)/>
+        }
+    };
+    let choice = move |name: &'static str, label: &'static str, options: &'static [(&'static str, &'static str)]| {
+        view! {
+            <label for=format!("f-{name}")>{label}</label>
+            <select id=format!("f-{name}") name=name>
+                {options.iter().map(|(value, text)| view! {
+                    <option value=*value selected=move || field(name)() == *value>{*text}</option>
+                }).collect_view()}
+            </select>
+        }
+    };
     view! {
         <h1>"Stripe events"</h1>
         <AdminNav/>
-        <form method="get" action="/admin/events" class="search">
-            <label for="status">"Status"</label>
-            <select id="status" name="status">
-                {["", "pending", "processed", "ignored", "failed"].into_iter().map(|s| view! {
-                    <option value=s selected=move || args().0 == s>{if s.is_empty() { "any" } else { s }}</option>
-                }).collect_view()}
-            </select>
-            <label for="payment">"PaymentIntent"</label>
-            <input id="payment" name="payment" placeholder="pi_..." value=move || args().1/>
-            <button type="submit">"Filter"</button>
+        <form method="get" action="/admin/events" class="search event-search" role="search" aria-label="Search events">
+            {text_field("from", "Received from", "YYYY-MM-DD")}
+            {text_field("to", "to (inclusive)", "YYYY-MM-DD")}
+            {text_field("type", "Type starts with", "charge.dispute.")}
+            {choice("status", "Status", &[("", "any"), ("pending", "pending"), ("processed", "processed"), ("ignored", "ignored"), ("failed", "failed")])}
+            {text_field("min", "Amount from", "100.00")}
+            {text_field("max", "to", "150.00")}
+            {text_field("currency", "Currency", "usd")}
+            {choice("mode", "Mode", &[("", "any"), ("live", "live"), ("test", "test")])}
+            {text_field("payment", "PaymentIntent", "pi_...")}
+            {text_field("contract", "Contract", "12")}
+            {text_field("email", "Advertiser email", "ann@example.com")}
+            {text_field("q", "Text in payload", "card_declined")}
+            <button type="submit">"Search"</button>
+            <a href="/admin/events">"Clear"</a>
         </form>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
-            {move || events.get().map(|r| match r {
+            {move || results.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="muted">"No events."</p> }.into_any(),
-                Ok(list) => view! { <EventRows events=list/> }.into_any(),
+                Ok(r) => {
+                    let search = if r.search.is_empty() { String::new() } else { format!("?{}", r.search) };
+                    view! {
+                        <p class="exports">
+                            "Download this search: "
+                            <a href=format!("/admin/events.csv{search}") download>"CSV"</a>
+                            " · "
+                            <a href=format!("/admin/events.ndjson{search}") download>"NDJSON"</a>
+                        </p>
+                        {(r.unindexed > 0).then(|| view! {
+                            <p class="notice" role="status">{format!(
+                                "{} recently stored events are still being indexed and are not in these results yet.",
+                                r.unindexed
+                            )}</p>
+                        })}
+                        {if r.hits.is_empty() {
+                            view! { <p class="muted">"No events match."</p> }.into_any()
+                        } else {
+                            view! { <HitRows hits=r.hits/> }.into_any()
+                        }}
+                        <nav class="pager" aria-label="Pages">
+                            {(!field("after")().is_empty()).then(|| view! {
+                                <a href=format!("/admin/events{search}")>"Newest"</a>
+                            })}
+                            {r.next.map(|next| view! { <a href=format!("/admin/events?{next}") rel="next">"Older"</a> })}
+                        </nav>
+                    }.into_any()
+                }
             })}
         </Transition>
+    }
+}
+
+#[component]
+fn HitRows(hits: Vec<crate::domain::event_search::Hit>) -> impl IntoView {
+    view! {
+        <div class="table-wrap"><table class="events" data-testid="event-results">
+            <thead><tr>
+                <th>"Received"</th><th>"Event"</th><th>"Type"</th><th>"Status"</th>
+                <th>"PaymentIntent"</th><th class="num">"Amount"</th><th>"Contract"</th><th>"Detail"</th>
+            </tr></thead>
+            <tbody>
+                {hits.into_iter().map(|h| {
+                    let amount = h.amount_text().unwrap_or_default();
+                    view! {
+                        <tr>
+                            <td>{super::fmt_time(h.received_at)}</td>
+                            <td><a href=format!("/admin/events/{}", h.event_id)><code>{h.event_id.clone()}</code></a></td>
+                            <td>{h.event_type}{(!h.livemode).then_some(" (test)")}</td>
+                            <td class=format!("status {}", h.status)>{h.status.clone()}</td>
+                            <td>{h.payment_intent.map(|pi| view! { <code>{pi}</code> })}</td>
+                            <td class="num">{amount}</td>
+                            <td>{h.contract_id.map(|c| view! { <a href=format!("/admin/contracts/{c}")>{format!("#{c}")}</a> })}</td>
+                            <td>{h.note.unwrap_or_default()}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table></div>
     }
 }
 

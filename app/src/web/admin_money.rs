@@ -12,43 +12,8 @@ use serde::{Deserialize, Serialize};
 /// Where a money action leaves its one-time message for the next page.
 pub const FLASH_KEY: &str = "admin_flash";
 
-/// One CSV record (RFC 4180: quoted when needed, quotes doubled, CRLF). A cell a spreadsheet
-/// would run as a formula (=, +, -, @, tab, CR) is prefixed with a quote so it stays text. A
-/// plain number (`-75.00`) is left alone: it cannot run as anything, and a refund-heavy day's
-/// negative net must stay a number a spreadsheet can add up.
-pub fn csv_row(cells: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let safe = if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(cell) {
-            format!("'{cell}")
-        } else {
-            cell.to_string()
-        };
-        if safe.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&safe.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&safe);
-        }
-    }
-    out.push_str("\r\n");
-    out
-}
-
-/// `-` then digits with at most one `.` among them: a number, never a formula.
-fn plain_number(cell: &str) -> bool {
-    let Some(rest) = cell.strip_prefix('-') else { return false };
-    let mut parts = rest.splitn(2, '.');
-    let whole = parts.next().unwrap_or_default();
-    let frac = parts.next();
-    !whole.is_empty()
-        && whole.bytes().all(|b| b.is_ascii_digit())
-        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
-}
+/// One CSV record; defined with the other exports.
+pub use crate::domain::event_search::csv_row;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flash {
@@ -574,22 +539,5 @@ pub fn ReconciliationRunPage() -> impl IntoView {
                 }.into_any(),
             })}
         </Suspense>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_row;
-
-    #[test]
-    fn csv_quotes_what_needs_it_and_neutralises_formulas() {
-        assert_eq!(csv_row(&["a", "b c", ""]), "a,b c,\r\n");
-        assert_eq!(csv_row(&["x,y", "say \"hi\"", "two\nlines"]), "\"x,y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
-        assert_eq!(csv_row(&["=SUM(A1)", "+1", "-2+3", "@x", "ok"]), "'=SUM(A1),'+1,'-2+3,'@x,ok\r\n");
-        // A negative amount stays a number; anything after the minus that is not one is text.
-        assert_eq!(
-            csv_row(&["-75.00", "-3", "-1.", "-.5", "-1e3", "-cmd|' /C calc'!A0"]),
-            "-75.00,-3,'-1.,'-.5,'-1e3,'-cmd|' /C calc'!A0\r\n"
-        );
     }
 }

@@ -369,6 +369,22 @@ pub fn run_cli(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> std::proces
         .expect("run revision-store")
 }
 
+/// GET `path` on `t` with an optional `Authorization` value: status, headers and body text.
+pub async fn get_with(t: &TestApp, path: &str, auth: Option<&str>) -> (u16, hyper::HeaderMap, String) {
+    let mut req = hyper::Request::get(format!("{}{path}", t.app.url()));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, t.http.request(req.body(Full::new(Bytes::new())).unwrap()))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    (status, headers, body)
+}
+
 /// Polls `check` every 25 ms until it holds or `timeout` passes; returns whether it held.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

@@ -5,9 +5,7 @@ use crate::helpers::*;
 use crate::on_both_databases;
 use app::domain::revenue::{Class, Period, Source};
 use app::store::Db;
-use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
 on_both_databases!(
@@ -184,19 +182,6 @@ async fn revenue_counts_every_movement_on_its_utc_day_and_keeps_tests_apart(kind
     assert!(coverage.sentence().contains("No reconciliation has finished yet"));
 }
 
-async fn get_with(t: &TestApp, path: &str, auth: Option<&str>) -> (u16, hyper::HeaderMap, String) {
-    let mut req = hyper::Request::get(format!("{}{path}", t.app.url()));
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let res = client.request(req.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
-    (status, headers, body)
-}
-
 fn keys_of(v: &Value, out: &mut std::collections::BTreeSet<String>) {
     match v {
         Value::Object(m) => {
@@ -213,7 +198,10 @@ fn keys_of(v: &Value, out: &mut std::collections::BTreeSet<String>) {
 async fn the_api_answers_totals_only_to_a_live_key(kind: DbKind) {
     let t = fixture(kind).await;
     let db = t.store();
-    let (id, key) = app::services::api_keys::create(db, "dashboard", Utc::now()).await.unwrap();
+    let (id, key) =
+        app::services::api_keys::create(db, "dashboard", app::services::api_keys::Scope::Revenue, Utc::now())
+            .await
+            .unwrap();
     let bearer = format!("Bearer {key}");
     let path = "/api/v1/revenue?from=2026-03-10&to=2026-03-11&by=day";
     let (status, headers, body) = get_with(&t, path, Some(&bearer)).await;
@@ -278,8 +266,10 @@ async fn the_api_answers_totals_only_to_a_live_key(kind: DbKind) {
 async fn the_api_limits_each_key_and_refuses_bad_ranges(kind: DbKind) {
     let t = TestApp::spawn_with(kind, |s| s.api_rate_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
     let db = t.store();
-    let (_, a) = app::services::api_keys::create(db, "a", Utc::now()).await.unwrap();
-    let (_, b) = app::services::api_keys::create(db, "b", Utc::now()).await.unwrap();
+    let (_, a) =
+        app::services::api_keys::create(db, "a", app::services::api_keys::Scope::Revenue, Utc::now()).await.unwrap();
+    let (_, b) =
+        app::services::api_keys::create(db, "b", app::services::api_keys::Scope::Revenue, Utc::now()).await.unwrap();
     let (a, b) = (format!("Bearer {a}"), format!("Bearer {b}"));
     let bad = [
         ("/api/v1/revenue?from=2026-03-10", "to is required"),

@@ -582,13 +582,16 @@ async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind
         .header("stripe-signature", sign(&body, SECRET, now()))
         .header("content-type", "application/json");
     assert_eq!(site.send(req, body).await.status, 200);
-    let failed = site.call::<AdminEvents>(Some(&admin), &[("status", "failed"), ("payment", "")]).await;
+    let failed = site.call::<AdminEvents>(Some(&admin), &[("query", "status=failed")]).await;
     assert_eq!(failed.status, 200, "{}", failed.body);
-    let rows = failed.json();
-    let rows = rows.as_array().unwrap();
+    let results = failed.json();
+    let rows = results["hits"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0]["event_id"].as_str(), rows[0]["status"].as_str()), (Some(event.as_str()), Some("failed")));
-    assert!(rows[0]["last_error"].as_str().unwrap().contains("pack price"), "{rows:?}");
+    assert!(rows[0]["note"].as_str().unwrap().contains("pack price"), "{rows:?}");
+    let bad = site.call::<AdminEvents>(Some(&admin), &[("query", "status=lost")]).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("status: `lost` is not one of"), "{}", bad.body);
     let page = site.get("/admin/events?status=failed", Some(&admin)).await;
     assert!(page.body.contains(&event) && page.body.contains("pack price"), "{}", page.body);
     // Simulator mode says so on every page, not only the home page.
@@ -598,7 +601,11 @@ async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind
     }
     let page = site.get(&format!("/contracts/{anns}"), Some(&ann)).await;
     assert!(page.body.contains("Simulated payments — no money moves"), "{}", page.body);
-    assert_eq!(site.call::<AdminEvents>(Some(&ann), &[("status", ""), ("payment", "")]).await.status, 403);
+    assert_eq!(site.call::<AdminEvents>(Some(&ann), &[("query", "")]).await.status, 403);
+    // The page's exports answer an admin only.
+    let csv = site.get("/admin/events.csv?status=failed", Some(&admin)).await;
+    assert!(csv.body.starts_with("received_at,event_id,") && csv.body.contains(&event), "{}", csv.body);
+    assert_eq!(site.get("/admin/events.ndjson", Some(&ann)).await.status, 403);
     site.app.stop().await;
 }
 

@@ -1,0 +1,76 @@
+//! Event search and export over the index (`store::event_search`), for the admin's Events page,
+//! `revision-store events search` and `GET /api/v1/events`.
+use crate::domain::event_search::{Cursor, EventFilter, ExportFormat, Hit};
+use crate::store::{event_search, Db, StoreResult};
+
+/// Events a search indexes before it reads, so what was stored just before is found. A larger
+/// backlog (a first start on a big store) is the worker's to work through; the page says so.
+const CATCH_UP: i64 = 2_000;
+/// Rows an export reads per query: its memory is one such page, whatever the export's length.
+pub const EXPORT_PAGE: i64 = 1_000;
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Page {
+    pub hits: Vec<Hit>,
+    /// Where the next page starts; None on the last page.
+    pub next: Option<Cursor>,
+    /// Stored events the index has not reached yet (they are not in these results).
+    pub unindexed: i64,
+}
+
+/// Brings the index up to date (a batch at most) so a search sees what is stored.
+pub async fn catch_up(db: &Db) -> StoreResult<i64> {
+    event_search::index_pending(db, CATCH_UP).await?;
+    event_search::unindexed(db).await
+}
+
+/// The page of `limit` results after `after`.
+pub async fn page(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) -> StoreResult<Page> {
+    let unindexed = catch_up(db).await?;
+    // One row more than asked says whether there is a next page without a count.
+    let mut hits = event_search::search(db, f, after, limit + 1).await?;
+    let next = (hits.len() as i64 > limit).then(|| {
+        hits.truncate(limit as usize);
+        hits.last().expect("a full page").cursor()
+    });
+    Ok(Page { hits, next, unindexed })
+}
+
+/// A search written out in full, a page of rows at a time: the caller sends each chunk on
+/// (a response body, standard output) before asking for the next, so memory stays one page
+/// however many rows match. The rows are those the search's pages show, in the same order.
+pub struct Export {
+    db: Db,
+    filter: EventFilter,
+    format: ExportFormat,
+    after: Option<Cursor>,
+    started: bool,
+    done: bool,
+}
+
+impl Export {
+    pub async fn start(db: Db, filter: EventFilter, format: ExportFormat) -> StoreResult<Self> {
+        catch_up(&db).await?;
+        Ok(Self { db, filter, format, after: None, started: false, done: false })
+    }
+
+    /// The next chunk of the file, or None when it is complete.
+    pub async fn next_chunk(&mut self) -> StoreResult<Option<String>> {
+        if self.done {
+            return Ok(None);
+        }
+        let hits = event_search::search(&self.db, &self.filter, self.after.as_ref(), EXPORT_PAGE).await?;
+        let mut out = if self.started { String::new() } else { self.format.header() };
+        self.started = true;
+        for h in &hits {
+            out.push_str(&self.format.record(h));
+        }
+        self.done = (hits.len() as i64) < EXPORT_PAGE;
+        self.after = hits.last().map(Hit::cursor);
+        if out.is_empty() && self.done {
+            return Ok(None);
+        }
+        Ok(Some(out))
+    }
+}

@@ -1,0 +1,243 @@
+//! `event_search` (and, on SQLite, its FTS5 table `event_search_text`): the index that event
+//! search reads, derived from `stripe_events` by `index_pending`, and the search itself.
+//!
+//! The index is filled off the webhook's path (by the worker, and by each search before it
+//! reads): intake keeps answering Stripe at the speed of one insert, and a search never misses
+//! what was stored before it started unless a backlog is larger than one batch (then the page
+//! says how many are still waiting).
+use super::{read_pool, write_tx, Db, StoreResult};
+use crate::domain::event_search::{Cursor, EventFilter, Facts, Hit};
+use chrono::{DateTime, Duration, Utc};
+
+/// Events are found for indexing by time, not by a scan of the whole store: those received at
+/// most this long before the newest indexed one and not indexed yet. Commits land in received
+/// order give or take a batch (milliseconds), so ten minutes is far more than the widest gap.
+const LOOK_BACK_MINUTES: i64 = 10;
+
+#[derive(sqlx::FromRow)]
+struct Unindexed {
+    event_id: String,
+    received_at: DateTime<Utc>,
+    event_type: String,
+    livemode: bool,
+    payload: Vec<u8>,
+}
+
+/// Indexes up to `batch` stored events that are not indexed yet, oldest first; how many it
+/// indexed. Safe beside another indexer: a row is insert-or-nothing on the event id.
+pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
+    let since = look_back(db).await?;
+    let rows: Vec<Unindexed> = read_pool!(db, |pool| sqlx::query_as(
+        "SELECT e.event_id, e.received_at, e.event_type, e.livemode, e.payload FROM stripe_events e \
+         WHERE ($1 IS NULL OR e.received_at >= $1) \
+         AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
+         ORDER BY e.received_at, e.event_id LIMIT $2"
+    )
+    .bind(since)
+    .bind(batch)
+    .fetch_all(pool)
+    .await?);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Read outside the transaction: parsing is the slow part, the write lock is held only to insert.
+    let rows: Vec<(Unindexed, Facts, String)> = rows
+        .into_iter()
+        .map(|r| {
+            let facts = Facts::of(&r.payload);
+            let text = String::from_utf8_lossy(&r.payload).into_owned();
+            (r, facts, text)
+        })
+        .collect();
+    // The contract: the metadata's, else that of the purchase or credit of the PaymentIntent
+    // (a refund or dispute names only the payment).
+    const CONTRACT: &str = "COALESCE($7, (SELECT contract_id FROM purchases WHERE payment_intent_id = $5), \
+        (SELECT contract_id FROM contract_revisions WHERE payment_id = $5))";
+    write_tx!(db, |tx, dialect| {
+        for (r, f, text) in &rows {
+            let sql = match dialect {
+                super::Dialect::Postgres => format!(
+                    "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
+                     currency, contract_id, body) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}, to_tsvector('simple', $9)) \
+                     ON CONFLICT (event_id) DO NOTHING RETURNING CAST(0 AS BIGINT)"
+                ),
+                super::Dialect::Sqlite => format!(
+                    "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
+                     currency, contract_id) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}) \
+                     ON CONFLICT (event_id) DO NOTHING RETURNING id"
+                ),
+            };
+            let mut q = sqlx::query_scalar(&sql)
+                .bind(&r.event_id)
+                .bind(r.received_at)
+                .bind(&r.event_type)
+                .bind(r.livemode)
+                .bind(&f.payment_intent)
+                .bind(f.amount)
+                .bind(f.contract_id)
+                .bind(&f.currency);
+            if matches!(dialect, super::Dialect::Postgres) {
+                q = q.bind(text.as_str());
+            }
+            let id: Option<i64> = q.fetch_optional(&mut *tx).await?;
+            if let (Some(id), super::Dialect::Sqlite) = (id, dialect) {
+                sqlx::query("INSERT INTO event_search_text (rowid, body) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(text.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        StoreResult::Ok(())
+    })?;
+    Ok(rows.len())
+}
+
+/// Stored events not indexed yet: what a search cannot see until the indexer reaches them.
+pub async fn unindexed(db: &Db) -> StoreResult<i64> {
+    let since = look_back(db).await?;
+    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM stripe_events e WHERE ($1 IS NULL OR e.received_at >= $1) \
+         AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)"
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await?))
+}
+
+/// Where the indexer starts looking: `LOOK_BACK_MINUTES` before the newest indexed event, or
+/// the beginning when nothing is indexed.
+async fn look_back(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    let newest: Option<DateTime<Utc>> =
+        read_pool!(db, |pool| sqlx::query_scalar("SELECT MAX(received_at) FROM event_search").fetch_one(pool).await?);
+    Ok(newest.map(|t| t - Duration::minutes(LOOK_BACK_MINUTES)))
+}
+
+/// A value bound to a search's placeholder.
+enum Arg {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    event_id: String,
+    event_type: String,
+    livemode: bool,
+    received_at: DateTime<Utc>,
+    status: String,
+    payment_intent: Option<String>,
+    amount: Option<i64>,
+    currency: Option<String>,
+    contract_id: Option<i64>,
+    note: Option<String>,
+}
+
+impl From<HitRow> for Hit {
+    fn from(r: HitRow) -> Self {
+        Self {
+            event_id: r.event_id,
+            event_type: r.event_type,
+            livemode: r.livemode,
+            received_at: r.received_at,
+            status: r.status,
+            payment_intent: r.payment_intent,
+            amount: r.amount,
+            currency: r.currency,
+            contract_id: r.contract_id,
+            note: r.note,
+        }
+    }
+}
+
+/// The newest `limit` events matching `f`, after `after` when given (the previous page's last
+/// row). Only the filters given reach the SQL, so each search is planned for what it asks.
+pub async fn search(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<Hit>> {
+    let mut args: Vec<Arg> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    let mut push = |cond: &str, arg: Arg| {
+        args.push(arg);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(t) = f.from {
+        push("s.received_at >= ?", Arg::Time(t));
+    }
+    if let Some(t) = f.to {
+        push("s.received_at < ?", Arg::Time(t));
+    }
+    if let Some(p) = f.type_pattern() {
+        push("s.event_type LIKE ? ESCAPE '\\'", Arg::Text(p));
+    }
+    if let Some(s) = &f.status {
+        push("p.status = ?", Arg::Text(s.clone()));
+    }
+    if let Some(n) = f.min_amount {
+        push("s.amount >= ?", Arg::Int(n));
+    }
+    if let Some(n) = f.max_amount {
+        push("s.amount <= ?", Arg::Int(n));
+    }
+    if let Some(c) = &f.currency {
+        push("s.currency = ?", Arg::Text(c.clone()));
+    }
+    if let Some(l) = f.livemode {
+        push("s.livemode = ?", Arg::Bool(l));
+    }
+    if let Some(pi) = &f.payment_intent {
+        push("s.payment_intent = ?", Arg::Text(pi.clone()));
+    }
+    if let Some(c) = f.contract_id {
+        push("s.contract_id = ?", Arg::Int(c));
+    }
+    if let Some(e) = &f.email {
+        push(
+            "s.contract_id IN (SELECT c.id FROM contracts c JOIN users u ON u.id = c.advertiser_id WHERE u.email = ?)",
+            Arg::Text(e.clone()),
+        );
+    }
+    match db {
+        Db::Sqlite(_) => {
+            if let Some(phrase) = f.fts5_phrase() {
+                push(
+                    "s.id IN (SELECT rowid FROM event_search_text WHERE event_search_text MATCH ?)",
+                    Arg::Text(phrase),
+                );
+            }
+        }
+        Db::Postgres(_) => {
+            if let Some(text) = &f.text {
+                push("s.body @@ phraseto_tsquery('simple', ?)", Arg::Text(text.clone()));
+            }
+        }
+    }
+    if let Some(c) = after {
+        // Row values: the index on (received_at, event_id) serves the seek in both dialects.
+        args.push(Arg::Time(c.received_at));
+        args.push(Arg::Text(c.event_id.clone()));
+        conds.push(format!("(s.received_at, s.event_id) < (${}, ${})", args.len() - 1, args.len()));
+    }
+    args.push(Arg::Int(limit));
+    let sql = format!(
+        "SELECT s.event_id, s.event_type, s.livemode, s.received_at, p.status, s.payment_intent, s.amount, \
+         s.currency, s.contract_id, COALESCE(p.last_error, p.outcome) AS note \
+         FROM event_search s JOIN stripe_event_processing p ON p.event_id = s.event_id {} \
+         ORDER BY s.received_at DESC, s.event_id DESC LIMIT ${}",
+        if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) },
+        args.len()
+    );
+    let rows: Vec<HitRow> = read_pool!(db, |pool| {
+        let mut q = sqlx::query_as::<_, HitRow>(&sql);
+        for a in &args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(n) => q.bind(*n),
+                Arg::Bool(b) => q.bind(*b),
+                Arg::Time(t) => q.bind(*t),
+            };
+        }
+        q.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().map(Hit::from).collect())
+}
