@@ -108,14 +108,20 @@ pub async fn revenue(
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let svc = &state.services;
-    match revenue::report(svc, from, to, by.unwrap_or(Period::Day)).await {
-        Ok(report) => {
-            let mut r = Json(report.to_json(svc.mode.as_str(), by.is_some())).into_response();
+    let report = revenue::report(svc, from, to, by.unwrap_or(Period::Day)).await;
+    fresh_json("revenue report", report.map(|r| r.to_json(svc.mode.as_str(), by.is_some())))
+}
+
+/// A read's answer: its JSON, never cached (the figures move), or 503 when the store failed.
+fn fresh_json<E: std::fmt::Display>(what: &str, result: Result<serde_json::Value, E>) -> Response {
+    match result {
+        Ok(body) => {
+            let mut r = Json(body).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Err(e) => {
-            tracing::error!(error = %e, "revenue report failed");
+            tracing::error!(error = %e, "{what} failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "please try again in a moment")
         }
     }
@@ -141,22 +147,8 @@ pub async fn events(
         Ok(x) => x,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    match app::services::event_search::page(&state.services.db, &filter, after.as_ref(), limit).await {
-        Ok(page) => {
-            let body = json!({
-                "events": page.hits,
-                "next": page.next.map(|c| c.encode()),
-                "unindexed": page.unindexed,
-            });
-            let mut r = Json(body).into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "event search failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, "please try again in a moment")
-        }
-    }
+    let page = app::services::event_search::page(&state.services.db, &filter, after.as_ref(), limit).await;
+    fresh_json("event search", page.map(|p| p.to_json()))
 }
 
 /// The whole search as a file (events scope), `format=csv` (the default) or `ndjson`, streamed.

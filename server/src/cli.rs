@@ -266,12 +266,7 @@ async fn search_events(settings: &Settings, a: EventSearchArgs) -> Result<(), St
     let page =
         app::services::event_search::page(&db, &filter, after.as_ref(), limit).await.map_err(|e| e.to_string())?;
     if a.format == "json" {
-        let body = serde_json::json!({
-            "events": page.hits,
-            "next": page.next.as_ref().map(Cursor::encode),
-            "unindexed": page.unindexed,
-        });
-        println!("{body}");
+        println!("{}", page.to_json());
         return Ok(());
     }
     if page.hits.is_empty() {

@@ -253,3 +253,23 @@ impl Application {
         self.services.db.close().await;
     }
 }
+
+/// The benchmarks' fresh database: a SQLite file in `dir`, or a new PostgreSQL database `name`
+/// made through `postgres_url` (the server `.ci/bench` starts). Exits with the reason when
+/// PostgreSQL is asked for without a server to make it on.
+pub async fn bench_database(kind: &str, postgres_url: Option<&str>, name: &str, dir: &std::path::Path) -> String {
+    if kind == "sqlite" {
+        return format!("sqlite:{}", dir.join("bench.db").display());
+    }
+    let Some(admin) = postgres_url else {
+        eprintln!("error: PostgreSQL needs --postgres-url or TEST_POSTGRES_URL (.ci/bench starts one)");
+        std::process::exit(2);
+    };
+    let name = format!("{name}_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(admin).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.expect("drop the old database");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create the database");
+    pool.close().await;
+    let (base, _) = admin.rsplit_once('/').expect("a database URL");
+    format!("{base}/{name}")
+}

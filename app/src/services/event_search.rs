@@ -19,6 +19,17 @@ pub struct Page {
     pub unindexed: i64,
 }
 
+impl Page {
+    /// The page as the API and the CLI answer it: `next` is the text to send back as `after`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "events": self.hits,
+            "next": self.next.as_ref().map(Cursor::encode),
+            "unindexed": self.unindexed,
+        })
+    }
+}
+
 /// Brings the index up to date (a batch at most) so a search sees what is stored.
 pub async fn catch_up(db: &Db) -> StoreResult<i64> {
     event_search::index_pending(db, CATCH_UP).await?;

@@ -401,18 +401,22 @@ pub fn AdminEventsPage() -> impl IntoView {
     let results = Resource::new(move || location.search.get(), admin_events);
     let text_field = move |name: &'static str, label: &'static str, hint: &'static str| {
         view! {
-            <label for=format!("f-{name}")>{label}</label>
-            <input id=format!("f-{name}") name=name placeholder=hint value=field(name)/>
+            <div class="field">
+                <label for=format!("f-{name}")>{label}</label>
+                <input id=format!("f-{name}") name=name placeholder=hint value=field(name)/>
+            </div>
         }
     };
     let choice = move |name: &'static str, label: &'static str, options: &'static [(&'static str, &'static str)]| {
         view! {
-            <label for=format!("f-{name}")>{label}</label>
-            <select id=format!("f-{name}") name=name>
-                {options.iter().map(|(value, text)| view! {
-                    <option value=*value selected=move || field(name)() == *value>{*text}</option>
-                }).collect_view()}
-            </select>
+            <div class="field">
+                <label for=format!("f-{name}")>{label}</label>
+                <select id=format!("f-{name}") name=name>
+                    {options.iter().map(|(value, text)| view! {
+                        <option value=*value selected=move || field(name)() == *value>{*text}</option>
+                    }).collect_view()}
+                </select>
+            </div>
         }
     };
     view! {
@@ -431,8 +435,10 @@ pub fn AdminEventsPage() -> impl IntoView {
             {text_field("contract", "Contract", "12")}
             {text_field("email", "Advertiser email", "ann@example.com")}
             {text_field("q", "Text in payload", "card_declined")}
-            <button type="submit">"Search"</button>
-            <a href="/admin/events">"Clear"</a>
+            <div class="actions">
+                <button type="submit">"Search"</button>
+                <a href="/admin/events">"Clear"</a>
+            </div>
         </form>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || results.get().map(|r| match r {

@@ -69,24 +69,11 @@ fn main() {
 
 fn run(args: &Args, db: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = match db {
-        "sqlite" => format!("sqlite:{}", tmp.path().join("bench.db").display()),
-        _ => {
-            let admin = args.postgres_url.clone().unwrap_or_else(|| {
-                eprintln!("error: PostgreSQL needs --postgres-url or TEST_POSTGRES_URL (.ci/bench starts one)");
-                std::process::exit(2);
-            });
-            let name = format!("bench_{}", std::process::id());
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL");
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-            });
-            let (base, _) = admin.rsplit_once('/').expect("a database URL");
-            format!("{base}/{name}")
-        }
-    };
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(server::bench_database(db, args.postgres_url.as_deref(), "bench", tmp.path()));
     let settings = Settings {
         database_url: url,
         db_max_connections: (args.concurrency as u32).max(4),

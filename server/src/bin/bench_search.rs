@@ -78,21 +78,7 @@ macro_rules! exec {
 
 async fn run(args: &Args, kind: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = match kind {
-        "sqlite" => format!("sqlite:{}", tmp.path().join("bench.db").display()),
-        _ => {
-            let admin = args.postgres_url.clone().unwrap_or_else(|| {
-                eprintln!("error: PostgreSQL needs --postgres-url or TEST_POSTGRES_URL (.ci/bench starts one)");
-                std::process::exit(2);
-            });
-            let name = format!("bench_search_{}", std::process::id());
-            let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-            let (base, _) = admin.rsplit_once('/').expect("a database URL");
-            format!("{base}/{name}")
-        }
-    };
+    let url = server::bench_database(kind, args.postgres_url.as_deref(), "bench_search", tmp.path()).await;
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let settings = cli.config.settings().expect("settings");
     let db = server::open_database(&settings).await.expect("database");
