@@ -27,16 +27,13 @@ struct Unindexed {
 /// indexed. Safe beside another indexer: a row is insert-or-nothing on the event id.
 pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
     let since = look_back(db).await?;
-    let rows: Vec<Unindexed> = read_pool!(db, |pool| sqlx::query_as(
+    let sql = format!(
         "SELECT e.event_id, e.received_at, e.event_type, e.livemode, e.payload FROM stripe_events e \
-         WHERE ($1 IS NULL OR e.received_at >= $1) \
-         AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
-         ORDER BY e.received_at, e.event_id LIMIT $2"
-    )
-    .bind(since)
-    .bind(batch)
-    .fetch_all(pool)
-    .await?);
+         WHERE {} ORDER BY e.received_at, e.event_id LIMIT $2",
+        not_indexed(since.is_some())
+    );
+    let rows: Vec<Unindexed> =
+        read_pool!(db, |pool| sqlx::query_as(&sql).bind(since).bind(batch).fetch_all(pool).await?);
     if rows.is_empty() {
         return Ok(0);
     }
@@ -96,13 +93,17 @@ pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
 /// Stored events not indexed yet: what a search cannot see until the indexer reaches them.
 pub async fn unindexed(db: &Db) -> StoreResult<i64> {
     let since = look_back(db).await?;
-    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM stripe_events e WHERE ($1 IS NULL OR e.received_at >= $1) \
-         AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)"
-    )
-    .bind(since)
-    .fetch_one(pool)
-    .await?))
+    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM stripe_events e WHERE {}", not_indexed(since.is_some()));
+    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, i64>(&sql).bind(since).fetch_one(pool).await?))
+}
+
+/// The condition "stored, not indexed, received since $1" (or ever, with no `since`). Written
+/// out per case rather than as `$1 IS NULL OR …`: that form hides the range from the planner,
+/// and SQLite then walks the whole received-time index on every call (250 ms at a million
+/// events, measured) instead of seeking to the last ten minutes.
+fn not_indexed(since: bool) -> String {
+    let range = if since { "e.received_at >= $1 AND " } else { "($1 IS NULL) AND " };
+    format!("{range}NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)")
 }
 
 /// Where the indexer starts looking: `LOOK_BACK_MINUTES` before the newest indexed event, or
