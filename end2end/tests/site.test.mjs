@@ -58,6 +58,8 @@ test('without JavaScript the pages still work: sign in, read a contract, request
   await page.getByText(/included \+ \d+ purchased − \d+ revoked − \d+ requested = \d+ available/).first().waitFor();
   // Ann's Daily Planet is only ever topped up by the other tests, so a credit is left.
   assert.ok(available > 0, `Daily Planet has ${available} available`);
+  // Paying cannot work without JavaScript; the page says so instead of a silent button.
+  await page.getByTestId('needs-js').getByText('Paying for revisions needs JavaScript').waitFor();
   await page.getByLabel('What should change?').fill('Works without JavaScript too');
   await page.getByRole('button', { name: 'Request a revision' }).click();
   await page.getByText('Your revision request was sent.').waitFor();

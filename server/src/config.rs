@@ -12,7 +12,14 @@ use std::time::Duration;
 #[derive(clap::Args, Clone)]
 pub struct Config {
     /// Database URL: sqlite:PATH (the default, created if missing) or postgres://...
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:data/revision-store.db", global = true)]
+    // hide_env_values: `--help` would otherwise print the URL from the environment, password included.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite:data/revision-store.db",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: String,
     /// Stripe secret key (sk_test_... or sk_live_...). Without one, the built-in Stripe
     /// simulator takes payments (test mode; no money moves).
@@ -138,13 +145,28 @@ impl std::fmt::Debug for Settings {
 
 /// A database URL without its password, for logs.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &base[scheme_end + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
+            format!("{}://{user}:***@{}", &base[..scheme_end], &base[at + 1..])
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    // libpq also takes the password as a parameter (`?password=…`).
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
     }
 }
 
@@ -317,6 +339,16 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
         T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().c.settings()
+    }
+
+    #[test]
+    fn database_passwords_never_print() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/rs"), "postgres://app:***@db:5432/rs");
+        assert_eq!(
+            redact_url("postgres://app@db/rs?sslmode=require&password=s3cret"),
+            "postgres://app@db/rs?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("sqlite:data/revision-store.db"), "sqlite:data/revision-store.db");
     }
 
     #[test]

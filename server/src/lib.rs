@@ -153,7 +153,11 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/api/v1/events/export", get(api::events_export))
         // Called by Slack, verified by its request signature.
         .route("/slack/commands", post(slack::command).layer(axum::extract::DefaultBodyLimit::max(slack::MAX_BODY)))
+        // Alive: the process answers (for a restart policy). Ready: it can do its work, the
+        // database answering and migrated (for a load balancer, which should send traffic
+        // elsewhere while this instance could only answer 503).
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(site.with_state(state))
         .layer(axum::middleware::from_fn(guard::close_after_refused_body))
@@ -272,4 +276,15 @@ pub async fn bench_database(kind: &str, postgres_url: Option<&str>, name: &str, 
     pool.close().await;
     let (base, _) = admin.rsplit_once('/').expect("a database URL");
     format!("{base}/{name}")
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.services.db.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+        }
+    }
 }

@@ -114,6 +114,10 @@ async fn look_back(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
     Ok(newest.map(|t| t - Duration::minutes(LOOK_BACK_MINUTES)))
 }
 
+/// Matches of a text search (SQLite) above which walking the newest-first index beats fetching
+/// and sorting every match.
+const FEW_MATCHES: i64 = 2_000;
+
 /// A value bound to a search's placeholder.
 enum Arg {
     Text(String),
@@ -198,20 +202,31 @@ pub async fn search(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64
             Arg::Text(e.clone()),
         );
     }
-    match db {
-        Db::Sqlite(_) => {
-            if let Some(phrase) = f.fts5_phrase() {
-                push(
-                    "s.id IN (SELECT rowid FROM event_search_text WHERE event_search_text MATCH ?)",
-                    Arg::Text(phrase),
-                );
-            }
-        }
-        Db::Postgres(_) => {
-            if let Some(text) = &f.text {
-                push("s.body @@ phraseto_tsquery('simple', ?)", Arg::Text(text.clone()));
-            }
-        }
+    if let Some(text) = &f.text {
+        // Two plans, and neither database can tell from the query which is quick (PostgreSQL
+        // misjudges a phrase whose first word is everywhere, like `pi` in `pi_3Ab…`, and walked
+        // a million rows for ten matches; measured): for a phrase in few events, fetch those
+        // and sort them; for one in many, walk the newest-first index and keep the rows that
+        // hold it, as a page is near the start. A count capped at `FEW_MATCHES` decides.
+        let (count, few, many, arg) = match db {
+            Db::Sqlite(_) => (
+                "SELECT COUNT(*) FROM (SELECT rowid FROM event_search_text WHERE event_search_text MATCH $1 LIMIT $2)",
+                // `+` stops SQLite reading the IN list as the way into the table.
+                "s.id IN (SELECT rowid FROM event_search_text WHERE event_search_text MATCH ?)",
+                "+s.id IN (SELECT rowid FROM event_search_text WHERE event_search_text MATCH ?)",
+                f.fts5_phrase().unwrap_or_default(),
+            ),
+            Db::Postgres(_) => (
+                "SELECT COUNT(*) FROM (SELECT 1 FROM event_search WHERE body @@ phraseto_tsquery('simple', $1) LIMIT $2) m",
+                // OFFSET 0 keeps the subquery apart, so its matches come from the GIN index.
+                "s.event_id IN (SELECT event_id FROM event_search WHERE body @@ phraseto_tsquery('simple', ?) OFFSET 0)",
+                "s.body @@ phraseto_tsquery('simple', ?)",
+                text.clone(),
+            ),
+        };
+        let matches: i64 =
+            read_pool!(db, |pool| sqlx::query_scalar(count).bind(&arg).bind(FEW_MATCHES + 1).fetch_one(pool).await?);
+        push(if matches > FEW_MATCHES { many } else { few }, Arg::Text(arg));
     }
     if let Some(c) = after {
         // Row values: the index on (received_at, event_id) serves the seek in both dialects.

@@ -309,6 +309,35 @@ impl Db {
         Ok(())
     }
 
+    /// Whether this instance can do its work now (`/readyz`): the database answers, takes a
+    /// write, and holds every migration this build knows. On SQLite the write lock is taken and
+    /// given back, because a file another process holds locked can still be read while no
+    /// webhook can be stored. Bounded by the pool's wait, like any request.
+    pub async fn ready(&self) -> Result<(), String> {
+        const LATEST: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let down = |e: sqlx::Error| format!("database unavailable: {e}");
+        let (applied, expected): (Option<i64>, Option<i64>) = match self {
+            Db::Sqlite(s) => {
+                let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await.map_err(down)?;
+                let applied = sqlx::query_scalar(LATEST).fetch_one(&mut *tx).await.map_err(down)?;
+                tx.rollback().await.map_err(down)?;
+                (applied, sqlx::migrate!("../migrations/sqlite").iter().map(|m| m.version).max())
+            }
+            Db::Postgres(p) => (
+                sqlx::query_scalar(LATEST).fetch_one(p).await.map_err(down)?,
+                sqlx::migrate!("../migrations/postgres").iter().map(|m| m.version).max(),
+            ),
+        };
+        match (applied, expected) {
+            (Some(a), Some(e)) if a >= e => Ok(()),
+            (a, e) => Err(format!(
+                "database is at migration {} of {}: run `revision-store migrate`",
+                a.unwrap_or(0),
+                e.unwrap_or(0)
+            )),
+        }
+    }
+
     pub fn dialect(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",

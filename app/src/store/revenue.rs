@@ -7,11 +7,21 @@ use crate::domain::revenue::{Class, DayTotal, Movement, Source};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// The UTC calendar day of a stored time. SQLite keeps times as RFC 3339 text in UTC, so the
-/// day is its first ten characters; PostgreSQL formats the instant in UTC.
+/// day is its first ten characters; PostgreSQL takes the date of the instant in UTC (a date,
+/// not text: formatting every row cost more than the rest of the query, so only the grouped
+/// days are formatted, by `day_text`).
 fn day_of(db: &Db, column: &str) -> String {
     match db {
         Db::Sqlite(_) => format!("substr({column}, 1, 10)"),
-        Db::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+        Db::Postgres(_) => format!("({column} AT TIME ZONE 'UTC')::date"),
+    }
+}
+
+/// A grouped `day` as `YYYY-MM-DD`.
+fn day_text(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "day",
+        Db::Postgres(_) => "to_char(day, 'YYYY-MM-DD')",
     }
 }
 
@@ -28,34 +38,38 @@ fn owner_test(column: &str, owner_contracts: &[i64]) -> String {
 
 fn sql(db: &Db, owner_contracts: &[i64]) -> String {
     // Refunds and disputes are joined to the credit they take back, so `cr` names the
-    // contract in every branch.
+    // contract in every branch. Each branch sums its own rows by day first, so the outer
+    // grouping sees a few rows a day instead of every payment (a year of 100,000 payments on
+    // SQLite: about half the time).
     let owner = owner_test("cr.contract_id", owner_contracts);
     format!(
-        "SELECT day, currency, source, movement, livemode, owner, matched, \
-                CAST(SUM(amount) AS BIGINT) AS amount, CAST(COUNT(*) AS BIGINT) AS n FROM ( \
+        "SELECT {day_text} AS day, currency, source, movement, livemode, owner, matched, \
+                CAST(SUM(amount) AS BIGINT) AS amount, CAST(SUM(n) AS BIGINT) AS n FROM ( \
            SELECT {pack_day} AS day, cr.currency AS currency, 'pack' AS source, 'payment' AS movement, \
-                  cr.livemode AS livemode, {owner} AS owner, TRUE AS matched, cr.amount AS amount \
-             FROM contract_revisions cr WHERE cr.created_at >= $1 AND cr.created_at < $2 \
+                  cr.livemode AS livemode, {owner} AS owner, TRUE AS matched, SUM(cr.amount) AS amount, \
+                  COUNT(*) AS n \
+             FROM contract_revisions cr WHERE cr.created_at >= $1 AND cr.created_at < $2 GROUP BY 1, 2, 5, 6 \
            UNION ALL \
-           SELECT {ep_day}, ep.currency, 'rate_card', 'payment', ep.livemode, FALSE, TRUE, ep.amount \
-             FROM external_payments ep WHERE ep.created_at >= $1 AND ep.created_at < $2 \
+           SELECT {ep_day}, ep.currency, 'rate_card', 'payment', ep.livemode, FALSE, TRUE, SUM(ep.amount), COUNT(*) \
+             FROM external_payments ep WHERE ep.created_at >= $1 AND ep.created_at < $2 GROUP BY 1, 2, 5 \
            UNION ALL \
            SELECT {refund_day}, r.currency, \
                   CASE WHEN ep.payment_id IS NOT NULL THEN 'rate_card' ELSE 'pack' END, 'refund', r.livemode, \
-                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), r.amount \
+                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), SUM(r.amount), COUNT(*) \
              FROM payment_refunds r \
              LEFT JOIN contract_revisions cr ON cr.payment_id = r.payment_id \
              LEFT JOIN external_payments ep ON ep.payment_id = r.payment_id \
-            WHERE r.status = 'succeeded' AND r.first_seen >= $1 AND r.first_seen < $2 \
+            WHERE r.status = 'succeeded' AND r.first_seen >= $1 AND r.first_seen < $2 GROUP BY 1, 2, 3, 5, 6, 7 \
            UNION ALL \
            SELECT {dispute_day}, d.currency, \
                   CASE WHEN ep.payment_id IS NOT NULL THEN 'rate_card' ELSE 'pack' END, 'dispute_lost', d.livemode, \
-                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), d.amount \
+                  {owner}, (cr.payment_id IS NOT NULL OR ep.payment_id IS NOT NULL), SUM(d.amount), COUNT(*) \
              FROM payment_disputes d \
              LEFT JOIN contract_revisions cr ON cr.payment_id = d.payment_id \
              LEFT JOIN external_payments ep ON ep.payment_id = d.payment_id \
-            WHERE d.status = 'lost' AND d.updated_at >= $1 AND d.updated_at < $2 \
+            WHERE d.status = 'lost' AND d.updated_at >= $1 AND d.updated_at < $2 GROUP BY 1, 2, 3, 5, 6, 7 \
          ) m GROUP BY day, currency, source, movement, livemode, owner, matched ORDER BY day",
+        day_text = day_text(db),
         pack_day = day_of(db, "cr.created_at"),
         ep_day = day_of(db, "ep.created_at"),
         refund_day = day_of(db, "r.first_seen"),

@@ -215,7 +215,15 @@ pub fn ContractPage() -> impl IntoView {
                         }
                         _ => notice.clone(),
                     };
-                    view! { <ContractIsland detail notice returned=returned.clone()/> }.into_any()
+                    // Paying runs Stripe's card form, which is JavaScript: without it "Purchase
+                    // revisions" cannot do anything, so the page says so. Outside the island,
+                    // which hydration walks (a <noscript> there would not match the DOM).
+                    view! {
+                        <ContractIsland detail notice returned=returned.clone()/>
+                        <noscript><p class="notice warn" data-testid="needs-js">
+                            "Paying for revisions needs JavaScript: Stripe's secure card form runs in your browser. Turn JavaScript on to buy a pack; everything else on this page works without it."
+                        </p></noscript>
+                    }.into_any()
                 }
             })}
         </Suspense>

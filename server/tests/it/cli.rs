@@ -190,3 +190,12 @@ async fn the_cli_reconciles_with_the_running_simulator(kind: DbKind) {
         vec![("cli", false), ("cli", true)]
     );
 }
+
+#[test]
+fn help_names_database_url_but_never_prints_its_password() {
+    let out = run_cli("postgres://app:s3cret@db.invalid/rs?password=an0ther", &["--help"], &[]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    assert!(!help.contains("s3cret") && !help.contains("an0ther"), "{help}");
+}

@@ -18,6 +18,7 @@ on_both_databases!(
     a_test_event_in_a_live_deployment_never_credits,
     a_database_outage_answers_503_and_the_retry_succeeds,
     the_raw_body_and_headers_are_kept_byte_for_byte,
+    ready_only_while_the_database_takes_writes,
 );
 
 async fn a_valid_signature_credits_the_contract_once(kind: DbKind) {
@@ -296,4 +297,18 @@ async fn the_raw_body_and_headers_are_kept_byte_for_byte(kind: DbKind) {
         app::store::Db::Postgres(p) => sqlx::query("DELETE FROM stripe_events").execute(p).await.err(),
     };
     assert!(tampering.expect("refused").to_string().contains("append-only"));
+}
+
+/// `/healthz` says the process is alive; `/readyz` says whether it can work: during a database
+/// outage a load balancer must see 503 there (every webhook would get 503), then 200 again.
+async fn ready_only_while_the_database_takes_writes(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    assert_eq!(t.get("/readyz").await, (200, "ready".to_string()));
+    let outage = t.db.make_unavailable().await;
+    let (status, why) = t.get("/readyz").await;
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("database unavailable"), "{why}");
+    assert_eq!(t.get("/healthz").await.0, 200, "alive all the same");
+    outage.restore().await;
+    assert!(eventually(std::time::Duration::from_secs(10), || async { t.get("/readyz").await.0 == 200 }).await);
 }
