@@ -14,6 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 /// order give or take a batch (milliseconds), so ten minutes is far more than the widest gap.
 const LOOK_BACK_MINUTES: i64 = 10;
 
+/// Index rows written per transaction.
+const COMMIT_ROWS: usize = 250;
+
 #[derive(sqlx::FromRow)]
 struct Unindexed {
     event_id: String,
@@ -50,43 +53,47 @@ pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
     // (a refund or dispute names only the payment).
     const CONTRACT: &str = "COALESCE($7, (SELECT contract_id FROM purchases WHERE payment_intent_id = $5), \
         (SELECT contract_id FROM contract_revisions WHERE payment_id = $5))";
-    write_tx!(db, |tx, dialect| {
-        for (r, f, text) in &rows {
-            let sql = match dialect {
-                super::Dialect::Postgres => format!(
-                    "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
-                     currency, contract_id, body) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}, to_tsvector('simple', $9)) \
-                     ON CONFLICT (event_id) DO NOTHING RETURNING CAST(0 AS BIGINT)"
-                ),
-                super::Dialect::Sqlite => format!(
-                    "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
-                     currency, contract_id) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}) \
-                     ON CONFLICT (event_id) DO NOTHING RETURNING id"
-                ),
-            };
-            let mut q = sqlx::query_scalar(&sql)
-                .bind(&r.event_id)
-                .bind(r.received_at)
-                .bind(&r.event_type)
-                .bind(r.livemode)
-                .bind(&f.payment_intent)
-                .bind(f.amount)
-                .bind(f.contract_id)
-                .bind(&f.currency);
-            if matches!(dialect, super::Dialect::Postgres) {
-                q = q.bind(text.as_str());
+    let sql = match db {
+        Db::Postgres(_) => format!(
+            "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
+             currency, contract_id, body) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}, to_tsvector('simple', $9)) \
+             ON CONFLICT (event_id) DO NOTHING RETURNING CAST(0 AS BIGINT)"
+        ),
+        Db::Sqlite(_) => format!(
+            "INSERT INTO event_search (event_id, received_at, event_type, livemode, payment_intent, amount, \
+             currency, contract_id) VALUES ($1, $2, $3, $4, $5, $6, $8, {CONTRACT}) \
+             ON CONFLICT (event_id) DO NOTHING RETURNING id"
+        ),
+    };
+    // A few hundred rows a commit: on SQLite the index shares the one writer with intake, which
+    // must not wait behind a long catch-up.
+    for chunk in rows.chunks(COMMIT_ROWS) {
+        write_tx!(db, |tx, dialect| {
+            for (r, f, text) in chunk {
+                let mut q = sqlx::query_scalar(&sql)
+                    .bind(&r.event_id)
+                    .bind(r.received_at)
+                    .bind(&r.event_type)
+                    .bind(r.livemode)
+                    .bind(&f.payment_intent)
+                    .bind(f.amount)
+                    .bind(f.contract_id)
+                    .bind(&f.currency);
+                if matches!(dialect, super::Dialect::Postgres) {
+                    q = q.bind(text.as_str());
+                }
+                let id: Option<i64> = q.fetch_optional(&mut *tx).await?;
+                if let (Some(id), super::Dialect::Sqlite) = (id, dialect) {
+                    sqlx::query("INSERT INTO event_search_text (rowid, body) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(text.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-            let id: Option<i64> = q.fetch_optional(&mut *tx).await?;
-            if let (Some(id), super::Dialect::Sqlite) = (id, dialect) {
-                sqlx::query("INSERT INTO event_search_text (rowid, body) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(text.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        StoreResult::Ok(())
-    })?;
+            StoreResult::Ok(())
+        })?;
+    }
     Ok(rows.len())
 }
 
