@@ -313,6 +313,7 @@ pub(crate) async fn stream_events(
             return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
         }
     };
+    let unindexed = export.unindexed;
     let body = futures_util::stream::unfold(Some(export), |state| async move {
         let mut export = state?;
         match export.next_chunk().await {
@@ -325,7 +326,11 @@ pub(crate) async fn stream_events(
         }
     });
     let name = format!("events-{}.{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), format.extension());
-    download(format.content_type(), &name, axum::body::Body::from_stream(body))
+    let mut r = download(format.content_type(), &name, axum::body::Body::from_stream(body));
+    // Stored events the index had not reached (a backlog larger than the export indexes first):
+    // not in the file, and said so rather than left out silently.
+    r.headers_mut().insert("x-unindexed-events", axum::http::HeaderValue::from(unindexed));
+    r
 }
 
 type Params = axum::extract::Query<std::collections::HashMap<String, String>>;

@@ -258,6 +258,12 @@ async fn search_events(settings: &Settings, a: EventSearchArgs) -> Result<(), St
         };
         let mut export =
             app::services::event_search::Export::start(db, filter, format).await.map_err(|e| e.to_string())?;
+        if export.unindexed > 0 {
+            eprintln!(
+                "warning: {} recently stored events are still being indexed and are not in this export",
+                export.unindexed
+            );
+        }
         while let Some(chunk) = export.next_chunk().await.map_err(|e| e.to_string())? {
             out.write_all(chunk.as_bytes()).map_err(|e| format!("cannot write the export: {e}"))?;
         }

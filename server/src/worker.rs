@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Sweeps between expired-session clean-ups (about every ten minutes at the default interval).
 const SESSION_SWEEP_EVERY: u32 = 120;
 /// Events indexed for search per sweep at most.
-const INDEX_BATCH: i64 = 5_000;
+const INDEX_BATCH: i64 = 1_000;
 /// Sweeps between looks at the reconciliation schedule (about a minute at the default interval).
 const SCHEDULE_LOOK_EVERY: u32 = 12;
 
@@ -34,6 +34,17 @@ pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Dura
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {
                 tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
+            }
+            // What the look-back above cannot see (an event received long before the newest
+            // indexed one), and contracts learned after their events were indexed.
+            match app::store::event_search::index_missed(&svc.db, INDEX_BATCH).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(indexed = n, "indexed events the regular look-back missed"),
+                Err(e) => tracing::warn!(error = %e, "the full indexing sweep failed; trying again later"),
+            }
+            let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+            if let Err(e) = app::store::event_search::fill_contracts(&svc.db, day_ago).await {
+                tracing::warn!(error = %e, "filling in events' contracts failed; trying again later");
             }
         }
         if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {

@@ -58,7 +58,9 @@ impl EventFilter {
             }
         }
         if let Some(t) = get("type") {
-            if t.len() > 100 || !t.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_') {
+            if t.len() > 100
+                || !t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+            {
                 return Err(format!("type: `{}` is not an event type or its start (like charge.dispute.)", cut(t)));
             }
             f.type_prefix = Some(t.to_string());
@@ -70,8 +72,12 @@ impl EventFilter {
             f.status = Some(s.to_string());
         }
         let currency = get("currency").map(|c| Currency::parse(c).map_err(|e| format!("currency: {e}"))).transpose()?;
-        // Without a currency, amounts are read with two decimals (most currencies); with one,
-        // in its own minor units (JPY has none).
+        // An amount means something only in a currency: 150 is $150.00 but ¥150, and a range
+        // compared across currencies would mix them. So an amount needs one, and is read in its
+        // minor units (JPY has none).
+        if currency.is_none() && (get("min").is_some() || get("max").is_some()) {
+            return Err("min, max: an amount needs a currency (like usd), as amounts are compared in its units".into());
+        }
         let reader = currency.clone().unwrap_or_else(|| Currency::parse("usd").expect("a currency"));
         let amount = |name: &str| {
             get(name).map(|v| {
@@ -472,9 +478,11 @@ mod tests {
             (vec![("from", "March")], "from:"),
             (vec![("from", "2026-03-02"), ("to", "2026-03-01")], "`to` must be after"),
             (vec![("type", "charge.dispute.*")], "type:"),
+            (vec![("type", "Charge")], "type:"),
             (vec![("status", "lost")], "status:"),
-            (vec![("min", "ten")], "min:"),
-            (vec![("min", "5"), ("max", "4")], "max is below min"),
+            (vec![("min", "ten"), ("currency", "usd")], "min:"),
+            (vec![("min", "5"), ("max", "4"), ("currency", "usd")], "max is below min"),
+            (vec![("min", "5")], "needs a currency"),
             (vec![("currency", "dollars")], "currency:"),
             (vec![("mode", "prod")], "mode:"),
             (vec![("payment", "ch_1")], "payment:"),

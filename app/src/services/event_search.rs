@@ -5,7 +5,10 @@ use crate::store::{event_search, Db, StoreResult};
 
 /// Events a search indexes before it reads, so what was stored just before is found. A larger
 /// backlog (a first start on a big store) is the worker's to work through; the page says so.
-const CATCH_UP: i64 = 2_000;
+/// Small, because it runs on the asker's time (on SQLite, beside intake on the one writer).
+const CATCH_UP: i64 = 500;
+/// Batches an export indexes before it starts, so a file is complete whenever it can be.
+const EXPORT_CATCH_UP_BATCHES: usize = 20;
 /// Rows an export reads per query: its memory is one such page, whatever the export's length.
 pub const EXPORT_PAGE: i64 = 1_000;
 
@@ -30,15 +33,27 @@ impl Page {
     }
 }
 
-/// Brings the index up to date (a batch at most) so a search sees what is stored.
-pub async fn catch_up(db: &Db) -> StoreResult<i64> {
-    event_search::index_pending(db, CATCH_UP).await?;
+/// Brings the index up to date (`batches` of `CATCH_UP` at most) so a search sees what is
+/// stored; how many stored events it still lacks. Indexing failing is logged, not passed on:
+/// the index is derived data, and search must keep working on what it holds (the count says
+/// what is missing).
+pub async fn catch_up(db: &Db, batches: usize) -> StoreResult<i64> {
+    for _ in 0..batches {
+        match event_search::index_pending(db, CATCH_UP).await {
+            Ok(n) if (n as i64) < CATCH_UP => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing events for search failed; searching what is indexed");
+                break;
+            }
+        }
+    }
     event_search::unindexed(db).await
 }
 
 /// The page of `limit` results after `after`.
 pub async fn page(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) -> StoreResult<Page> {
-    let unindexed = catch_up(db).await?;
+    let unindexed = catch_up(db, 1).await?;
     // One row more than asked says whether there is a next page without a count.
     let mut hits = event_search::search(db, f, after, limit + 1).await?;
     let next = (hits.len() as i64 > limit).then(|| {
@@ -52,6 +67,8 @@ pub async fn page(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) 
 /// (a response body, standard output) before asking for the next, so memory stays one page
 /// however many rows match. The rows are those the search's pages show, in the same order.
 pub struct Export {
+    /// Stored events the index lacked when the export started (not in the file).
+    pub unindexed: i64,
     db: Db,
     filter: EventFilter,
     format: ExportFormat,
@@ -62,8 +79,8 @@ pub struct Export {
 
 impl Export {
     pub async fn start(db: Db, filter: EventFilter, format: ExportFormat) -> StoreResult<Self> {
-        catch_up(&db).await?;
-        Ok(Self { db, filter, format, after: None, started: false, done: false })
+        let unindexed = catch_up(&db, EXPORT_CATCH_UP_BATCHES).await?;
+        Ok(Self { unindexed, db, filter, format, after: None, started: false, done: false })
     }
 
     /// The next chunk of the file, or None when it is complete.

@@ -5,7 +5,7 @@
 //! reads): intake keeps answering Stripe at the speed of one insert, and a search never misses
 //! what was stored before it started unless a backlog is larger than one batch (then the page
 //! says how many are still waiting).
-use super::{read_pool, write_tx, Db, StoreResult};
+use super::{read_pool, write_pool, write_tx, Db, StoreResult};
 use crate::domain::event_search::{Cursor, EventFilter, Facts, Hit};
 use chrono::{DateTime, Duration, Utc};
 
@@ -13,6 +13,9 @@ use chrono::{DateTime, Duration, Utc};
 /// most this long before the newest indexed one and not indexed yet. Commits land in received
 /// order give or take a batch (milliseconds), so ten minutes is far more than the widest gap.
 const LOOK_BACK_MINUTES: i64 = 10;
+
+/// The most payload text a row's word index covers.
+const TEXT_INDEX_MAX: usize = 256 * 1024;
 
 /// Index rows written per transaction.
 const COMMIT_ROWS: usize = 250;
@@ -30,6 +33,18 @@ struct Unindexed {
 /// indexed. Safe beside another indexer: a row is insert-or-nothing on the event id.
 pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
     let since = look_back(db).await?;
+    index_since(db, since, batch).await
+}
+
+/// Indexes up to `batch` stored events that are not indexed, however long ago they were
+/// received: the worker's occasional sweep for what `index_pending`'s look-back cannot see (a
+/// delivery committed very late, a clock stepped back, events restored from a backup). Reads
+/// the whole store, so it runs every few minutes, not on a search's path.
+pub async fn index_missed(db: &Db, batch: i64) -> StoreResult<usize> {
+    index_since(db, None, batch).await
+}
+
+async fn index_since(db: &Db, since: Option<DateTime<Utc>>, batch: i64) -> StoreResult<usize> {
     let sql = format!(
         "SELECT e.event_id, e.received_at, e.event_type, e.livemode, e.payload FROM stripe_events e \
          WHERE {} ORDER BY e.received_at, e.event_id LIMIT $2",
@@ -45,7 +60,7 @@ pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
         .into_iter()
         .map(|r| {
             let facts = Facts::of(&r.payload);
-            let text = String::from_utf8_lossy(&r.payload).into_owned();
+            let text = searchable_text(&r.payload);
             (r, facts, text)
         })
         .collect();
@@ -95,6 +110,39 @@ pub async fn index_pending(db: &Db, batch: i64) -> StoreResult<usize> {
         })?;
     }
     Ok(rows.len())
+}
+
+/// The payload's text for the word index, cut at `TEXT_INDEX_MAX` bytes (on a character
+/// boundary): PostgreSQL refuses a tsvector over 1 MB, and one event that cannot be indexed
+/// would hold up every one after it. Stripe's events are a few KB; the cut never bites them.
+fn searchable_text(payload: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(payload).into_owned();
+    if text.len() > TEXT_INDEX_MAX {
+        let mut end = TEXT_INDEX_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Contracts learned after their events were indexed: a refund or dispute indexed before the
+/// credit or purchase that names its contract (Stripe does not promise order) gets the
+/// contract once it is known. Looks at events received since `since` only.
+pub async fn fill_contracts(db: &Db, since: DateTime<Utc>) -> StoreResult<u64> {
+    write_pool!(db, |pool| Ok(sqlx::query(
+        "UPDATE event_search SET contract_id = COALESCE( \
+             (SELECT contract_id FROM purchases WHERE payment_intent_id = event_search.payment_intent), \
+             (SELECT contract_id FROM contract_revisions WHERE payment_id = event_search.payment_intent)) \
+         WHERE contract_id IS NULL AND payment_intent IS NOT NULL AND received_at >= $1 \
+         AND (EXISTS (SELECT 1 FROM purchases WHERE payment_intent_id = event_search.payment_intent) \
+              OR EXISTS (SELECT 1 FROM contract_revisions WHERE payment_id = event_search.payment_intent))"
+    )
+    .bind(since)
+    .execute(pool)
+    .await?
+    .rows_affected()))
 }
 
 /// Stored events not indexed yet: what a search cannot see until the indexer reaches them.

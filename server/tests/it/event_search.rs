@@ -16,6 +16,7 @@ on_both_databases!(
     keyset_pages_neither_repeat_nor_skip_while_events_arrive,
     exports_hold_exactly_the_searchs_rows,
     the_events_api_needs_an_events_key_and_explains_bad_filters,
+    the_workers_sweep_finds_late_events_and_late_contracts,
 );
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -168,10 +169,10 @@ async fn every_filter_finds_exactly_its_events(kind: DbKind) {
     for (status, expected) in &by_status {
         assert_eq!(&found(db, &[("status", status)]).await, expected, "{status}");
     }
-    // Amounts (major units, inclusive), with and without a currency.
+    // Amounts (major units of the currency, inclusive).
     assert_eq!(found(db, &[("min", "150"), ("max", "150"), ("currency", "usd")]).await, ids(&[5, 1, 0]));
-    assert_eq!(found(db, &[("min", "150")]).await, ids(&[5, 4, 1, 0]));
-    assert_eq!(found(db, &[("max", "75.00")]).await, ids(&[3, 2]));
+    assert_eq!(found(db, &[("min", "150"), ("currency", "eur")]).await, ids(&[4]));
+    assert_eq!(found(db, &[("max", "75.00"), ("currency", "usd")]).await, ids(&[3, 2]));
     assert_eq!(found(db, &[("currency", "EUR")]).await, ids(&[4]));
     // Mode.
     assert_eq!(found(db, &[("mode", "live")]).await, ids(&[5]));
@@ -250,9 +251,12 @@ async fn keyset_pages_neither_repeat_nor_skip_while_events_arrive(kind: DbKind) 
         again.hits.iter().map(|h| h.event_id.clone()).collect::<Vec<_>>(),
         newer.iter().rev().cloned().collect::<Vec<_>>()
     );
-    // One row more than a page: exactly one more page, and the last says so.
-    let last = page(db, &f, Some(&again.hits[4].cursor()), 31).await.unwrap();
+    // The rows left exactly fill a page: that page is the last and says so; one fewer leaves one.
+    let last = page(db, &f, Some(&again.hits[4].cursor()), 26).await.unwrap();
     assert_eq!((last.hits.len(), last.next), (26, None));
+    let almost = page(db, &f, Some(&again.hits[4].cursor()), 25).await.unwrap();
+    assert_eq!(almost.hits.len(), 25);
+    assert_eq!(almost.next, Some(almost.hits[24].cursor()));
 }
 
 fn csv_ids(csv: &str) -> Vec<String> {
@@ -271,11 +275,14 @@ fn ndjson_hits(text: &str) -> Vec<Hit> {
 async fn exports_hold_exactly_the_searchs_rows(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let db = t.store();
-    // More than one export page (1,000 rows), so the stream is read in several queries.
+    // More than one export page (1,000 rows), so the stream is read in several queries, and
+    // more events holding one phrase than a text search fetches and sorts (2,000).
     let start = Utc::now() - Duration::minutes(9);
-    let ids = burst(db, t.contract_id, start, 1_203).await;
+    let ids = burst(db, t.contract_id, start, 2_103).await;
     let odd = event(&new_event_id(), "customer.created", false, json!({"id": "cus_1", "object": "customer"}));
-    let odd = store_at(db, &odd, start + Duration::seconds(2_000)).await;
+    let odd = store_at(db, &odd, start + Duration::seconds(3_000)).await;
+    // Indexed as the worker would (a search catches up one batch of 500 itself).
+    while app::store::event_search::index_pending(db, 1_000).await.unwrap() > 0 {}
     let (_, key) = app::services::api_keys::create(db, "exports", Scope::Events, Utc::now()).await.unwrap();
     let auth = format!("Bearer {key}");
     // Page through the search as a client would.
@@ -295,7 +302,7 @@ async fn exports_hold_exactly_the_searchs_rows(kind: DbKind) {
             None => break,
         }
     }
-    assert_eq!(searched.len(), 1_204);
+    assert_eq!(searched.len(), 2_104);
     assert_eq!(searched[0].event_id, odd);
     assert_eq!(searched.last().unwrap().event_id, ids[0]);
     let searched_ids: Vec<String> = searched.iter().map(|h| h.event_id.clone()).collect();
@@ -303,6 +310,7 @@ async fn exports_hold_exactly_the_searchs_rows(kind: DbKind) {
     let (status, headers, body) = get_with(&t, "/api/v1/events/export?format=ndjson", Some(&auth)).await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert_eq!(headers["x-unindexed-events"], "0", "the file holds every stored event");
     assert_eq!(ndjson_hits(&body), searched);
     // CSV: the same ids in the same order (cells' quoting and formula escapes: the unit tests).
     let (status, headers, csv) = get_with(&t, "/api/v1/events/export", Some(&auth)).await;
@@ -317,6 +325,32 @@ async fn exports_hold_exactly_the_searchs_rows(kind: DbKind) {
         "{first_row}"
     );
     assert_eq!(csv_ids(&csv), searched_ids);
+    // A phrase in every payment event (over 2,000: found by walking the newest-first index)
+    // pages and exports the same rows as the search without it, less the customer event; a
+    // phrase in one event (fetched by the text index) finds that one.
+    let mut by_text: Vec<Hit> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = format!(
+            "/api/v1/events?limit=500&q=payment_intent{}",
+            after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default()
+        );
+        let (status, _, body) = get_with(&t, &path, Some(&auth)).await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        by_text.extend(serde_json::from_value::<Vec<Hit>>(v["events"].clone()).unwrap());
+        match v["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(by_text, searched[1..].to_vec());
+    let (_, _, text_export) = get_with(&t, "/api/v1/events/export?format=ndjson&q=payment_intent", Some(&auth)).await;
+    assert_eq!(ndjson_hits(&text_export), by_text);
+    let one_pi = searched[100].payment_intent.clone().unwrap();
+    let (_, _, one) = get_with(&t, &format!("/api/v1/events?q={one_pi}"), Some(&auth)).await;
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(serde_json::from_value::<Vec<Hit>>(one["events"].clone()).unwrap(), vec![searched[100].clone()]);
     // A filtered export equals the filtered search.
     let pi = &searched[10].payment_intent.clone().unwrap();
     let (_, _, one) = get_with(&t, &format!("/api/v1/events/export?format=ndjson&payment={pi}"), Some(&auth)).await;
@@ -368,7 +402,8 @@ async fn the_events_api_needs_an_events_key_and_explains_bad_filters(kind: DbKin
     for (query, says) in [
         ("status=lost", "status:"),
         ("from=yesterday", "from:"),
-        ("min=abc", "min:"),
+        ("min=abc&currency=usd", "min:"),
+        ("min=5", "needs a currency"),
         ("limit=100000", "limit:"),
         ("after=garbage", "after:"),
         ("payment=pi_1%27%20OR%201%3D1", "payment:"),
@@ -386,4 +421,46 @@ async fn the_events_api_needs_an_events_key_and_explains_bad_filters(kind: DbKin
     // The admin's export routes answer only an admin.
     let (status, _) = t.get("/admin/events.csv").await;
     assert_eq!(status, 401);
+}
+
+/// What the regular look-back cannot see (an event received long before the newest indexed
+/// one) and contracts learned after their events were indexed: the worker's sweep finds both.
+async fn the_workers_sweep_finds_late_events_and_late_contracts(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let db = t.store();
+    let now = Utc::now();
+    burst(db, t.contract_id, now - Duration::minutes(1), 3).await;
+    assert_eq!(page(db, &EventFilter::default(), None, 50).await.unwrap().hits.len(), 3);
+    // Stored now, received an hour ago (a delivery committed very late, a restored backup).
+    let pi = new_payment_id();
+    let u = unique();
+    let refund = event(
+        &format!("evt_late{u}"),
+        "refund.created",
+        false,
+        json!({"id": format!("re_{u}"), "object": "refund", "amount": 7_500, "currency": "usd",
+            "charge": format!("ch_{u}"), "payment_intent": pi, "status": "succeeded", "reason": null, "metadata": {}}),
+    );
+    let late = store_at(db, &refund, now - Duration::hours(1)).await;
+    let by_pi = EventFilter { payment_intent: Some(pi.clone()), ..EventFilter::default() };
+    assert!(page(db, &by_pi, None, 50).await.unwrap().hits.is_empty(), "outside the look-back");
+    assert_eq!(app::store::event_search::index_missed(db, 100).await.unwrap(), 1);
+    let hits = page(db, &by_pi, None, 50).await.unwrap().hits;
+    assert_eq!(
+        hits.iter().map(|h| (h.event_id.clone(), h.contract_id)).collect::<Vec<_>>(),
+        vec![(late.clone(), None)]
+    );
+    // The refund came before its payment's credit; once the credit is known, so is the contract.
+    let credit = app::domain::events::Credit {
+        contract_id: t.contract_id,
+        payment_id: pi.clone(),
+        revisions: 2,
+        amount: app::domain::Money::new(15_000, app::domain::Currency::parse("usd").unwrap()),
+        livemode: false,
+    };
+    app::services::fulfil::fulfil(db, &credit, app::services::fulfil::Evidence::Confirmed, Utc::now()).await.unwrap();
+    assert_eq!(app::store::event_search::fill_contracts(db, now - Duration::days(1)).await.unwrap(), 1);
+    let by_contract = EventFilter { contract_id: Some(t.contract_id), ..EventFilter::default() };
+    assert!(page(db, &by_contract, None, 50).await.unwrap().hits.iter().any(|h| h.event_id == late));
+    assert_eq!(app::store::event_search::fill_contracts(db, now - Duration::days(1)).await.unwrap(), 0, "once");
 }
