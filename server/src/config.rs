@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(redact_url("postgres://app:s3cret@db:5432/rs"), "postgres://app:***@db:5432/rs");
         assert_eq!(
             redact_url("postgres://app@db/rs?sslmode=require&password=s3cret"),
-            "postgres://app@db/rs?sslmode=require&password=***"
+            "postgres://app:***@db/rs?sslmode=require&password=***"
         );
         assert_eq!(redact_url("sqlite:data/revision-store.db"), "sqlite:data/revision-store.db");
     }
