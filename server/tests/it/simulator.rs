@@ -441,6 +441,21 @@ async fn a_dropped_delivery_leaves_the_payment_uncredited_until_replayed(kind: D
         crate::helpers::get_json(&format!("{}/v1/events?type=payment_intent.succeeded", s.base), "sk_test_simulated")
             .await;
     assert_eq!(r["data"][0]["data"]["object"]["id"], p.payment_intent_id.as_str());
+    // The replay: reconciliation fetches the undelivered events with our key and processes
+    // them as the webhook would; the pack is credited once, and a second run credits nothing.
+    let now = chrono::Utc::now();
+    let opts = app::services::reconcile::Options {
+        from: now - chrono::Duration::hours(1),
+        to: now + chrono::Duration::minutes(1),
+        dry_run: false,
+        started_by: "cli",
+        rate: 100,
+    };
+    app::services::reconcile::run(&s.svc, &opts, &|_| {}).await.unwrap();
+    assert_eq!(t.available().await, 5);
+    app::services::reconcile::run(&s.svc, &opts, &|_| {}).await.unwrap();
+    assert_eq!(t.available().await, 5);
+    assert_eq!(t.credit_rows().await, 1);
 }
 
 #[tokio::test]
