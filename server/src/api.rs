@@ -134,16 +134,10 @@ pub async fn events(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    use app::domain::event_search::{page_size, Cursor, EventFilter};
     if let Err(r) = admit(&state, &headers, Scope::Events).await {
         return r;
     }
-    let get = |k: &str| q.get(k).map(String::as_str);
-    let parsed = EventFilter::parse(get).and_then(|f| {
-        let after = get("after").filter(|a| !a.trim().is_empty()).map(Cursor::decode).transpose()?;
-        Ok((f, after, page_size(get("limit"))?))
-    });
-    let (filter, after, limit) = match parsed {
+    let (filter, after, limit) = match app::domain::event_search::parse_page(|k| q.get(k).map(String::as_str)) {
         Ok(x) => x,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };

@@ -230,6 +230,8 @@ impl EventSearchArgs {
             "contract" => self.contract.as_deref(),
             "email" => self.email.as_deref(),
             "q" => self.text.as_deref(),
+            "after" => self.after.as_deref(),
+            "limit" => self.limit.as_deref(),
             _ => None,
         }
     }
@@ -237,11 +239,9 @@ impl EventSearchArgs {
 
 /// `events search`: a page as a table or JSON, or the whole search as CSV or NDJSON.
 async fn search_events(settings: &Settings, a: EventSearchArgs) -> Result<(), String> {
-    use app::domain::event_search::{page_size, Cursor, EventFilter, ExportFormat};
+    use app::domain::event_search::{parse_page, ExportFormat};
     use std::io::Write;
-    let filter = EventFilter::parse(|k| a.get(k))?;
-    let after = a.after.as_deref().map(Cursor::decode).transpose()?;
-    let limit = page_size(a.limit.as_deref())?;
+    let (filter, after, limit) = parse_page(|k| a.get(k))?;
     if !["table", "json", "csv", "ndjson"].contains(&a.format.as_str()) {
         return Err(format!("--format `{}` is not table, json, csv or ndjson", a.format));
     }

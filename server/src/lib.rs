@@ -258,6 +258,20 @@ impl Application {
     }
 }
 
+/// The databases a benchmark's `--db` names (`sqlite`, `postgres` or `both`); exits with the
+/// reason for anything else.
+pub fn bench_kinds(db: &str) -> Vec<&'static str> {
+    match db {
+        "both" => vec!["sqlite", "postgres"],
+        "sqlite" => vec!["sqlite"],
+        "postgres" => vec!["postgres"],
+        other => {
+            eprintln!("error: --db must be sqlite, postgres or both, not {other}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// The benchmarks' fresh database: a SQLite file in `dir`, or a new PostgreSQL database `name`
 /// made through `postgres_url` (the server `.ci/bench` starts). Exits with the reason when
 /// PostgreSQL is asked for without a server to make it on.

@@ -235,6 +235,16 @@ pub fn page_size(v: Option<&str>) -> Result<i64, String> {
     }
 }
 
+/// One page's request as the Events page, the API and the CLI read it: the filter, where the
+/// page starts (`after`, the previous page's `next`) and its size (`limit`).
+pub fn parse_page<'a>(
+    get: impl Fn(&str) -> Option<&'a str> + Copy,
+) -> Result<(EventFilter, Option<Cursor>, i64), String> {
+    let filter = EventFilter::parse(get)?;
+    let after = get("after").filter(|a| !a.trim().is_empty()).map(Cursor::decode).transpose()?;
+    Ok((filter, after, page_size(get("limit"))?))
+}
+
 /// What the index keeps about one event, read from its payload: the PaymentIntent it concerns,
 /// the amount and currency of the object it carries, and the contract its metadata names.
 /// A payload we cannot read still gets a row (found by time, type, mode, status and text).

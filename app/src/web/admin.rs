@@ -145,17 +145,14 @@ pub struct EventResults {
 /// `domain::event_search::PARAMS` names them, `after` and `limit`).
 #[server]
 pub async fn admin_events(query: String) -> Result<EventResults, AppError> {
-    use crate::domain::event_search::{page_size, Cursor, EventFilter};
+    use crate::domain::event_search::parse_page;
     super::auth::server::require_admin().await?;
     let svc = super::services()?;
     let pairs: Vec<(String, String)> =
         form_urlencoded::parse(query.trim_start_matches('?').as_bytes()).into_owned().collect();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     // A mistyped filter is the asker's to fix: 422 with the field named, and the page keeps the form.
-    let invalid = |m: String| AppError::Invalid(m).with_status();
-    let filter = EventFilter::parse(get).map_err(invalid)?;
-    let after = get("after").filter(|a| !a.trim().is_empty()).map(Cursor::decode).transpose().map_err(invalid)?;
-    let limit = page_size(get("limit")).map_err(invalid)?;
+    let (filter, after, limit) = parse_page(get).map_err(|m| AppError::Invalid(m).with_status())?;
     let page = crate::services::event_search::page(&svc.db, &filter, after.as_ref(), limit)
         .await
         .map_err(|e| AppError::unavailable("Events could not be loaded", e))?;

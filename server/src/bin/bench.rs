@@ -49,15 +49,7 @@ fn main() {
         eprintln!("error: --duplicates must be in [0, 1), --concurrency and --requests positive");
         std::process::exit(2);
     }
-    let dbs: Vec<&str> = match args.db.as_str() {
-        "both" => vec!["sqlite", "postgres"],
-        "sqlite" => vec!["sqlite"],
-        "postgres" => vec!["postgres"],
-        other => {
-            eprintln!("error: --db must be sqlite, postgres or both, not {other}");
-            std::process::exit(2);
-        }
-    };
+    let dbs = server::bench_kinds(&args.db);
     println!(
         "| database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |"
     );

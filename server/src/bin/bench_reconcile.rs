@@ -36,14 +36,7 @@ fn main() {
         eprintln!("error: --payments and --drop-one-in must be positive");
         std::process::exit(2);
     }
-    let dbs: Vec<&str> = match args.db.as_str() {
-        "both" => vec!["sqlite", "postgres"],
-        "sqlite" | "postgres" => vec![args.db.as_str()],
-        other => {
-            eprintln!("error: --db must be sqlite, postgres or both, not {other}");
-            std::process::exit(2);
-        }
-    };
+    let dbs = server::bench_kinds(&args.db);
     println!("| database | payments | dropped payments | dropped events | set-up s | reconcile s | Stripe API calls | findings healed | credited by the run | credits in all |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -52,14 +52,7 @@ fn main() {
         eprintln!("error: --payments must be positive and --events at least --payments");
         std::process::exit(2);
     }
-    let dbs: Vec<&str> = match args.db.as_str() {
-        "both" => vec!["sqlite", "postgres"],
-        "sqlite" | "postgres" => vec![args.db.as_str()],
-        other => {
-            eprintln!("error: --db must be sqlite, postgres or both, not {other}");
-            std::process::exit(2);
-        }
-    };
+    let dbs = server::bench_kinds(&args.db);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for db in dbs {
         rt.block_on(run(&args, db));
