@@ -35,7 +35,7 @@ if (!baseUrl) {
   // The tests need simulator mode: no Stripe setting from the caller's environment may leak in
   // (with only some of them set, the server rightly refuses to start).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRIPE_')));
-  server = spawn(bin, ['serve', '--demo'], {
+  server = spawn(bin, ['serve', '--demo', '--stripe-simulator'], {
     cwd: repoRoot,
     env: {
       ...env,

@@ -1,6 +1,7 @@
 //! The `revision-store` command line: serve (default), migrate, users, contracts, events.
 use crate::config::{redact_url, Config, Settings};
 use crate::{open_database, services, Application};
+use app::domain::deployment::DeploymentMode;
 use app::domain::users::{Email, Role};
 use app::domain::Money;
 use app::services::accounts::{create_user, generate_password};
@@ -299,6 +300,23 @@ async fn search_events(settings: &Settings, a: EventSearchArgs) -> Result<(), St
     Ok(())
 }
 
+/// The services a command works with, in the database's recorded mode, never the shell's:
+/// the CLI acts on what the server serves. `need_mode`: the command acts on Stripe's mode
+/// (replaying, reconciling), so a database never served is refused; other commands (creating
+/// the first admin before the first start, say) do not care and get test mode.
+async fn cli_services(
+    settings: &Settings,
+    need_mode: bool,
+) -> Result<(app::services::Services, DeploymentMode), String> {
+    let db = open_database(settings).await?;
+    let mode = match app::services::deployment::recorded(&db).await {
+        Ok(mode) => mode,
+        Err(why) if need_mode => return Err(why),
+        Err(_) => DeploymentMode::Test,
+    };
+    Ok((services(settings, db, mode), mode))
+}
+
 /// Runs the CLI; `Err` is the one line to print before exiting non-zero.
 pub async fn run(cli: Cli) -> Result<(), String> {
     let settings = cli.config.settings()?;
@@ -410,15 +428,21 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             if to <= from {
                 return Err("--until must be after --since".into());
             }
-            let db = open_database(&settings).await?;
-            let mut svc = services(&settings, db);
-            if svc.stripe.is_none() {
-                if !settings.simulator {
-                    return Err("reconciliation needs STRIPE_SECRET_KEY (or simulator mode)".into());
+            let (mut svc, mode) = cli_services(&settings, true).await?;
+            match (mode, &settings.mode) {
+                // The simulator lives in the serving process (BIND_ADDR); ask it there.
+                (DeploymentMode::Simulator, _) => {
+                    let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
+                    svc.stripe = Some(app::stripe::StripeApi::new(app::stripe::simulator::SECRET_KEY, &base)?);
                 }
-                // Simulator mode: the simulator lives in the serving process; ask it there.
-                let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
-                svc.stripe = Some(app::stripe::StripeApi::new(app::stripe::simulator::SECRET_KEY, &base)?);
+                (db_mode, Some(key_mode)) if svc.stripe.is_some() && *key_mode == db_mode => {}
+                (db_mode, _) => {
+                    return Err(format!(
+                        "this database is served with {}: reconciliation needs that mode's STRIPE_SECRET_KEY \
+                         (with its publishable key and webhook secret)",
+                        db_mode.describe()
+                    ))
+                }
             }
             let opts = app::services::reconcile::Options {
                 from,
@@ -462,8 +486,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 Some(&by),
                 chrono::Utc::now().date_naive(),
             )?;
-            let db = open_database(&settings).await?;
-            let svc = services(&settings, db);
+            let (svc, _) = cli_services(&settings, false).await?;
             let e = |e: app::store::StoreError| e.to_string();
             let report = app::services::revenue::report(&svc, from, to, period).await.map_err(e)?;
             if json {
@@ -476,8 +499,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Evidence(EvidenceCommand::Bundle { payment, out }) => {
-            let db = open_database(&settings).await?;
-            let svc = services(&settings, db);
+            let (svc, _) = cli_services(&settings, false).await?;
             let tar = app::services::evidence::bundle(&svc, &payment).await.map_err(|e| e.to_string())?;
             let out = out.unwrap_or_else(|| format!("evidence-{}.tar", payment.trim()).into());
             if out.as_os_str() == "-" {
@@ -492,8 +514,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Evidence(EvidenceCommand::Verify { since }) => {
             use app::services::seals::{seal_closed, verify, Verdict};
             let since = since.map(|s| parse_when(&s, false)).transpose()?;
-            let db = open_database(&settings).await?;
-            let svc = services(&settings, db);
+            let (svc, _) = cli_services(&settings, false).await?;
             let e = |e: app::store::StoreError| e.to_string();
             let sealed = seal_closed(&svc, chrono::Utc::now(), usize::MAX).await.map_err(e)?;
             if sealed > 0 {
@@ -558,8 +579,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Events(EventsCommand::Replay { id }) => {
-            let db = open_database(&settings).await?;
-            let svc = services(&settings, db);
+            // Processed as the server would: in the database's mode, whatever the shell says (a
+            // replay run without the live key must not mark a live event `ignored` for ever).
+            let (svc, _) = cli_services(&settings, true).await?;
             let now = chrono::Utc::now();
             if !events::reset_for_replay(&svc.db, &id, now).await.map_err(|e| e.to_string())? {
                 return Err(format!("no stored event {id}"));
@@ -705,10 +727,7 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
         }
     }
     println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
-    match &settings.stripe {
-        Some(_) => println!("Stripe: {} mode", settings.mode.as_str()),
-        None => println!("Stripe: simulated (no STRIPE_SECRET_KEY): test cards only, no money moves"),
-    }
+    println!("Stripe: {}", app.mode.describe());
     app.run_until_stopped().await;
     Ok(())
 }

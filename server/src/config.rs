@@ -2,6 +2,7 @@
 //! `Config::settings` turns it into checked `Settings`; invalid configuration stops start-up
 //! with one line saying what is wrong. Secrets are never printed: clap hides their env values
 //! and `Settings`' Debug redacts them.
+use app::domain::deployment::DeploymentMode;
 use app::domain::events::StripeMode;
 use app::domain::{Currency, Money, PackTerms};
 use app::stripe::client::key_mode;
@@ -21,8 +22,8 @@ pub struct Config {
         global = true
     )]
     pub database_url: String,
-    /// Stripe secret key (sk_test_... or sk_live_...). Without one, the built-in Stripe
-    /// simulator takes payments (test mode; no money moves).
+    /// Stripe secret key (sk_test_... or sk_live_...), with the publishable key and webhook
+    /// secret below. Serving needs these three or --stripe-simulator.
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
     pub stripe_secret_key: Option<String>,
     /// Stripe publishable key (pk_test_... or pk_live_...), handed to Stripe.js.
@@ -32,6 +33,16 @@ pub struct Config {
     /// for rotation and for a test plus a live endpoint.
     #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, global = true)]
     pub stripe_webhook_secret: Option<String>,
+    /// Run on the built-in Stripe simulator instead of Stripe: test cards only, no money moves.
+    /// An explicit choice, so that a deployment that loses its Stripe settings stops instead.
+    #[arg(long, env = "STRIPE_SIMULATOR", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub stripe_simulator: bool,
+    /// Serve the database in another mode than it was last served in (say, test to live on a
+    /// fresh deployment). Without it such a start is refused. Recorded in the database.
+    #[arg(long, env = "SWITCH_MODE", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub switch_mode: bool,
     /// Stripe API base URL.
     #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com/", global = true)]
     pub stripe_api_base: String,
@@ -110,14 +121,16 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub db_timeout: Duration,
     pub terms: PackTerms,
-    pub mode: StripeMode,
+    /// The mode chosen by the configuration; None when neither Stripe keys nor
+    /// `--stripe-simulator` were given (fine for most CLI commands; serving refuses).
+    pub mode: Option<DeploymentMode>,
+    /// `--switch-mode`: serving in another mode than the database's is deliberate.
+    pub switch_mode: bool,
     pub stripe: Option<StripeApi>,
     pub publishable_key: Option<String>,
     pub webhook_secrets: Vec<WebhookSecret>,
     pub bind: SocketAddr,
     pub worker_interval: Duration,
-    /// No Stripe key configured: run the built-in Stripe simulator in-process (test mode only).
-    pub simulator: bool,
     pub data_dir: std::path::PathBuf,
     pub secure_cookies: bool,
     pub client_ip_header: Option<String>,
@@ -183,11 +196,16 @@ impl Settings {
     /// real money.
     pub fn allow_demo(&self) -> Result<(), String> {
         match self.mode {
-            StripeMode::Live => {
+            Some(DeploymentMode::Live) => {
                 Err("--demo creates users whose passwords are public; it is refused with a live Stripe key".into())
             }
-            StripeMode::Test => Ok(()),
+            _ => Ok(()),
         }
+    }
+
+    /// The chosen mode, for serving: a start without one stops with the line naming both choices.
+    pub fn serving_mode(&self) -> Result<DeploymentMode, String> {
+        self.mode.ok_or_else(|| app::domain::deployment::NO_MODE_CHOSEN.to_string())
     }
 }
 
@@ -204,6 +222,11 @@ impl Config {
             None => Vec::new(),
         };
         let (mode, stripe, publishable_key) = match self.stripe_secret_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(_) if self.stripe_simulator => {
+                return Err("STRIPE_SIMULATOR and STRIPE_SECRET_KEY are both set: choose real Stripe or the \
+                            built-in simulator"
+                    .into())
+            }
             Some(sk) => {
                 let sk = sk.trim();
                 let mode = key_mode(sk)?;
@@ -230,12 +253,15 @@ impl Config {
                     return Err(format!("STRIPE_API_BASE `{}` is not an http(s) URL", self.stripe_api_base));
                 }
                 let api = StripeApi::new(sk, &self.stripe_api_base)?;
-                (mode, Some(api), Some(pk.to_string()))
+                let mode = match mode {
+                    StripeMode::Test => DeploymentMode::Test,
+                    StripeMode::Live => DeploymentMode::Live,
+                };
+                (Some(mode), Some(api), Some(pk.to_string()))
             }
-            // No key: the built-in simulator stands in for Stripe (test mode, no money moves).
-            // But only when no other Stripe setting is given either: a deployment that set its
-            // publishable key or webhook secret and lost the secret key (a typo, a missing
-            // secret) must not come up quietly "accepting" simulated card payments.
+            // No key: the simulator when chosen, else no mode (serving stops with NO_MODE_CHOSEN).
+            // A publishable key or webhook secret without the secret key is a deployment that lost
+            // its key (a typo, a missing secret): say so, whatever else was chosen.
             None => {
                 let stray = [
                     (
@@ -247,18 +273,17 @@ impl Config {
                 if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
                     return Err(format!(
                         "{name} is set but STRIPE_SECRET_KEY is not: set all three Stripe settings for real \
-                         Stripe, or none of them to run on the built-in simulator"
+                         Stripe, or none of them and STRIPE_SIMULATOR=true for the built-in simulator"
                     ));
                 }
-                (StripeMode::Test, None, None)
+                (self.stripe_simulator.then_some(DeploymentMode::Simulator), None, None)
             }
         };
         if self.db_max_connections == 0 {
             return Err("DB_MAX_CONNECTIONS must be at least 1".into());
         }
-        let simulator = stripe.is_none();
         Ok(Settings {
-            simulator,
+            switch_mode: self.switch_mode,
             database_url: self.database_url.clone(),
             db_max_connections: self.db_max_connections,
             db_timeout: positive_secs("DB_TIMEOUT_SECS", self.db_timeout_secs)?,
@@ -357,7 +382,27 @@ mod tests {
         assert_eq!(s.terms, PackTerms::standard());
         assert!(s.database_url.starts_with("sqlite:"));
         assert!(s.stripe.is_none());
-        assert!(s.simulator, "no key: the built-in simulator stands in");
+        assert_eq!(s.mode, None, "no key and no choice: no mode");
+        assert_eq!(s.serving_mode().unwrap_err(), app::domain::deployment::NO_MODE_CHOSEN);
+    }
+
+    #[test]
+    fn the_simulator_is_chosen_never_fallen_into() {
+        for args in [&["--stripe-simulator"][..], &["--stripe-simulator", "true"]] {
+            assert_eq!(parse(args).unwrap().serving_mode(), Ok(DeploymentMode::Simulator));
+        }
+        assert_eq!(parse(&["--stripe-simulator", "false"]).unwrap().mode, None);
+        let e = parse(&[
+            "--stripe-simulator",
+            "--stripe-secret-key",
+            "sk_live_x",
+            "--stripe-publishable-key",
+            "pk_live_x",
+            "--stripe-webhook-secret",
+            "whsec_x",
+        ])
+        .unwrap_err();
+        assert!(e.contains("choose real Stripe or the built-in simulator"), "{e}");
     }
 
     #[test]
@@ -382,7 +427,10 @@ mod tests {
         let e = parse(&["--stripe-webhook-secret", "whsec_abc"]).unwrap_err();
         assert!(e.contains("STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not"), "{e}");
         // Blank values count as unset (an empty line in an env file).
-        assert!(parse(&["--stripe-publishable-key", " "]).unwrap().simulator);
+        assert_eq!(
+            parse(&["--stripe-publishable-key", " ", "--stripe-simulator"]).unwrap().mode,
+            Some(DeploymentMode::Simulator)
+        );
     }
 
     #[test]
@@ -393,7 +441,7 @@ mod tests {
         };
         assert!(keys("sk_live_x", "pk_live_x").allow_demo().unwrap_err().contains("live Stripe key"));
         assert!(keys("sk_test_x", "pk_test_x").allow_demo().is_ok());
-        assert!(parse(&[]).unwrap().allow_demo().is_ok(), "the simulator is what --demo is for");
+        assert!(parse(&["--stripe-simulator"]).unwrap().allow_demo().is_ok(), "the simulator is what --demo is for");
     }
 
     #[test]
@@ -413,6 +461,6 @@ mod tests {
         for secret in ["SECRETKEY", "SECRETHOOK", "PGPASS"] {
             assert!(!shown.contains(secret), "{shown}");
         }
-        assert_eq!(s.mode, StripeMode::Test);
+        assert_eq!(s.mode, Some(DeploymentMode::Test));
     }
 }

@@ -46,11 +46,12 @@ pub async fn open_database(settings: &Settings) -> Result<Db, String> {
     Ok(db)
 }
 
-pub fn services(settings: &Settings, db: Db) -> Services {
+/// The services for `mode`: the serving process's chosen mode, or for the CLI the database's.
+pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::DeploymentMode) -> Services {
     let mut svc = Services::new(
         db,
         settings.terms.clone(),
-        settings.mode,
+        mode.stripe_mode(),
         settings.webhook_secrets.clone(),
         settings.stripe.clone(),
     );
@@ -191,6 +192,8 @@ fn with_simulator(
 pub struct Application {
     pub addr: SocketAddr,
     pub services: Services,
+    /// The mode it serves in (recorded in the database).
+    pub mode: app::domain::deployment::DeploymentMode,
     /// The in-process Stripe simulator, in simulator mode (tests drive its control side).
     pub simulator: Option<app::stripe::simulator::Simulator>,
     server: JoinHandle<()>,
@@ -201,11 +204,11 @@ impl Application {
     /// Connects, migrates, finishes events a previous run left pending (a crash between storing
     /// and processing), binds (port 0 picks a free one) and starts serving.
     pub async fn start(settings: &Settings) -> Result<Self, String> {
+        let mode = settings.serving_mode()?;
         let db = open_database(settings).await?;
-        let services = services(settings, db);
-        if settings.simulator && settings.mode != app::domain::events::StripeMode::Test {
-            return Err("the Stripe simulator runs in test mode only".into());
-        }
+        // Before anything is processed: a database served in another mode is refused here.
+        app::services::deployment::claim(&db, mode, settings.switch_mode).await?;
+        let services = services(settings, db, mode);
         let recovered = app::services::processing::run_due(&services, true)
             .await
             .map_err(|e| format!("recovering pending events failed: {e}"))?;
@@ -216,7 +219,10 @@ impl Application {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (services, simulator) = if settings.simulator { with_simulator(services, addr)? } else { (services, None) };
+        let (services, simulator) = match mode {
+            app::domain::deployment::DeploymentMode::Simulator => with_simulator(services, addr)?,
+            _ => (services, None),
+        };
         let state = AppState {
             leptos_options: leptos_options(addr),
             services: services.clone(),
@@ -231,7 +237,7 @@ impl Application {
             }
         });
         let worker = tokio::spawn(worker::run(services.clone(), settings.worker_interval, settings.reconcile_interval));
-        Ok(Self { addr, services, simulator, server, worker })
+        Ok(Self { addr, services, mode, simulator, server, worker })
     }
 
     pub fn url(&self) -> String {

@@ -3,6 +3,7 @@
 pub mod accounting;
 pub mod adjustments;
 pub mod artwork;
+pub mod deployment;
 pub mod event_search;
 pub mod events;
 pub mod listing;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod adjustments;
 pub mod api_keys;
 pub mod confirm;
+pub mod deployment;
 pub mod event_search;
 pub mod event_writer;
 pub mod evidence;

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub mod adjustments;
 pub mod api_keys;
 pub mod contracts;
+pub mod deployment;
 pub mod event_search;
 pub mod events;
 pub mod external_payments;

@@ -2,7 +2,6 @@
 //! runtime) and sends signed `payment_intent.succeeded` deliveries from a loopback client.
 //! Reports credited events/s and latency percentiles. Run through `.ci/bench`, which also
 //! starts a throwaway PostgreSQL with fsync on.
-use app::domain::events::StripeMode;
 use app::domain::users::Role;
 use app::domain::PackTerms;
 use app::stripe::signature::sign;
@@ -71,13 +70,13 @@ fn run(args: &Args, db: &str) {
         db_max_connections: (args.concurrency as u32).max(4),
         db_timeout: Duration::from_secs(5),
         terms: PackTerms::standard(),
-        mode: StripeMode::Test,
+        mode: Some(app::domain::deployment::DeploymentMode::Test),
+        switch_mode: false,
         stripe: None,
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
-        simulator: false,
         data_dir: std::env::temp_dir(),
         secure_cookies: false,
         client_ip_header: None,

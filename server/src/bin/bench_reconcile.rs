@@ -48,8 +48,9 @@ fn main() {
 async fn run(args: &Args, db: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = server::bench_database(db, args.postgres_url.as_deref(), "bench_reconcile", tmp.path()).await;
-    // Simulator mode, as `make run` (no STRIPE_* variables are read by this bench's own caller).
-    let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
+    // Simulator mode, as `make run`.
+    let cli =
+        server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0", "--stripe-simulator"]);
     let mut settings = cli.config.settings().expect("settings");
     settings.reconcile_interval = None;
     settings.data_dir = tmp.path().to_path_buf();

@@ -75,7 +75,7 @@ async fn run(args: &Args, kind: &str) {
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let settings = cli.config.settings().expect("settings");
     let db = server::open_database(&settings).await.expect("database");
-    let svc = server::services(&settings, db.clone());
+    let svc = server::services(&settings, db.clone(), app::domain::deployment::DeploymentMode::Test);
     println!("\n## {kind}: {} events about {} payments", args.events, args.payments);
 
     let t = Instant::now();

@@ -8,6 +8,7 @@ on_both_databases!(
     the_cli_creates_users_and_contracts_and_explains_balances,
     the_cli_lists_and_replays_events,
     the_cli_reconciles_with_the_running_simulator,
+    the_cli_takes_the_stripe_mode_from_the_database,
 );
 
 fn cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -189,6 +190,44 @@ async fn the_cli_reconciles_with_the_running_simulator(kind: DbKind) {
         runs.iter().map(|r| (r.started_by.as_str(), r.dry_run)).collect::<Vec<_>>(),
         vec![("cli", false), ("cli", true)]
     );
+}
+
+async fn the_cli_takes_the_stripe_mode_from_the_database(kind: DbKind) {
+    // A live deployment; an operator's shell without its keys (the old trap: the CLI then ran in
+    // test mode and a replay marked a live payment `ignored` for ever).
+    let t = TestApp::spawn_with(kind, |s| s.mode = Some(app::domain::deployment::DeploymentMode::Live)).await;
+    let (event, payment) = (new_event_id(), new_payment_id());
+    t.deliver(&paid(&event, &payment, t.contract_id).replace("\"livemode\":false", "\"livemode\":true")).await;
+    assert_eq!(t.available().await, 5, "a live payment credits a live deployment");
+    let (url, ev) = (t.db.url.clone(), event.clone());
+    tokio::task::spawn_blocking(move || {
+        let o = cli(&url, &["events", "replay", &ev], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("already credited"), "replayed as live, not ignored: {}", stdout(&o));
+        // Reconciling needs the database's own mode's key, not whatever the shell has.
+        let o = cli(&url, &["reconcile"], None);
+        assert!(stderr(&o).contains("served with Stripe in live mode"), "{}", stderr(&o));
+    })
+    .await
+    .unwrap();
+    assert_eq!(t.event_status(&event).await.status, "processed");
+
+    // A database never served has no mode: replaying there is refused, creating users is not.
+    let fresh = TestDb::new(kind).await;
+    let url = fresh.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let o = cli(&url, &["events", "replay", "evt_1"], None);
+        assert!(stderr(&o).contains("never been served"), "{}", stderr(&o));
+        let o = cli(&url, &["user", "create", "--email", "first@example.com", "--role", "admin"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        // And serving needs a choice: no keys and no --stripe-simulator stops with one line.
+        let o = cli(&url, &["serve", "--bind", "127.0.0.1:0"], None);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(err.contains("STRIPE_SECRET_KEY") && err.contains("--stripe-simulator"), "{err}");
+    })
+    .await
+    .unwrap();
 }
 
 #[test]

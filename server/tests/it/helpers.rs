@@ -1,6 +1,6 @@
 //! The test harness: fresh databases, the app on port 0, an independent Stripe signer, and a
 //! small HTTP client.
-use app::domain::events::{RetryPolicy, StripeMode};
+use app::domain::events::RetryPolicy;
 use app::domain::users::Role;
 use app::domain::PackTerms;
 use app::services::accounts::create_user;
@@ -157,13 +157,13 @@ pub fn settings(db_url: &str) -> Settings {
         db_max_connections: 8,
         db_timeout: Duration::from_millis(700),
         terms: PackTerms::standard(),
-        mode: StripeMode::Test,
+        mode: Some(app::domain::deployment::DeploymentMode::Test),
+        switch_mode: false,
         stripe: None,
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
         worker_interval: Duration::from_secs(3600),
-        simulator: false,
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         secure_cookies: false,
         client_ip_header: None,
@@ -216,7 +216,7 @@ impl TestApp {
     /// The app in simulator mode (its Stripe is the in-process simulator, which delivers signed
     /// webhooks to it), with a fresh database, an advertiser and one contract.
     pub async fn spawn_simulated(kind: DbKind) -> Self {
-        Self::spawn_with(kind, |s| s.simulator = true).await
+        Self::spawn_with(kind, |s| s.mode = Some(app::domain::deployment::DeploymentMode::Simulator)).await
     }
 
     /// The app with settings changed by `change`.
@@ -364,6 +364,8 @@ pub fn run_cli(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> std::proces
         .env_remove("STRIPE_SECRET_KEY")
         .env_remove("STRIPE_PUBLISHABLE_KEY")
         .env_remove("STRIPE_WEBHOOK_SECRET")
+        .env_remove("STRIPE_SIMULATOR")
+        .env_remove("SWITCH_MODE")
         .env("RUST_LOG", "warn")
         .output()
         .expect("run revision-store")

@@ -177,7 +177,11 @@ async fn only_one_run_at_a_time(kind: DbKind) {
     // A slow pace (2 calls/s, a dozen calls) keeps the first run going while the others try to
     // start, from this process and from a second one on the same database.
     let slow = Options { rate: 2, ..window() };
-    let other = TestApp::spawn_with(kind, |s| s.database_url = t.db.url.clone()).await;
+    let other = TestApp::spawn_with(kind, |s| {
+        s.database_url = t.db.url.clone();
+        s.mode = Some(t.app.mode); // the database refuses a process in another mode
+    })
+    .await;
     let mut other_svc = other.app.services.clone();
     other_svc.stripe = t.app.services.stripe.clone();
     let started = || async {
@@ -204,7 +208,7 @@ async fn the_schedule_reconciles_unattended(kind: DbKind) {
     // The schedule on, no run before: the worker starts one by itself and records it as the
     // schedule's; the next look (every 12 sweeps) finds it done within the interval.
     let t = TestApp::spawn_with(kind, |s| {
-        s.simulator = true;
+        s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
         s.reconcile_interval = Some(Duration::from_secs(3600));
         s.worker_interval = Duration::from_millis(20);
     })

@@ -3,6 +3,7 @@
 //! credits (or does not) exactly as it would with Stripe.
 use crate::helpers::*;
 use crate::on_both_databases;
+use app::domain::deployment::DeploymentMode;
 use app::services::purchase::{start_purchase, PurchaseStarted};
 use app::services::Services;
 use app::stripe::simulator::{self, Faults, Simulator, WebhookConfig};
@@ -16,7 +17,7 @@ on_both_databases!(
     a_disputed_payment_is_credited_and_the_dispute_kept,
     a_canceled_payment_updates_the_purchase,
     deliveries_refused_with_503_are_retried_until_stored,
-    without_stripe_keys_the_app_takes_payments_through_its_own_simulator,
+    the_chosen_simulator_takes_payments_and_the_database_remembers_it,
     refunds_may_be_partial_and_never_exceed_the_charge,
     each_event_delivered_five_times_concurrently_credits_once,
     delayed_and_reordered_deliveries_still_credit_once,
@@ -267,10 +268,10 @@ async fn simulator_webhooks_verify_under_an_independent_implementation() {
     assert_eq!(event["api_version"], "2026-09-30.endive", "the version async-stripe pins");
 }
 
-async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(kind: DbKind) {
+async fn the_chosen_simulator_takes_payments_and_the_database_remembers_it(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let mut s = settings(&db.url);
-    s.simulator = true;
+    s.mode = Some(DeploymentMode::Simulator);
     s.webhook_secrets.clear();
     let app = server::Application::start(&s).await.unwrap();
     assert!(app.services.simulated);
@@ -297,10 +298,27 @@ async fn without_stripe_keys_the_app_takes_payments_through_its_own_simulator(ki
     assert!(page.contains("Simulated payments — no money moves"), "{page}");
     app.stop().await;
 
+    // The database remembers the simulator: starting it with a live key is refused, so test
+    // cards can never have credited what a live deployment then serves...
     let mut live = settings(&db.url);
-    live.simulator = true;
-    live.mode = app::domain::events::StripeMode::Live;
-    assert!(server::Application::start(&live).await.err().unwrap().contains("test mode only"));
+    live.mode = Some(DeploymentMode::Live);
+    let e = server::Application::start(&live).await.err().unwrap();
+    assert!(e.contains("served with the built-in Stripe simulator") && e.contains("--switch-mode"), "{e}");
+    // ...unless the move is deliberate; then it is recorded, and the database is live from now on.
+    live.switch_mode = true;
+    let app = server::Application::start(&live).await.unwrap();
+    assert_eq!(app.mode, DeploymentMode::Live);
+    app.stop().await;
+    live.switch_mode = false;
+    server::Application::start(&live).await.unwrap().stop().await;
+    let e = server::Application::start(&s).await.err().unwrap();
+    assert!(e.contains("served with Stripe in live mode"), "back to the simulator is refused too: {e}");
+    let (seq, mode) =
+        app::store::deployment::current(&app::store::Db::connect(&db.url, &Default::default()).await.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!((seq, mode), (2, DeploymentMode::Live), "the history: simulator, then live");
 }
 
 async fn hyper_get(url: &str) -> String {

@@ -86,7 +86,7 @@ async fn pack(t: &TestApp, when: DateTime<Utc>) {
 /// The app's services as another process would have them: its own connection pool.
 async fn another_process(t: &TestApp, slack: app::services::slack::SlackConfig) -> app::services::Services {
     let db = app::store::Db::connect(&t.db.url, &Default::default()).await.unwrap();
-    let mut svc = server::services(&settings(&t.db.url), db);
+    let mut svc = server::services(&settings(&t.db.url), db, t.app.mode);
     svc.slack = slack;
     svc
 }

@@ -65,7 +65,7 @@ impl Site {
     async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
         let db = TestDb::new(kind).await;
         let mut s = settings(&db.url);
-        s.simulator = true;
+        s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
         s.webhook_secrets.clear();
         s.data_dir = std::env::temp_dir().join(format!("revision-store-web-{}", unique()));
         adjust(&mut s);

@@ -230,7 +230,7 @@ async fn an_unroutable_event_is_a_dead_letter_with_its_reason(kind: DbKind) {
 async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let mut settings = settings(&db.url);
-    settings.mode = app::domain::events::StripeMode::Live;
+    settings.mode = Some(app::domain::deployment::DeploymentMode::Live);
     let app = server::Application::start(&settings).await.unwrap();
     let (_, contract_id) = advertiser_with_contract(&app.services.db).await;
     let event = new_event_id();
