@@ -60,7 +60,11 @@ async function openPage(browser, contextOptions) {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   page.consoleErrors = [];
+  // Content-Security-Policy violations, kept apart from other console errors (which some tests
+  // clear) so a test can show the page ran entirely within the policy.
+  page.cspViolations = [];
   page.on('console', (msg) => {
+    if (msg.type() === 'error' && msg.text().includes('Content Security Policy')) page.cspViolations.push(msg.text());
     // Chromium asks for /favicon.ico by itself; the app has none, so that request failing says
     // nothing about the page under test.
     if (msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico')) {

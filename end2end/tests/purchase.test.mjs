@@ -52,8 +52,11 @@ test('a 4242 card: pending modal, then +2 on the contract', async () => {
   assert.deepEqual(page.consoleErrors, []);
 });
 
-test('3-D Secure completed: +2', async () => {
+test('3-D Secure completed: +2, within the page\'s Content-Security-Policy', async () => {
   await openContract(page, 'Daily Planet');
+  const policy = (await page.request.get(page.url())).headers()['content-security-policy'] ?? '';
+  assert.match(policy, /script-src 'self' 'nonce-[A-Za-z0-9_-]+' 'wasm-unsafe-eval'/);
+  assert.match(policy, /frame-ancestors 'none'/);
   const before = await availableOnPage(page);
   await payWith(page, cards.threeDSecure);
   const challenge = page.getByRole('dialog', { name: '3D Secure 2 test page' });
@@ -62,6 +65,7 @@ test('3-D Secure completed: +2', async () => {
   await challenge.getByRole('button', { name: 'Complete authentication' }).click();
   await page.getByTestId('new-available').waitFor();
   assert.equal(Number(await page.getByTestId('new-available').textContent()), before + 2);
+  assert.deepEqual(page.cspViolations, [], 'Stripe.js, the islands and 3-D Secure ran within the policy');
 });
 
 test('3-D Secure failed: a clear message, nothing credited, and the form stays to try again', async () => {

@@ -142,7 +142,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         router = router.nest_service(app::stripe::simulator::MOUNT, app::stripe::simulator::router(sim));
     }
     // The webhook is called by Stripe, not a browser: no session, its own signature check.
-    router
+    let router = router
         .route(
             "/webhooks/stripe",
             post(webhook::receive).layer(axum::extract::DefaultBodyLimit::max(webhook::MAX_BODY)),
@@ -160,8 +160,40 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state.clone())
-        .merge(site.with_state(state))
-        .layer(axum::middleware::from_fn(guard::close_after_refused_body))
+        .merge(site.with_state(state));
+    security_headers(router, cookies.secure).layer(axum::middleware::from_fn(guard::close_after_refused_body))
+}
+
+/// Headers every response carries. Pages set their own Content-Security-Policy (with their
+/// scripts' nonce, `app::web::security`); anything else gets the inert one. HSTS only when the
+/// app is reached over https (`SECURE_COOKIES`): sent over plain http it would be ignored at
+/// best, and it cannot be taken back for its max-age.
+fn security_headers(router: Router, https: bool) -> Router {
+    use axum::http::{header, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let router = router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(app::web::security::INERT_POLICY),
+        ))
+        // Never guess a type: an uploaded file is never run as a script or page.
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        // frame-ancestors for browsers that predate it.
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Other sites learn our origin, never a page's path (contract ids, search filters).
+        // Stripe.js needs the origin.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ));
+    if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
 }
 
 /// Simulator mode: the app's Stripe is the simulator mounted on its own origin, which signs its

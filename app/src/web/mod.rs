@@ -18,6 +18,7 @@ pub mod error;
 pub mod home;
 pub mod login;
 pub mod revenue;
+pub mod security;
 
 use auth::SignOut;
 use error::AppError;
@@ -90,6 +91,7 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
 }
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    send_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -105,6 +107,21 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Sends this page's Content-Security-Policy with the nonce Leptos put on its inline scripts
+/// (leptos_axum makes a fresh one for every response). Headers set while the shell renders go
+/// out with the first chunk.
+fn send_security_policy() {
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) {
+        use security::{content_security_policy, PaymentScripts};
+        let simulated = use_context::<crate::services::Services>().is_some_and(|s| s.simulated);
+        let scripts = if simulated { PaymentScripts::SameOrigin } else { PaymentScripts::Stripe };
+        if let Ok(value) = axum::http::HeaderValue::from_str(&content_security_policy(&nonce, scripts)) {
+            response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+        }
     }
 }
 

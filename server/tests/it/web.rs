@@ -741,3 +741,40 @@ async fn admins_read_revenue_as_a_chart_a_table_and_a_csv(kind: DbKind) {
     assert_eq!(site.get("/admin/revenue.csv", Some(&ann)).await.status, 403);
     assert_eq!(site.get("/admin/revenue.csv", None).await.status, 401);
 }
+
+/// Pages send a Content-Security-Policy naming their own inline scripts' nonce and, outside the
+/// simulator, Stripe's hosts; every other response is inert; HSTS only over https.
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let sim = TestApp::spawn_simulated(DbKind::Sqlite).await;
+    let (status, headers, page) = get_with(&sim, "/", None).await;
+    assert_eq!(status, 200);
+    let csp = headers["content-security-policy"].to_str().unwrap().to_string();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).expect("a nonce in the policy");
+    assert!(nonce.len() >= 16, "{csp}");
+    let scripts: Vec<&str> = page.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty(), "the page has inline scripts");
+    for s in &scripts {
+        assert!(s.starts_with(&format!(" nonce=\"{nonce}\"")) || s.contains(&format!("nonce=\"{nonce}\"")), "{s}");
+    }
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("stripe.com"), "{csp}");
+    let (_, again, _) = get_with(&sim, "/", None).await;
+    assert_ne!(again["content-security-policy"], headers["content-security-policy"], "a fresh nonce per response");
+    for path in ["/", "/healthz", "/api/v1/revenue", "/pkg/nothing.js"] {
+        let (_, h, _) = get_with(&sim, path, None).await;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin", "{path}");
+        assert!(!h.contains_key("strict-transport-security"), "plain http: no HSTS ({path})");
+    }
+    let (_, h, _) = get_with(&sim, "/api/v1/revenue", None).await;
+    assert_eq!(h["content-security-policy"], app::web::security::INERT_POLICY);
+
+    // With Stripe (not the simulator) and behind https: Stripe's hosts, and HSTS.
+    let live = TestApp::spawn_with(DbKind::Sqlite, |s| s.secure_cookies = true).await;
+    let (_, h, _) = get_with(&live, "/login", None).await;
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self' 'nonce-") && csp.contains("https://js.stripe.com"), "{csp}");
+    assert!(csp.contains("https://hooks.stripe.com"), "3-D Secure frames: {csp}");
+    assert_eq!(h["strict-transport-security"], "max-age=31536000");
+}
