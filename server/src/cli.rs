@@ -720,6 +720,9 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
         seed_demo(&app.services.db, settings).await?;
     }
     println!("Revision Store is running at {}", app.url());
+    if let Some(public) = &settings.public_origin {
+        println!("Users reach it at {public} (PUBLIC_URL)");
+    }
     if demo {
         println!("Demo logins (local use only):");
         for (email, role, password, _) in DEMO_USERS {

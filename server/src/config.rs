@@ -74,6 +74,11 @@ pub struct Config {
     /// app over https, e.g. behind a TLS-terminating proxy.
     #[arg(long, env = "SECURE_COOKIES", default_value_t = false, global = true)]
     pub secure_cookies: bool,
+    /// The address users reach the app at (https://revisions.example.com), when it is not the
+    /// one the server sees: behind a reverse proxy the Host header may be rewritten, and forms
+    /// are checked against this origin instead. An https URL also marks cookies Secure.
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// Behind a reverse proxy: the header it puts the client's address in (X-Forwarded-For,
     /// X-Real-IP, ...), so sign-in throttling counts per client, not per proxy. Only set it when
     /// every request comes through that proxy: clients can send the header themselves.
@@ -133,6 +138,8 @@ pub struct Settings {
     pub worker_interval: Duration,
     pub data_dir: std::path::PathBuf,
     pub secure_cookies: bool,
+    /// `PUBLIC_URL`'s origin (`https://host[:port]`, lower-case), when set.
+    pub public_origin: Option<String>,
     pub client_ip_header: Option<String>,
     /// None: no scheduled reconciliation.
     pub reconcile_interval: Option<Duration>,
@@ -279,6 +286,14 @@ impl Config {
                 (self.stripe_simulator.then_some(DeploymentMode::Simulator), None, None)
             }
         };
+        let public_origin = self
+            .public_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(public_origin)
+            .transpose()
+            .map_err(|e| format!("PUBLIC_URL: {e}"))?;
         if self.db_max_connections == 0 {
             return Err("DB_MAX_CONNECTIONS must be at least 1".into());
         }
@@ -295,7 +310,8 @@ impl Config {
             bind,
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
             data_dir: self.data_dir.clone(),
-            secure_cookies: self.secure_cookies,
+            secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),
+            public_origin,
             client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
             reconcile_interval: match self.reconcile_interval_hours {
                 h if h == 0.0 => None,
@@ -334,6 +350,21 @@ impl Config {
             },
         })
     }
+}
+
+/// `https://Shop.Example/` → `https://shop.example`: the origin browsers send in `Origin`.
+/// A path, query, user or other scheme is refused: the setting is where the app is reached, and
+/// anything more would never match a browser's `Origin`.
+fn public_origin(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, _)| matches!(s.to_ascii_lowercase().as_str(), "http" | "https"))
+        .ok_or_else(|| format!("`{url}` must start with https:// (or http://)"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("`{url}` must be only scheme, host and port, like https://revisions.example.com"));
+    }
+    Ok(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
 }
 
 /// The owner's test accounts, checked: a typo in an email would silently count the owner's tests
@@ -442,6 +473,18 @@ mod tests {
         assert!(keys("sk_live_x", "pk_live_x").allow_demo().unwrap_err().contains("live Stripe key"));
         assert!(keys("sk_test_x", "pk_test_x").allow_demo().is_ok());
         assert!(parse(&["--stripe-simulator"]).unwrap().allow_demo().is_ok(), "the simulator is what --demo is for");
+    }
+
+    #[test]
+    fn the_public_url_is_an_origin() {
+        let s = parse(&["--public-url", "https://Revisions.Example.com/"]).unwrap();
+        assert_eq!(s.public_origin.as_deref(), Some("https://revisions.example.com"));
+        assert!(s.secure_cookies, "reached over https: cookies are Secure");
+        let s = parse(&["--public-url", "http://localhost:8080"]).unwrap();
+        assert_eq!((s.public_origin.as_deref(), s.secure_cookies), (Some("http://localhost:8080"), false));
+        for bad in ["revisions.example.com", "https://x.example/app", "ftp://x.example", "https://u@x.example"] {
+            assert!(parse(&["--public-url", bad]).unwrap_err().starts_with("PUBLIC_URL: "), "{bad}");
+        }
     }
 
     #[test]

@@ -3,12 +3,35 @@
 //! state-changing request that says where it comes from (browsers send `Origin` on every POST,
 //! and `Sec-Fetch-Site`) must come from this site, or it is refused with 403. A request with
 //! neither header is not from a browser and carries no victim's cookies.
-use axum::extract::Request;
+//!
+//! "This site" is `PUBLIC_URL` when it is set, else the request's Host: a reverse proxy may
+//! rewrite Host to the app's internal address, and every form would then be refused.
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub async fn same_origin_writes(request: Request, next: Next) -> Response {
+/// Where forms may come from.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    public: Option<std::sync::Arc<str>>,
+}
+
+impl Origins {
+    /// `public`: the configured public origin (`https://host[:port]`, lower-case), if any.
+    pub fn new(public: Option<String>) -> Self {
+        Self { public: public.map(Into::into) }
+    }
+
+    fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        match &self.public {
+            Some(public) => origin.eq_ignore_ascii_case(public),
+            None => host.is_some_and(|host| origin_authority(origin).is_some_and(|a| a.eq_ignore_ascii_case(host))),
+        }
+    }
+}
+
+pub async fn same_origin_writes(State(origins): State<Origins>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
@@ -22,7 +45,7 @@ pub async fn same_origin_writes(request: Request, next: Next) -> Response {
     let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
     let allowed = match origin {
         // "null" is what sandboxed frames and some redirects send: not this site.
-        Some(origin) => host.is_some_and(|host| origin_authority(origin) == Some(host)),
+        Some(origin) => origins.allows(origin, host),
         None => fetch_site != Some("cross-site"),
     };
     if allowed {
@@ -87,5 +110,16 @@ mod tests {
         assert_eq!(super::origin_authority("https://shop.example"), Some("shop.example"));
         assert_eq!(super::origin_authority("null"), None);
         assert_eq!(super::origin_authority("http://a.example/path"), None);
+    }
+
+    #[test]
+    fn a_public_url_is_the_only_origin_once_set() {
+        let behind_proxy = super::Origins::new(Some("https://shop.example".into()));
+        assert!(behind_proxy.allows("https://shop.example", Some("10.0.0.5:3000")), "Host rewritten by the proxy");
+        assert!(!behind_proxy.allows("http://10.0.0.5:3000", Some("10.0.0.5:3000")));
+        assert!(!behind_proxy.allows("https://evil.example", Some("evil.example")));
+        let direct = super::Origins::new(None);
+        assert!(direct.allows("http://127.0.0.1:3000", Some("127.0.0.1:3000")));
+        assert!(!direct.allows("http://evil.example", Some("127.0.0.1:3000")));
     }
 }

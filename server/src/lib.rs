@@ -76,11 +76,13 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-/// How the session cookie is set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CookiePolicy {
-    /// Secure (https only): on whenever users reach the app over https.
+/// How the app meets browsers.
+#[derive(Debug, Clone, Default)]
+pub struct WebPolicy {
+    /// Users reach the app over https: the session cookie is Secure (https only) and HSTS is sent.
     pub secure: bool,
+    /// `PUBLIC_URL`'s origin: forms must come from it (behind a proxy that rewrites Host).
+    pub public_origin: Option<String>,
 }
 
 /// The app's routes, discovered once per process. Discovery renders the app with resource
@@ -90,7 +92,7 @@ pub struct CookiePolicy {
 /// answer (leptos issue #4773). The routes depend on the `App` alone, never on a server's state.
 static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
 
-pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, cookies: CookiePolicy) -> Router {
+pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, web: WebPolicy) -> Router {
     use tower_sessions::cookie::SameSite;
     use tower_sessions::{Expiry, SessionManagerLayer};
     let context = {
@@ -111,7 +113,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .with_name("revision_store_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(cookies.secure)
+        .with_secure(web.secure)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
         // Save (and so extend) the session on every request, or a session that is only read
         // would end 12 hours after sign-in however active its user.
@@ -134,7 +136,10 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
-        .layer(axum::middleware::from_fn(guard::same_origin_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Origins::new(web.public_origin.clone()),
+            guard::same_origin_writes,
+        ))
         .layer(axum::middleware::from_fn(guard::session_snapshot))
         .layer(sessions);
     let mut router = Router::new();
@@ -161,7 +166,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(site.with_state(state));
-    security_headers(router, cookies.secure).layer(axum::middleware::from_fn(guard::close_after_refused_body))
+    security_headers(router, web.secure).layer(axum::middleware::from_fn(guard::close_after_refused_body))
 }
 
 /// Headers every response carries. Pages set their own Content-Security-Policy (with their
@@ -260,7 +265,11 @@ impl Application {
             services: services.clone(),
             api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
         };
-        let app = router(state, simulator.clone(), CookiePolicy { secure: settings.secure_cookies });
+        let app = router(
+            state,
+            simulator.clone(),
+            WebPolicy { secure: settings.secure_cookies, public_origin: settings.public_origin.clone() },
+        );
         let server = tokio::spawn(async move {
             // The peer address reaches handlers (sign-in throttling per address).
             let app = app.into_make_service_with_connect_info::<SocketAddr>();

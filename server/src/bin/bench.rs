@@ -79,6 +79,7 @@ fn run(args: &Args, db: &str) {
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
         secure_cookies: false,
+        public_origin: None,
         client_ip_header: None,
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),

@@ -166,6 +166,7 @@ pub fn settings(db_url: &str) -> Settings {
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         secure_cookies: false,
+        public_origin: None,
         client_ip_header: None,
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),

@@ -778,3 +778,35 @@ async fn every_response_carries_the_security_headers() {
     assert!(csp.contains("https://hooks.stripe.com"), "3-D Secure frames: {csp}");
     assert_eq!(h["strict-transport-security"], "max-age=31536000");
 }
+
+/// Behind a reverse proxy that rewrites Host, forms still work when PUBLIC_URL names the
+/// address users reach; and then only that origin may post.
+#[tokio::test]
+async fn behind_a_proxy_forms_are_checked_against_the_public_url() {
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| s.public_origin = Some("https://shop.example".into())).await;
+    app::services::accounts::create_user(
+        &t.app.services.db,
+        "proxy@example.com",
+        app::domain::users::Role::Advertiser,
+        "a-long-password",
+    )
+    .await
+    .unwrap();
+    let http: Client<_, Full<Bytes>> = Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let sign_in = |origin: &str| {
+        hyper::Request::post(format!("{}{}", t.app.url(), <SignIn as ServerFn>::PATH))
+            .header("host", "10.0.0.5:3000") // what the proxy forwarded to
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from("email=proxy%40example.com&password=a-long-password")))
+            .unwrap()
+    };
+    let ok = http.request(sign_in("https://shop.example")).await.unwrap();
+    assert!(ok.status().is_success() || ok.status().is_redirection(), "{}", ok.status());
+    assert!(ok.headers().contains_key("set-cookie"), "signed in");
+    for other in ["http://10.0.0.5:3000", "https://evil.example"] {
+        let refused = http.request(sign_in(other)).await.unwrap();
+        assert_eq!(refused.status(), 403, "{other}");
+    }
+}
