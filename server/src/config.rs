@@ -61,6 +61,20 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000", global = true)]
     pub bind: String,
+    /// Seconds a client has to send a request's head; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10.0, global = true)]
+    pub header_timeout_secs: f64,
+    /// Seconds a request body may stall between chunks before the request is dropped.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30.0, global = true)]
+    pub body_timeout_secs: f64,
+    /// Connections open at once at most; more wait to be accepted. Keep it under the process's
+    /// open-files limit (`ulimit -n`) less the database pool and some room.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 768, global = true)]
+    pub max_connections: usize,
+    /// Seconds a stopping server (SIGTERM, Ctrl-C) waits for in-flight requests.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 30.0, global = true)]
+    pub drain_timeout_secs: f64,
     /// Database pool size.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
@@ -135,6 +149,7 @@ pub struct Settings {
     pub publishable_key: Option<String>,
     pub webhook_secrets: Vec<WebhookSecret>,
     pub bind: SocketAddr,
+    pub connections: crate::serve::ConnectionLimits,
     pub worker_interval: Duration,
     pub data_dir: std::path::PathBuf,
     pub secure_cookies: bool,
@@ -308,6 +323,15 @@ impl Config {
             publishable_key,
             webhook_secrets,
             bind,
+            connections: crate::serve::ConnectionLimits {
+                header_timeout: positive_secs("HEADER_TIMEOUT_SECS", self.header_timeout_secs)?,
+                body_timeout: positive_secs("BODY_TIMEOUT_SECS", self.body_timeout_secs)?,
+                max_connections: match self.max_connections {
+                    n @ 1..=1_000_000 => n,
+                    n => return Err(format!("MAX_CONNECTIONS must be between 1 and 1000000, got {n}")),
+                },
+                drain_timeout: positive_secs("DRAIN_TIMEOUT_SECS", self.drain_timeout_secs)?,
+            },
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
             data_dir: self.data_dir.clone(),
             secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod guard;
+pub mod serve;
 pub mod slack;
 pub mod upload;
 pub mod webhook;
@@ -83,6 +84,8 @@ pub struct WebPolicy {
     pub secure: bool,
     /// `PUBLIC_URL`'s origin: forms must come from it (behind a proxy that rewrites Host).
     pub public_origin: Option<String>,
+    /// How long a request body may stall between chunks.
+    pub body_timeout: std::time::Duration,
 }
 
 /// The app's routes, discovered once per process. Discovery renders the app with resource
@@ -166,7 +169,9 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(site.with_state(state));
-    security_headers(router, web.secure).layer(axum::middleware::from_fn(guard::close_after_refused_body))
+    security_headers(router, web.secure)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(web.body_timeout))
+        .layer(axum::middleware::from_fn(guard::close_after_refused_body))
 }
 
 /// Headers every response carries. Pages set their own Content-Security-Policy (with their
@@ -233,6 +238,7 @@ pub struct Application {
     pub mode: app::domain::deployment::DeploymentMode,
     /// The in-process Stripe simulator, in simulator mode (tests drive its control side).
     pub simulator: Option<app::stripe::simulator::Simulator>,
+    stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
 }
@@ -268,31 +274,43 @@ impl Application {
         let app = router(
             state,
             simulator.clone(),
-            WebPolicy { secure: settings.secure_cookies, public_origin: settings.public_origin.clone() },
+            WebPolicy {
+                secure: settings.secure_cookies,
+                public_origin: settings.public_origin.clone(),
+                body_timeout: settings.connections.body_timeout,
+            },
         );
-        let server = tokio::spawn(async move {
-            // The peer address reaches handlers (sign-in throttling per address).
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "server stopped");
-            }
-        });
-        let worker = tokio::spawn(worker::run(services.clone(), settings.worker_interval, settings.reconcile_interval));
-        Ok(Self { addr, services, mode, simulator, server, worker })
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(serve::serve(listener, app, settings.connections, stopping.clone()));
+        let worker = tokio::spawn(worker::run(
+            services.clone(),
+            settings.worker_interval,
+            settings.reconcile_interval,
+            stopping,
+        ));
+        Ok(Self { addr, services, mode, simulator, stop, server, worker })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Serves until the server task ends (it does not, unless it fails) or ctrl-c.
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
     pub async fn run_until_stopped(self) {
-        tokio::select! {
-            _ = self.server => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
-        }
-        self.worker.abort();
+        stop_signal().await;
+        tracing::info!("stop requested");
+        self.shut_down().await;
+    }
+
+    /// A graceful stop: no new connections; in-flight requests finish (each webhook delivery
+    /// answered only after its event is stored, so the group-commit writer is empty once they
+    /// have); the worker finishes its sweep; then the database closes.
+    pub async fn shut_down(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        let _ = self.worker.await;
         self.services.db.close().await;
+        tracing::info!("stopped");
     }
 
     /// Stops serving at once (tests: a "crash" or a restart).
@@ -303,6 +321,26 @@ impl Application {
         let _ = self.worker.await;
         self.services.db.close().await;
     }
+}
+
+/// SIGTERM (what service managers and container runtimes send) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The databases a benchmark's `--db` names (`sqlite`, `postgres` or `both`); exits with the

@@ -6,7 +6,7 @@ use app::services::intake::{receive as intake, Delivery, Intake};
 use app::services::processing::Processed;
 use app::services::stats::Stats;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,10 +27,17 @@ pub async fn receive(
     let svc = &state.services;
     let body = match body {
         Ok(b) if b.len() <= MAX_BODY => b,
-        Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
+        Ok(_) | Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
             Stats::inc(&svc.stats.rejected_too_large);
             tracing::warn!("webhook body over {MAX_BODY} bytes rejected");
             return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+        }
+        // The sender went away or stalled mid-body (the body timeout): not its size. The
+        // answer most likely reaches nobody; the count tells an operator which it was.
+        Err(BytesRejection::FailedToBufferBody(e)) => {
+            Stats::inc(&svc.stats.rejected_incomplete);
+            tracing::info!(error = %e, "webhook body incomplete");
+            return error(StatusCode::BAD_REQUEST, "request body incomplete");
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
     };

@@ -17,7 +17,13 @@ const INDEX_BATCH: i64 = 1_000;
 /// Sweeps between looks at the reconciliation schedule (about a minute at the default interval).
 const SCHEDULE_LOOK_EVERY: u32 = 12;
 
-pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Duration>) {
+/// Sweeps every `interval` until `stop` turns true (between sweeps: a sweep is never cut short).
+pub async fn run(
+    svc: Services,
+    interval: Duration,
+    reconcile_every: Option<Duration>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut sweeps = 0u32;
     let reconciling = Arc::new(AtomicBool::new(false));
     loop {
@@ -70,7 +76,10 @@ pub async fn run(svc: Services, interval: Duration, reconcile_every: Option<Dura
         sweeps = sweeps.wrapping_add(1);
         // Retries wait 30 s at least and fresh events are processed in their request, so a
         // sweep every few seconds is prompt enough.
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = crate::serve::stopped(&mut stop) => return,
+        }
     }
 }
 

@@ -12,6 +12,8 @@ pub struct Stats {
     pub rejected_outside_tolerance: AtomicU64,
     pub rejected_malformed_body: AtomicU64,
     pub rejected_too_large: AtomicU64,
+    /// Bodies that stopped arriving (the sender disconnected or stalled past the body timeout).
+    pub rejected_incomplete: AtomicU64,
     pub stored: AtomicU64,
     pub duplicates: AtomicU64,
     pub store_unavailable: AtomicU64,
@@ -53,6 +55,7 @@ impl Stats {
         line("webhook_rejected_total", "{reason=\"outside_tolerance\"}", &self.rejected_outside_tolerance);
         line("webhook_rejected_total", "{reason=\"malformed_body\"}", &self.rejected_malformed_body);
         line("webhook_rejected_total", "{reason=\"too_large\"}", &self.rejected_too_large);
+        line("webhook_rejected_total", "{reason=\"incomplete_body\"}", &self.rejected_incomplete);
         line("webhook_events_stored_total", "", &self.stored);
         line("webhook_events_duplicate_total", "", &self.duplicates);
         line("webhook_store_unavailable_total", "", &self.store_unavailable);

@@ -76,6 +76,7 @@ fn run(args: &Args, db: &str) {
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
+        connections: Default::default(),
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
         secure_cookies: false,

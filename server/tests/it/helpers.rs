@@ -163,6 +163,7 @@ pub fn settings(db_url: &str) -> Settings {
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
+        connections: Default::default(),
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         secure_cookies: false,

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounting;
 mod cli;
+mod edge;
 mod event_search;
 mod evidence;
 mod money_back;

@@ -1,0 +1,165 @@
+//! The HTTP edge under abuse and at shutdown: slow and idle connections are closed and cannot
+//! starve deliveries, a stalled or abandoned body is not "too large", and SIGTERM drains.
+use crate::helpers::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes the connection (or resets it); false if it stays open.
+async fn closed_by_server(c: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(REQUEST_TIMEOUT, c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a response (an error page) before the close
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_cannot_starve_deliveries() {
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| {
+        s.connections.header_timeout = Duration::from_millis(500);
+        s.connections.max_connections = 50;
+    })
+    .await;
+    // Four times the cap, each sending half a request head and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut c = TcpStream::connect(t.app.addr).await.unwrap();
+        c.write_all(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: appl").await.unwrap();
+        slow.push(c);
+    }
+    // A real delivery still gets its answer: the head timeout frees the slots they hold.
+    let event = new_event_id();
+    let reply = t.deliver(&paid(&event, &new_payment_id(), t.contract_id)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(t.available().await, 5);
+    for c in slow.iter_mut() {
+        assert!(closed_by_server(c).await, "a half-sent head is not held open");
+    }
+    // A keep-alive connection that went quiet after its request is closed too.
+    let mut idle = TcpStream::connect(t.app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "answered first");
+    assert!(closed_by_server(&mut idle).await, "idle keep-alive ends");
+}
+
+fn rejected(metrics: &str, reason: &str) -> u64 {
+    let line = format!("revision_store_webhook_rejected_total{{reason=\"{reason}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&line)).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_stalled_or_abandoned_body_is_incomplete_not_too_large() {
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| s.connections.body_timeout = Duration::from_millis(300)).await;
+    let head =
+        "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n";
+    // Stalls after a few bytes: the body timeout ends it with 400.
+    let mut stalled = TcpStream::connect(t.app.addr).await.unwrap();
+    stalled.write_all(format!("{head}{{\"id\":").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, stalled.read_to_string(&mut answer)).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("request body incomplete"), "{answer}");
+    // Hangs up mid-body.
+    let mut gone = TcpStream::connect(t.app.addr).await.unwrap();
+    gone.write_all(format!("{head}{{\"id\":").as_bytes()).await.unwrap();
+    drop(gone);
+    let counted = eventually(REQUEST_TIMEOUT, || async {
+        let (_, metrics) = t.get("/metrics").await;
+        rejected(&metrics, "incomplete_body") == 2
+    })
+    .await;
+    assert!(counted, "both counted as incomplete bodies");
+    let (_, metrics) = t.get("/metrics").await;
+    assert_eq!(rejected(&metrics, "too_large"), 0, "{metrics}");
+}
+
+/// SIGTERM during webhook load, against the real binary: it stops taking connections, answers
+/// what is in flight, and exits 0; every delivery it answered 2xx is stored.
+#[tokio::test]
+async fn sigterm_drains_without_losing_an_answered_delivery() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("drain.db").display());
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("DATA_DIR", dir.path())
+        .env("STRIPE_SECRET_KEY", "sk_test_drain")
+        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_drain")
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
+        .env("RECONCILE_INTERVAL_HOURS", "0")
+        .env_remove("STRIPE_SIMULATOR")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next_line().await.unwrap().expect("the server prints its address");
+        if let Some(u) = line.strip_prefix("Revision Store is running at ") {
+            break u.to_string();
+        }
+    };
+    let answered_ok = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (base, ok) = (base.clone(), answered_ok.clone());
+        senders.push(tokio::spawn(async move {
+            let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+            for _ in 0..5_000 {
+                let event = new_event_id();
+                let body = pi_event(
+                    &event,
+                    "payment_intent.succeeded",
+                    &new_payment_id(),
+                    serde_json::json!({}),
+                    15_000,
+                    "usd",
+                );
+                let req = hyper::Request::post(format!("{base}/webhooks/stripe"))
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", sign(&body, SECRET, now()))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                match http.request(req).await {
+                    Ok(res) if res.status().is_success() => ok.lock().await.push(event),
+                    Ok(_) => {}
+                    Err(_) => return, // the listener is closed: the server is stopping
+                }
+            }
+        }));
+    }
+    // Under load: some deliveries answered, then SIGTERM.
+    assert!(eventually(REQUEST_TIMEOUT, || async { answered_ok.lock().await.len() >= 50 }).await);
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(60), server.wait()).await.expect("exits").unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut log = String::new();
+    server.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    assert!(status.success(), "a clean exit, not killed by the signal: {status:?}\n{log}");
+    assert!(log.contains("draining in-flight requests") && log.contains("stopped"), "{log}");
+
+    let db = app::store::Db::connect(&url, &Default::default()).await.unwrap();
+    let ok = answered_ok.lock().await;
+    for event in ok.iter() {
+        assert!(
+            app::store::events::summary(&db, event).await.unwrap().is_some(),
+            "{event} was answered 2xx but not stored"
+        );
+    }
+    assert!(ok.len() >= 50);
+}
