@@ -3,7 +3,7 @@
 //! either finished or visibly pending.
 use super::{read_pool, write_pool, write_tx, Db, StoreResult};
 use crate::domain::events::Credit;
-use crate::store::ledger::{insert_credit_in, CreditInsert};
+use crate::store::ledger::{self, insert_credit_in, CreditInsert};
 use chrono::{DateTime, Utc};
 
 /// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$10 (a macro: the query type differs per dialect).
@@ -117,15 +117,17 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
         let n = bind_event!(sqlx::query(&sql), e).bind(job.lease_until).execute(&mut *conn).await?.rows_affected();
         return Ok(if n == 1 { Stored::Pending } else { Stored::Duplicate });
     };
+    let credit_sql = ledger::credit_insert_sql(
+        "$12",
+        "$13, $14, $15, $16, $3, ev.event_id, $9, 'webhook'",
+        "ev, ",
+        &format!(" AND NOT EXISTS ({})", purchase_differs("$13", "$14", "$15", "$16", "$12")),
+    );
+    let purchase_sql = ledger::purchase_succeeded_sql("$13", "$9", " AND EXISTS (SELECT 1 FROM credit)");
     let sql = format!(
         "WITH ev AS ({INSERT_EVENT} RETURNING event_id), \
-         credit AS (INSERT INTO contract_revisions \
-             (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
-             SELECT c.id, $13, $14, $15, $16, $3, ev.event_id, $9, 'webhook' FROM ev JOIN contracts c ON c.id = $12 \
-             WHERE NOT EXISTS ({}) \
-             ON CONFLICT (payment_id) DO NOTHING RETURNING id), \
-         purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = $9 \
-             WHERE payment_intent_id = $13 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM credit)), \
+         credit AS ({credit_sql}), \
+         purchase AS ({purchase_sql}), \
          done AS (SELECT EXISTS (SELECT 1 FROM credit) AS credited), \
          processing AS (INSERT INTO stripe_event_processing \
              (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
@@ -133,8 +135,7 @@ async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreRes
                  CASE WHEN done.credited THEN 1 ELSE 0 END, $11, \
                  CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $17 END \
              FROM ev, done) \
-         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)",
-        purchase_differs("$13", "$14", "$15", "$16", "$12")
+         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)"
     );
     let (stored, ledger_id): (i64, Option<i64>) = bind_event!(sqlx::query_as(&sql), e)
         .bind(job.lease_until)

@@ -129,19 +129,41 @@ pub enum CreditInsert {
     UnknownContract,
 }
 
+/// The credit's SQL, written once for both dialects and both paths that book one (the
+/// statements `fulfil` runs, and PostgreSQL intake's one-statement CTE, which passes its own
+/// placeholders and conditions).
+///
 /// Inserts the credit if the payment has none yet: insert-or-nothing on the UNIQUE payment_id,
 /// so any number of concurrent callers for one payment produce exactly one row. The contract's
 /// existence is part of the same statement (no foreign-key error, which would abort a
-/// PostgreSQL transaction). Also moves our purchase record to `succeeded`.
-pub(crate) const INSERT_CREDIT_SQL: &str = "INSERT INTO contract_revisions \
-     (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
-     SELECT c.id, $2, $3, $4, $5, $6, $7, $8, $9 FROM contracts c WHERE c.id = $1 \
-     ON CONFLICT (payment_id) DO NOTHING RETURNING id";
+/// PostgreSQL transaction). `values`: the eight values after the contract, in column order;
+/// `also_from`: other relations the values come from (`"ev, "`); `condition`: `" AND ..."`.
+pub(crate) fn credit_insert_sql(contract: &str, values: &str, also_from: &str, condition: &str) -> String {
+    format!(
+        "INSERT INTO contract_revisions \
+         (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
+         SELECT c.id, {values} FROM {also_from}contracts c WHERE c.id = {contract}{condition} \
+         ON CONFLICT (payment_id) DO NOTHING RETURNING id"
+    )
+}
+
+/// Our purchase record of a credited payment moves to `succeeded` (never from it).
+pub(crate) fn purchase_succeeded_sql(payment: &str, now: &str, condition: &str) -> String {
+    format!(
+        "UPDATE purchases SET status = 'succeeded', updated_at = {now} \
+         WHERE payment_intent_id = {payment} AND status <> 'succeeded'{condition}"
+    )
+}
+
+pub(crate) static INSERT_CREDIT_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| credit_insert_sql("$1", "$2, $3, $4, $5, $6, $7, $8, $9", "", ""));
+pub(crate) static PURCHASE_SUCCEEDED_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| purchase_succeeded_sql("$1", "$2", ""));
 
 macro_rules! insert_credit_in {
     ($tx:expr, $credit:expr, $event_id:expr, $credited_by:expr, $now:expr) => {{
         let credit: &$crate::domain::events::Credit = $credit;
-        let inserted: Option<i64> = sqlx::query_scalar($crate::store::ledger::INSERT_CREDIT_SQL)
+        let inserted: Option<i64> = sqlx::query_scalar(&$crate::store::ledger::INSERT_CREDIT_SQL)
             .bind(credit.contract_id)
             .bind(&credit.payment_id)
             .bind(credit.revisions)
@@ -153,7 +175,7 @@ macro_rules! insert_credit_in {
             .bind($credited_by)
             .fetch_optional(&mut *$tx)
             .await?;
-        sqlx::query("UPDATE purchases SET status = 'succeeded', updated_at = $2 WHERE payment_intent_id = $1 AND status <> 'succeeded'")
+        sqlx::query(&$crate::store::ledger::PURCHASE_SUCCEEDED_SQL)
             .bind(&credit.payment_id)
             .bind($now)
             .execute(&mut *$tx)
@@ -198,6 +220,13 @@ impl From<sqlx::Error> for RequestError {
 /// insert happen under the contract's lock (PostgreSQL: FOR UPDATE on the contract row; SQLite:
 /// the database write lock taken by BEGIN IMMEDIATE), so two concurrent requests at
 /// available = 1 cannot both pass.
+///
+/// On PostgreSQL that argument needs each statement to see what committed before it started
+/// (READ COMMITTED): under REPEATABLE READ or SERIALIZABLE the transaction's snapshot is taken
+/// by its first statement, before the lock is granted, so the balance read after the lock would
+/// miss the request whose commit released it, and two requests at available = 1 could both
+/// pass (or fail with serialization errors). The transaction therefore sets its own isolation
+/// level instead of taking the server's default, whatever an operator configured.
 pub async fn request_revision(
     db: &Db,
     contract_id: i64,
@@ -214,6 +243,7 @@ pub async fn request_revision(
     let balance_sql = balance_sql();
     write_tx!(db, |tx, dialect| {
         if dialect == Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *tx).await?;
             sqlx::query("SELECT id FROM contracts WHERE id = $1 FOR UPDATE")
                 .bind(contract_id)
                 .execute(&mut *tx)

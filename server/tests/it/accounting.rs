@@ -45,7 +45,13 @@ async fn a_request_at_zero_available_is_refused(kind: DbKind) {
 
 async fn concurrent_requests_at_one_available_let_exactly_one_through(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
-    for _ in 0..2 {
+    assert_eq!(race_at_one(&t).await, 1);
+    assert_eq!(t.available().await, 0);
+}
+
+/// Brings the contract to 1 available, then ten requests race for it: how many got through.
+async fn race_at_one(t: &TestApp) -> usize {
+    while t.available().await > 1 {
         request_revision(t.store(), t.contract_id, t.advertiser_id, "", None, chrono::Utc::now()).await.unwrap();
     }
     assert_eq!(t.available().await, 1);
@@ -65,6 +71,34 @@ async fn concurrent_requests_at_one_available_let_exactly_one_through(kind: DbKi
             Err(e) => panic!("unexpected error {e}"),
         }
     }
-    assert_eq!(ok, 1);
-    assert_eq!(t.available().await, 0);
+    ok
+}
+
+/// The check must not depend on the database's default isolation level: under REPEATABLE READ
+/// a transaction's snapshot predates the lock it waited for, so a balance read after the lock
+/// could miss the request that held it.
+#[tokio::test]
+async fn requests_hold_when_postgres_defaults_to_repeatable_read() {
+    // In a startup `options` value a space is escaped with a backslash (%5C).
+    for (level, shown_as) in [("repeatable%5C%20read", "repeatable read"), ("serializable", "serializable")] {
+        let t = TestApp::spawn_with(DbKind::Postgres, |s| {
+            let sep = if s.database_url.contains('?') { '&' } else { '?' };
+            s.database_url = format!("{}{sep}options=-c%20default_transaction_isolation%3D{level}", s.database_url);
+        })
+        .await;
+        let shown: String = match t.store() {
+            app::store::Db::Postgres(pool) => {
+                sqlx::query_scalar("SHOW default_transaction_isolation").fetch_one(pool).await.unwrap()
+            }
+            _ => unreachable!(),
+        };
+        assert_eq!(shown, shown_as);
+        for round in 0..3 {
+            // Each round adds a pack (2 more), then races for the last one.
+            let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+            assert_eq!(t.deliver(&body).await.status, 200);
+            assert_eq!(race_at_one(&t).await, 1, "{shown}, round {round}");
+            assert_eq!(t.available().await, 0);
+        }
+    }
 }
