@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once per run: the size of the largest variant (the search filters) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the web server (the default).
@@ -147,6 +149,7 @@ pub enum ContractCommand {
     Show { id: i64 },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EventsCommand {
     /// Recent events with their processing status and reason.
@@ -678,8 +681,11 @@ fn parse_when(s: &str, end_of_day: bool) -> Result<chrono::DateTime<chrono::Utc>
         .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
-/// Demo accounts for a local run: (email, role, password, contracts as (publication, ad size)).
-const DEMO_USERS: [(&str, Role, &str, &[(&str, &str)]); 3] = [
+/// A demo contract: (publication, ad size).
+type DemoContract = (&'static str, &'static str);
+
+/// Demo accounts for a local run: (email, role, password, contracts).
+const DEMO_USERS: [(&str, Role, &str, &[DemoContract]); 3] = [
     ("admin@demo.test", Role::Admin, "demo-admin-password", &[]),
     (
         "ann@demo.test",

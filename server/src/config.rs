@@ -337,10 +337,15 @@ impl Config {
             secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),
             public_origin,
             client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
-            reconcile_interval: match self.reconcile_interval_hours {
-                h if h == 0.0 => None,
-                h if h.is_finite() && h > 0.0 && h <= 24.0 * 31.0 => Some(Duration::from_secs_f64(h * 3600.0)),
-                h => return Err(format!("RECONCILE_INTERVAL_HOURS must be 0 (off) or up to 744 hours, got {h}")),
+            reconcile_interval: {
+                let h = self.reconcile_interval_hours;
+                if h == 0.0 {
+                    None
+                } else if h.is_finite() && h > 0.0 && h <= 24.0 * 31.0 {
+                    Some(Duration::from_secs_f64(h * 3600.0))
+                } else {
+                    return Err(format!("RECONCILE_INTERVAL_HOURS must be 0 (off) or up to 744 hours, got {h}"));
+                }
             },
             reconcile_window: match self.reconcile_window_days {
                 d @ 1..=365 => chrono::Duration::days(d),

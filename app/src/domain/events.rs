@@ -363,7 +363,7 @@ impl PaymentSource {
                 let missing: Vec<&str> = META_RLP_KEYS
                     .iter()
                     .zip(&rlp)
-                    .filter(|(_, v)| v.map_or(true, |v| v.trim().is_empty()))
+                    .filter(|(_, v)| v.is_none_or(|v| v.trim().is_empty()))
                     .map(|(k, _)| *k)
                     .collect();
                 if !missing.is_empty() {

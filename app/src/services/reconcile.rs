@@ -274,7 +274,7 @@ async fn steps(
         run.beat().await?;
         payment(run, stripe, snap).await?;
         run.payments += 1;
-        if run.payments % 100 == 0 {
+        if run.payments.is_multiple_of(100) {
             report(run);
         }
     }

@@ -174,15 +174,10 @@ struct Recorder<'a> {
 
 impl stripe_client_core::StripeClient for Recorder<'_> {
     type Err = stripe::StripeError;
-    fn execute(
-        &self,
-        req: stripe::CustomizedStripeRequest,
-    ) -> impl std::future::Future<Output = Result<bytes::Bytes, Self::Err>> + Send {
-        async move {
-            let bytes = self.inner.execute(req).await?;
-            *self.answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes.clone());
-            Ok(bytes)
-        }
+    async fn execute(&self, req: stripe::CustomizedStripeRequest) -> Result<bytes::Bytes, Self::Err> {
+        let bytes = self.inner.execute(req).await?;
+        *self.answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes.clone());
+        Ok(bytes)
     }
 }
 

@@ -117,8 +117,7 @@ pub mod server {
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(','))
                     .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .last();
+                    .rfind(|s| !s.is_empty());
                 if let Some(ip) = last {
                     return ip.to_string();
                 }

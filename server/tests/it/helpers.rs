@@ -235,8 +235,8 @@ impl TestApp {
         self.app.simulator.as_ref().expect("spawned in simulator mode")
     }
 
-    pub fn balance(&self) -> impl std::future::Future<Output = app::domain::RevisionBalance> + '_ {
-        async move { app::store::ledger::balance(self.store(), self.contract_id).await.unwrap().unwrap() }
+    pub async fn balance(&self) -> app::domain::RevisionBalance {
+        app::store::ledger::balance(self.store(), self.contract_id).await.unwrap().unwrap()
     }
 
     /// Stops this instance and starts another on the same database (a restart).

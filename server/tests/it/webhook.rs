@@ -62,7 +62,9 @@ async fn unauthentic_deliveries_are_rejected_and_credit_nothing(kind: DbKind) {
     let event = new_event_id();
     let body = paid(&event, &new_payment_id(), t.contract_id);
     let tampered = body.replace("15000", "15001");
-    let cases: Vec<(Vec<(&str, String)>, String, &str)> = vec![
+    // (request headers, body, the reason the answer must give)
+    type Case<'a> = (Vec<(&'a str, String)>, String, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![("stripe-signature", sign(&body, SECRET, now()))], tampered, "no signature matched"),
         (vec![("stripe-signature", sign(&body, "whsec_wrong", now()))], body.clone(), "no signature matched"),
         (vec![], body.clone(), "missing Stripe-Signature header"),
