@@ -145,7 +145,7 @@ test('signing out ends the session on the server, not just in this browser', asy
   assert.equal(nextOf(replay), '/contracts', 'the signed-out session id still works');
 });
 
-test('after 5 wrong passwords for one email, the 6th attempt is throttled', async () => {
+test('after 5 wrong passwords for one email from one address, the 6th attempt is throttled', async () => {
   const page = await newPage(browser);
   await page.goto(`${baseUrl}/login`);
   for (let i = 1; i <= 5; i++) {
@@ -159,7 +159,7 @@ test('after 5 wrong passwords for one email, the 6th attempt is throttled', asyn
   await alert.waitFor();
   assert.match(await alert.textContent(), /^Too many failed sign-ins\. Try again in \d+ minutes?\.$/);
   await screenshot(page, 'sign-in-throttled');
-  // Throttled by email: another account from the same browser still signs in.
+  // Throttled per (email, address): another account from the same browser still signs in.
   await page.goto(`${baseUrl}/login`);
   await submitLogin(page, users.bob.email, users.bob.password);
   await page.waitForURL((url) => url.pathname === '/contracts');

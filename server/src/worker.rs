@@ -41,6 +41,10 @@ pub async fn run(
             if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {
                 tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
             }
+            let now = chrono::Utc::now();
+            if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in_throttle, now).await {
+                tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
+            }
             // What the look-back above cannot see (an event received long before the newest
             // indexed one), and contracts learned after their events were indexed.
             match app::store::event_search::index_missed(&svc.db, INDEX_BATCH).await {

@@ -1,109 +1,187 @@
-//! Sign-in throttling: after too many failed sign-ins for one key (an email, an IP address)
-//! within a window, further attempts for that key are refused until the oldest failure ages
-//! out. Slows password guessing without locking the real user out for long. Pure: the caller
-//! passes the clock.
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+//! Sign-in throttling that an attacker cannot turn into a lockout.
+//!
+//! Counting failures per email locked the account for everybody: anyone could keep any user,
+//! admins included, out by typing wrong passwords. So failures are counted per (email, client
+//! address) pair, with delays that grow after a few free attempts, and per address across all
+//! emails, with a cap. An attacker slows only their own address; the real user, signing in from
+//! theirs, is never held up by someone else's failures.
+//!
+//! Every attempt is counted as a failure before its password is checked (so parallel guesses
+//! cannot all slip past), and a success takes its count back. Pure: the caller passes the clock
+//! and keeps the counters (in the database, shared by every process).
+use chrono::{DateTime, Duration, Utc};
 
-#[derive(Debug)]
-pub struct Throttle {
-    limit: usize,
-    window: Duration,
-    failures: HashMap<String, VecDeque<Instant>>,
+/// Failures of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub failures: i64,
+    /// When the current count began (the address cap's window).
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// No attempt before this (the pair's growing delay, the address's capped window).
+    pub next_allowed_at: DateTime<Utc>,
 }
 
-impl Throttle {
-    pub fn new(limit: usize, window: Duration) -> Self {
-        Self { limit, window, failures: HashMap::new() }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Failures of a pair without any delay (typos).
+    pub free: i64,
+    /// The delay after the first failure past the free ones; it doubles with each further one.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// A counter with no failure for this long starts again from zero.
+    pub window: Duration,
+    /// Failures one address may make in a window, whatever the emails.
+    pub per_address: i64,
+}
+
+impl Default for Policy {
+    /// Four typos free, then 15 s, 30 s, 1 min, … up to 15 min between a pair's attempts (about
+    /// a dozen guesses per quarter hour); thirty failures per address per quarter hour.
+    fn default() -> Self {
+        Self {
+            free: 4,
+            first_delay: Duration::seconds(15),
+            max_delay: Duration::minutes(15),
+            window: Duration::minutes(15),
+            per_address: 30,
+        }
+    }
+}
+
+impl Policy {
+    /// How long a pair waits after its `failures`-th failure.
+    pub fn delay_after(&self, failures: i64) -> Duration {
+        let past_free = failures - self.free;
+        if past_free <= 0 {
+            return Duration::zero();
+        }
+        // 2^(past_free - 1) first delays, capped (and never overflowing).
+        let doublings = (past_free - 1).min(20) as u32;
+        (self.first_delay * 2i32.pow(doublings)).min(self.max_delay)
     }
 
-    /// `Err(wait)` if `key` has used up its failures: try again after `wait`.
-    pub fn check(&mut self, key: &str, now: Instant) -> Result<(), Duration> {
-        let Some(times) = self.failures.get_mut(key) else { return Ok(()) };
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            times.pop_front();
+    fn live(&self, c: Option<Counter>, now: DateTime<Utc>) -> Option<Counter> {
+        c.filter(|c| now - c.last_at < self.window || now < c.next_allowed_at)
+    }
+
+    /// A pair's attempt: Err(wait) while its delay runs, else its counter with this attempt
+    /// counted as a failure.
+    pub fn pair_attempt(&self, c: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, Duration> {
+        let now = not_before(c, now);
+        let c = self.live(c, now);
+        if let Some(c) = c.filter(|c| now < c.next_allowed_at) {
+            return Err(c.next_allowed_at - now);
         }
-        if times.len() < self.limit {
-            if times.is_empty() {
-                self.failures.remove(key);
+        let failures = c.map_or(0, |c| c.failures) + 1;
+        Ok(Counter {
+            failures,
+            first_at: c.map_or(now, |c| c.first_at),
+            last_at: now,
+            next_allowed_at: now + self.delay_after(failures),
+        })
+    }
+
+    /// An address's attempt: Err(wait) once it has used its failures for the window, else its
+    /// counter with this attempt counted.
+    pub fn address_attempt(&self, c: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, Duration> {
+        let now = not_before(c, now);
+        let c = self.live(c, now).filter(|c| now - c.first_at < self.window);
+        match c {
+            Some(c) if c.failures >= self.per_address => {
+                Err((c.first_at + self.window - now).max(Duration::seconds(1)))
             }
-            return Ok(());
-        }
-        let oldest = *times.front().expect("len >= limit > 0");
-        Err(self.window.saturating_sub(now.duration_since(oldest)))
-    }
-
-    pub fn record_failure(&mut self, key: &str, now: Instant) {
-        let times = self.failures.entry(key.to_string()).or_default();
-        times.push_back(now);
-        // Keep memory bounded per key: only the newest `limit` failures matter.
-        while times.len() > self.limit {
-            times.pop_front();
-        }
-        // Keep memory bounded overall: forget keys whose failures have all aged out.
-        if self.failures.len() > 10_000 {
-            let window = self.window;
-            self.failures.retain(|_, t| t.back().is_some_and(|last| now.duration_since(*last) < window));
-        }
-    }
-
-    /// A successful sign-in forgets the key's failures.
-    pub fn clear(&mut self, key: &str) {
-        self.failures.remove(key);
-    }
-
-    /// Takes back the newest attempt counted for `key` (it turned out to be a success) while
-    /// keeping the older failures: for keys shared by many people, like an address.
-    pub fn forget_last(&mut self, key: &str) {
-        if let Some(times) = self.failures.get_mut(key) {
-            times.pop_back();
-            if times.is_empty() {
-                self.failures.remove(key);
+            Some(c) => {
+                let failures = c.failures + 1;
+                let full = failures >= self.per_address;
+                Ok(Counter {
+                    failures,
+                    last_at: now,
+                    next_allowed_at: if full { c.first_at + self.window } else { now },
+                    ..c
+                })
             }
+            None => Ok(Counter { failures: 1, first_at: now, last_at: now, next_allowed_at: now }),
         }
     }
+
+    /// A success takes back the attempt it counted on the address (the address is shared, so
+    /// its other failures stay); the pair's counter is simply removed.
+    pub fn address_success(&self, c: Counter) -> Counter {
+        Counter { failures: (c.failures - 1).max(0), next_allowed_at: c.last_at.min(c.next_allowed_at), ..c }
+    }
+
+    /// Whether a stored counter can go: nothing it holds still matters.
+    pub fn expired(&self, c: &Counter, now: DateTime<Utc>) -> bool {
+        self.live(Some(*c), now).is_none()
+    }
+}
+
+/// The clock of an attempt that waited for another's count (or came from a process whose clock
+/// runs a little behind) may read earlier than the failure counted before it: time never runs
+/// backwards for a counter, or such an attempt would wait for a delay that has already passed.
+fn not_before(c: Option<Counter>, now: DateTime<Utc>) -> DateTime<Utc> {
+    c.map_or(now, |c| now.max(c.last_at))
+}
+
+/// The wait as a person reads it: whole minutes, at least one.
+pub fn minutes(wait: Duration) -> i64 {
+    ((wait.num_seconds() + 59) / 60).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
     #[test]
-    fn refuses_after_the_limit_until_the_window_passes() {
-        let mut t = Throttle::new(3, Duration::from_secs(60));
-        let start = Instant::now();
-        for i in 0..3 {
-            assert!(t.check("a@x.test", start).is_ok(), "attempt {i}");
-            t.record_failure("a@x.test", start + Duration::from_secs(i));
+    fn a_pair_gets_a_few_free_tries_then_growing_delays() {
+        let p = Policy::default();
+        let mut c = None;
+        for i in 0..4 {
+            c = Some(p.pair_attempt(c, at(i)).unwrap_or_else(|w| panic!("try {i} waits {w}")));
         }
-        let wait = t.check("a@x.test", start + Duration::from_secs(10)).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(50));
-        // Other keys are unaffected.
-        assert!(t.check("b@x.test", start).is_ok());
-        // Once the first failure is a window old, one more attempt is allowed.
-        assert!(t.check("a@x.test", start + Duration::from_secs(60)).is_ok());
+        // The fifth failure starts the delays: 15 s, then 30 s, 60 s, ...
+        c = Some(p.pair_attempt(c, at(4)).unwrap());
+        assert_eq!(p.pair_attempt(c, at(10)).unwrap_err(), Duration::seconds(9));
+        c = Some(p.pair_attempt(c, at(19)).unwrap());
+        assert_eq!(c.unwrap().next_allowed_at, at(49), "doubled");
+        assert!(p.pair_attempt(c, at(48)).is_err());
+        assert_eq!(p.delay_after(40), Duration::minutes(15), "capped");
+        // An attempt whose clock reads before the last failure counts from that failure.
+        let four = (0..4).fold(None, |c, _| Some(p.pair_attempt(c, at(100)).unwrap()));
+        assert!(p.pair_attempt(four, at(99)).is_ok(), "the fifth try is free even with an earlier clock");
+        // Long quiet: the count starts again.
+        let fresh = p.pair_attempt(c, at(49) + p.window).unwrap();
+        assert_eq!(fresh.failures, 1);
     }
 
     #[test]
-    fn success_clears_the_failures() {
-        let mut t = Throttle::new(2, Duration::from_secs(60));
-        let now = Instant::now();
-        t.record_failure("k", now);
-        t.record_failure("k", now);
-        assert!(t.check("k", now).is_err());
-        t.clear("k");
-        assert!(t.check("k", now).is_ok());
+    fn an_address_is_capped_across_emails_until_its_window_ends() {
+        let p = Policy { per_address: 3, ..Policy::default() };
+        let mut c = None;
+        for i in 0..3 {
+            c = Some(p.address_attempt(c, at(i)).unwrap());
+        }
+        assert_eq!(p.address_attempt(c, at(60)).unwrap_err(), p.window - Duration::seconds(60));
+        // A success gives one attempt back; the other failures stay.
+        let back = p.address_success(c.unwrap());
+        assert_eq!(back.failures, 2);
+        assert!(p.address_attempt(Some(back), at(61)).is_ok());
+        // After the window, a fresh count.
+        assert_eq!(p.address_attempt(c, at(0) + p.window).unwrap().failures, 1);
     }
 
     #[test]
-    fn a_success_takes_back_only_its_own_attempt() {
-        let mut t = Throttle::new(2, Duration::from_secs(60));
-        let now = Instant::now();
-        t.record_failure("addr", now);
-        t.record_failure("addr", now);
-        t.forget_last("addr");
-        assert!(t.check("addr", now).is_ok(), "one failure left of two allowed");
-        t.record_failure("addr", now);
-        assert!(t.check("addr", now).is_err());
+    fn expired_counters_are_recognised() {
+        let p = Policy::default();
+        let c = p.pair_attempt(None, at(0)).unwrap();
+        assert!(!p.expired(&c, at(60)));
+        assert!(p.expired(&c, at(0) + p.window));
+        assert_eq!(minutes(Duration::seconds(61)), 2);
+        assert_eq!(minutes(Duration::seconds(5)), 1);
     }
 }

@@ -28,22 +28,6 @@ use std::sync::{Arc, OnceLock};
 /// Stripe.js, always loaded from Stripe (PCI rules: never self-hosted) outside simulator mode.
 pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
-/// Five failures per email and thirty per address in fifteen minutes: generous to a person
-/// who forgot a password, hopeless for guessing one.
-#[derive(Debug)]
-pub struct SignInThrottle {
-    pub by_email: crate::domain::throttle::Throttle,
-    pub by_address: crate::domain::throttle::Throttle,
-}
-
-impl Default for SignInThrottle {
-    fn default() -> Self {
-        use crate::domain::throttle::Throttle;
-        let window = std::time::Duration::from_secs(15 * 60);
-        Self { by_email: Throttle::new(5, window), by_address: Throttle::new(30, window) }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct Services {
     pub db: Db,
@@ -58,8 +42,8 @@ pub struct Services {
     /// How long a processor owns a claimed event before another may take it over.
     pub lease_secs: i64,
     pub stats: Arc<stats::Stats>,
-    /// Failed sign-ins, per email and per client address (see `domain::throttle`).
-    pub sign_in_throttle: Arc<std::sync::Mutex<SignInThrottle>>,
+    /// The sign-in throttling rules (`domain::throttle`); the counters are in the database.
+    pub sign_in_throttle: crate::domain::throttle::Policy,
     /// The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For),
     /// for throttling; None: the socket peer is the client.
     pub client_ip_header: Option<String>,
@@ -99,7 +83,7 @@ impl Services {
             retry: RetryPolicy::default(),
             lease_secs: 30,
             stats: Arc::default(),
-            sign_in_throttle: Arc::default(),
+            sign_in_throttle: Default::default(),
             client_ip_header: None,
             data_dir: std::path::PathBuf::from("data"),
             publishable_key: None,

@@ -21,6 +21,7 @@ pub mod reconciliation;
 pub mod revenue;
 pub mod seals;
 pub mod sessions;
+pub mod sign_in_throttle;
 pub mod slack;
 pub mod users;
 

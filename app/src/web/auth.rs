@@ -160,21 +160,18 @@ pub async fn get_me() -> Result<Option<CurrentUser>, AppError> {
 #[server]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::services::accounts::verify_password;
-    use std::time::Instant;
+    use crate::store::sign_in_throttle as throttle;
     let svc = crate::web::services()?;
-    let email_key = email.trim().to_lowercase();
-    let address = server::client_address(&svc).await;
-    {
-        // Check and count in one step, before the slow password check: every attempt counts
-        // as a failure until it succeeds, so parallel guesses cannot all slip past the check.
-        let mut t = svc.sign_in_throttle.lock().expect("throttle");
-        let now = Instant::now();
-        let wait = t.by_email.check(&email_key, now).err().or_else(|| t.by_address.check(&address, now).err());
-        if let Some(wait) = wait {
-            return Err(AppError::TooManyAttempts(wait.as_secs().div_ceil(60).max(1)).with_status());
+    let keys = throttle::Keys::new(&email, &server::client_address(&svc).await);
+    // Check and count in one step, before the slow password check: every attempt counts as a
+    // failure until it succeeds, so parallel guesses cannot all slip past the check. Counted
+    // per (email, address) and per address, never per email alone (`domain::throttle`).
+    match throttle::attempt(&svc.db, &keys, &svc.sign_in_throttle, chrono::Utc::now()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(wait)) => {
+            return Err(AppError::TooManyAttempts(crate::domain::throttle::minutes(wait) as u64).with_status())
         }
-        t.by_email.record_failure(&email_key, now);
-        t.by_address.record_failure(&address, now);
+        Err(e) => return Err(AppError::unavailable("Sign-in is not available right now", e)),
     }
     let user = match crate::domain::users::Email::parse(&email) {
         Ok(e) => crate::store::users::find_by_email(&svc.db, &e)
@@ -189,10 +186,9 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let Some(user) = user.filter(|_| ok) else {
         return Err(AppError::Invalid("That email and password do not match an account.".into()).with_status());
     };
-    {
-        let mut t = svc.sign_in_throttle.lock().expect("throttle");
-        t.by_email.clear(&email_key);
-        t.by_address.forget_last(&address);
+    if let Err(e) = throttle::succeeded(&svc.db, &keys, &svc.sign_in_throttle).await {
+        // The sign-in stands; the address keeps one failure too many until its window ends.
+        tracing::warn!(error = %e, "could not take back a successful sign-in's count");
     }
     let session = server::session().await?;
     // A new session id at sign-in: an id planted before sign-in (session fixation) is worthless.

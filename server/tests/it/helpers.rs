@@ -71,6 +71,11 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Another handle on this database, for a second process; this one keeps it alive.
+    pub fn shared(&self) -> Self {
+        Self { kind: self.kind, url: self.url.clone(), pg_name: None, _dir: None }
+    }
+
     pub async fn new(kind: DbKind) -> Self {
         match kind {
             DbKind::Sqlite => {

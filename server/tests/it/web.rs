@@ -63,14 +63,26 @@ impl Site {
     }
 
     async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
-        let db = TestDb::new(kind).await;
+        let site = Self::start_on(TestDb::new(kind).await, adjust).await;
+        site.seed().await;
+        site
+    }
+
+    /// A process on `db` (a second one when `db` is another site's, shared).
+    async fn start_on(db: TestDb, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
         let mut s = settings(&db.url);
         s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
         s.webhook_secrets.clear();
         s.data_dir = std::env::temp_dir().join(format!("revision-store-web-{}", unique()));
         adjust(&mut s);
         let app = server::Application::start(&s).await.unwrap();
-        let store = &app.services.db;
+        let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        Self { app, _db: db, http }
+    }
+
+    /// Ann and Bob, each with a contract, and an admin.
+    async fn seed(&self) {
+        let store = &self.app.services.db;
         use app::domain::users::Role;
         use app::services::accounts::create_user;
         use app::store::contracts::{create, NewContract};
@@ -81,8 +93,6 @@ impl Site {
             create(store, &c, chrono::Utc::now()).await.unwrap();
         }
         create_user(store, ADMIN.0, Role::Admin, ADMIN.1).await.unwrap();
-        let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Self { app, _db: db, http }
     }
 
     fn origin(&self) -> String {
@@ -217,40 +227,50 @@ async fn sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it(kind: DbKi
 }
 
 async fn failed_sign_ins_are_throttled(kind: DbKind) {
-    let site = Site::start(kind).await;
-    // Ten guesses at once: the check and the count are one step, so only five get to try.
+    // Behind a proxy (CLIENT_IP_HEADER), so the test can speak from several addresses.
+    let proxied = |s: &mut server::config::Settings| s.client_ip_header = Some("x-forwarded-for".into());
+    let site = Site::start_with(kind, proxied).await;
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let attacker = from("198.51.100.66");
+    // Ten guesses at once: the check and the count are one step, so only five get to try (four
+    // free, then the delays start).
     let fields = [("email", BOB.0), ("password", "wrong-password-x")];
-    let answers = futures_util::future::join_all((0..10).map(|_| site.call::<SignIn>(None, &fields))).await;
+    let answers =
+        futures_util::future::join_all((0..10).map(|_| site.call_with::<SignIn>(None, &attacker, &fields))).await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 5, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5, "{statuses:?}");
     assert!(answers.iter().any(|a| a.body.contains("do not match")));
-    // Now even the right password waits: the guesser cannot tell.
-    let a = site.call::<SignIn>(None, &[("email", BOB.0), ("password", BOB.1)]).await;
+    // From the attacker's address even the right password waits: the guesser cannot tell.
+    let right = [("email", BOB.0), ("password", BOB.1)];
+    let a = site.call_with::<SignIn>(None, &attacker, &right).await;
     assert_eq!(a.status, 429, "{}", a.body);
     assert!(a.body.contains("TooManyAttempts"), "{}", a.body);
-    // Another account is not locked by Bob's attacker.
-    site.sign_in(ANN, None).await;
+    // Bob, from his own address, signs in at once: the attacker slowed only themselves.
+    let a = site.call_with::<SignIn>(None, &from("203.0.113.20"), &right).await;
+    assert!(a.status < 400, "{}: {}", a.status, a.body);
     // An unknown email answers exactly like a wrong password.
-    let a = site.call::<SignIn>(None, &[("email", "nobody@web.test"), ("password", "whatever-password")]).await;
-    assert_eq!(a.status, 422);
-    site.app.stop().await;
+    let unknown = [("email", "nobody@web.test"), ("password", "whatever-password")];
+    assert_eq!(site.call_with::<SignIn>(None, &from("203.0.113.21"), &unknown).await.status, 422);
 
-    // Behind a proxy every request comes from the proxy's address; with CLIENT_IP_HEADER the
-    // per-address limit (30) counts each client, by the address the proxy appended last.
-    let proxied = Site::start_with(kind, |s| s.client_ip_header = Some("x-forwarded-for".into())).await;
-    let from = |client: &'static str| [("x-forwarded-for", client)];
+    // The counters are in the database: a second process refuses the attacker too.
+    let second = Site::start_on(site._db.shared(), proxied).await;
+    let a = second.call_with::<SignIn>(None, &attacker, &right).await;
+    assert_eq!(a.status, 429, "the other process knows: {}", a.body);
+    second.app.stop().await;
+
+    // The per-address limit (30) counts each client across emails, by the address the proxy
+    // appended last; what the client itself claims comes first and is ignored.
     for i in 0..30 {
         let email = format!("guess{i}@web.test");
         let fields = [("email", email.as_str()), ("password", "wrong-password-x")];
-        // What the client itself claims comes first and is ignored.
-        let a = proxied.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await;
+        let a = site.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await;
         assert_eq!(a.status, 422, "attempt {i}: {}", a.body);
     }
     let fields = [("email", ANN.0), ("password", ANN.1)];
-    assert_eq!(proxied.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await.status, 429);
-    assert!(proxied.call_with::<SignIn>(None, &from("203.0.113.8"), &fields).await.status < 400);
-    proxied.app.stop().await;
+    assert_eq!(site.call_with::<SignIn>(None, &from("1.2.3.4, 203.0.113.7"), &fields).await.status, 429);
+    assert!(site.call_with::<SignIn>(None, &from("203.0.113.8"), &fields).await.status < 400);
+    site.app.stop().await;
 }
 
 async fn advertisers_reach_only_their_own_contracts_and_admins_everything(kind: DbKind) {
