@@ -5,6 +5,7 @@ use super::fulfil::credited_outcome;
 use super::processing::{apply, Processed};
 use super::stats::Stats;
 use super::Services;
+use super::DELIVERY_LOG;
 use crate::domain::events::{route, Action, StripeEvent};
 use crate::store::events::{NewEvent, StoreJob, Stored};
 use crate::stripe::signature::{verify, SignatureError, DEFAULT_TOLERANCE_SECS};
@@ -80,14 +81,14 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
     match svc.event_writer().store(job).await {
         Ok(Stored::Duplicate) => {
             Stats::inc(&svc.stats.duplicates);
-            tracing::info!(event_id = %event.id, event_type = %event.event_type, "duplicate delivery");
+            tracing::info!(target: DELIVERY_LOG, event_id = %event.id, event_type = %event.event_type, "duplicate delivery");
             Intake::Duplicate { event_id: event.id }
         }
         Ok(Stored::Credited { ledger_id }) => {
             Stats::inc(&svc.stats.stored);
             Stats::inc(&svc.stats.credited);
             let Action::Credit(credit) = route else { unreachable!("only credit jobs credit") };
-            tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
+            tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
             // The credit is committed and answered for; refunds or disputes that were reported
             // before it are booked now. Failing here loses nothing: the facts stay stored and
             // reconciliation books them.

@@ -25,6 +25,11 @@ use crate::store::Db;
 use crate::stripe::{StripeApi, WebhookSecret};
 use std::sync::{Arc, OnceLock};
 
+/// The log target of the line written per webhook delivery (credited, duplicate, already
+/// credited), so an operator can turn those down (`RUST_LOG=info,revision_store::delivery=warn`)
+/// and keep everything else.
+pub const DELIVERY_LOG: &str = "revision_store::delivery";
+
 /// Stripe.js, always loaded from Stripe (PCI rules: never self-hosted) outside simulator mode.
 pub const STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 

@@ -5,6 +5,7 @@ use super::adjustments::{self, dispute_record, refund_record};
 use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::stats::Stats;
 use super::Services;
+use super::DELIVERY_LOG;
 use crate::domain::adjustments::RefundStatus;
 use crate::domain::events::{route, Action, ChargeFacts, StripeEvent};
 use crate::domain::PackTerms;
@@ -87,11 +88,11 @@ pub async fn apply_as(
         Action::Credit(credit) => match fulfil(&svc.db, &credit, Evidence::Event(&event.id), now).await? {
             Fulfilled::Credited { ledger_id } => {
                 Stats::inc(&svc.stats.credited);
-                tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
+                tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
                 Ok(Processed::Finished { status: "processed", detail: format!("credited ledger row {ledger_id}") })
             }
             Fulfilled::AlreadyCredited { ledger_id } => {
-                tracing::info!(event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
+                tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
                 Ok(Processed::Finished {
                     status: "processed",
                     detail: format!("already credited as ledger row {ledger_id}"),

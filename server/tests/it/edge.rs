@@ -79,25 +79,30 @@ async fn a_stalled_or_abandoned_body_is_incomplete_not_too_large() {
     assert_eq!(rejected(&metrics, "too_large"), 0, "{metrics}");
 }
 
-/// SIGTERM during webhook load, against the real binary: it stops taking connections, answers
-/// what is in flight, and exits 0; every delivery it answered 2xx is stored.
-#[tokio::test]
-async fn sigterm_drains_without_losing_an_answered_delivery() {
+/// The real binary serving a fresh SQLite database in test mode (our webhook secret), with
+/// `env` added: the process and its base URL.
+/// Its log is read as it is written (a full pipe would stall the server).
+struct Binary {
+    child: tokio::process::Child,
+    log: tokio::task::JoinHandle<String>,
+}
+
+async fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (Binary, String) {
     use tokio::io::AsyncBufReadExt;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("drain.db").display());
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
         .arg("serve")
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", format!("sqlite:{}", dir.join("serve.db").display()))
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("DATA_DIR", dir.path())
-        .env("STRIPE_SECRET_KEY", "sk_test_drain")
-        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_drain")
+        .env("DATA_DIR", dir)
+        .env("STRIPE_SECRET_KEY", "sk_test_edge")
+        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_edge")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
         .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
         .env("RECONCILE_INTERVAL_HOURS", "0")
         .env_remove("STRIPE_SIMULATOR")
+        .env_remove("LOG_FORMAT")
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -110,6 +115,32 @@ async fn sigterm_drains_without_losing_an_answered_delivery() {
             break u.to_string();
         }
     };
+    // Keep reading what else it prints: a closed stdout would fail its next line.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut stderr = server.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log).await;
+        log
+    });
+    (Binary { child: server, log }, base)
+}
+
+/// Sends SIGTERM and waits for the exit: its status and everything it logged.
+async fn terminate(mut server: Binary) -> (std::process::ExitStatus, String) {
+    let pid = server.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(60), server.child.wait()).await.expect("exits").unwrap();
+    (status, server.log.await.unwrap())
+}
+
+/// SIGTERM during webhook load, against the real binary: it stops taking connections, answers
+/// what is in flight, and exits 0; every delivery it answered 2xx is stored. Its logs are JSON
+/// lines (LOG_FORMAT=json), one object per line.
+#[tokio::test]
+async fn sigterm_drains_without_losing_an_answered_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = start_binary(dir.path(), &[("LOG_FORMAT", "json")]).await;
     let answered_ok = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<String>::new()));
     let mut senders = Vec::new();
     for _ in 0..4 {
@@ -142,17 +173,18 @@ async fn sigterm_drains_without_losing_an_answered_delivery() {
     }
     // Under load: some deliveries answered, then SIGTERM.
     assert!(eventually(REQUEST_TIMEOUT, || async { answered_ok.lock().await.len() >= 50 }).await);
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(60), server.wait()).await.expect("exits").unwrap();
+    let (status, log) = terminate(server).await;
     for s in senders {
         s.await.unwrap();
     }
-    let mut log = String::new();
-    server.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
     assert!(status.success(), "a clean exit, not killed by the signal: {status:?}\n{log}");
-    assert!(log.contains("draining in-flight requests") && log.contains("stopped"), "{log}");
+    assert!(log.contains("draining in-flight requests") && log.contains("\"stopped\""), "{log}");
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
 
+    let url = format!("sqlite:{}", dir.path().join("serve.db").display());
     let db = app::store::Db::connect(&url, &Default::default()).await.unwrap();
     let ok = answered_ok.lock().await;
     for event in ok.iter() {
@@ -162,4 +194,18 @@ async fn sigterm_drains_without_losing_an_answered_delivery() {
         );
     }
     assert!(ok.len() >= 50);
+}
+
+/// Logs written to a pipe or file carry no terminal colour codes; an unknown LOG_FORMAT stops
+/// start-up with the reason.
+#[tokio::test]
+async fn logs_off_a_terminal_are_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start_binary(dir.path(), &[]).await;
+    let (status, log) = terminate(server).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("stopped") && !log.contains('\u{1b}'), "{log:?}");
+    let out = run_cli("sqlite::memory:", &["serve"], &[("LOG_FORMAT", "yaml")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_FORMAT must be text or json"));
 }
