@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod guard;
+pub mod request_id;
 pub mod serve;
 pub mod slack;
 pub mod upload;
@@ -172,6 +173,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
     security_headers(router, web.secure)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(web.body_timeout))
         .layer(axum::middleware::from_fn(guard::close_after_refused_body))
+        .layer(axum::middleware::from_fn(request_id::tag))
 }
 
 /// Headers every response carries. Pages set their own Content-Security-Policy (with their

@@ -68,6 +68,16 @@ pub struct Services {
     pub slack: slack::SlackConfig,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
+    /// Calls to Stripe made for one user (starting and checking payments), per user.
+    stripe_calls: Arc<governor::DefaultKeyedRateLimiter<i64>>,
+}
+
+/// What one user may make us ask Stripe: a steady one a second, twenty at once. The payment
+/// modal's polling (a second, backing off to five) stays well inside; a client looping on the
+/// server functions is slowed to a pace Stripe's own limits (25 a second in test mode, 100 live,
+/// for the whole account) never notice.
+fn stripe_call_quota() -> governor::Quota {
+    governor::Quota::per_second(std::num::NonZeroU32::MIN).allow_burst(std::num::NonZeroU32::new(20).expect("20 > 0"))
 }
 
 impl Services {
@@ -98,7 +108,17 @@ impl Services {
             owners: revenue::Owners::default(),
             slack: slack::SlackConfig::default(),
             event_writer: Arc::default(),
+            stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
         }
+    }
+
+    /// Ok when `user` may make us call Stripe now; else the whole seconds to wait.
+    pub fn stripe_call_allowed(&self, user: i64) -> Result<(), u64> {
+        use governor::clock::{Clock, DefaultClock};
+        self.stripe_calls.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        })
     }
 
     pub fn event_writer(&self) -> &event_writer::EventWriter {

@@ -18,6 +18,9 @@ pub enum AppError {
     Invalid(String),
     #[error("Too many failed sign-ins. Try again in {0} minutes.")]
     TooManyAttempts(u64),
+    /// One client asked too often (for what costs a call to Stripe); the seconds to wait.
+    #[error("Too many requests at once. Please wait {0} seconds and try again.")]
+    SlowDown(u64),
     /// A payment Stripe took that we will not credit automatically; a person must look.
     /// Asking again cannot change it.
     #[error("{0}")]
@@ -47,7 +50,7 @@ impl AppError {
             AppError::Forbidden => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts(_) | AppError::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NeedsReview(_) => StatusCode::CONFLICT,
             AppError::Request(_) => StatusCode::BAD_REQUEST,

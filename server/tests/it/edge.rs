@@ -201,10 +201,27 @@ async fn sigterm_drains_without_losing_an_answered_delivery() {
 #[tokio::test]
 async fn logs_off_a_terminal_are_plain_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = start_binary(dir.path(), &[]).await;
+    let (server, base) = start_binary(dir.path(), &[]).await;
+    // A refused cross-site form logs a warning inside the request: the line carries the id the
+    // proxy in front gave the request, and so does the answer.
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::post(format!("{base}/admin/reconciliation/run"))
+        .header("origin", "https://evil.example")
+        .header("x-request-id", "lb-4711")
+        .body(Default::default())
+        .unwrap();
+    let res = http.request(req).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["x-request-id"], "lb-4711");
+    let res =
+        http.request(hyper::Request::get(format!("{base}/healthz")).body(Default::default()).unwrap()).await.unwrap();
+    assert!(res.headers().contains_key("x-request-id"), "made here when none came");
     let (status, log) = terminate(server).await;
     assert!(status.success(), "{log}");
     assert!(log.contains("stopped") && !log.contains('\u{1b}'), "{log:?}");
+    let line = log.lines().find(|l| l.contains("refused a cross-site write")).expect("the warning");
+    assert!(line.contains("request{id=lb-4711 method=POST path=/admin/reconciliation/run}"), "{line}");
     let out = run_cli("sqlite::memory:", &["serve"], &[("LOG_FORMAT", "yaml")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_FORMAT must be text or json"));

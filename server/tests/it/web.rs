@@ -830,3 +830,34 @@ async fn behind_a_proxy_forms_are_checked_against_the_public_url() {
         assert_eq!(refused.status(), 403, "{other}");
     }
 }
+
+/// One client looping on the server functions that call Stripe is slowed down (429 with the
+/// seconds to wait); other users are not.
+#[tokio::test]
+async fn server_functions_that_call_stripe_are_limited_per_client() {
+    let site = Site::start(DbKind::Sqlite).await;
+    let ann = site.sign_in(ANN, None).await;
+    let bob = site.sign_in(BOB, None).await;
+    let fields = [("payment_intent_id", "pi_not_ours")];
+    // A burst of twenty, then one more call a second (GCRA): within a second of the first call
+    // the 21st is refused whatever the machine's speed.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        assert_eq!(site.call::<ConfirmPayment>(Some(&ann), &fields).await.status, 404, "call {i} of the burst");
+    }
+    let buy = site.call::<BuyPack>(Some(&ann), &[("contract_id", "1")]).await;
+    if started.elapsed() < std::time::Duration::from_secs(1) {
+        assert_eq!(buy.status, 429, "one budget for both functions: {}", buy.body);
+        assert!(buy.body.contains("SlowDown"), "{}", buy.body);
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(site.call::<ConfirmPayment>(Some(&ann), &fields).await.status);
+    }
+    // Refilled calls are answered; at most one a second since the start.
+    let refills = started.elapsed().as_secs() as usize;
+    let answered = statuses.iter().filter(|s| **s == 404).count();
+    assert!(statuses.iter().all(|s| *s == 404 || *s == 429) && answered <= refills, "{statuses:?}");
+    assert_eq!(site.call::<ConfirmPayment>(Some(&bob), &fields).await.status, 404, "Bob has his own budget");
+    site.app.stop().await;
+}
