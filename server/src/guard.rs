@@ -70,13 +70,41 @@ pub async fn session_snapshot(session: tower_sessions::Session, mut request: Req
                 return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
             }
         };
+        // Taken only when there is one: removing marks the session changed (and so written)
+        // even when the key is absent.
         let flash = match user_id {
-            Some(_) => session.remove::<(String, String)>(app::web::admin_money::FLASH_KEY).await.unwrap_or(None),
+            Some(_) => match session.get::<(String, String)>(app::web::admin_money::FLASH_KEY).await {
+                Ok(Some(flash)) => {
+                    let _ = session.remove_value(app::web::admin_money::FLASH_KEY).await;
+                    Some(flash)
+                }
+                _ => None,
+            },
             None => None,
         };
+        if user_id.is_some() {
+            touch(&session).await;
+        }
         request.extensions_mut().insert(SessionSnapshot { user_id, flash });
     }
     next.run(request).await
+}
+
+/// How often an active session is written to extend its expiry.
+const TOUCH_EVERY_SECS: i64 = 3600;
+
+/// Marks a signed-in session as used when its last mark is an hour old or more: the change is
+/// what makes tower-sessions save it, with a fresh expiry. A failure only means the session ends
+/// sooner; the page still renders.
+async fn touch(session: &tower_sessions::Session) {
+    use app::web::auth::server::TOUCHED_KEY;
+    let now = chrono::Utc::now().timestamp();
+    let last = session.get::<i64>(TOUCHED_KEY).await.unwrap_or(None);
+    if last.is_none_or(|t| now - t >= TOUCH_EVERY_SECS) {
+        if let Err(e) = session.insert(TOUCHED_KEY, now).await {
+            tracing::warn!(error = %e, "could not mark the session as used");
+        }
+    }
 }
 
 /// A request refused with a body may leave part of that body unread (a size limit stops

@@ -118,10 +118,11 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(web.secure)
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
-        // Save (and so extend) the session on every request, or a session that is only read
-        // would end 12 hours after sign-in however active its user.
-        .with_always_save(true);
+        // Saved only when it changes: saving on every request (assets included) wrote a row
+        // through SQLite's one writer per request. An active user's session is still extended:
+        // `guard::session_snapshot` touches it at most once an hour, so it ends after 11 to 12
+        // idle hours.
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
     // Pages, server functions and form posts: sessions and the cross-site check.
     let site = Router::new()
         .route(

@@ -30,6 +30,9 @@ pub mod server {
     use tower_sessions::Session;
 
     pub const USER_KEY: &str = "user_id";
+    /// When the session was last marked as used (unix seconds): written at sign-in and then at
+    /// most hourly, which is what extends its expiry (`server::guard::touch`).
+    pub const TOUCHED_KEY: &str = "touched_at";
 
     pub async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>().await.map_err(|e| AppError::unavailable("The session could not be read", e))
@@ -195,6 +198,10 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     session.cycle_id().await.map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
     session
         .insert(server::USER_KEY, user.id)
+        .await
+        .map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
+    session
+        .insert(server::TOUCHED_KEY, chrono::Utc::now().timestamp())
         .await
         .map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
     let home = if user.role() == crate::domain::users::Role::Admin { "/admin" } else { "/contracts" };

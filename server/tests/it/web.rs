@@ -16,6 +16,7 @@ use std::time::Duration;
 
 on_both_databases!(
     sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it,
+    sessions_are_written_only_when_they_change,
     failed_sign_ins_are_throttled,
     advertisers_reach_only_their_own_contracts_and_admins_everything,
     cross_site_writes_are_refused,
@@ -224,6 +225,54 @@ async fn sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it(kind: DbKi
     let a = secure.call::<SignIn>(None, &[("email", ANN.0), ("password", ANN.1)]).await;
     assert!(a.session_cookie().unwrap().1.contains("Secure"));
     secure.app.stop().await;
+}
+
+/// Every session row: (id, data, expires_at as text).
+async fn session_rows(db: &app::store::Db) -> Vec<(String, String, String)> {
+    let sql = "SELECT id, data, CAST(expires_at AS TEXT) FROM sessions ORDER BY id";
+    match db {
+        app::store::Db::Sqlite(s) => sqlx::query_as(sql).fetch_all(&s.writer).await.unwrap(),
+        app::store::Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+    }
+}
+
+async fn sessions_are_written_only_when_they_change(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let db = site.app.services.db.clone();
+    let ann = site.sign_in(ANN, None).await;
+    let before = session_rows(&db).await;
+    assert_eq!(before.len(), 1);
+    // Reading pages, calling a read-only server function, loading assets: no write at all.
+    for path in ["/contracts", "/", "/pkg/revision-store.css", "/favicon.svg"] {
+        site.get(path, Some(&ann)).await;
+        site.get(path, None).await;
+    }
+    assert_eq!(site.call::<MyContracts>(Some(&ann), &[]).await.status, 200);
+    assert_eq!(session_rows(&db).await, before, "nothing changed, nothing written");
+
+    // An hour after its last mark, a page view marks it again, which extends its expiry.
+    // (Edited as text: the record's id is a 128-bit number a JSON value would round.)
+    let (id, data, _) = before[0].clone();
+    let record: serde_json::Value = serde_json::from_str(&data).unwrap();
+    let marked = record["data"]["touched_at"].as_i64().expect("marked at sign-in");
+    let aged = data.replace(&format!("\"touched_at\":{marked}"), &format!("\"touched_at\":{}", marked - 3600));
+    assert_ne!(aged, data);
+    let record = aged;
+    let sql = "UPDATE sessions SET data = $1 WHERE id = $2";
+    match &db {
+        app::store::Db::Sqlite(s) => {
+            sqlx::query(sql).bind(&record).bind(&id).execute(&s.writer).await.unwrap().rows_affected()
+        }
+        app::store::Db::Postgres(p) => {
+            sqlx::query(sql).bind(&record).bind(&id).execute(p).await.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(site.get("/contracts", Some(&ann)).await.status, 200);
+    let after = session_rows(&db).await;
+    let record: serde_json::Value = serde_json::from_str(&after[0].1).unwrap();
+    assert!(record["data"]["touched_at"].as_i64().unwrap() >= marked, "marked now: {record}");
+    assert!(after[0].2 >= before[0].2, "the expiry moved on: {:?} -> {:?}", before[0].2, after[0].2);
+    site.app.stop().await;
 }
 
 async fn failed_sign_ins_are_throttled(kind: DbKind) {
