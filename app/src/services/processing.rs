@@ -7,6 +7,7 @@ use super::stats::Stats;
 use super::Services;
 use super::DELIVERY_LOG;
 use crate::domain::adjustments::RefundStatus;
+use crate::domain::events::RetryPolicy;
 use crate::domain::events::{route, Action, ChargeFacts, StripeEvent};
 use crate::domain::PackTerms;
 use crate::store::adjustments::{self as store_adjustments, BookedBy, Fact};
@@ -290,8 +291,24 @@ async fn finish(
 }
 
 async fn retry_or_give_up(svc: &Services, event_id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
+    retry_or_give_up_by(svc, &svc.retry, event_id, reason, now).await
+}
+
+/// Errors processing one event other than the database being unreachable (a constraint, a row
+/// that cannot be read, a bug): a few retries in case they pass, then a dead letter with the
+/// error. Neither retried every lease for ever, nor stopping the rest of a sweep.
+pub const PROCESSING_ERROR_RETRY: RetryPolicy =
+    RetryPolicy { first_delay_secs: 30, max_delay_secs: 600, max_attempts: 5 };
+
+async fn retry_or_give_up_by(
+    svc: &Services,
+    policy: &RetryPolicy,
+    event_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
     let attempts_done = event_store::summary(&svc.db, event_id).await?.map_or(0, |s| s.attempts) + 1;
-    match svc.retry.delay_after(attempts_done) {
+    match policy.delay_after(attempts_done) {
         Some(delay) => {
             let next_at = now + Duration::seconds(delay);
             if !event_store::retry_later(&svc.db, event_id, reason, next_at).await? {
@@ -323,11 +340,22 @@ pub async fn run_due(svc: &Services, include_fresh: bool) -> StoreResult<usize> 
         for id in &ids {
             match process_stored(svc, id, Utc::now()).await {
                 Ok(p) => tracing::debug!(event_id = %id, outcome = ?p, "processed stored event"),
-                // The lease expires and a later sweep retries it; say so loudly meanwhile, and
-                // stop here: the database is likely unhealthy and must not be hammered.
-                Err(e) => {
+                // The database is down or cannot write: stop here rather than hammer it; the
+                // lease expires and a later sweep retries.
+                Err(e) if e.is_unavailable() => {
                     tracing::error!(event_id = %id, error = %e, "processing a stored event failed");
                     return Err(e);
+                }
+                // This event's own failure: count it (dead-lettered after a few) and go on with
+                // the others.
+                Err(e) => {
+                    tracing::error!(event_id = %id, error = %e, "processing a stored event failed");
+                    let reason = format!("processing failed: {e}");
+                    match retry_or_give_up_by(svc, &PROCESSING_ERROR_RETRY, id, &reason, Utc::now()).await {
+                        Ok(_) => {}
+                        Err(e) if e.is_unavailable() => return Err(e),
+                        Err(e) => tracing::error!(event_id = %id, error = %e, "recording the failure failed too"),
+                    }
                 }
             }
             done += 1;

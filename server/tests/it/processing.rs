@@ -13,7 +13,72 @@ on_both_databases!(
     concurrent_processors_finish_an_event_exactly_once,
     replay_is_safe_and_credits_nothing_twice,
     failures_and_cancellations_update_our_purchase,
+    a_poisoned_event_is_dead_lettered_after_a_few_attempts_and_never_stops_the_others,
 );
+
+/// Runs one statement on either database.
+async fn exec(db: &app::store::Db, sql: &str) {
+    match db {
+        app::store::Db::Sqlite(s) => sqlx::raw_sql(sql).execute(&s.writer).await.map(|_| ()),
+        app::store::Db::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn a_poisoned_event_is_dead_lettered_after_a_few_attempts_and_never_stops_the_others(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    // A row the database refuses for one payment only (a trigger standing in for a bad row or
+    // a bug): processing that event fails every time, and not because the database is down.
+    let poisoned = new_payment_id();
+    exec(
+        t.store(),
+        &match kind {
+            DbKind::Sqlite => format!(
+                "CREATE TRIGGER poison BEFORE INSERT ON contract_revisions WHEN NEW.payment_id = '{poisoned}' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+            ),
+            DbKind::Postgres => format!(
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.payment_id = '{poisoned}' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER poison BEFORE INSERT ON contract_revisions FOR EACH ROW EXECUTE FUNCTION poison()"
+            ),
+        },
+    )
+    .await;
+    let (bad, good) = (new_event_id(), new_event_id());
+    store_only(&t, &paid(&bad, &poisoned, t.contract_id), &bad).await;
+    store_only(&t, &paid(&good, &new_payment_id(), t.contract_id), &good).await;
+
+    // One sweep: the poisoned event fails and the other is credited all the same.
+    run_due(&t.app.services, true).await.expect("the sweep goes on past one bad event");
+    assert_eq!(t.event_status(&good).await.status, "processed");
+    assert_eq!(t.available().await, 5);
+    let s = t.event_status(&bad).await;
+    assert_eq!((s.status.as_str(), s.attempts), ("pending", 1));
+    assert!(s.last_error.as_deref().unwrap_or_default().contains("poisoned row"), "{s:?}");
+    assert!(s.next_attempt_at > chrono::Utc::now(), "retried later, not at once");
+
+    // Made due again and again: after the bound it is a dead letter with its error, not retried
+    // every lease for ever.
+    let max = app::services::processing::PROCESSING_ERROR_RETRY.max_attempts;
+    for _ in 1..max {
+        exec(
+            t.store(),
+            &format!(
+                "UPDATE stripe_event_processing SET next_attempt_at = '2000-01-01T00:00:00Z' WHERE event_id = '{bad}'"
+            ),
+        )
+        .await;
+        run_due(&t.app.services, false).await.unwrap();
+    }
+    let s = t.event_status(&bad).await;
+    assert_eq!((s.status.as_str(), s.attempts), ("failed", max), "{s:?}");
+    let why = s.last_error.unwrap_or_default();
+    assert!(why.contains("poisoned row") && why.contains(&format!("gave up after {max} attempts")), "{why}");
+    let (_, metrics) = t.get("/metrics").await;
+    assert!(metrics.contains("revision_store_events_dead_lettered_total 1"), "{metrics}");
+    assert_eq!(t.available().await, 5);
+}
 
 async fn an_unknown_contract_is_retried_then_dead_lettered(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
