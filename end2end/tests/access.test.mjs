@@ -272,7 +272,7 @@ test('the admin follows a credited purchase to its Stripe event and raw payload'
     await new Promise((r) => setTimeout(r, 500));
   }
   await admin.getByRole('heading', { name: 'Ledger: credited packs' }).waitFor();
-  await admin.getByRole('heading', { name: 'Purchases and their Stripe events' }).waitFor();
+  await admin.getByRole('heading', { name: 'Payment attempts and their Stripe events' }).waitFor();
   assert.equal(await admin.getByText('No credits.').count(), 0, 'the ledger has a credit');
   await admin.getByRole('cell', { name: '+2' }).first().waitFor();
   assert.ok((await eventLink.count()) > 0, 'a purchase links to its Stripe events');

@@ -438,6 +438,23 @@ pub enum Action {
 }
 
 /// Decides what an event means for a deployment running in `mode` with `terms`.
+/// Why a payment attempt failed, in Stripe's words: the `last_payment_error` of the
+/// PaymentIntent a `payment_intent.payment_failed` event carries, as its message and its codes
+/// ("Your card was declined. (card_declined, generic_decline)"). None when the payload says
+/// nothing of it.
+pub fn payment_failure(payload: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let e = v.pointer("/data/object/last_payment_error").filter(|e| e.is_object())?;
+    let text = |k: &str| e.get(k).and_then(|x| x.as_str()).filter(|s| !s.trim().is_empty());
+    let codes: Vec<&str> = [text("code"), text("decline_code")].into_iter().flatten().collect();
+    match (text("message"), codes.is_empty()) {
+        (Some(m), true) => Some(m.to_string()),
+        (Some(m), false) => Some(format!("{m} ({})", codes.join(", "))),
+        (None, false) => Some(codes.join(", ")),
+        (None, true) => None,
+    }
+}
+
 pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action {
     if StripeMode::from_livemode(event.livemode) != mode {
         // A test payment must never grant revisions in a live deployment, nor count as revenue
@@ -682,6 +699,24 @@ mod tests {
                 matches!(route(&e, StripeMode::Test, &terms()), Action::UpdatePurchase { payment_id, .. } if payment_id == "pi_1")
             );
         }
+    }
+
+    #[test]
+    fn a_failed_attempt_says_why_in_stripes_words() {
+        let failed = |e: serde_json::Value| {
+            json!({"id": "evt_f", "type": "payment_intent.payment_failed", "data": {"object": {"id": "pi_1", "last_payment_error": e}}})
+                .to_string()
+        };
+        let declined = failed(json!({"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+            "message": "Your card was declined."}));
+        assert_eq!(
+            payment_failure(declined.as_bytes()).as_deref(),
+            Some("Your card was declined. (card_declined, generic_decline)")
+        );
+        let bare = failed(json!({"code": "payment_intent_authentication_failure"}));
+        assert_eq!(payment_failure(bare.as_bytes()).as_deref(), Some("payment_intent_authentication_failure"));
+        assert_eq!(payment_failure(failed(json!(null)).as_bytes()), None);
+        assert_eq!(payment_failure(b"not json"), None);
     }
 
     #[test]

@@ -49,9 +49,25 @@ pub struct CreditLine {
 pub struct AdminContract {
     pub detail: ContractDetail,
     pub credits: Vec<CreditLine>,
-    /// Per purchase: the events that mention its PaymentIntent.
-    pub events: Vec<(String, Vec<EventLine>)>,
+    /// Every payment attempt, newest first, failed ones included (a person asking "my payment
+    /// failed" is answered here), with the events that mention its PaymentIntent.
+    pub attempts: Vec<Attempt>,
     pub money_back: super::admin_money::MoneyBack,
+}
+
+/// One payment attempt (a PaymentIntent we created for this contract).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub payment_intent_id: String,
+    pub created_at: String,
+    pub amount: String,
+    /// Stripe's status of the PaymentIntent as we last heard it.
+    pub status: String,
+    pub credited: bool,
+    /// Why its last try failed, in Stripe's words (declined, 3-D Secure failed), if it did and
+    /// was not paid since.
+    pub failure: Option<String>,
+    pub events: Vec<EventLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,17 +112,34 @@ pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> R
 
 #[server]
 pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppError> {
-    use crate::domain::{Currency, Money};
     use crate::store::{events, ledger};
     super::auth::server::require_admin().await?;
     let svc = super::services()?;
     let detail = super::contracts::server::detail(&svc, contract_id, None).await?;
     let load = |e| AppError::unavailable("The ledger could not be loaded", e);
     let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
-    let mut trail = Vec::new();
-    for p in &detail.purchases {
+    // Every attempt, not the advertiser's history (which leaves out cards never paid with).
+    let mut attempts = Vec::new();
+    for p in crate::store::purchases::for_contract(&svc.db, contract_id).await.map_err(load)?.into_iter().rev() {
         let found = events::list_mentioning(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
-        trail.push((p.payment_intent_id.clone(), found.into_iter().map(event_line).collect()));
+        let credited = credits.iter().any(|c| c.payment_id == p.payment_intent_id);
+        // The newest failure says why, unless the attempt was paid after it.
+        let failure = match found.iter().find(|e| e.event_type == "payment_intent.payment_failed") {
+            Some(e) if !credited && p.status != "succeeded" => events::evidence(&svc.db, &e.event_id)
+                .await
+                .map_err(load)?
+                .and_then(|ev| crate::domain::events::payment_failure(&ev.payload)),
+            _ => None,
+        };
+        attempts.push(Attempt {
+            amount: super::money_text(p.amount, &p.currency),
+            created_at: super::fmt_time(p.created_at),
+            status: p.status,
+            credited,
+            failure,
+            events: found.into_iter().map(event_line).collect(),
+            payment_intent_id: p.payment_intent_id,
+        });
     }
     let money_back = super::admin_money::money_back(&svc, contract_id).await?;
     let mut lines = Vec::with_capacity(credits.len());
@@ -114,9 +147,7 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
         let revoked: i64 =
             money_back.adjustments.iter().filter(|a| a.payment_id == c.payment_id).map(|a| -a.change).sum();
         lines.push(CreditLine {
-            amount: Currency::parse(&c.currency)
-                .map(|cur| Money::new(c.amount, cur).to_string())
-                .unwrap_or_else(|_| format!("{} {}", c.amount, c.currency)),
+            amount: super::money_text(c.amount, &c.currency),
             remaining: c.revisions - revoked,
             disputed: money_back.disputes.iter().any(|d| d.payment_id == c.payment_id && d.is_open),
             payment_id: c.payment_id,
@@ -126,7 +157,7 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
             created_at: super::fmt_time(c.created_at),
         });
     }
-    Ok(AdminContract { credits: lines, events: trail, detail, money_back })
+    Ok(AdminContract { credits: lines, attempts, detail, money_back })
 }
 
 /// One page of an event search, with the links that continue it.
@@ -367,14 +398,17 @@ pub fn AdminContractPage() -> impl IntoView {
                             </table></div>
                         }.into_any() }}
                         <super::admin_money::MoneyBackSection m=a.money_back.clone()/>
-                        <h2>"Purchases and their Stripe events"</h2>
-                        {if a.events.is_empty() { Some(view! { <p class="muted">"No purchases."</p> }) } else { None }}
-                        {a.events.into_iter().map(|(pi, events)| {
-                            let status = a.detail.purchases.iter().find(|p| p.payment_intent_id == pi).map(|p| format!("{} · {} · {}", p.created_at, p.amount, p.status)).unwrap_or_default();
+                        <h2>"Payment attempts and their Stripe events"</h2>
+                        {if a.attempts.is_empty() { Some(view! { <p class="muted">"No payment attempts."</p> }) } else { None }}
+                        {a.attempts.into_iter().map(|t| {
+                            let status = if t.credited { "credited".to_string() } else { t.status.replace('_', " ") };
                             view! {
-                                <h3><code>{pi}</code></h3>
-                                <p class="muted">{status}</p>
-                                {if events.is_empty() { view! { <p class="muted">"No events received for it."</p> }.into_any() } else { view! { <EventRows events/> }.into_any() }}
+                                <div class="attempt" data-testid="attempt">
+                                    <h3><code>{t.payment_intent_id}</code></h3>
+                                    <p class="muted">{format!("{} · {} · ", t.created_at, t.amount)}<span data-testid="attempt-status">{status}</span></p>
+                                    {t.failure.map(|f| view! { <p class="failure" data-testid="attempt-failure">"Failed: " {f}</p> })}
+                                    {if t.events.is_empty() { view! { <p class="muted">"No events received for it."</p> }.into_any() } else { let events = t.events; view! { <EventRows events/> }.into_any() }}
+                                </div>
                             }
                         }).collect_view()}
                         <h2>"Revision requests"</h2>

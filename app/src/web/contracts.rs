@@ -81,17 +81,12 @@ pub(crate) mod server {
         contract_id: i64,
         advertiser_id: Option<i64>,
     ) -> Result<ContractDetail, AppError> {
-        use crate::domain::{Currency, Money};
         use crate::store::{ledger, purchases};
         let contract = find_summary(svc, contract_id, advertiser_id).await?;
         let load = |e| AppError::unavailable("The contract's history could not be loaded", e);
         let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
         let purchases = purchases::for_contract(&svc.db, contract_id).await.map_err(load)?;
         let requests = ledger::requests(&svc.db, contract_id).await.map_err(load)?;
-        let money = |amount: i64, currency: &str| match Currency::parse(currency) {
-            Ok(c) => Money::new(amount, c).to_string(),
-            Err(_) => format!("{amount} {currency}"),
-        };
         let credited: std::collections::HashSet<&str> = credits.iter().map(|c| c.payment_id.as_str()).collect();
         let mut lines: Vec<PurchaseLine> = purchases
             .iter()
@@ -99,7 +94,7 @@ pub(crate) mod server {
             .filter(|p| p.status != "requires_payment_method" || credited.contains(p.payment_intent_id.as_str()))
             .map(|p| PurchaseLine {
                 payment_intent_id: p.payment_intent_id.clone(),
-                amount: money(p.amount, &p.currency),
+                amount: crate::web::money_text(p.amount, &p.currency),
                 revisions: p.revisions,
                 status: p.status.clone(),
                 credited: credited.contains(p.payment_intent_id.as_str()),

@@ -62,6 +62,15 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// Times as pages show them: UTC, to the minute.
+/// An amount in a currency's minor units as people read it ("$150.00"); as stored when the
+/// currency is not one we know.
+pub fn money_text(amount: i64, currency: &str) -> String {
+    match crate::domain::Currency::parse(currency) {
+        Ok(c) => crate::domain::Money::new(amount, c).to_string(),
+        Err(_) => format!("{amount} {currency}"),
+    }
+}
+
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }

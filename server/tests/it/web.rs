@@ -25,6 +25,7 @@ on_both_databases!(
     admins_sort_and_page_contracts_and_see_why_an_event_failed,
     admins_reconcile_from_their_pages_and_download_the_findings,
     admins_read_revenue_as_a_chart_a_table_and_a_csv,
+    admins_see_every_payment_attempt_and_why_it_failed,
 );
 
 struct Site {
@@ -384,7 +385,7 @@ async fn advertisers_reach_only_their_own_contracts_and_admins_everything(kind: 
     assert_eq!(trail.status, 200, "{}", trail.body);
     let trail = trail.json();
     let event_id = trail["credits"][0]["event_id"].as_str().expect("credited by a webhook").to_string();
-    let events = trail["events"][0][1].as_array().unwrap();
+    let events = trail["attempts"][0]["events"].as_array().unwrap();
     assert!(events.iter().any(|e| e["event_type"] == "payment_intent.succeeded" && e["event_id"] == event_id.as_str()));
     assert!(events.iter().any(|e| e["event_type"] == "charge.succeeded"), "{events:?}");
     let raw = site.call::<AdminEvent>(Some(&admin), &[("event_id", &event_id)]).await.json();
@@ -908,5 +909,56 @@ async fn server_functions_that_call_stripe_are_limited_per_client() {
     let answered = statuses.iter().filter(|s| **s == 404).count();
     assert!(statuses.iter().all(|s| *s == 404 || *s == 429) && answered <= refills, "{statuses:?}");
     assert_eq!(site.call::<ConfirmPayment>(Some(&bob), &fields).await.status, 404, "Bob has his own budget");
+    site.app.stop().await;
+}
+
+async fn admins_see_every_payment_attempt_and_why_it_failed(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let ann = site.sign_in(ANN, None).await;
+    let admin = site.sign_in(ADMIN, None).await;
+    let contract = site.contract_of(ANN.0).await.to_string();
+    let sim = format!("{}{}", site.app.url(), app::stripe::simulator::MOUNT);
+    let mut attempts = Vec::new();
+    for (card, status) in [("pm_card_chargeDeclined", 402), ("pm_card_visa", 200)] {
+        let b = site.call::<BuyPack>(Some(&ann), &[("contract_id", &contract)]).await.json();
+        let (pi, secret) = (b["payment_intent_id"].as_str().unwrap().to_string(), b["client_secret"].as_str().unwrap());
+        let r = post_form(
+            &format!("{sim}/v1/payment_intents/{pi}/confirm"),
+            app::stripe::simulator::PUBLISHABLE_KEY,
+            &[("client_secret", secret), ("payment_method", card)],
+        )
+        .await;
+        assert_eq!(r.status, status, "{}", r.body);
+        attempts.push(pi);
+    }
+    let (declined, paid) = (&attempts[0], &attempts[1]);
+    // Once Stripe's events are in, the admin's contract page lists both, newest first, and says
+    // why the first one failed.
+    let page = || async {
+        site.call::<LoadAdminContract>(Some(&admin), &[("contract_id", &contract)]).await.json()["attempts"].clone()
+    };
+    let settled = eventually(REQUEST_TIMEOUT, || async {
+        let a = page().await;
+        a[0]["credited"] == true && a[1]["failure"].is_string()
+    })
+    .await;
+    let a = page().await;
+    assert!(settled, "{a}");
+    assert_eq!(
+        (a[0]["payment_intent_id"].as_str(), a[1]["payment_intent_id"].as_str()),
+        (Some(paid.as_str()), Some(declined.as_str()))
+    );
+    assert_eq!(a[0]["failure"], serde_json::Value::Null, "paid: nothing to explain");
+    let why = a[1]["failure"].as_str().unwrap();
+    assert!(why.contains("Your card was declined.") && why.contains("card_declined"), "{why}");
+    assert_eq!(a[1]["status"], "requires_payment_method");
+    assert!(
+        a[1]["events"].as_array().unwrap().iter().any(|e| e["event_type"] == "payment_intent.payment_failed"),
+        "{a}"
+    );
+    // The page says it in words.
+    let html = site.get(&format!("/admin/contracts/{contract}"), Some(&admin)).await.body;
+    let failure = html.split(r#"data-testid="attempt-failure""#).nth(1).expect("the failure is shown");
+    assert!(failure.contains("Your card was declined. (card_declined, generic_decline)"), "{html}");
     site.app.stop().await;
 }
