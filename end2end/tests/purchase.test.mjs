@@ -85,16 +85,21 @@ test('declined cards show Stripe\'s message and credit nothing', async () => {
   await openContract(page, 'Daily Planet');
   const before = await availableOnPage(page);
   const dialog = await payWith(page, cards.declined);
-  await dialog.getByRole('alert').filter({ hasText: 'Your card was declined.' }).first().waitFor();
+  const declined = dialog.getByText('Your card was declined.');
+  await declined.first().waitFor();
+  assert.equal(await declined.count(), 1, 'the decline is said once');
   await screenshot(page, 'card-declined');
   // Same form, another card: insufficient funds has its own message.
   await dialog.getByLabel('Card number').fill(cards.insufficientFunds);
   await dialog.getByRole('button', { name: /^Pay / }).click();
   await dialog.getByRole('alert').filter({ hasText: 'insufficient funds' }).first().waitFor();
+  assert.equal(await dialog.getByText(/insufficient funds/).count(), 1, 'and so is the next one');
   // An incomplete card never reaches Stripe.
   await dialog.getByLabel('Card number').fill('4242 4242');
   await dialog.getByRole('button', { name: /^Pay / }).click();
-  await dialog.getByRole('alert').filter({ hasText: 'Your card number is incomplete.' }).first().waitFor();
+  const incomplete = dialog.getByText('Your card number is incomplete.');
+  await incomplete.first().waitFor();
+  assert.equal(await incomplete.count(), 1, 'a field problem shows beside the field only');
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
   await page.reload();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  availableOnPage, baseUrl, launchBrowser, newPage, openContract, screenshot, signIn, users,
+  availableOnPage, baseUrl, launchBrowser, newPage, openContract, screenshot, signIn, users, waitForHydration,
 } from '../lib.mjs';
 
 /** A real 1×1 PNG: its first bytes are the PNG signature the server sniffs for. */
@@ -81,7 +81,13 @@ test('an SVG named .png is refused with the accepted types, and uses nothing', a
   assert.deepEqual(await balance(), before, 'nothing was used');
   assert.equal(await page.locator('ul.history li').filter({ hasText: notes }).count(), 0);
   assert.equal(await page.getByText('Artwork: evil.png').count(), 0);
+  await waitForHydration(page);
+  assert.equal(await page.getByLabel('What should change?').inputValue(), notes, 'what was typed is kept');
   await screenshot(page, 'artwork-refused');
+  // Given back once: a reload starts a fresh form.
+  await page.reload();
+  await waitForHydration(page);
+  assert.equal(await page.getByLabel('What should change?').inputValue(), '');
 });
 
 test('a cross-site post (Origin: another site) is refused with 403 and uses nothing', async () => {

@@ -61,7 +61,7 @@ pub async fn same_origin_writes(State(origins): State<Origins>, request: Request
 /// the session while it renders (see `app::web::auth::server::SessionSnapshot`). GET and HEAD
 /// only: other requests are server functions and forms, which read the session once themselves.
 pub async fn session_snapshot(session: tower_sessions::Session, mut request: Request, next: Next) -> Response {
-    use app::web::auth::server::{SessionSnapshot, USER_KEY};
+    use app::web::auth::server::{SessionSnapshot, DRAFT_KEY, USER_KEY};
     if matches!(*request.method(), Method::GET | Method::HEAD) && !request.uri().path().starts_with("/pkg/") {
         let user_id = match session.get::<i64>(USER_KEY).await {
             Ok(id) => id,
@@ -70,24 +70,28 @@ pub async fn session_snapshot(session: tower_sessions::Session, mut request: Req
                 return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
             }
         };
-        // Taken only when there is one: removing marks the session changed (and so written)
-        // even when the key is absent.
-        let flash = match user_id {
-            Some(_) => match session.get::<(String, String)>(app::web::admin_money::FLASH_KEY).await {
-                Ok(Some(flash)) => {
-                    let _ = session.remove_value(app::web::admin_money::FLASH_KEY).await;
-                    Some(flash)
-                }
-                _ => None,
-            },
-            None => None,
+        // One-time values, taken only when there is one: removing marks the session changed
+        // (and so written) even when the key is absent.
+        let (flash, draft) = match user_id {
+            Some(_) => (
+                take::<(String, String)>(&session, app::web::admin_money::FLASH_KEY).await,
+                take::<(i64, String)>(&session, DRAFT_KEY).await,
+            ),
+            None => (None, None),
         };
         if user_id.is_some() {
             touch(&session).await;
         }
-        request.extensions_mut().insert(SessionSnapshot { user_id, flash });
+        request.extensions_mut().insert(SessionSnapshot { user_id, flash, draft });
     }
     next.run(request).await
+}
+
+/// Takes a one-time value out of the session, if it is there.
+async fn take<T: serde::de::DeserializeOwned>(session: &tower_sessions::Session, key: &str) -> Option<T> {
+    let value = session.get::<T>(key).await.ok().flatten()?;
+    let _ = session.remove_value(key).await;
+    Some(value)
 }
 
 /// How often an active session is written to extend its expiry.

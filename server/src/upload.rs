@@ -40,7 +40,18 @@ pub async fn request_revision(
 ) -> Response {
     let browser = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     let page = format!("/contracts/{contract_id}");
-    match record(&state, &session, contract_id, multipart).await {
+    let mut notes = None;
+    let outcome = record(&state, &session, contract_id, multipart, &mut notes).await;
+    if let (Err(Refused::Problem(..)), true, Some(notes)) = (&outcome, browser, notes.filter(|n| !n.trim().is_empty()))
+    {
+        // The page the browser goes back to shows the notes again (only the file must be
+        // chosen anew: browsers never pre-fill a file input). Bounded like the notes themselves.
+        let notes: String = notes.chars().take(app::domain::artwork::MAX_NOTES_CHARS).collect();
+        if let Err(e) = session.insert(app::web::auth::server::DRAFT_KEY, (contract_id, notes)).await {
+            tracing::warn!(error = %e, "could not keep a refused request's notes");
+        }
+    }
+    match outcome {
         Ok(()) if browser => Redirect::to(&format!("{page}?requested=1")).into_response(),
         Ok(()) => (StatusCode::CREATED, "Revision requested.").into_response(),
         Err(Refused::SignIn) if browser => Redirect::to(&format!("/login?next={page}")).into_response(),
@@ -58,6 +69,7 @@ async fn record(
     session: &Session,
     contract_id: i64,
     mut multipart: Multipart,
+    typed_notes: &mut Option<String>,
 ) -> Result<(), Refused> {
     let svc = &state.services;
     let unavailable = |e: &dyn std::fmt::Display| {
@@ -94,6 +106,7 @@ async fn record(
             _ => {}
         }
     }
+    typed_notes.clone_from(&notes);
     let notes = check_notes(notes.as_deref().unwrap_or_default()).map_err(bad)?;
     let artwork = match &file {
         Some((name, bytes)) => {

@@ -30,6 +30,8 @@ pub mod server {
     use tower_sessions::Session;
 
     pub const USER_KEY: &str = "user_id";
+    /// A refused revision request's (contract id, notes), kept for the page it goes back to.
+    pub const DRAFT_KEY: &str = "revision_draft";
     /// When the session was last marked as used (unix seconds): written at sign-in and then at
     /// most hourly, which is what extends its expiry (`server::guard::touch`).
     pub const TOUCHED_KEY: &str = "touched_at";
@@ -50,6 +52,8 @@ pub mod server {
         pub user_id: Option<i64>,
         /// The one-time message (class, text) left by the previous request, already taken.
         pub flash: Option<(String, String)>,
+        /// A refused revision request's notes (contract id, notes), already taken.
+        pub draft: Option<(i64, String)>,
     }
 
     /// The snapshot of this request, when it has one (page renders; not server-function posts).

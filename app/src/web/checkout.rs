@@ -190,10 +190,13 @@ pub fn CheckoutForm(start: CheckoutStart, on_paid: Callback<String>) -> impl Int
                     "The payment did not complete (status: {}). Nothing was charged; please try again.",
                     status.replace('_', " ")
                 ))),
-                // Stripe's own messages are written for the payer: card declines, validation,
-                // failed authentication.
+                // A field problem (an incomplete number): the Payment Element shows it beside
+                // the field itself; saying it here too would show it twice.
+                Ok(ConfirmResult::Error { kind, .. }) if kind == "validation_error" => state.set(FormState::Ready),
+                // Stripe's own messages are written for the payer: card declines, failed
+                // authentication. The Element does not show these; the form does, once.
                 Ok(ConfirmResult::Error { kind, message })
-                    if matches!(kind.as_str(), "card_error" | "validation_error" | "invalid_request_error") =>
+                    if matches!(kind.as_str(), "card_error" | "invalid_request_error") =>
                 {
                     state.set(FormState::Failed(message))
                 }

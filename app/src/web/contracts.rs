@@ -43,6 +43,9 @@ pub struct ContractDetail {
     pub purchases: Vec<PurchaseLine>,
     pub requests: Vec<RequestLine>,
     pub terms: PackTerms,
+    /// Notes of a revision request that was just refused (a wrong file, say), given back so the
+    /// form shows them again instead of losing what the user typed.
+    pub draft_notes: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -116,6 +119,7 @@ pub(crate) mod server {
                 })
                 .collect(),
             terms: svc.terms.clone(),
+            draft_notes: None,
         })
     }
 }
@@ -134,7 +138,11 @@ pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
 #[server]
 pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
     let user = super::auth::server::require_advertiser().await?;
-    server::detail(&super::services()?, contract_id, Some(user.id)).await
+    let mut detail = server::detail(&super::services()?, contract_id, Some(user.id)).await?;
+    if let Some(snapshot) = super::auth::server::snapshot().await {
+        detail.draft_notes = snapshot.draft.filter(|(id, _)| *id == contract_id).map(|(_, notes)| notes);
+    }
+    Ok(detail)
 }
 
 #[component]
@@ -321,7 +329,7 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
             <h2 id="request-h">"Request a revision"</h2>
             <form method="post" action=format!("/contracts/{contract_id}/revisions") enctype="multipart/form-data" class="stack">
                 <label for="notes">"What should change?"</label>
-                <textarea id="notes" name="notes" required maxlength=MAX_NOTES_CHARS rows="4" disabled=spendable <= 0></textarea>
+                <textarea id="notes" name="notes" required maxlength=MAX_NOTES_CHARS rows="4" disabled=spendable <= 0>{detail.draft_notes.clone().unwrap_or_default()}</textarea>
                 <label for="artwork">"Artwork file (optional: " {ACCEPTED} ")"</label>
                 <input id="artwork" name="artwork" type="file" accept=".png,.jpg,.jpeg,.pdf,.tif,.tiff,image/png,image/jpeg,application/pdf,image/tiff" disabled=spendable <= 0/>
                 <button type="submit" disabled=spendable <= 0>"Request a revision"</button>

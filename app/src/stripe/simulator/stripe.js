@@ -359,7 +359,9 @@
       .then(function (result) {
         element._setBusy(false);
         if (result.error) {
-          if (result.error.type === 'card_error' || result.error.type === 'validation_error') element._showError({ field: 'number', message: result.error.message });
+          // Like Stripe's Payment Element: its own field problems show inside it; a decline or a
+          // failed authentication is only returned, for the page to show (once).
+          if (result.error.type === 'validation_error') element._showError({ field: 'number', message: result.error.message });
           return { error: result.error };
         }
         var pi = result.pi;
