@@ -62,7 +62,14 @@ test('a request with notes and a PNG uses one revision and shows in the history'
   assert.equal(now.requested, before.requested + 1);
   const entry = page.locator('ul.history li').filter({ hasText: notes });
   assert.equal(await entry.count(), 1, 'the request is in the history');
-  await entry.getByText('Artwork: logo.png').waitFor();
+  const link = entry.getByRole('link', { name: 'logo.png' });
+  await link.waitFor();
+  // Opening it (with this browser's session) gives the image itself, as uploaded.
+  const shown = await page.request.get(`${baseUrl}${await link.getAttribute('href')}`);
+  assert.equal(shown.status(), 200);
+  assert.equal(shown.headers()['content-type'], 'image/png');
+  assert.match(shown.headers()['content-disposition'], /^inline; filename="logo\.png"/);
+  assert.deepEqual(Buffer.from(await shown.body()), png);
   await screenshot(page, 'revision-requested');
 });
 

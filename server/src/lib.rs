@@ -129,6 +129,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
             "/contracts/{id}/revisions",
             post(upload::request_revision).layer(axum::extract::DefaultBodyLimit::max(upload::MAX_BODY)),
         )
+        .route("/contracts/{id}/revisions/{request}/artwork", get(upload::artwork))
         .route("/admin/contracts/{id}/refund", post(admin_actions::refund))
         .route("/admin/reconciliation/run", post(admin_actions::start_reconciliation))
         .route("/admin/reconciliation/{id}/findings.csv", get(admin_actions::findings_csv))

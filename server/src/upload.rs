@@ -133,6 +133,85 @@ async fn record(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct ArtworkQuery {
+    /// Present: save the file rather than open it.
+    download: Option<String>,
+}
+
+/// `GET /contracts/{id}/revisions/{request}/artwork`: a request's artwork, for the advertiser
+/// who owns the contract and for admins; everyone else (signed out included) gets 404, the
+/// answer for what does not exist, so ids leak nothing. The type is the one sniffed from the
+/// bytes at upload (PNG, JPEG, PDF, TIFF; never SVG or HTML), `nosniff` stops a browser from
+/// guessing another, and the response's Content-Security-Policy (the inert one) lets nothing
+/// in it run. The file is streamed, never read whole into memory.
+pub async fn artwork(
+    State(state): State<AppState>,
+    session: Session,
+    Path((contract_id, request_id)): Path<(i64, i64)>,
+    axum::extract::Query(query): axum::extract::Query<ArtworkQuery>,
+) -> Response {
+    use app::domain::artwork::{content_disposition, ArtworkKind};
+    let svc = &state.services;
+    let not_found = || (StatusCode::NOT_FOUND, "Not found.").into_response();
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "serving artwork failed");
+        (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
+    };
+    let user = match session.get::<i64>("user_id").await {
+        Ok(Some(id)) => match users::find(&svc.db, id).await {
+            Ok(u) => u,
+            Err(e) => return unavailable(&e),
+        },
+        Ok(None) => None,
+        Err(e) => return unavailable(&e),
+    };
+    let Some(user) = user else { return not_found() };
+    let contract = match contracts::find(&svc.db, contract_id).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&e),
+    };
+    let allowed =
+        contract.is_some_and(|c| c.advertiser_id == user.id || user.role() == app::domain::users::Role::Admin);
+    if !allowed {
+        return not_found();
+    }
+    let request = match ledger::request(&svc.db, contract_id, request_id).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    let Some((path, stored_type, name)) =
+        request.and_then(|r| Some((r.artwork_path?, r.artwork_type?, r.artwork_name.unwrap_or_default())))
+    else {
+        return not_found();
+    };
+    let kind = ArtworkKind::from_content_type(&stored_type);
+    let file = match tokio::fs::File::open(svc.data_dir.join(&path)).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The row says there is a file and there is none: loud, and a 404 for the user.
+            tracing::error!(contract_id, request_id, path, "artwork file missing");
+            return not_found();
+        }
+        Err(e) => return unavailable(&e),
+    };
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    let inline = query.download.is_none() && kind.is_some_and(ArtworkKind::opens_inline);
+    let mut response = Response::new(axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+    let headers = response.headers_mut();
+    let content_type = kind.map_or("application/octet-stream", ArtworkKind::content_type);
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    if let Ok(v) = header::HeaderValue::from_str(&content_disposition(&name, inline)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(n) = length {
+        headers.insert(header::CONTENT_LENGTH, n.into());
+    }
+    // Artwork is private: no shared cache keeps a copy.
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
+    response
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()

@@ -25,6 +25,19 @@ impl ArtworkKind {
         }
     }
 
+    /// The kind a stored content type names (what `content_type` wrote); None for anything else.
+    pub fn from_content_type(t: &str) -> Option<Self> {
+        [ArtworkKind::Png, ArtworkKind::Jpeg, ArtworkKind::Pdf, ArtworkKind::Tiff]
+            .into_iter()
+            .find(|k| k.content_type() == t)
+    }
+
+    /// Shown in the browser when opened (PNG, JPEG); the rest are downloaded. An image cannot run
+    /// script, and PDF viewers and TIFF support vary.
+    pub fn opens_inline(self) -> bool {
+        matches!(self, ArtworkKind::Png | ArtworkKind::Jpeg)
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             ArtworkKind::Png => "png",
@@ -133,8 +146,55 @@ pub fn check_notes(notes: &str) -> Result<String, RequestProblem> {
     Ok(notes.to_string())
 }
 
+/// A `Content-Disposition` value for a file the uploader named (RFC 6266): `inline` or
+/// `attachment`, an ASCII `filename` with anything unsafe replaced, and the exact name as
+/// UTF-8 in `filename*`. The name comes from the uploader, so nothing in it may end the
+/// parameter or add one.
+pub fn content_disposition(name: &str, inline: bool) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | ',') || c == ' ' { c } else { '_' })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'!'
+            | b'#'
+            | b'$'
+            | b'&'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let kind = if inline { "inline" } else { "attachment" };
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_names_cannot_break_out_of_the_header() {
+        use super::content_disposition;
+        assert_eq!(content_disposition("logo.png", true), "inline; filename=\"logo.png\"; filename*=UTF-8''logo.png");
+        let tricky = content_disposition("a\"; filename=evil.html;.png", false);
+        assert!(
+            tricky.starts_with("attachment; filename=\"a__ filename=evil.html_.png\"; filename*=UTF-8''a%22%3B%20"),
+            "{tricky}"
+        );
+        assert!(content_disposition("Café menu.pdf", false).ends_with("filename*=UTF-8''Caf%C3%A9%20menu.pdf"));
+        assert!(content_disposition("x\r\nSet-Cookie: a=b", false).lines().count() == 1);
+    }
+
     use super::*;
 
     #[test]

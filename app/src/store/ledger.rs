@@ -113,6 +113,16 @@ pub async fn credits_between(db: &Db, from: DateTime<Utc>, to: DateTime<Utc>) ->
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, LedgerCredit>(&sql).bind(from).bind(to).fetch_all(pool).await?))
 }
 
+/// One revision request of a contract (None: no such request on that contract).
+pub async fn request(db: &Db, contract_id: i64, request_id: i64) -> StoreResult<Option<RevisionRequest>> {
+    let sql = format!("SELECT {REQUEST_COLUMNS} FROM revision_requests WHERE id = $1 AND contract_id = $2");
+    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(&sql)
+        .bind(request_id)
+        .bind(contract_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
 pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequest>> {
     let sql = format!("SELECT {REQUEST_COLUMNS} FROM revision_requests WHERE contract_id = $1 ORDER BY id");
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(&sql).bind(contract_id).fetch_all(pool).await?))

@@ -414,8 +414,8 @@ pub fn AdminContractPage() -> impl IntoView {
                         <h2>"Revision requests"</h2>
                         {if a.detail.requests.is_empty() { Some(view! { <p class="muted">"None."</p> }) } else { None }}
                         <ul class="history">{a.detail.requests.into_iter().map(|r| view! {
-                            <li><span class="muted">{r.created_at}</span><p>{r.notes}</p>
-                            {r.artwork_name.map(|n| view! { <p class="muted">"Artwork: " {n}</p> })}</li>
+                            <li><span class="muted">{r.created_at.clone()}</span><p>{r.notes.clone()}</p>
+                            <super::contracts::ArtworkLinks r/></li>
                         }).collect_view()}</ul>
                     }.into_any()
                 }

@@ -32,6 +32,7 @@ pub struct PurchaseLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestLine {
     pub id: i64,
+    pub contract_id: i64,
     pub notes: String,
     pub artwork_name: Option<String>,
     pub created_at: String,
@@ -113,6 +114,7 @@ pub(crate) mod server {
                 .rev()
                 .map(|r| RequestLine {
                     id: r.id,
+                    contract_id: r.contract_id,
                     notes: r.notes,
                     artwork_name: r.artwork_name,
                     created_at: fmt_time(r.created_at),
@@ -290,6 +292,20 @@ fn ContractIsland(detail: ContractDetail, notice: Option<Notice>, returned: Opti
     }
 }
 
+/// A request's artwork: its name, opening it (images show in the browser), and a download.
+#[component]
+pub fn ArtworkLinks(r: RequestLine) -> impl IntoView {
+    r.artwork_name.map(|name| {
+        let href = format!("/contracts/{}/revisions/{}/artwork", r.contract_id, r.id);
+        view! {
+            <p class="muted">
+                "Artwork: " <a href=href.clone() target="_blank" rel="noopener" data-testid="artwork-link">{name}</a>
+                " · " <a href=format!("{href}?download=1") download>"download"</a>
+            </p>
+        }
+    })
+}
+
 #[component]
 fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<Notice>) -> impl IntoView {
     let c = detail.contract.clone();
@@ -375,7 +391,7 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                             <li>
                                 <span class="muted">{r.created_at.clone()}</span>
                                 <p>{r.notes.clone()}</p>
-                                {r.artwork_name.clone().map(|n| view! { <p class="muted">"Artwork: " {n}</p> })}
+                                <ArtworkLinks r=r.clone()/>
                             </li>
                         }).collect_view()}
                     </ul>

@@ -445,6 +445,26 @@ async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
     assert_eq!(std::fs::read(&stored).unwrap(), PNG, "kept under the data directory by a server-chosen name");
     assert!(!r.artwork_path.as_deref().unwrap().contains("logo"));
 
+    // The owner and admins can open it (the sniffed type, shown inline, nothing to run) and
+    // download it; anyone else gets the answer for what does not exist.
+    let url = format!("/contracts/{contract}/revisions/{}/artwork", r.id);
+    let opened = site.get(&url, Some(&ann)).await;
+    assert_eq!(opened.status, 200);
+    assert_eq!(opened.headers["content-type"], "image/png");
+    assert_eq!(opened.headers["content-disposition"], "inline; filename=\"logo.png\"; filename*=UTF-8''logo.png");
+    assert_eq!(opened.headers["x-content-type-options"], "nosniff");
+    assert!(opened.headers["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert_eq!(opened.headers["content-length"], PNG.len().to_string().as_str());
+    assert_eq!(opened.body, String::from_utf8_lossy(PNG), "the bytes uploaded");
+    let saved = site.get(&format!("{url}?download=1"), Some(&ann)).await;
+    assert!(saved.headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    let admin = site.sign_in(ADMIN, None).await;
+    assert_eq!(site.get(&url, Some(&admin)).await.status, 200, "admins see every contract's artwork");
+    assert_eq!(site.get(&url, Some(&bob)).await.status, 404, "not Bob's contract");
+    assert_eq!(site.get(&url, None).await.status, 404, "signed out");
+    let other = format!("/contracts/{contract}/revisions/{}/artwork", r.id + 1000);
+    assert_eq!(site.get(&other, Some(&ann)).await.status, 404, "no such request");
+
     // Refused uploads say why and consume nothing.
     let svg = site.upload(&ann, contract, &origin, "svg", Some(("logo.png", b"<svg onload=alert(1)>"))).await;
     assert_eq!(svg.status, 422);
