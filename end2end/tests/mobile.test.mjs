@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  assertNoSidewaysScroll, baseUrl, launchBrowser, openContract, phonePage, screenWidth, screenshot, signIn, users,
+  assertNoSidewaysScroll, baseUrl, cards, launchBrowser, openContract, payWith, phonePage, screenWidth, screenshot, signIn,
+  users,
 } from '../lib.mjs';
 
 let browser;
@@ -78,4 +79,44 @@ test('Tab keeps keyboard focus inside the open buy modal', async () => {
   }
   await dialog.getByRole('button', { name: 'Close' }).click();
   await dialog.waitFor({ state: 'detached' });
+});
+
+/** Every element `locator` finds lies within the phone's screen, left to right. */
+async function allOnScreen(page, locator, what) {
+  const width = await screenWidth(page);
+  const boxes = await locator.evaluateAll((els) => els.map((e) => {
+    const r = e.getBoundingClientRect();
+    return { left: r.left + window.scrollX, right: r.right + window.scrollX, text: e.textContent.trim() };
+  }));
+  assert.ok(boxes.length > 0, `no ${what} on the page`);
+  for (const b of boxes) {
+    assert.ok(b.left >= 0 && b.right <= width + 0.5, `${what} "${b.text}" spans ${b.left}..${b.right} of a ${width}px screen`);
+  }
+}
+
+test('at 390 px the figures each page is for are on screen without scrolling sideways', async () => {
+  // A purchase of Ann's own, so this test needs no other to have run.
+  await openContract(page, 'Gotham Gazette');
+  await payWith(page, cards.visa);
+  const pending = page.getByRole('dialog', { name: 'Payment' });
+  await pending.getByTestId('payment-succeeded').waitFor();
+  await pending.getByRole('button', { name: 'Done' }).click();
+  await page.reload();
+  await allOnScreen(page, page.locator('table.purchases td.status'), 'a purchase status');
+  await assertNoSidewaysScroll(page, 'the contract page with purchases');
+  const contractId = new URL(page.url()).pathname.split('/').pop();
+
+  const admin = await phonePage(browser);
+  await signIn(admin, users.admin.email, users.admin.password);
+  await admin.goto(`${baseUrl}/admin`);
+  await allOnScreen(admin, admin.getByTestId('available'), 'an Available figure');
+  await assertNoSidewaysScroll(admin, '/admin');
+  await screenshot(admin, 'phone-admin-contracts');
+
+  await admin.goto(`${baseUrl}/admin/contracts/${contractId}`);
+  await allOnScreen(admin, admin.locator('[data-testid=credit] td.amount'), 'a credited amount');
+  await allOnScreen(admin, admin.getByTestId('attempt-status'), 'a payment attempt status');
+  await allOnScreen(admin, admin.locator('table.events td.status'), 'an event status');
+  await assertNoSidewaysScroll(admin, 'the admin contract page');
+  await screenshot(admin, 'phone-admin-contract');
 });

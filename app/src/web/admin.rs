@@ -285,21 +285,22 @@ pub fn AdminContractsPage() -> impl IntoView {
                                 <th><a href=link("id", 1)>"#"</a></th>
                                 <th><a href=link("advertiser", 1)>"Advertiser"</a></th>
                                 <th><a href=link("publication", 1)>"Publication"</a></th>
-                                <th>"Size"</th>
-                                <th>"Included"</th><th>"Purchased"</th><th>"Revoked"</th><th>"Requested"</th>
+                                // On a phone these give way to Available, the column the page is for.
+                                <th class="wide">"Size"</th>
+                                <th class="wide">"Included"</th><th class="wide">"Purchased"</th><th class="wide">"Revoked"</th><th class="wide">"Requested"</th>
                                 <th><a href=link(avail_sort, 1)>"Available"</a></th>
                             </tr></thead>
                             <tbody>
                                 {l.rows.into_iter().map(|c| view! {
                                     <tr>
                                         <td><a href=format!("/admin/contracts/{}", c.id)>{c.id}</a></td>
-                                        <td>{c.advertiser_email}</td>
-                                        <td>{c.publication}</td>
-                                        <td>{c.ad_size}</td>
-                                        <td>{c.balance.base}</td>
-                                        <td>{c.balance.purchased}</td>
-                                        <td>{c.balance.revoked}</td>
-                                        <td>{c.balance.requested}</td>
+                                        <td class="wrap-any">{c.advertiser_email}</td>
+                                        <td class="wrap-any">{c.publication}</td>
+                                        <td class="wide">{c.ad_size}</td>
+                                        <td class="wide">{c.balance.base}</td>
+                                        <td class="wide">{c.balance.purchased}</td>
+                                        <td class="wide">{c.balance.revoked}</td>
+                                        <td class="wide">{c.balance.requested}</td>
                                         <td><strong data-testid="available">{c.balance.available()}</strong>
                                             {(c.balance.owed() > 0).then(|| format!(" (owes {})", c.balance.owed()))}
                                             {(c.balance.held() > 0).then(|| format!(" ({} held)", c.balance.held()))}</td>
@@ -323,16 +324,17 @@ pub fn AdminContractsPage() -> impl IntoView {
 fn EventRows(events: Vec<EventLine>) -> impl IntoView {
     view! {
         <div class="table-wrap"><table class="events">
-            <thead><tr><th>"Received"</th><th>"Event"</th><th>"Type"</th><th>"Status"</th><th>"Detail"</th></tr></thead>
+            <thead><tr><th>"Received"</th><th class="wide">"Event"</th><th>"Type"</th><th>"Status"</th><th class="wide">"Detail"</th></tr></thead>
             <tbody>
                 {events.into_iter().map(|e| view! {
                     <tr>
                         <td>{e.received_at}</td>
-                        <td><a href=format!("/admin/events/{}", e.event_id)><code>{e.event_id.clone()}</code></a></td>
-                        <td>{e.event_type}{(!e.livemode).then_some(" (test)")}</td>
+                        <td class="wide"><a href=format!("/admin/events/{}", e.event_id)><code>{e.event_id.clone()}</code></a></td>
+                        // The type links to the event too: on a phone the id column gives way.
+                        <td class="wrap-any"><a href=format!("/admin/events/{}", e.event_id)>{e.event_type}</a>{(!e.livemode).then_some(" (test)")}</td>
                         <td class=format!("status {}", e.status)>{e.status.clone()}
                             {(e.attempts > 1).then(|| format!(" after {} attempts", e.attempts))}</td>
-                        <td>{e.last_error.or(e.outcome).unwrap_or_default()}</td>
+                        <td class="wide">{e.last_error.or(e.outcome).unwrap_or_default()}</td>
                     </tr>
                 }).collect_view()}
             </tbody>
@@ -370,7 +372,7 @@ pub fn AdminContractPage() -> impl IntoView {
                         <h2>"Ledger: credited packs"</h2>
                         {if a.credits.is_empty() { view! { <p class="muted">"No credits."</p> }.into_any() } else { view! {
                             <div class="table-wrap"><table>
-                                <thead><tr><th>"Credited"</th><th>"PaymentIntent"</th><th>"Revisions"</th><th>"Amount"</th><th>"Evidence"</th><th>"Refund"</th></tr></thead>
+                                <thead><tr><th class="wide">"Credited"</th><th>"PaymentIntent"</th><th>"Revisions"</th><th>"Amount"</th><th class="wide">"Evidence"</th><th>"Refund"</th></tr></thead>
                                 <tbody>{a.credits.into_iter().map(|cr| {
                                     let refund = if cr.disputed {
                                         view! { <span class="muted">"disputed: answer the dispute in Stripe"</span> }.into_any()
@@ -382,11 +384,11 @@ pub fn AdminContractPage() -> impl IntoView {
                                     let payment = cr.payment_id.clone();
                                     view! {
                                     <tr data-testid="credit" data-payment=payment.clone()>
-                                        <td>{cr.created_at}</td>
+                                        <td class="wide">{cr.created_at}</td>
                                         <td><code>{cr.payment_id}</code></td>
                                         <td>{format!("+{}", cr.revisions)}</td>
-                                        <td>{cr.amount}</td>
-                                        <td>{match (cr.event_id, cr.credited_by.as_deref()) {
+                                        <td class="amount">{cr.amount}</td>
+                                        <td class="wide">{match (cr.event_id, cr.credited_by.as_deref()) {
                                             (Some(id), _) => view! { <a href=format!("/admin/events/{id}")>"webhook " <code>{id.clone()}</code></a> }.into_any(),
                                             (None, Some("reconciliation")) => view! { <span>"paid at Stripe, credited by reconciliation"</span> }.into_any(),
                                             (None, _) => view! { <span>"confirmed with Stripe by the return page"</span> }.into_any(),

@@ -364,7 +364,7 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 view! { <p class="muted">"No purchases yet."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap"><table>
+                    <div class="table-wrap"><table class="purchases">
                         <thead><tr><th>"Date"</th><th>"Revisions"</th><th>"Amount"</th><th>"Status"</th></tr></thead>
                         <tbody>
                             {detail.purchases.iter().map(|p| view! {
@@ -372,7 +372,7 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                                     <td>{p.created_at.clone()}</td>
                                     <td>{format!("+{}", p.revisions)}</td>
                                     <td>{p.amount.clone()}</td>
-                                    <td>{if p.credited { "credited".to_string() } else { p.status.replace('_', " ") }}</td>
+                                    <td class="status">{if p.credited { "credited".to_string() } else { p.status.replace('_', " ") }}</td>
                                 </tr>
                             }).collect_view()}
                         </tbody>
