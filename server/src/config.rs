@@ -122,6 +122,10 @@ pub struct Config {
     /// Requests a minute each API key may make (`/api/v1/...`); beyond it, 429 with Retry-After.
     #[arg(long, env = "API_RATE_PER_MINUTE", default_value_t = 60, global = true)]
     pub api_rate_per_minute: u32,
+    /// Bearer token that GET /metrics requires (`Authorization: Bearer ...`). Unset: /metrics is
+    /// not served at all, since its figures are not for the public.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
     /// Slack incoming-webhook URL for the daily revenue summary (unset: no summary).
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, global = true)]
     pub slack_webhook_url: Option<String>,
@@ -162,6 +166,8 @@ pub struct Settings {
     pub reconcile_rate: u32,
     pub owners: app::services::revenue::Owners,
     pub api_rate_per_minute: std::num::NonZeroU32,
+    /// SHA-256 (hex) of METRICS_TOKEN; None: /metrics answers 404.
+    pub metrics_token_hash: Option<String>,
     pub slack: app::services::slack::SlackConfig,
 }
 
@@ -361,6 +367,13 @@ impl Config {
                 .ok_or_else(|| {
                     format!("API_RATE_PER_MINUTE must be between 1 and 100000, got {}", self.api_rate_per_minute)
                 })?,
+            metrics_token_hash: match self.metrics_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                Some(t) if t.len() < 16 => {
+                    return Err("METRICS_TOKEN must be at least 16 characters (it guards the metrics)".into())
+                }
+                Some(t) => Some(app::services::api_keys::hash(t)),
+                None => None,
+            },
             slack: app::services::slack::SlackConfig {
                 webhook: self
                     .slack_webhook_url

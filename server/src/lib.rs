@@ -31,6 +31,8 @@ pub struct AppState {
     pub services: Services,
     /// Per-key request limits of the totals-only API.
     pub api_limits: api::ApiLimits,
+    /// SHA-256 (hex) of the token /metrics requires; None: /metrics is not served.
+    pub metrics_token_hash: Option<std::sync::Arc<str>>,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -97,6 +99,7 @@ pub struct WebPolicy {
 static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
 
 pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulator>, web: WebPolicy) -> Router {
+    let stats = state.services.stats.clone();
     use tower_sessions::cookie::SameSite;
     use tower_sessions::{Expiry, SessionManagerLayer};
     let context = {
@@ -175,7 +178,32 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
     security_headers(router, web.secure)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(web.body_timeout))
         .layer(axum::middleware::from_fn(guard::close_after_refused_body))
+        .layer(axum::middleware::from_fn_with_state(stats, timed))
         .layer(axum::middleware::from_fn(request_id::tag))
+}
+
+/// Records how long each request took: webhook deliveries apart from everything else people and
+/// scripts ask for; static files are not counted.
+async fn timed(
+    axum::extract::State(stats): axum::extract::State<std::sync::Arc<app::services::stats::Stats>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let histogram = if path == "/webhooks/stripe" {
+        Some(&stats.webhook_seconds)
+    } else if path.starts_with("/pkg/") || path.starts_with(app::stripe::simulator::MOUNT) || path == "/favicon.svg" {
+        None
+    } else {
+        Some(&stats.page_seconds)
+    }
+    .cloned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    if let Some(h) = histogram {
+        h.record(started.elapsed().as_secs_f64());
+    }
+    response
 }
 
 /// Headers every response carries. Pages set their own Content-Security-Policy (with their
@@ -274,6 +302,7 @@ impl Application {
             leptos_options: leptos_options(addr),
             services: services.clone(),
             api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
+            metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
         };
         let app = router(
             state,

@@ -84,7 +84,11 @@ pub async fn confirm_purchase(
             match route(&event, svc.mode, &terms) {
                 Action::Credit(credit) if credit.contract_id == purchase.contract_id => {
                     match fulfil(&svc.db, &credit, Evidence::Confirmed, Utc::now()).await? {
-                        Fulfilled::Credited { .. } | Fulfilled::AlreadyCredited { .. } => PaymentState::Credited,
+                        Fulfilled::Credited { .. } => {
+                            super::stats::Stats::inc(&svc.stats.credited_return_page);
+                            PaymentState::Credited
+                        }
+                        Fulfilled::AlreadyCredited { .. } => PaymentState::Credited,
                         other => return Err(ConfirmError::Rejected(format!("fulfilment answered {other:?}"))),
                     }
                 }

@@ -559,6 +559,7 @@ async fn paid_not_credited(
             }
             match fulfil(&svc.db, &credit, Evidence::Reconciled, Utc::now()).await? {
                 Fulfilled::Credited { ledger_id } => {
+                    super::stats::Stats::inc(&svc.stats.credited_reconciliation);
                     let detail = format!("{detail}: credited now (ledger row {ledger_id})");
                     run.found(
                         Category::PaidNotCredited,

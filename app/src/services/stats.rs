@@ -1,76 +1,150 @@
-//! Counters for the webhook path, exposed in Prometheus text format at /metrics. Plain atomics:
-//! a handful of counters does not justify an exporter stack.
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! The app's metrics through the `metrics` crate, rendered in Prometheus's text format (with
+//! `# TYPE` lines) by its Prometheus exporter at /metrics. Each `Stats` owns its recorder rather
+//! than installing the process-wide one, so every app instance (several run in one test
+//! process) counts only its own traffic; the counters are registered once, here, and the rest of
+//! the code increments handles.
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-#[derive(Debug, Default)]
+/// Latency buckets in seconds: a webhook answers in milliseconds, a page in tens of them; the
+/// top buckets catch a database outage's waits.
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 pub struct Stats {
-    pub deliveries: AtomicU64,
-    pub rejected_missing_header: AtomicU64,
-    pub rejected_malformed_header: AtomicU64,
-    pub rejected_no_match: AtomicU64,
-    pub rejected_outside_tolerance: AtomicU64,
-    pub rejected_malformed_body: AtomicU64,
-    pub rejected_too_large: AtomicU64,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    pub deliveries: Counter,
+    pub rejected_missing_header: Counter,
+    pub rejected_malformed_header: Counter,
+    pub rejected_no_match: Counter,
+    pub rejected_outside_tolerance: Counter,
+    pub rejected_malformed_body: Counter,
+    pub rejected_too_large: Counter,
     /// Bodies that stopped arriving (the sender disconnected or stalled past the body timeout).
-    pub rejected_incomplete: AtomicU64,
-    pub stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub store_unavailable: AtomicU64,
-    pub credited: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub retries_scheduled: AtomicU64,
-    /// Reconciliation findings by (category, state), since the process started.
-    pub findings: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    pub rejected_incomplete: Counter,
+    pub stored: Counter,
+    pub duplicates: Counter,
+    pub store_unavailable: Counter,
+    /// Packs credited, by the path that credited them.
+    pub credited: Counter,
+    pub credited_return_page: Counter,
+    pub credited_reconciliation: Counter,
+    pub dead_lettered: Counter,
+    pub retries_scheduled: Counter,
     /// Findings the last completed reconciliation left open.
-    pub open_findings: AtomicU64,
+    pub open_findings: Gauge,
     /// Daily Slack summaries this process sent, and its failed attempts.
-    pub slack_summaries_sent: AtomicU64,
-    pub slack_summary_failures: AtomicU64,
+    pub slack_summaries_sent: Counter,
+    pub slack_summary_failures: Counter,
+    /// Seconds from receiving a request to answering it: Stripe's deliveries, and everything
+    /// else people and scripts ask (pages, server functions, exports; not static files).
+    pub webhook_seconds: Histogram,
+    pub page_seconds: Histogram,
+    /// How long the oldest event still waiting to be processed has waited (set at each scrape).
+    pub processing_lag: Gauge,
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stats")
+    }
+}
+
+const META: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
+
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, *v)).collect::<Vec<_>>())
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let recorder =
+            PrometheusBuilder::new().set_buckets(&LATENCY_BUCKETS).expect("the buckets are not empty").build_recorder();
+        let handle = recorder.handle();
+        let counter =
+            |name, labels: &[(&'static str, &'static str)]| recorder.register_counter(&key(name, labels), &META);
+        let rejected = |reason| counter("revision_store_webhook_rejected_total", &[("reason", reason)]);
+        let credited = |path| counter("revision_store_ledger_credits_total", &[("path", path)]);
+        let latency = |route| {
+            recorder.register_histogram(&key("revision_store_request_duration_seconds", &[("route", route)]), &META)
+        };
+        Self {
+            deliveries: counter("revision_store_webhook_deliveries_total", &[]),
+            rejected_missing_header: rejected("missing_header"),
+            rejected_malformed_header: rejected("malformed_header"),
+            rejected_no_match: rejected("no_match"),
+            rejected_outside_tolerance: rejected("outside_tolerance"),
+            rejected_malformed_body: rejected("malformed_body"),
+            rejected_too_large: rejected("too_large"),
+            rejected_incomplete: rejected("incomplete_body"),
+            stored: counter("revision_store_webhook_events_stored_total", &[]),
+            duplicates: counter("revision_store_webhook_events_duplicate_total", &[]),
+            store_unavailable: counter("revision_store_webhook_store_unavailable_total", &[]),
+            credited: credited("webhook"),
+            credited_return_page: credited("return_page"),
+            credited_reconciliation: credited("reconciliation"),
+            dead_lettered: counter("revision_store_events_dead_lettered_total", &[]),
+            retries_scheduled: counter("revision_store_events_retries_scheduled_total", &[]),
+            open_findings: recorder.register_gauge(&key("revision_store_reconciliation_open_findings", &[]), &META),
+            slack_summaries_sent: counter("revision_store_slack_summaries_sent_total", &[]),
+            slack_summary_failures: counter("revision_store_slack_summary_failures_total", &[]),
+            webhook_seconds: latency("webhook"),
+            page_seconds: latency("page"),
+            processing_lag: recorder.register_gauge(&key("revision_store_processing_lag_seconds", &[]), &META),
+            recorder,
+            handle,
+        }
+    }
 }
 
 impl Stats {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn inc(counter: &Counter) {
+        counter.increment(1);
     }
 
+    /// A reconciliation finding, by category and state (labels known only at run time).
     pub fn finding(&self, category: &str, state: &str) {
-        let mut f = self.findings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *f.entry((category.to_string(), state.to_string())).or_default() += 1;
+        let key = Key::from_parts(
+            "revision_store_reconciliation_findings_total",
+            vec![Label::new("category", category.to_string()), Label::new("state", state.to_string())],
+        );
+        self.recorder.register_counter(&key, &META).increment(1);
     }
 
     pub fn set_open_findings(&self, n: u64) {
-        self.open_findings.store(n, Ordering::Relaxed);
+        self.open_findings.set(n as f64);
     }
 
+    /// Everything, in Prometheus's text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut line = |name: &str, labels: &str, c: &AtomicU64| {
-            let _ = writeln!(out, "revision_store_{name}{labels} {}", c.load(Ordering::Relaxed));
-        };
-        line("webhook_deliveries_total", "", &self.deliveries);
-        line("webhook_rejected_total", "{reason=\"missing_header\"}", &self.rejected_missing_header);
-        line("webhook_rejected_total", "{reason=\"malformed_header\"}", &self.rejected_malformed_header);
-        line("webhook_rejected_total", "{reason=\"no_match\"}", &self.rejected_no_match);
-        line("webhook_rejected_total", "{reason=\"outside_tolerance\"}", &self.rejected_outside_tolerance);
-        line("webhook_rejected_total", "{reason=\"malformed_body\"}", &self.rejected_malformed_body);
-        line("webhook_rejected_total", "{reason=\"too_large\"}", &self.rejected_too_large);
-        line("webhook_rejected_total", "{reason=\"incomplete_body\"}", &self.rejected_incomplete);
-        line("webhook_events_stored_total", "", &self.stored);
-        line("webhook_events_duplicate_total", "", &self.duplicates);
-        line("webhook_store_unavailable_total", "", &self.store_unavailable);
-        line("ledger_credits_total", "", &self.credited);
-        line("events_dead_lettered_total", "", &self.dead_lettered);
-        line("events_retries_scheduled_total", "", &self.retries_scheduled);
-        line("reconciliation_open_findings", "", &self.open_findings);
-        line("slack_summaries_sent_total", "", &self.slack_summaries_sent);
-        line("slack_summary_failures_total", "", &self.slack_summary_failures);
-        for ((category, state), n) in self.findings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-            let _ = writeln!(
-                out,
-                "revision_store_reconciliation_findings_total{{category=\"{category}\",state=\"{state}\"}} {n}"
-            );
-        }
-        out
+        self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_render_with_their_types_and_labels() {
+        let s = super::Stats::default();
+        super::Stats::inc(&s.rejected_too_large);
+        super::Stats::inc(&s.credited_return_page);
+        s.finding("paid_not_credited", "healed");
+        s.webhook_seconds.record(0.003);
+        let text = s.render();
+        assert!(text.contains("# TYPE revision_store_webhook_rejected_total counter"), "{text}");
+        assert!(text.contains("revision_store_webhook_rejected_total{reason=\"too_large\"} 1"), "{text}");
+        assert!(text.contains("revision_store_ledger_credits_total{path=\"return_page\"} 1"), "{text}");
+        assert!(text.contains("revision_store_ledger_credits_total{path=\"webhook\"} 0"), "{text}");
+        assert!(text.contains("category=\"paid_not_credited\",state=\"healed\"} 1"), "{text}");
+        assert!(text.contains("# TYPE revision_store_request_duration_seconds histogram"), "{text}");
+        assert!(
+            text.contains("revision_store_request_duration_seconds_bucket{route=\"webhook\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        // Another instance counts on its own.
+        assert!(super::Stats::default()
+            .render()
+            .contains("revision_store_webhook_rejected_total{reason=\"too_large\"} 0"));
     }
 }

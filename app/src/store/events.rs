@@ -283,6 +283,16 @@ pub async fn claim_due(
         .await?))
 }
 
+/// When the oldest event still waiting to be processed was received (None: none waits).
+pub async fn oldest_pending(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+        "SELECT MIN(e.received_at) FROM stripe_event_processing p JOIN stripe_events e ON e.event_id = p.event_id \
+         WHERE p.status = 'pending'"
+    )
+    .fetch_one(pool)
+    .await?))
+}
+
 /// Finishes a pending event. Only a pending row changes, so of two processors racing on one
 /// event exactly one finishes it; the other sees `false` and must roll back its work.
 pub(crate) const FINISH_SQL: &str = "UPDATE stripe_event_processing SET status = $2, attempts = attempts + 1, \

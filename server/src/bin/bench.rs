@@ -88,6 +88,7 @@ fn run(args: &Args, db: &str) {
         owners: Default::default(),
         api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
         slack: Default::default(),
+        metrics_token_hash: None,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

@@ -70,12 +70,12 @@ async fn a_stalled_or_abandoned_body_is_incomplete_not_too_large() {
     gone.write_all(format!("{head}{{\"id\":").as_bytes()).await.unwrap();
     drop(gone);
     let counted = eventually(REQUEST_TIMEOUT, || async {
-        let (_, metrics) = t.get("/metrics").await;
+        let metrics = t.metrics().await;
         rejected(&metrics, "incomplete_body") == 2
     })
     .await;
     assert!(counted, "both counted as incomplete bodies");
-    let (_, metrics) = t.get("/metrics").await;
+    let metrics = t.metrics().await;
     assert_eq!(rejected(&metrics, "too_large"), 0, "{metrics}");
 }
 

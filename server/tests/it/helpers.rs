@@ -52,6 +52,8 @@ pub const SECRET: &str = "whsec_test_current";
 /// How long a test waits for any answer from the app: a hang fails the test, not the CI run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const OLD_SECRET: &str = "whsec_test_previous";
+/// What the test apps' /metrics requires.
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -180,6 +182,7 @@ pub fn settings(db_url: &str) -> Settings {
         owners: Default::default(),
         api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
         slack: Default::default(),
+        metrics_token_hash: Some(app::services::api_keys::hash(METRICS_TOKEN)),
     }
 }
 
@@ -280,6 +283,13 @@ impl TestApp {
         let status = res.status().as_u16();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&bytes).into())
+    }
+
+    /// GET /metrics with the token: its text.
+    pub async fn metrics(&self) -> String {
+        let (status, _, text) = get_with(self, "/metrics", Some(&format!("Bearer {METRICS_TOKEN}"))).await;
+        assert_eq!(status, 200, "{text}");
+        text
     }
 
     /// Delivers `body` signed with SECRET now, as Stripe would.

@@ -75,7 +75,7 @@ async fn a_poisoned_event_is_dead_lettered_after_a_few_attempts_and_never_stops_
     assert_eq!((s.status.as_str(), s.attempts), ("failed", max), "{s:?}");
     let why = s.last_error.unwrap_or_default();
     assert!(why.contains("poisoned row") && why.contains(&format!("gave up after {max} attempts")), "{why}");
-    let (_, metrics) = t.get("/metrics").await;
+    let metrics = t.metrics().await;
     assert!(metrics.contains("revision_store_events_dead_lettered_total 1"), "{metrics}");
     assert_eq!(t.available().await, 5);
 }

@@ -128,7 +128,7 @@ async fn a_credited_payment_stripe_does_not_know_is_an_alert_and_stays_credited(
     assert_eq!(findings[0].payment_id.as_deref(), Some(ghost.as_str()));
     assert!(findings[0].evidence.contains("resource_missing"));
     assert_eq!(app::store::reconciliation::open_findings(t.store()).await.unwrap(), 1, "the admin banner's count");
-    let metrics = t.get("/metrics").await.1;
+    let metrics = t.metrics().await;
     assert!(
         metrics
             .contains("revision_store_reconciliation_findings_total{category=\"credited_not_paid\",state=\"open\"} 1"),

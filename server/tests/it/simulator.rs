@@ -433,7 +433,7 @@ async fn mis_signed_or_stale_deliveries_are_refused_and_credit_nothing(kind: DbK
             })
             .await
         );
-        let (_, metrics) = t.get("/metrics").await;
+        let metrics = t.metrics().await;
         assert!(
             metrics
                 .lines()

@@ -181,7 +181,7 @@ async fn the_worker_sends_the_summary_when_it_is_due(kind: DbKind) {
     })
     .await;
     assert!(sent);
-    let (_, metrics) = t.get("/metrics").await;
+    let metrics = t.metrics().await;
     assert!(metrics.contains("revision_store_slack_summaries_sent_total 1"), "{metrics}");
 }
 

@@ -564,6 +564,8 @@ async fn the_return_page_credits_before_a_late_webhook_and_only_once(kind: DbKin
     }
     let credit = app::store::ledger::credit_for_payment(&site.app.services.db, &pi).await.unwrap().unwrap();
     assert_eq!(credit.stripe_event_id, None, "credited by the confirmation, not a webhook");
+    let metrics = site.app.services.stats.render();
+    assert!(metrics.contains("revision_store_ledger_credits_total{path=\"return_page\"} 1"), "counted: {metrics}");
     let delivered = get_json(&format!("{sim}/_simulator/deliveries"), "").await;
     assert_eq!(delivered.as_array().map(Vec::len), Some(0), "no webhook has arrived yet: {delivered}");
     assert_eq!(site.available(contract).await, 5);

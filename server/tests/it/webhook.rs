@@ -32,9 +32,14 @@ async fn a_valid_signature_credits_the_contract_once(kind: DbKind) {
     let s = t.event_status(&event).await;
     assert_eq!(s.status, "processed");
     assert!(s.outcome.unwrap().contains("credited 2 revisions"));
-    let (status, metrics) = t.get("/metrics").await;
-    assert_eq!(status, 200);
-    assert!(metrics.contains("revision_store_ledger_credits_total 1"), "{metrics}");
+    let metrics = t.metrics().await;
+    assert!(metrics.contains("# TYPE revision_store_ledger_credits_total counter"), "{metrics}");
+    assert!(metrics.contains("revision_store_ledger_credits_total{path=\"webhook\"} 1"), "{metrics}");
+    assert!(metrics.contains("revision_store_request_duration_seconds_count{route=\"webhook\"} 1"), "{metrics}");
+    assert!(metrics.contains("revision_store_processing_lag_seconds 0"), "nothing waits: {metrics}");
+    // Not for the public: without the token, or with another, there is nothing there.
+    assert_eq!(get_with(&t, "/metrics", None).await.0, 404);
+    assert_eq!(get_with(&t, "/metrics", Some("Bearer not-the-metrics-token")).await.0, 404);
 }
 
 async fn any_v1_may_match_and_an_older_secret_still_verifies(kind: DbKind) {
@@ -79,7 +84,7 @@ async fn unauthentic_deliveries_are_rejected_and_credit_nothing(kind: DbKind) {
     }
     assert_eq!(t.available().await, 3);
     assert!(app::store::events::summary(t.store(), &event).await.unwrap().is_none(), "nothing unauthentic is stored");
-    let (_, metrics) = t.get("/metrics").await;
+    let metrics = t.metrics().await;
     assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"no_match\"} 2"), "{metrics}");
     assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"missing_header\"} 1"), "{metrics}");
     assert!(metrics.contains("revision_store_webhook_rejected_total{reason=\"malformed_header\"} 3"), "{metrics}");
