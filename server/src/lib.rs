@@ -60,6 +60,7 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         settings.stripe.clone(),
     );
     svc.data_dir = settings.data_dir.clone();
+    svc.db_timeout = settings.db_timeout;
     svc.publishable_key = settings.publishable_key.clone();
     svc.client_ip_header = settings.client_ip_header.clone();
     svc.reconcile_rate = settings.reconcile_rate;

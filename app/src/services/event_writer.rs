@@ -68,6 +68,13 @@ async fn run(db: Db, mut rx: mpsc::Receiver<(StoreJob, oneshot::Sender<Reply>)>)
                 Err(_) => break,
             }
         }
+        // A request that already answered 503 (its wait ran out while this writer was stuck on
+        // an earlier batch) has gone: storing its event now would only make Stripe's retry a
+        // duplicate. Drop it; the retry stores it.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let jobs: Vec<&StoreJob> = batch.iter().map(|(job, _)| job).collect();
         match store_batch(&db, &jobs).await {
             Ok(results) => {

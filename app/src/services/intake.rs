@@ -78,7 +78,17 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
         credit,
         lease_until: svc.lease_until(now),
     };
-    match svc.event_writer().store(job).await {
+    // Bounded by the database timeout however many batches wait ahead of this one (each of them
+    // may wait out the timeout itself while the database is down); past it, 503 and Stripe
+    // retries. The writer drops a job whose request has gone; one it had already started to
+    // write may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
+    let stored = tokio::time::timeout(svc.db_timeout, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
+        Err(super::event_writer::WriteError::Unavailable(format!(
+            "no answer from the database within {:?}",
+            svc.db_timeout
+        )))
+    });
+    match stored {
         Ok(Stored::Duplicate) => {
             Stats::inc(&svc.stats.duplicates);
             tracing::info!(target: DELIVERY_LOG, event_id = %event.id, event_type = %event.event_type, "duplicate delivery");

@@ -66,6 +66,10 @@ pub struct Services {
     pub owners: revenue::Owners,
     /// The daily summary's webhook and time, and the slash command's signing secret.
     pub slack: slack::SlackConfig,
+    /// How long a request waits for the database before answering 503 (`DB_TIMEOUT_SECS`): also
+    /// the most a webhook delivery waits for the group-commit writer, however many batches are
+    /// queued ahead of it.
+    pub db_timeout: std::time::Duration,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
     /// Calls to Stripe made for one user (starting and checking payments), per user.
@@ -107,6 +111,7 @@ impl Services {
             reconcile_window: chrono::Duration::days(3),
             owners: revenue::Owners::default(),
             slack: slack::SlackConfig::default(),
+            db_timeout: std::time::Duration::from_secs(5),
             event_writer: Arc::default(),
             stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
         }

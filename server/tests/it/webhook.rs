@@ -2,6 +2,7 @@
 use crate::helpers::*;
 use crate::on_both_databases;
 use serde_json::json;
+use std::time::Duration;
 
 on_both_databases!(
     a_valid_signature_credits_the_contract_once,
@@ -17,6 +18,7 @@ on_both_databases!(
     an_unroutable_event_is_a_dead_letter_with_its_reason,
     a_test_event_in_a_live_deployment_never_credits,
     a_database_outage_answers_503_and_the_retry_succeeds,
+    an_outage_answers_every_delivery_within_the_database_timeout,
     the_raw_body_and_headers_are_kept_byte_for_byte,
     ready_only_while_the_database_takes_writes,
 );
@@ -258,6 +260,35 @@ async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     assert!(s.last_error.unwrap().contains("never credited"));
     assert_eq!(app::store::ledger::balance(&app.services.db, contract_id).await.unwrap().unwrap().available(), 3);
     app.stop().await;
+}
+
+/// While the database is down every delivery is answered 503 within the database timeout, also
+/// those queued behind a batch that is itself waiting out that timeout (they used to wait for
+/// it and then for their own: about twice as long, past some senders' patience).
+async fn an_outage_answers_every_delivery_within_the_database_timeout(kind: DbKind) {
+    let timeout = Duration::from_millis(1500);
+    let t = TestApp::spawn_with(kind, |s| s.db_timeout = timeout).await;
+    let outage = t.db.make_unavailable().await;
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all((0..6).map(|i| {
+        let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+        let t = &t;
+        async move {
+            // Staggered, so some arrive while the first batch is already waiting.
+            tokio::time::sleep(Duration::from_millis(100 * i)).await;
+            let sent = std::time::Instant::now();
+            let r = t.deliver(&body).await;
+            (r.status, sent.elapsed())
+        }
+    }))
+    .await;
+    outage.restore().await;
+    for (status, took) in &answers {
+        assert_eq!(*status, 503, "{answers:?}");
+        // The timeout, plus room for a loaded machine; the old wait was twice the timeout.
+        assert!(*took < timeout + Duration::from_millis(900), "answered after {took:?}: {answers:?}");
+    }
+    assert!(started.elapsed() < timeout * 3);
 }
 
 async fn a_database_outage_answers_503_and_the_retry_succeeds(kind: DbKind) {
