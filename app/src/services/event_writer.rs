@@ -92,6 +92,14 @@ async fn run(db: Db, mut rx: mpsc::Receiver<(StoreJob, oneshot::Sender<Reply>)>)
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(err.clone()));
                 }
+                // Deliveries that queued while this batch waited out the timeout have waited
+                // about as long already: answer them now rather than have each wait the
+                // timeout again for a batch of its own (twice as long in all).
+                if e.is_unavailable() {
+                    while let Ok((_, reply)) = rx.try_recv() {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
             }
             // One bad job must not fail its neighbours: store each alone.
             Err(_) => {

@@ -78,14 +78,15 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
         credit,
         lease_until: svc.lease_until(now),
     };
-    // Bounded by the database timeout however many batches wait ahead of this one (each of them
-    // may wait out the timeout itself while the database is down); past it, 503 and Stripe
-    // retries. The writer drops a job whose request has gone; one it had already started to
-    // write may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
-    let stored = tokio::time::timeout(svc.db_timeout, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
+    // While the database is down the writer answers everything queued as soon as a batch fails,
+    // so a delivery gets its 503 within about the database timeout. This bound is only a safety
+    // net for a writer that stops answering at all: healthy but busy queues must not turn into
+    // 503s. The writer drops a job whose request has gone; one it had already started to write
+    // may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
+    let patience = (svc.db_timeout * 3).max(std::time::Duration::from_secs(10));
+    let stored = tokio::time::timeout(patience, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
         Err(super::event_writer::WriteError::Unavailable(format!(
-            "no answer from the database within {:?}",
-            svc.db_timeout
+            "no answer from the event writer within {patience:?}"
         )))
     });
     match stored {
