@@ -16,7 +16,6 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 use std::collections::HashMap;
@@ -37,10 +36,7 @@ impl ApiLimits {
 
     /// None when the key may go on; otherwise the whole seconds to wait (at least 1).
     fn retry_after(&self, key_id: i64) -> Option<u64> {
-        self.limiter.check_key(&key_id).err().map(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-        })
+        self.limiter.check_key(&key_id).err().map(|not_until| app::services::wait_secs(&not_until))
     }
 }
 

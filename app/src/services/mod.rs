@@ -76,6 +76,14 @@ pub struct Services {
     stripe_calls: Arc<governor::DefaultKeyedRateLimiter<i64>>,
 }
 
+/// The whole seconds (at least 1) a rate-limited caller waits, as Retry-After and our 429
+/// messages say it: shared by the API's per-key limit and the per-user Stripe-call limit.
+pub fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    use governor::clock::{Clock, DefaultClock};
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// What one user may make us ask Stripe: a steady one a second, twenty at once. The payment
 /// modal's polling (a second, backing off to five) stays well inside; a client looping on the
 /// server functions is slowed to a pace Stripe's own limits (25 a second in test mode, 100 live,
@@ -119,11 +127,7 @@ impl Services {
 
     /// Ok when `user` may make us call Stripe now; else the whole seconds to wait.
     pub fn stripe_call_allowed(&self, user: i64) -> Result<(), u64> {
-        use governor::clock::{Clock, DefaultClock};
-        self.stripe_calls.check_key(&user).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-        })
+        self.stripe_calls.check_key(&user).map_err(|not_until| wait_secs(&not_until))
     }
 
     pub fn event_writer(&self) -> &event_writer::EventWriter {
