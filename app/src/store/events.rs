@@ -78,19 +78,27 @@ const INSERT_EVENT: &str = "INSERT INTO stripe_events (event_id, event_type, liv
 /// nothing. Duplicate ids are stopped by the primary key with insert-or-nothing, not by a
 /// look-up that could race; a duplicate within the batch is seen as one too.
 pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>> {
-    let mut out = Vec::with_capacity(jobs.len());
+    // Copies of one event arrive at the same moment (Stripe after a timeout; one delivery to each
+    // of two instances behind a load balancer), and a batch holds each event id's index entry
+    // from its insert until its commit. Two batches inserting the same ids in different orders
+    // could each wait for the other: a deadlock, which PostgreSQL breaks by failing one batch
+    // after a second. Inserting in event-id order gives every batch the same order, so a batch
+    // meeting another's id only waits for that commit and then sees a duplicate.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&a, &b| jobs[a].event.event_id.cmp(&jobs[b].event.event_id));
+    let mut out = vec![Stored::Duplicate; jobs.len()];
     match db {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            for job in jobs {
-                out.push(store_one_pg(&mut tx, job).await?);
+            for i in order {
+                out[i] = store_one_pg(&mut tx, jobs[i]).await?;
             }
             tx.commit().await?;
         }
         Db::Sqlite(s) => {
             let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-            for job in jobs {
-                out.push(store_one_sqlite(&mut tx, job).await?);
+            for i in order {
+                out[i] = store_one_sqlite(&mut tx, jobs[i]).await?;
             }
             tx.commit().await?;
         }

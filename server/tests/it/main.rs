@@ -12,6 +12,7 @@ mod money_back;
 mod processing;
 mod reconcile;
 mod revenue;
+mod scale;
 mod simulator;
 mod slack;
 mod stripe;
