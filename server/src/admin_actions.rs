@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-/// The signed-in admin's email, or the answer to give anyone else.
-async fn admin(state: &AppState, session: &Session) -> Result<String, Response> {
+/// The signed-in admin, or the answer to give anyone else.
+pub(crate) async fn admin(state: &AppState, session: &Session) -> Result<users::User, Response> {
     let user_id: Option<i64> = session.get("user_id").await.map_err(|e| {
         tracing::error!(error = %e, "session unreadable");
         (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
@@ -25,8 +25,8 @@ async fn admin(state: &AppState, session: &Session) -> Result<String, Response> 
     let Some(user_id) = user_id else {
         return Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response());
     };
-    match users::find(&state.services.db, user_id).await {
-        Ok(Some(u)) if u.role() == Role::Admin => Ok(u.email),
+    match users::find_active(&state.services.db, user_id).await {
+        Ok(Some(u)) if u.role() == Role::Admin => Ok(u),
         Ok(_) => Err((StatusCode::FORBIDDEN, "Only an admin can do this.").into_response()),
         Err(e) => {
             tracing::error!(error = %e, "user lookup failed");
@@ -50,7 +50,7 @@ pub(crate) fn download(content_type: &str, filename: &str, body: impl IntoRespon
         .into_response()
 }
 
-async fn flash(session: &Session, kind: &str, text: String) {
+pub(crate) async fn flash(session: &Session, kind: &str, text: String) {
     if let Err(e) = session.insert(FLASH_KEY, (kind.to_string(), text)).await {
         tracing::warn!(error = %e, "could not keep the message for the next page");
     }
@@ -77,7 +77,7 @@ pub async fn refund(
     Form(form): Form<RefundForm>,
 ) -> Response {
     let email = match admin(&state, &session).await {
-        Ok(e) => e,
+        Ok(u) => u.email,
         Err(r) => return r,
     };
     let svc = &state.services;

@@ -363,24 +363,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             if user.role() != Role::Advertiser {
                 return Err(format!("{} is an {}, not an advertiser", user.email, user.role));
             }
-            for (name, value, max) in [("publication", &publication, 200), ("ad size", &ad_size, 100)] {
-                let len = value.trim().chars().count();
-                if len == 0 || len > max {
-                    return Err(format!("the {name} must have 1 to {max} characters"));
-                }
-            }
-            let c = contracts::create(
-                &db,
-                &NewContract {
-                    advertiser_id: user.id,
-                    publication: &publication,
-                    ad_size: &ad_size,
-                    base_revisions: settings.terms.base_revisions,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let terms = app::domain::people::ContractTerms::parse(&publication, &ad_size)?;
+            let actor = app::domain::people::Actor::CommandLine;
+            let base = settings.terms.base_revisions;
+            let c = app::store::people::create_contract(&db, user.id, &terms, base, &actor, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|_| format!("{} is deactivated: reactivate them first", user.email))?;
             println!("{}", c.id);
             Ok(())
         }

@@ -72,17 +72,18 @@ pub async fn session_snapshot(session: tower_sessions::Session, mut request: Req
         };
         // One-time values, taken only when there is one: removing marks the session changed
         // (and so written) even when the key is absent.
-        let (flash, draft) = match user_id {
+        let (flash, draft, issued_link) = match user_id {
             Some(_) => (
                 take::<(String, String)>(&session, app::web::admin_money::FLASH_KEY).await,
                 take::<(i64, String)>(&session, DRAFT_KEY).await,
+                take::<(String, String, String)>(&session, app::web::people::ISSUED_LINK_KEY).await,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         if user_id.is_some() {
             touch(&session).await;
         }
-        request.extensions_mut().insert(SessionSnapshot { user_id, flash, draft });
+        request.extensions_mut().insert(SessionSnapshot { user_id, flash, draft, issued_link });
     }
     next.run(request).await
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod guard;
+pub mod people;
 pub mod request_id;
 pub mod serve;
 pub mod slack;
@@ -63,6 +64,7 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
     svc.db_timeout = settings.db_timeout;
     svc.publishable_key = settings.publishable_key.clone();
     svc.client_ip_header = settings.client_ip_header.clone();
+    svc.public_origin = settings.public_origin.clone();
     svc.reconcile_rate = settings.reconcile_rate;
     svc.reconcile_window = settings.reconcile_window;
     svc.owners = settings.owners.clone();
@@ -141,6 +143,12 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .route("/admin/events.csv", get(admin_actions::events_csv))
         .route("/admin/events.ndjson", get(admin_actions::events_ndjson))
         .route("/admin/payments/{payment}/evidence.tar", get(admin_actions::evidence_bundle))
+        .route("/admin/people", post(people::invite))
+        .route("/admin/people/{id}/password-link", post(people::reset_password))
+        .route("/admin/people/{id}/deactivate", post(people::deactivate))
+        .route("/admin/people/{id}/reactivate", post(people::reactivate))
+        .route("/admin/people/{id}/contracts", post(people::create_contract))
+        .route("/password/{token}", post(people::set_password))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())

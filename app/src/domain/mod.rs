@@ -8,6 +8,7 @@ pub mod event_search;
 pub mod events;
 pub mod listing;
 pub mod money;
+pub mod people;
 pub mod revenue;
 pub mod slack;
 pub mod throttle;

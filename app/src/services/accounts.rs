@@ -1,12 +1,11 @@
 //! Accounts: creating users with argon2-hashed passwords, and checking a password.
 use crate::domain::users::{Email, Role};
-use crate::store::users::{self, User};
+use crate::store::users::User;
 use crate::store::{ConstraintKind, StoreError};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
-/// Long enough that guessing is not worth it; no composition rules (NIST SP 800-63B).
-pub const MIN_PASSWORD_LEN: usize = 12;
+pub use crate::domain::people::MIN_PASSWORD_LEN;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -35,13 +34,16 @@ pub fn generate_password() -> String {
     (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
+/// Creates a user with a password, as the command line does (recorded in the audit log as the
+/// command line's act).
 pub async fn create_user(db: &crate::store::Db, email: &str, role: Role, password: &str) -> Result<User, AccountError> {
     let email = Email::parse(email).map_err(AccountError::Invalid)?;
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AccountError::Invalid(format!("the password must have at least {MIN_PASSWORD_LEN} characters")));
     }
     let hash = hash_password(password);
-    users::create(db, &email, role, &hash, chrono::Utc::now()).await.map_err(|e| {
+    let actor = crate::domain::people::Actor::CommandLine;
+    crate::store::people::create_user(db, &email, role, &hash, None, &actor, chrono::Utc::now()).await.map_err(|e| {
         if e.is_constraint(ConstraintKind::Unique) {
             AccountError::EmailTaken(email.as_str().to_string())
         } else {

@@ -10,6 +10,7 @@ pub mod event_writer;
 pub mod evidence;
 pub mod fulfil;
 pub mod intake;
+pub mod people;
 pub mod processing;
 pub mod purchase;
 pub mod reconcile;
@@ -52,6 +53,9 @@ pub struct Services {
     /// The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For),
     /// for throttling; None: the socket peer is the client.
     pub client_ip_header: Option<String>,
+    /// The origin users reach the app at (`PUBLIC_URL`), for links made to be passed on (a
+    /// set-password link); None: the address the admin's request came to.
+    pub public_origin: Option<String>,
     /// Where uploaded artwork is kept (`<data dir>/artwork/...`).
     pub data_dir: std::path::PathBuf,
     /// Handed to Stripe.js in the browser.
@@ -112,6 +116,7 @@ impl Services {
             stats: Arc::default(),
             sign_in_throttle: Default::default(),
             client_ip_header: None,
+            public_origin: None,
             data_dir: std::path::PathBuf::from("data"),
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),

@@ -1,5 +1,5 @@
 //! `contracts`: an advertiser's ad contract (publication, ad size) and the revisions it includes.
-use super::{read_pool, write_pool, Db, StoreResult};
+use super::{like_pattern, read_pool, write_pool, Db, StoreResult};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -13,6 +13,13 @@ pub struct Contract {
 }
 
 const COLUMNS: &str = "id, advertiser_id, publication, ad_size, base_revisions, created_at";
+/// The one INSERT of a contract, for `create` and for the audited action in `store::people`.
+pub(crate) fn insert_sql() -> String {
+    format!(
+        "INSERT INTO contracts (advertiser_id, publication, ad_size, base_revisions, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    )
+}
 
 pub struct NewContract<'a> {
     pub advertiser_id: i64,
@@ -22,10 +29,7 @@ pub struct NewContract<'a> {
 }
 
 pub async fn create(db: &Db, c: &NewContract<'_>, now: DateTime<Utc>) -> StoreResult<Contract> {
-    let sql = format!(
-        "INSERT INTO contracts (advertiser_id, publication, ad_size, base_revisions, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-    );
+    let sql = insert_sql();
     write_pool!(db, |pool| Ok(sqlx::query_as::<_, Contract>(&sql)
         .bind(c.advertiser_id)
         .bind(c.publication.trim())
@@ -113,16 +117,6 @@ const BALANCES_FROM: &str = "FROM contracts c JOIN users u ON u.id = c.advertise
      WHERE (CAST($1 AS BIGINT) IS NULL OR c.advertiser_id = $1) \
        AND (CAST($2 AS BIGINT) IS NULL OR c.id = $2) \
        AND ($3 = '' OR lower(u.email) LIKE $3 ESCAPE '\\' OR lower(c.publication) LIKE $3 ESCAPE '\\')";
-
-/// `%needle%` with LIKE's wildcards escaped, so a search for "50%" means 50%.
-fn like_pattern(search: &str) -> String {
-    let s = search.trim().to_lowercase();
-    if s.is_empty() {
-        return String::new();
-    }
-    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
 
 /// Contracts with their balances, filtered, sorted and paged; and how many match in all.
 pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {

@@ -16,6 +16,7 @@ pub mod event_search;
 pub mod events;
 pub mod external_payments;
 pub mod ledger;
+pub mod people;
 pub mod purchases;
 pub mod reconciliation;
 pub mod revenue;
@@ -180,6 +181,17 @@ pub enum Dialect {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// `%needle%` with LIKE's wildcards escaped (use with `ESCAPE '\\'`), so a search for "50%"
+/// means 50%; empty for an empty search.
+pub(crate) fn like_pattern(search: &str) -> String {
+    let s = search.trim().to_lowercase();
+    if s.is_empty() {
+        return String::new();
+    }
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
 
 /// Runs `$body` with `$pool` bound to a pool for reading, once per dialect.
 macro_rules! read_pool {

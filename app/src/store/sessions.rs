@@ -16,19 +16,28 @@ fn expires_at(record: &Record) -> DateTime<Utc> {
     DateTime::from_timestamp(record.expiry_date.unix_timestamp(), 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-const INSERT: &str = "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)";
-const UPSERT: &str = "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
-     ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at";
+/// The record's key for the signed-in user's id (the web layer's `USER_KEY`). Stored in a column
+/// of its own too, so that every session of one person can be ended at once.
+pub const USER_KEY: &str = "user_id";
+
+const INSERT: &str = "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4)";
+/// Saving changes a session that exists and never brings one back: a session ended meanwhile
+/// (deactivation, a password change, sign-out elsewhere) stays ended even when a request that
+/// loaded it before then saves it afterwards. tower-sessions creates new sessions with
+/// `create`, so `save` only ever meets records it loaded.
+const UPDATE: &str = "UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1";
 
 fn encode(record: &Record) -> Result<String> {
     serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))
 }
 
 async fn write(db: &Db, sql: &str, record: &Record, data: &str) -> StoreResult<u64> {
+    let user_id = record.data.get(USER_KEY).and_then(serde_json::Value::as_i64);
     write_pool!(db, |pool| Ok(sqlx::query(sql)
         .bind(record.id.to_string())
         .bind(data)
         .bind(expires_at(record))
+        .bind(user_id)
         .execute(pool)
         .await?
         .rows_affected()))
@@ -66,7 +75,7 @@ impl SessionStore for Db {
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        write(self, UPSERT, record, &encode(record)?).await.map(|_| ()).map_err(backend)
+        write(self, UPDATE, record, &encode(record)?).await.map(|_| ()).map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

@@ -236,6 +236,7 @@ pub fn AdminNav() -> impl IntoView {
             <a href="/admin/events">"Stripe events"</a>
             <a href="/admin/reconciliation">"Reconciliation"</a>
             <a href="/admin/revenue">"Revenue"</a>
+            <a href="/admin/people">"People"</a>
         </nav>
         <super::admin_money::FindingsBanner/>
     }

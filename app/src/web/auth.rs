@@ -29,7 +29,7 @@ pub mod server {
     use crate::services::Services;
     use tower_sessions::Session;
 
-    pub const USER_KEY: &str = "user_id";
+    pub use crate::store::sessions::USER_KEY;
     /// A refused revision request's (contract id, notes), kept for the page it goes back to.
     pub const DRAFT_KEY: &str = "revision_draft";
     /// When the session was last marked as used (unix seconds): written at sign-in and then at
@@ -54,6 +54,8 @@ pub mod server {
         pub flash: Option<(String, String)>,
         /// A refused revision request's notes (contract id, notes), already taken.
         pub draft: Option<(i64, String)>,
+        /// A set-password link an admin's action just made (email, link, valid until), taken.
+        pub issued_link: Option<(String, String, String)>,
     }
 
     /// The snapshot of this request, when it has one (page renders; not server-function posts).
@@ -79,7 +81,7 @@ pub mod server {
         let Some(id) = user_id().await? else {
             return Ok(None);
         };
-        let user = crate::store::users::find(&svc.db, id)
+        let user = crate::store::users::find_active(&svc.db, id)
             .await
             .map_err(|e| AppError::unavailable("Your account could not be loaded", e))?;
         Ok(user.map(|u| CurrentUser {
@@ -193,6 +195,10 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     let Some(user) = user.filter(|_| ok) else {
         return Err(AppError::Invalid("That email and password do not match an account.".into()).with_status());
     };
+    // Said only after the right password, so it tells a guesser nothing.
+    if !user.is_active() {
+        return Err(AppError::Invalid("This account is deactivated. Ask the publisher.".into()).with_status());
+    }
     if let Err(e) = throttle::succeeded(&svc.db, &keys, &svc.sign_in_throttle).await {
         // The sign-in stands; the address keeps one failure too many until its window ends.
         tracing::warn!(error = %e, "could not take back a successful sign-in's count");

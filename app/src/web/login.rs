@@ -8,8 +8,11 @@ use leptos_router::hooks::use_query_map;
 pub fn LoginPage() -> impl IntoView {
     // Where to go after signing in, from the address; the server checks it is a local path.
     let next = use_query_map().with_untracked(|q| q.get("next").unwrap_or_default());
+    // Set by the set-password page on success; a fixed message, whatever else the address says.
+    let password_set = use_query_map().with_untracked(|q| q.get("password").is_some_and(|v| v == "set"));
     view! {
         <h1>"Sign in"</h1>
+        {password_set.then(|| view! { <p class="notice" role="status" data-testid="password-set">"Your password is set. Sign in with it."</p> })}
         <LoginForm next/>
     }
 }

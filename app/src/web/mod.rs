@@ -17,6 +17,7 @@ pub mod contracts;
 pub mod error;
 pub mod home;
 pub mod login;
+pub mod people;
 pub mod revenue;
 pub mod security;
 
@@ -168,6 +169,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/revenue") view=revenue::RevenuePage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events") view=admin::AdminEventsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/events/:id") view=admin::AdminEventPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/people") view=people::AdminPeoplePage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/people/:id") view=people::AdminPersonPage ssr=SsrMode::Async/>
+                    <Route path=path!("/password/:token") view=people::SetPasswordPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -9,6 +9,7 @@ mod edge;
 mod event_search;
 mod evidence;
 mod money_back;
+mod people;
 mod processing;
 mod reconcile;
 mod revenue;

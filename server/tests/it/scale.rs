@@ -44,10 +44,7 @@ async fn batches_holding_the_same_events_in_opposite_orders_store_each_once_with
         // Every event stored by exactly one of the two batches; the other saw a duplicate.
         for i in 0..64 {
             let (x, y) = (a[i], b[63 - i]);
-            assert!(
-                (x == Stored::Duplicate) != (y == Stored::Duplicate),
-                "round {round}, event {i}: {x:?} and {y:?}"
-            );
+            assert!((x == Stored::Duplicate) != (y == Stored::Duplicate), "round {round}, event {i}: {x:?} and {y:?}");
         }
     }
     db.close().await;

@@ -28,50 +28,50 @@ on_both_databases!(
     admins_see_every_payment_attempt_and_why_it_failed,
 );
 
-struct Site {
-    app: server::Application,
+pub(crate) struct Site {
+    pub(crate) app: server::Application,
     _db: TestDb,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
-struct Answer {
-    status: u16,
-    headers: hyper::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
     /// The session cookie this answer sets: (`name=value`, the whole header).
-    fn session_cookie(&self) -> Option<(String, String)> {
+    pub(crate) fn session_cookie(&self) -> Option<(String, String)> {
         self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
             c.starts_with("revision_store_session=").then(|| (c.split(';').next().unwrap().to_string(), c.to_string()))
         })
     }
 }
 
-const ANN: (&str, &str) = ("ann@web.test", "ann-password-long");
-const BOB: (&str, &str) = ("bob@web.test", "bob-password-long");
-const ADMIN: (&str, &str) = ("admin@web.test", "admin-password-long");
+pub(crate) const ANN: (&str, &str) = ("ann@web.test", "ann-password-long");
+pub(crate) const BOB: (&str, &str) = ("bob@web.test", "bob-password-long");
+pub(crate) const ADMIN: (&str, &str) = ("admin@web.test", "admin-password-long");
 
 impl Site {
-    async fn start(kind: DbKind) -> Self {
+    pub(crate) async fn start(kind: DbKind) -> Self {
         Self::start_with(kind, |_| {}).await
     }
 
-    async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
+    pub(crate) async fn start_with(kind: DbKind, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
         let site = Self::start_on(TestDb::new(kind).await, adjust).await;
         site.seed().await;
         site
     }
 
     /// A process on `db` (a second one when `db` is another site's, shared).
-    async fn start_on(db: TestDb, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
+    pub(crate) async fn start_on(db: TestDb, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
         let mut s = settings(&db.url);
         s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
         s.webhook_secrets.clear();
@@ -83,7 +83,7 @@ impl Site {
     }
 
     /// Ann and Bob, each with a contract, and an admin.
-    async fn seed(&self) {
+    pub(crate) async fn seed(&self) {
         let store = &self.app.services.db;
         use app::domain::users::Role;
         use app::services::accounts::create_user;
@@ -97,11 +97,11 @@ impl Site {
         create_user(store, ADMIN.0, Role::Admin, ADMIN.1).await.unwrap();
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         self.app.url()
     }
 
-    async fn send(&self, req: hyper::http::request::Builder, body: impl Into<Bytes>) -> Answer {
+    pub(crate) async fn send(&self, req: hyper::http::request::Builder, body: impl Into<Bytes>) -> Answer {
         let res = self.http.request(req.body(Full::new(body.into())).unwrap());
         // A request the server never answers fails here, not at CI's time limit.
         let res = tokio::time::timeout(REQUEST_TIMEOUT, res).await.expect("the server answers").expect("request");
@@ -111,7 +111,7 @@ impl Site {
         Answer { status, headers, body }
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+    pub(crate) async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
         let mut req = hyper::Request::get(format!("{}{path}", self.app.url()));
         if let Some(c) = cookie {
             req = req.header("cookie", c);
@@ -120,11 +120,11 @@ impl Site {
     }
 
     /// Calls a server function as the hydrated page does (form-encoded POST from this origin).
-    async fn call<F: ServerFn>(&self, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn call<F: ServerFn>(&self, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
         self.call_with::<F>(cookie, &[], fields).await
     }
 
-    async fn call_with<F: ServerFn>(
+    pub(crate) async fn call_with<F: ServerFn>(
         &self,
         cookie: Option<&str>,
         headers: &[(&str, &str)],
@@ -144,13 +144,13 @@ impl Site {
     }
 
     /// Signs in; returns the session cookie (`name=value`).
-    async fn sign_in(&self, (email, password): (&str, &str), cookie: Option<&str>) -> String {
+    pub(crate) async fn sign_in(&self, (email, password): (&str, &str), cookie: Option<&str>) -> String {
         let a = self.call::<SignIn>(cookie, &[("email", email), ("password", password)]).await;
         assert!(a.status < 400, "sign-in failed: {} {}", a.status, a.body);
         a.session_cookie().expect("a session cookie").0
     }
 
-    async fn contract_of(&self, email: &str) -> i64 {
+    pub(crate) async fn contract_of(&self, email: &str) -> i64 {
         let user =
             app::store::users::find_by_email(&self.app.services.db, &app::domain::users::Email::parse(email).unwrap())
                 .await
@@ -159,11 +159,11 @@ impl Site {
         app::store::contracts::list_for_advertiser(&self.app.services.db, user.id).await.unwrap()[0].id
     }
 
-    async fn available(&self, contract_id: i64) -> i64 {
+    pub(crate) async fn available(&self, contract_id: i64) -> i64 {
         app::store::ledger::balance(&self.app.services.db, contract_id).await.unwrap().unwrap().available()
     }
 
-    async fn upload(
+    pub(crate) async fn upload(
         &self,
         cookie: &str,
         contract_id: i64,

@@ -1,0 +1,271 @@
+//! Managing people: who may do what to whom, the one-time links that set a password, and the
+//! words of the audit log. Plain rules; the store applies them in one transaction per action.
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How long a set-password link works. Long enough for an advertiser to find the email the admin
+/// passed the link on in, short enough that a link forgotten in an inbox goes stale.
+pub fn link_lifetime() -> Duration {
+    Duration::hours(72)
+}
+
+/// Why a link was made: a new advertiser's first password, or an admin's reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkPurpose {
+    Invite,
+    Reset,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invite => "invite",
+            Self::Reset => "reset",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Invite, Self::Reset].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// Where a set-password link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkState {
+    /// It can be used until then.
+    Open {
+        expires_at: DateTime<Utc>,
+    },
+    Used,
+    Expired,
+}
+
+impl LinkState {
+    pub fn of(expires_at: DateTime<Utc>, used_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        match used_at {
+            Some(_) => Self::Used,
+            None if now >= expires_at => Self::Expired,
+            None => Self::Open { expires_at },
+        }
+    }
+
+    /// What the person who opened the link is told when it cannot be used. The same words for a
+    /// link that never existed and one that was replaced, so a guess learns nothing.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Self::Open { .. } => None,
+            Self::Used => Some("This link has been used already. Sign in with the password you set, or ask the publisher for a new link."),
+            Self::Expired => Some("This link has expired. Ask the publisher for a new one."),
+        }
+    }
+}
+
+/// The answer for a token we do not hold (never issued, replaced by a newer link, or mistyped).
+pub const UNKNOWN_LINK: &str = "This link is not valid. Ask the publisher for a new one.";
+
+/// Whether `actor` may deactivate `target`. Admins may deactivate anyone but themselves: an admin
+/// who could deactivate themself could leave nobody able to sign in to undo it, and the actor is
+/// always an active admin, so at least one remains.
+pub fn check_deactivate(actor_id: i64, target_id: i64) -> Result<(), String> {
+    if actor_id == target_id {
+        return Err("You cannot deactivate your own account; ask another admin.".into());
+    }
+    Ok(())
+}
+
+/// Why a new password was refused. The set-password page is sent back a code, never text, so a
+/// crafted link cannot make it say anything but these messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PasswordProblem {
+    TooShort,
+    TooLong,
+    Differ,
+}
+
+/// The shortest password accepted: long enough that guessing is not worth it (NIST SP 800-63B
+/// asks for length, not composition rules).
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// The longest: hashing cost stays bounded.
+pub const MAX_PASSWORD_LEN: usize = 200;
+
+impl PasswordProblem {
+    const ALL: [Self; 3] = [Self::TooShort, Self::TooLong, Self::Differ];
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooShort => "too-short",
+            Self::TooLong => "too-long",
+            Self::Differ => "differ",
+        }
+    }
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+    pub fn message(self) -> String {
+        match self {
+            Self::TooShort => format!("The password must have at least {MIN_PASSWORD_LEN} characters."),
+            Self::TooLong => format!("The password must have at most {MAX_PASSWORD_LEN} characters."),
+            Self::Differ => "The two passwords differ.".into(),
+        }
+    }
+}
+
+/// A new password, as typed twice.
+pub fn check_new_password(password: &str, confirm: &str) -> Result<(), PasswordProblem> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD_LEN {
+        return Err(PasswordProblem::TooShort);
+    }
+    if len > MAX_PASSWORD_LEN {
+        return Err(PasswordProblem::TooLong);
+    }
+    if password != confirm {
+        return Err(PasswordProblem::Differ);
+    }
+    Ok(())
+}
+
+/// A new contract's publication and ad size, trimmed and within the lengths the database allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractTerms {
+    pub publication: String,
+    pub ad_size: String,
+}
+
+impl ContractTerms {
+    pub fn parse(publication: &str, ad_size: &str) -> Result<Self, String> {
+        for (name, value, max) in [("publication", publication, 200), ("ad size", ad_size, 100)] {
+            let len = value.trim().chars().count();
+            if len == 0 || len > max {
+                return Err(format!("The {name} must have 1 to {max} characters."));
+            }
+        }
+        Ok(Self { publication: publication.trim().to_string(), ad_size: ad_size.trim().to_string() })
+    }
+}
+
+/// What the audit log records. Each variant is one action; `as_str` is the stored word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    UserCreate,
+    UserDeactivate,
+    UserReactivate,
+    PasswordLink,
+    PasswordSet,
+    ContractCreate,
+}
+
+impl AuditAction {
+    pub const ALL: [Self; 6] = [
+        Self::UserCreate,
+        Self::UserDeactivate,
+        Self::UserReactivate,
+        Self::PasswordLink,
+        Self::PasswordSet,
+        Self::ContractCreate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreate => "user.create",
+            Self::UserDeactivate => "user.deactivate",
+            Self::UserReactivate => "user.reactivate",
+            Self::PasswordLink => "user.password_link",
+            Self::PasswordSet => "user.password_set",
+            Self::ContractCreate => "contract.create",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// As an admin reads it in the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::UserCreate => "created the account",
+            Self::UserDeactivate => "deactivated the account",
+            Self::UserReactivate => "reactivated the account",
+            Self::PasswordLink => "issued a set-password link",
+            Self::PasswordSet => "set the password",
+            Self::ContractCreate => "created a contract",
+        }
+    }
+}
+
+/// Who acted: a signed-in admin, the person themself (setting their password), or the operator
+/// at the command line, who has no account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    User { id: i64, email: String },
+    CommandLine,
+}
+
+impl Actor {
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Self::User { id, .. } => Some(*id),
+            Self::CommandLine => None,
+        }
+    }
+    pub fn name(&self) -> &str {
+        match self {
+            Self::User { email, .. } => email,
+            Self::CommandLine => "command line",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_open_until_it_expires_or_is_used() {
+        let now = Utc::now();
+        let expires = now + link_lifetime();
+        assert_eq!(LinkState::of(expires, None, now), LinkState::Open { expires_at: expires });
+        assert_eq!(LinkState::of(expires, None, expires), LinkState::Expired);
+        assert_eq!(LinkState::of(expires, Some(now), now), LinkState::Used);
+        // Used wins over expired: the person is told they set a password already.
+        assert_eq!(LinkState::of(now, Some(now), now + Duration::days(9)), LinkState::Used);
+        assert!(LinkState::Open { expires_at: expires }.refusal().is_none());
+        assert!(LinkState::Expired.refusal().unwrap().contains("expired"));
+        assert_eq!(link_lifetime(), Duration::hours(72));
+    }
+
+    #[test]
+    fn nobody_deactivates_themself() {
+        assert!(check_deactivate(1, 1).is_err());
+        assert!(check_deactivate(1, 2).is_ok());
+    }
+
+    #[test]
+    fn new_passwords_need_length_and_a_matching_confirmation() {
+        assert_eq!(check_new_password("short", "short"), Err(PasswordProblem::TooShort));
+        assert_eq!(check_new_password("long enough pw", "long enough pw!"), Err(PasswordProblem::Differ));
+        assert_eq!(check_new_password(&"x".repeat(201), &"x".repeat(201)), Err(PasswordProblem::TooLong));
+        assert_eq!(check_new_password("long enough pw", "long enough pw"), Ok(()));
+        for p in PasswordProblem::ALL {
+            assert_eq!(PasswordProblem::from_code(p.code()), Some(p));
+        }
+        assert!(PasswordProblem::TooShort.message().contains("at least 12"));
+        assert_eq!(PasswordProblem::from_code("<script>"), None);
+    }
+
+    #[test]
+    fn contract_terms_are_trimmed_and_bounded() {
+        let t = ContractTerms::parse("  Daily Planet ", " Full page").unwrap();
+        assert_eq!((t.publication.as_str(), t.ad_size.as_str()), ("Daily Planet", "Full page"));
+        assert!(ContractTerms::parse(" ", "Full page").unwrap_err().contains("publication"));
+        assert!(ContractTerms::parse("Daily Planet", &"x".repeat(101)).unwrap_err().contains("ad size"));
+    }
+
+    #[test]
+    fn audit_words_round_trip() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(AuditAction::parse("user.delete"), None);
+        assert_eq!(Actor::CommandLine.name(), "command line");
+        assert_eq!(Actor::User { id: 3, email: "a@b.co".into() }.id(), Some(3));
+    }
+}
