@@ -2,6 +2,7 @@
 //! the Stripe webhook), the background worker and the operator CLI.
 pub mod admin_actions;
 pub mod api;
+pub mod artwork_sweep;
 pub mod cli;
 pub mod config;
 pub mod guard;

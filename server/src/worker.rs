@@ -1,7 +1,7 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
 //! it also indexes new events for search, removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
-//! hours of events and sends the daily Slack summary.
+//! hours of events, sends the daily Slack summary and removes artwork files no request kept.
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
@@ -16,6 +16,9 @@ const SESSION_SWEEP_EVERY: u32 = 120;
 const INDEX_BATCH: i64 = 1_000;
 /// Sweeps between looks at the reconciliation schedule (about a minute at the default interval).
 const SCHEDULE_LOOK_EVERY: u32 = 12;
+/// Sweeps between looks for orphaned artwork files (about an hour at the default interval: an
+/// orphan only costs disk space, and none can be removed before its hour of grace anyway).
+const ARTWORK_SWEEP_EVERY: u32 = 720;
 
 /// Sweeps every `interval` until `stop` turns true (between sweeps: a sweep is never cut short).
 pub async fn run(
@@ -75,6 +78,15 @@ pub async fn run(
             // every process, whichever of them gets here first.
             if let Err(e) = app::services::slack::send_daily_if_due(&svc, chrono::Utc::now()).await {
                 tracing::warn!(error = %e, "the daily Slack summary could not be prepared; trying again later");
+            }
+        }
+        if sweeps % ARTWORK_SWEEP_EVERY == SESSION_SWEEP_EVERY / 2 {
+            // Half a session clean-up after start (off the start's own busy sweep, and so a
+            // process restarted more often than hourly still sweeps), then hourly.
+            let now = std::time::SystemTime::now();
+            let swept = crate::artwork_sweep::sweep(&svc.db, &svc.data_dir, now, crate::artwork_sweep::GRACE).await;
+            if swept != crate::artwork_sweep::Swept::default() {
+                tracing::info!(orphans = swept.orphans, staged = swept.staged, "removed artwork files no request kept");
             }
         }
         sweeps = sweeps.wrapping_add(1);

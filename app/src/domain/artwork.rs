@@ -49,17 +49,66 @@ impl ArtworkKind {
 
     /// Sniffs the file's signature. SVG and HTML are refused on purpose: they can carry script.
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
-        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-            Some(ArtworkKind::Png)
-        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(ArtworkKind::Jpeg)
-        } else if bytes.starts_with(b"%PDF-") {
-            Some(ArtworkKind::Pdf)
-        } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-            Some(ArtworkKind::Tiff)
-        } else {
-            None
+        SIGNATURES.iter().find(|(signature, _)| bytes.starts_with(signature)).map(|(_, kind)| *kind)
+    }
+}
+
+/// The first bytes of each accepted format.
+const SIGNATURES: [(&[u8], ArtworkKind); 5] = [
+    (b"\x89PNG\r\n\x1a\n", ArtworkKind::Png),
+    (&[0xFF, 0xD8, 0xFF], ArtworkKind::Jpeg),
+    (b"%PDF-", ArtworkKind::Pdf),
+    (b"II*\0", ArtworkKind::Tiff),
+    (b"MM\0*", ArtworkKind::Tiff),
+];
+
+/// How many first bytes decide a file's type: the longest signature.
+pub const SNIFF_BYTES: usize = 8;
+
+/// Checks an upload as it arrives, a chunk at a time, keeping only its first `SNIFF_BYTES`: a
+/// file of the wrong type is refused as soon as its first bytes show it, and one over the limit
+/// as soon as it passes it, so neither is read to its end nor held whole anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct ArtworkCheck {
+    head: Vec<u8>,
+    kind: Option<ArtworkKind>,
+    size: usize,
+}
+
+impl ArtworkCheck {
+    /// Takes the next chunk; an error is final (the upload is refused).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), RequestProblem> {
+        self.size = self.size.saturating_add(chunk.len());
+        if self.size > MAX_ARTWORK_BYTES {
+            return Err(RequestProblem::FileTooLarge);
         }
+        if self.kind.is_none() {
+            let wanted = (SNIFF_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..wanted]);
+            self.kind = ArtworkKind::sniff(&self.head);
+            // Too few bytes yet to tell (a PNG's signature arriving a byte at a time) is not a
+            // refusal, as long as some signature still starts that way.
+            let undecided = self.head.len() < SNIFF_BYTES
+                && SIGNATURES.iter().any(|(signature, _)| signature.starts_with(&self.head));
+            if self.kind.is_none() && !undecided {
+                return Err(RequestProblem::FileType);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes taken so far.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The file is complete: its kind, or why it is refused.
+    pub fn finish(&self) -> Result<ArtworkKind, RequestProblem> {
+        if self.size == 0 {
+            return Err(RequestProblem::FileEmpty);
+        }
+        // A file that ends inside a signature (`\x89PN`) is not that format.
+        self.kind.ok_or(RequestProblem::FileType)
     }
 }
 
@@ -123,15 +172,11 @@ impl RequestProblem {
     }
 }
 
-/// Checks a whole uploaded file.
+/// Checks a whole uploaded file: the same rules as `ArtworkCheck` fed it in one chunk.
 pub fn check_artwork(bytes: &[u8]) -> Result<ArtworkKind, RequestProblem> {
-    if bytes.is_empty() {
-        return Err(RequestProblem::FileEmpty);
-    }
-    if bytes.len() > MAX_ARTWORK_BYTES {
-        return Err(RequestProblem::FileTooLarge);
-    }
-    ArtworkKind::sniff(bytes).ok_or(RequestProblem::FileType)
+    let mut check = ArtworkCheck::default();
+    check.push(bytes)?;
+    check.finish()
 }
 
 /// Checks the notes of a revision request.
@@ -208,6 +253,69 @@ mod tests {
         let big = vec![0x25u8; MAX_ARTWORK_BYTES + 1];
         assert_eq!(check_artwork(&big), Err(RequestProblem::FileTooLarge));
         assert!(RequestProblem::FileType.message().contains("not accepted"));
+    }
+
+    /// Feeds `bytes` in chunks of `size`, stopping at the first refusal as an upload does.
+    fn streamed(bytes: &[u8], size: usize) -> Result<ArtworkKind, RequestProblem> {
+        let mut check = ArtworkCheck::default();
+        for chunk in bytes.chunks(size) {
+            check.push(chunk)?;
+        }
+        check.finish()
+    }
+
+    #[test]
+    fn streaming_applies_the_whole_file_rules_whatever_the_chunks() {
+        let files: [&[u8]; 9] = [
+            b"\x89PNG\r\n\x1a\nrest",
+            b"%PDF-1.7\n",
+            &[0xFF, 0xD8, 0xFF],
+            b"II*\0....",
+            b"MM\0*",
+            b"<svg onload=alert(1)>",
+            b"",
+            b"\x89PN",
+            b"%PD",
+        ];
+        for file in files {
+            for size in [1, 2, 3, 7, 8, 64] {
+                assert_eq!(streamed(file, size), check_artwork(file), "{file:?} in chunks of {size}");
+            }
+        }
+        assert_eq!(check_artwork(b"\x89PN"), Err(RequestProblem::FileType), "ends inside a signature");
+        assert_eq!(check_artwork(&[0xFF, 0xD8, 0xFF]), Ok(ArtworkKind::Jpeg), "a signature and nothing more");
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_at_its_first_telling_byte() {
+        let mut check = ArtworkCheck::default();
+        assert_eq!(check.push(b"<"), Err(RequestProblem::FileType));
+        let mut check = ArtworkCheck::default();
+        assert_eq!(check.push(b"\x89PN"), Ok(()), "could still be a PNG");
+        assert_eq!(check.push(b"X"), Err(RequestProblem::FileType));
+        // Past the signature's bytes nothing is kept: the check holds a few bytes, not the file.
+        let mut check = ArtworkCheck::default();
+        check.push(b"%PDF-1.7\n").unwrap();
+        check.push(&[7; 4096]).unwrap();
+        assert!(check.head.len() <= SNIFF_BYTES && check.size() == 4105, "{check:?}");
+    }
+
+    #[test]
+    fn the_limit_is_enforced_as_bytes_arrive() {
+        let mut check = ArtworkCheck::default();
+        check.push(b"\x89PNG\r\n\x1a\n").unwrap();
+        let chunk = vec![0u8; 1024 * 1024];
+        let mut pushed = 8;
+        while pushed + chunk.len() <= MAX_ARTWORK_BYTES {
+            check.push(&chunk).unwrap();
+            pushed += chunk.len();
+        }
+        check.push(&vec![0u8; MAX_ARTWORK_BYTES - pushed]).unwrap();
+        assert_eq!(check.finish(), Ok(ArtworkKind::Png), "exactly at the limit");
+        assert_eq!(check.push(b"x"), Err(RequestProblem::FileTooLarge), "one byte over");
+        // The size is checked before the type, as for a whole file.
+        let mut check = ArtworkCheck::default();
+        assert_eq!(check.push(&vec![b'%'; MAX_ARTWORK_BYTES + 1]), Err(RequestProblem::FileTooLarge));
     }
 
     #[test]

@@ -128,6 +128,19 @@ pub async fn requests(db: &Db, contract_id: i64) -> StoreResult<Vec<RevisionRequ
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, RevisionRequest>(&sql).bind(contract_id).fetch_all(pool).await?))
 }
 
+/// The artwork files a contract's requests reference (paths relative to the data directory),
+/// for the sweep that removes files no request kept. Asked per contract, on its index: a
+/// contract's requests are few, and their files all live in that contract's folder.
+pub async fn artwork_paths(db: &Db, contract_id: i64) -> StoreResult<std::collections::HashSet<String>> {
+    let sql = "SELECT artwork_path FROM revision_requests WHERE contract_id = $1 AND artwork_path IS NOT NULL";
+    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, String>(sql)
+        .bind(contract_id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect()))
+}
+
 /// What inserting a credit did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreditInsert {

@@ -17,5 +17,6 @@ mod scale;
 mod simulator;
 mod slack;
 mod stripe;
+mod uploads;
 mod web;
 mod webhook;
