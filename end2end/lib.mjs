@@ -89,6 +89,22 @@ export async function waitForHydration(page) {
   await page.locator('body[data-hydrated="true"]').waitFor({ state: 'attached', timeout: 15_000 });
 }
 
+/**
+ * Polls `check` (async; done when it returns something truthy, which is returned) every
+ * `everyMs` until it holds, for what the page cannot wait on by itself (a webhook from another
+ * process, a list that must be reloaded to change). Throws, naming `what`, after `timeoutMs`:
+ * a deadline for a loaded machine; a passing test goes on as soon as the condition holds.
+ */
+export async function waitUntil(what, check, { timeoutMs = 30_000, everyMs = 250 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const done = await check();
+    if (done) return done;
+    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Signs in through the login form and waits until the app has navigated away from it. */
 export async function signIn(page, email, password) {
   await page.goto(`${baseUrl}/login`);

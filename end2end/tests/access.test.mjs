@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import {
   availableOnPage, baseUrl, cards, launchBrowser, newPage, openContract, payWith, screenshot, signIn, users,
-  waitForHydration,
+  waitForHydration, waitUntil,
 } from '../lib.mjs';
 
 let browser;
@@ -265,12 +265,10 @@ test('the admin follows a credited purchase to its Stripe event and raw payload'
   // The ledger lists the credited packs; the purchases list their webhook events. The webhook
   // may land a moment after the credit (the return page can credit first): wait for its link.
   const eventLink = admin.locator('main a[href^="/admin/events/"]');
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+  await waitUntil('a link from the credited purchase to its Stripe event', async () => {
     await admin.goto(`${baseUrl}/admin/contracts/${credited.id}`);
-    if ((await eventLink.count()) > 0 || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
+    return (await eventLink.count()) > 0;
+  }, { everyMs: 500 });
   await admin.getByRole('heading', { name: 'Ledger: credited packs' }).waitFor();
   await admin.getByRole('heading', { name: 'Payment attempts and their Stripe events' }).waitFor();
   assert.equal(await admin.getByText('No credits.').count(), 0, 'the ledger has a credit');

@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { baseUrl, cards, launchBrowser, newPage, openContract, payWith, screenshot, signIn, users } from '../lib.mjs';
+import {
+  baseUrl, cards, launchBrowser, newPage, openContract, payWith, screenshot, signIn, users, waitUntil,
+} from '../lib.mjs';
 
 let browser;
 let admin;
@@ -54,12 +56,11 @@ test('an admin searches events by email, type and payload text, and exports the 
   // The webhook may land a moment after the payment shows as done: search again until this
   // pack's event heads the list.
   let rows = [];
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    rows = await rowsOf(admin);
-    if ((rows.length > 0 && rows[0].id !== newestBefore) || Date.now() > deadline) break;
+  await waitUntil('the new payment to head the search results', async () => {
     await admin.reload();
-  }
+    rows = await rowsOf(admin);
+    return rows.length > 0 && rows[0].id !== newestBefore;
+  });
   assert.ok(rows.length > 0 && rows[0].id !== newestBefore, 'the new payment is listed first');
   assert.ok(rows.every((r) => r.type.startsWith('payment_intent.succeeded')), JSON.stringify(rows));
   const pi = rows[0].pi;

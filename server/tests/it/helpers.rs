@@ -51,6 +51,19 @@ pub enum DbKind {
 pub const SECRET: &str = "whsec_test_current";
 /// How long a test waits for any answer from the app: a hang fails the test, not the CI run.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a test waits for something that should happen soon (a webhook delivered, a worker
+/// sweep). Only a failing test waits this long; a passing one goes on as soon as the condition
+/// holds, so the deadline is set for a loaded 2-core machine, not for a fast one.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+/// The test apps' database timeout (the wait for a connection, and SQLite's busy timeout).
+/// Generous: on a loaded machine the writes queued behind SQLite's one writer (ten racers, each
+/// with an fsync) can take more than a second, and a timeout there is a 503 the test did not ask
+/// for.
+pub const DB_TIMEOUT: Duration = Duration::from_secs(10);
+/// The database timeout of tests that take the database down on purpose: how long each request
+/// waits before it is answered 503, so short enough to keep those tests quick, and still well
+/// over a second, so the writes before and after the outage never run into it.
+pub const OUTAGE_DB_TIMEOUT: Duration = Duration::from_secs(2);
 pub const OLD_SECRET: &str = "whsec_test_previous";
 /// What the test apps' /metrics requires.
 pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
@@ -162,7 +175,7 @@ pub fn settings(db_url: &str) -> Settings {
     Settings {
         database_url: db_url.to_string(),
         db_max_connections: 8,
-        db_timeout: Duration::from_millis(700),
+        db_timeout: DB_TIMEOUT,
         terms: PackTerms::standard(),
         mode: Some(app::domain::deployment::DeploymentMode::Test),
         switch_mode: false,
@@ -237,6 +250,11 @@ impl TestApp {
         let app = Application::start(&s).await.expect("app starts");
         let (advertiser_id, contract_id) = advertiser_with_contract(&app.services.db).await;
         Self { db, app, contract_id, advertiser_id, http: client() }
+    }
+
+    /// The app with the short database timeout of outage tests (`OUTAGE_DB_TIMEOUT`).
+    pub async fn spawn_for_outage(kind: DbKind) -> Self {
+        Self::spawn_with(kind, |s| s.db_timeout = OUTAGE_DB_TIMEOUT).await
     }
 
     pub fn sim(&self) -> &app::stripe::simulator::Simulator {

@@ -74,7 +74,7 @@ impl Sim {
 
     async fn delivered(&self, event_type_count: usize) -> bool {
         let sim = self.sim.clone();
-        eventually(Duration::from_secs(10), move || {
+        eventually(PATIENCE, move || {
             let sim = sim.clone();
             async move { sim.deliveries().iter().filter(|d| d.status == Some(200)).count() >= event_type_count }
         })
@@ -185,12 +185,12 @@ async fn a_canceled_payment_updates_the_purchase(kind: DbKind) {
             .await;
     assert_eq!(r.body["status"], "canceled");
     assert!(s.delivered(2).await);
-    assert!(eventually(Duration::from_secs(5), || async { purchase_status(&t, &p).await == "canceled" }).await);
+    assert!(eventually(PATIENCE, || async { purchase_status(&t, &p).await == "canceled" }).await);
     assert_eq!(s.confirm(&p, "4242424242424242").await.status, 400, "a canceled PaymentIntent cannot be confirmed");
 }
 
 async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
-    let t = TestApp::spawn(kind).await;
+    let t = TestApp::spawn_for_outage(kind).await;
     let s = sim_for(&t).await;
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
     assert!(s.delivered(1).await);
@@ -198,7 +198,7 @@ async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
     assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
     let sim = s.sim.clone();
     assert!(
-        eventually(Duration::from_secs(10), move || {
+        eventually(PATIENCE, move || {
             let sim = sim.clone();
             // Refused twice for one event, so it is delivered on its third attempt at least.
             async move { sim.deliveries().iter().any(|d| d.status == Some(503) && d.attempt >= 2) }
@@ -209,7 +209,7 @@ async fn deliveries_refused_with_503_are_retried_until_stored(kind: DbKind) {
     );
     outage.restore().await;
     assert!(s.delivered(3).await, "{:?}", s.sim.deliveries());
-    assert!(eventually(Duration::from_secs(5), || async { t.credit_rows().await == 1 }).await);
+    assert!(eventually(PATIENCE, || async { t.credit_rows().await == 1 }).await);
     assert_eq!(t.available().await, 5);
     // The log keeps what the app answered, and the waits between attempts of one event at
     // least double (retry_base 100 ms: 100, 200, 400 ms, ...).
@@ -258,7 +258,7 @@ async fn simulator_webhooks_verify_under_an_independent_implementation() {
     let (addr, _) = simulator::start("127.0.0.1:0".parse().unwrap(), sim).await.unwrap();
     let api = StripeApi::new("sk_test_x", &format!("http://{addr}")).unwrap();
     api.create_pack_payment(1, &app::domain::PackTerms::standard(), "k").await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { !seen.lock().unwrap().is_empty() }).await);
+    assert!(eventually(PATIENCE, || async { !seen.lock().unwrap().is_empty() }).await);
     let (header, body) = seen.lock().unwrap()[0].clone();
     let t: i64 = header.split(',').find_map(|p| p.strip_prefix("t=")).unwrap().parse().unwrap();
     assert!((now() - t).abs() < 10);
@@ -287,7 +287,7 @@ async fn the_chosen_simulator_takes_payments_and_the_database_remembers_it(kind:
     assert_eq!(r.body["status"], "succeeded", "{}", r.body);
     let db_handle = app.services.db.clone();
     assert!(
-        eventually(Duration::from_secs(10), || {
+        eventually(PATIENCE, || {
             let db = db_handle.clone();
             async move { app::store::ledger::balance(&db, contract_id).await.unwrap().unwrap().available() == 5 }
         })
@@ -375,8 +375,15 @@ async fn each_event_delivered_five_times_concurrently_credits_once(kind: DbKind)
 async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let s = sim_for(&t).await;
-    s.sim.set_faults(Faults { delay_ms: 1000, out_of_order: true, copies: 2, ..Faults::default() }).unwrap();
+    // Each event takes the faults set when it is emitted. payment_intent.created (the purchase)
+    // waits 4 s plus its 900 ms hold-back; the confirm's events 2 s (charge.succeeded 300 ms
+    // more). So succeeded overtakes created unless the confirm comes nearly 3 s after the
+    // purchase, and nothing can arrive in the 2 s after the confirm: margins a loaded machine
+    // does not eat, where the hold-back alone (900 ms) was one it could.
+    let faults = |delay_ms| Faults { delay_ms, out_of_order: true, copies: 2, ..Faults::default() };
+    s.sim.set_faults(faults(4_000)).unwrap();
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    s.sim.set_faults(faults(2_000)).unwrap();
     assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
     assert_eq!(t.available().await, 3, "nothing arrives before the delay");
     assert!(s.delivered(6).await, "{:?}", s.sim.deliveries());
@@ -389,8 +396,6 @@ async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
             arrived.push(d.event_type);
         }
     }
-    // (created is held back 900 ms and was emitted just before the confirm, succeeded not at
-    // all: a margin of most of a second, so the check does not hang on how fast the app answers.)
     let at = |t: &str| arrived.iter().position(|a| a == t).unwrap_or_else(|| panic!("{t} never answered: {arrived:?}"));
     assert!(at("payment_intent.succeeded") < at("payment_intent.created"), "{arrived:?}");
 }
@@ -398,14 +403,22 @@ async fn delayed_and_reordered_deliveries_still_credit_once(kind: DbKind) {
 async fn a_processing_payment_is_credited_only_once_it_succeeds(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let s = sim_for(&t).await;
-    s.sim.set_faults(Faults { processing_ms: 1500, ..Faults::default() }).unwrap();
+    // The simulator settles a processing payment by itself this long after the confirm (nothing
+    // can hold it there), so the app's in-between state must be read within it: 4 s for two
+    // webhooks leaves a loaded machine room, and the check below says if it did not.
+    s.sim.set_faults(Faults { processing_ms: 4_000, ..Faults::default() }).unwrap();
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
     let r = s.confirm(&p, "4242424242424242").await;
     assert_eq!(r.body["status"], "processing", "{}", r.body);
     // payment_intent.created, payment_intent.processing: stored, and nothing credited for them.
     assert!(s.delivered(2).await, "{:?}", s.sim.deliveries());
-    assert_eq!(purchase_status(&t, &p).await, "processing");
-    assert_eq!(t.available().await, 3);
+    let (status, available) = (purchase_status(&t, &p).await, t.available().await);
+    // Read before the payment settled, or those reads prove nothing: Stripe still says so after.
+    let at_stripe =
+        get_json(&format!("{}/v1/payment_intents/{}", s.base, p.payment_intent_id), "sk_test_simulated").await;
+    assert_eq!(at_stripe["status"], "processing", "it settled before the app's state was read");
+    assert_eq!(status, "processing");
+    assert_eq!(available, 3);
     // Then it settles: charge.succeeded and payment_intent.succeeded, and the credit.
     assert!(s.delivered(4).await, "{:?}", s.sim.deliveries());
     assert_eq!(t.available().await, 5);
@@ -427,7 +440,7 @@ async fn mis_signed_or_stale_deliveries_are_refused_and_credit_nothing(kind: DbK
         start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
         let sim = s.sim.clone();
         assert!(
-            eventually(Duration::from_secs(5), move || {
+            eventually(PATIENCE, move || {
                 let sim = sim.clone();
                 async move { sim.deliveries().iter().filter(|d| d.status == Some(400)).count() >= 2 }
             })
@@ -451,8 +464,22 @@ async fn a_dropped_delivery_leaves_the_payment_uncredited_until_replayed(kind: D
     s.sim.set_faults(Faults { drop: true, ..Faults::default() }).unwrap();
     let p = start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
     assert_eq!(s.confirm(&p, "4242424242424242").await.body["status"], "succeeded");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(s.sim.deliveries().is_empty());
+    let dropped = s.sim.undelivered_event_ids();
+    assert_eq!(dropped.len(), 3, "created, charge.succeeded, succeeded");
+    // Proof the simulator had its chance to deliver them: a later event, without the fault, is
+    // delivered and answered. A delivery starts the moment its event is emitted, so these,
+    // emitted earlier, would have been answered by then had they not been dropped.
+    s.sim.set_faults(Faults::default()).unwrap();
+    start_purchase(&s.svc, t.advertiser_id, t.contract_id).await.unwrap();
+    let later_answered = || s.sim.deliveries().iter().any(|d| d.status == Some(200) && !dropped.contains(&d.event_id));
+    assert!(
+        eventually(PATIENCE, || async { later_answered() }).await,
+        "the later purchase's payment_intent.created: {:?}",
+        s.sim.deliveries()
+    );
+    let log = s.sim.deliveries();
+    assert!(log.iter().all(|d| !dropped.contains(&d.event_id)), "a dropped event was delivered: {log:?}");
+    assert_eq!(s.sim.undelivered_event_ids(), dropped);
     assert_eq!(t.available().await, 3);
     // Stripe still has the event: the Events API is how it is recovered.
     let r =
@@ -621,7 +648,8 @@ async fn a_refund_is_stripes_object_and_emits_refund_created_and_charge_refunded
 #[tokio::test]
 async fn the_5126_cards_refund_succeeds_then_fails_and_gives_the_amount_back() {
     let (sim, base) = standalone(200).await;
-    sim.set_faults(Faults { refund_failure_ms: 200, ..Faults::default() }).unwrap();
+    // The charge is read between the refund and its failure: 3 s leaves a loaded machine room.
+    sim.set_faults(Faults { refund_failure_ms: 3_000, ..Faults::default() }).unwrap();
     let pi = paid_with(&base, "pm_card_refundFail").await;
     let r = refund(&base, &[("payment_intent", &pi), ("amount", "4000")]).await;
     assert_eq!(r.body["status"], "succeeded", "{}", r.body);
@@ -630,7 +658,7 @@ async fn the_5126_cards_refund_succeeds_then_fails_and_gives_the_amount_back() {
     assert_eq!(get(&base, &format!("/v1/charges/{charge_id}")).await["amount_refunded"], 4000);
     let url = format!("/v1/refunds/{id}");
     assert!(
-        eventually(Duration::from_secs(5), || async { get(&base, &url).await["status"] == "failed" }).await,
+        eventually(PATIENCE, || async { get(&base, &url).await["status"] == "failed" }).await,
         "the refund failed later"
     );
     let failed = get(&base, &url).await;
@@ -780,10 +808,7 @@ async fn disputes_open_and_close_won_or_lost_with_their_events() {
     let card_pi = paid_with(&base, "pm_card_createDispute").await;
     let by_card = format!("/v1/disputes?payment_intent={card_pi}");
     assert!(
-        eventually(Duration::from_secs(5), || async {
-            get(&base, &by_card).await["data"][0]["status"] == "needs_response"
-        })
-        .await
+        eventually(PATIENCE, || async { get(&base, &by_card).await["data"][0]["status"] == "needs_response" }).await
     );
     assert!(get(&base, &by_card).await["data"][0]["id"].as_str().unwrap().starts_with("du_"));
     assert_eq!(ids_of(&get(&base, &format!("/v1/disputes?payment_intent={won_pi}")).await), std::slice::from_ref(&won));
@@ -858,7 +883,7 @@ async fn delivery_success_tells_delivered_events_from_dropped_or_failed_ones() {
         post_form(&format!("{base}/v1/payment_intents"), SK, &[("amount", "5000"), ("currency", "usd")]).await;
     let sim2 = sim.clone();
     assert!(
-        eventually(Duration::from_secs(5), || {
+        eventually(PATIENCE, || {
             let sim = sim2.clone();
             async move { sim.undelivered_event_ids().is_empty() }
         })
@@ -889,7 +914,7 @@ async fn delivery_success_tells_delivered_events_from_dropped_or_failed_ones() {
     post_form(&format!("{failing_base}/v1/payment_intents"), SK, &[("amount", "5000"), ("currency", "usd")]).await;
     let f = failing.clone();
     assert!(
-        eventually(Duration::from_secs(5), || {
+        eventually(PATIENCE, || {
             let f = f.clone();
             async move { f.deliveries().iter().filter(|d| d.status == Some(500)).count() >= 2 }
         })
