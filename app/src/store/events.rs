@@ -89,11 +89,16 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
     let mut out = vec![Stored::Duplicate; jobs.len()];
     match db {
         Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            for i in order {
-                out[i] = store_one_pg(&mut tx, jobs[i]).await?;
+            // A copy within the batch is a duplicate of the first: only firsts reach the
+            // statement (one row per id, as its result is matched by id).
+            order.dedup_by(|later, first| jobs[*later].event.event_id == jobs[*first].event.event_id);
+            // One statement is its own transaction: all of it commits, or none. Without BEGIN
+            // and COMMIT the batch costs one round trip instead of three.
+            let mut conn = pool.acquire().await?;
+            let stored = store_batch_pg(&mut conn, jobs, &order).await?;
+            for (i, s) in order.into_iter().zip(stored) {
+                out[i] = s;
             }
-            tx.commit().await?;
         }
         Db::Sqlite(s) => {
             let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -111,55 +116,94 @@ pub async fn store(db: &Db, job: &StoreJob) -> StoreResult<Stored> {
     Ok(store_batch(db, &[job]).await?[0])
 }
 
-/// PostgreSQL: one statement, one round trip per event. Data-modifying CTEs share a snapshot
-/// and commit together; foreign keys to the event row inserted by `ev` are checked at the end
-/// of the statement, when it exists.
-async fn store_one_pg(conn: &mut sqlx::PgConnection, job: &StoreJob) -> StoreResult<Stored> {
-    let e = &job.event;
-    let Some((credit, outcome)) = &job.credit else {
-        let sql = format!(
-            "WITH ev AS ({INSERT_EVENT} RETURNING event_id) \
-             INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at) \
-             SELECT event_id, 'pending', 0, $11 FROM ev"
+/// PostgreSQL: the whole batch in one statement, its rows passed as arrays (one round trip, one
+/// plan, set-based index work, instead of a statement per event). Data-modifying CTEs share a
+/// snapshot and commit together; foreign keys to the event rows inserted by `ev` are checked at
+/// the end of the statement, when they exist. For a new pack payment the same statement also
+/// inserts the credit insert-or-nothing, moves the purchase to `succeeded` and finishes the
+/// processing row: evidence and credit in one commit. `order`: the jobs to store, one per event
+/// id, in id order. Returns what became of each, in that order.
+async fn store_batch_pg(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[&StoreJob],
+    order: &[usize],
+) -> StoreResult<Vec<Stored>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let credit_sql = ledger::credit_insert_sql(
+            "i.contract_id",
+            "i.payment_id, i.revisions, i.amount, i.currency, i.livemode, ev.event_id, i.received_at, 'webhook'",
+            "i JOIN ev ON ev.event_id = i.event_id, ",
+            &format!(
+                " AND NOT EXISTS ({})",
+                purchase_differs("i.payment_id", "i.revisions", "i.amount", "i.currency", "i.contract_id")
+            ),
+            "id, stripe_event_id, payment_id",
         );
-        let n = bind_event!(sqlx::query(&sql), e).bind(job.lease_until).execute(&mut *conn).await?.rows_affected();
-        return Ok(if n == 1 { Stored::Pending } else { Stored::Duplicate });
+        let purchase_sql = ledger::purchase_succeeded_sql(
+            "ANY (SELECT payment_id FROM credit)",
+            "(SELECT MAX(received_at) FROM i)",
+            "",
+        );
+        format!(
+            "WITH i AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::bigint[], \
+                 $6::bytea[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], \
+                 $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) \
+               AS t(event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+                 request_headers, received_at, payload_sha256, lease_until, contract_id, payment_id, revisions, \
+                 amount, currency, outcome)), \
+             ev AS (INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
+                 payload, signature_header, request_headers, received_at, payload_sha256) \
+               SELECT event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+                 request_headers, received_at, payload_sha256 FROM i ORDER BY event_id \
+               ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
+             credit AS ({credit_sql}), \
+             purchase AS ({purchase_sql}), \
+             processing AS (INSERT INTO stripe_event_processing \
+                 (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+               SELECT ev.event_id, CASE WHEN credit.id IS NULL THEN 'pending' ELSE 'processed' END, \
+                 CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
+                 CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
+                 CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
+               FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id) \
+             SELECT i.event_id, ev.event_id IS NOT NULL, credit.id FROM i \
+               LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id"
+        )
+    });
+    let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
+    let event = |f: fn(&NewEvent) -> String| jobs.iter().map(|j| f(&j.event)).collect::<Vec<_>>();
+    let credit = |f: fn(&(crate::domain::events::Credit, String)) -> String| {
+        jobs.iter().map(|j| j.credit.as_ref().map(f)).collect::<Vec<_>>()
     };
-    let credit_sql = ledger::credit_insert_sql(
-        "$12",
-        "$13, $14, $15, $16, $3, ev.event_id, $9, 'webhook'",
-        "ev, ",
-        &format!(" AND NOT EXISTS ({})", purchase_differs("$13", "$14", "$15", "$16", "$12")),
-    );
-    let purchase_sql = ledger::purchase_succeeded_sql("$13", "$9", " AND EXISTS (SELECT 1 FROM credit)");
-    let sql = format!(
-        "WITH ev AS ({INSERT_EVENT} RETURNING event_id), \
-         credit AS ({credit_sql}), \
-         purchase AS ({purchase_sql}), \
-         done AS (SELECT EXISTS (SELECT 1 FROM credit) AS credited), \
-         processing AS (INSERT INTO stripe_event_processing \
-             (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
-             SELECT ev.event_id, CASE WHEN done.credited THEN 'processed' ELSE 'pending' END, \
-                 CASE WHEN done.credited THEN 1 ELSE 0 END, $11, \
-                 CASE WHEN done.credited THEN $9 END, CASE WHEN done.credited THEN $17 END \
-             FROM ev, done) \
-         SELECT (SELECT COUNT(*) FROM ev), (SELECT id FROM credit)"
-    );
-    let (stored, ledger_id): (i64, Option<i64>) = bind_event!(sqlx::query_as(&sql), e)
-        .bind(job.lease_until)
-        .bind(credit.contract_id)
-        .bind(&credit.payment_id)
-        .bind(credit.revisions)
-        .bind(credit.amount.minor)
-        .bind(credit.amount.currency.as_str())
-        .bind(outcome)
-        .fetch_one(&mut *conn)
+    let rows: Vec<(String, bool, Option<i64>)> = sqlx::query_as(&SQL)
+        .bind(event(|e| e.event_id.clone()))
+        .bind(event(|e| e.event_type.clone()))
+        .bind(jobs.iter().map(|j| j.event.livemode).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.event.api_version.clone()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.event.stripe_created).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.event.payload.clone()).collect::<Vec<_>>())
+        .bind(event(|e| e.signature_header.clone()))
+        .bind(event(|e| e.request_headers.clone()))
+        .bind(jobs.iter().map(|j| j.event.received_at).collect::<Vec<_>>())
+        .bind(event(|e| e.payload_sha256.clone()))
+        .bind(jobs.iter().map(|j| j.lease_until).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.credit.as_ref().map(|(c, _)| c.contract_id)).collect::<Vec<_>>())
+        .bind(credit(|(c, _)| c.payment_id.clone()))
+        .bind(jobs.iter().map(|j| j.credit.as_ref().map(|(c, _)| c.revisions)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.credit.as_ref().map(|(c, _)| c.amount.minor)).collect::<Vec<_>>())
+        .bind(credit(|(c, _)| c.amount.currency.as_str().to_string()))
+        .bind(credit(|(_, outcome)| outcome.clone()))
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(match (stored, ledger_id) {
-        (0, _) => Stored::Duplicate,
-        (_, Some(ledger_id)) => Stored::Credited { ledger_id },
-        (_, None) => Stored::Pending,
-    })
+    let by_id: std::collections::HashMap<String, (bool, Option<i64>)> =
+        rows.into_iter().map(|(id, stored, ledger_id)| (id, (stored, ledger_id))).collect();
+    Ok(jobs
+        .iter()
+        .map(|j| match by_id.get(&j.event.event_id) {
+            Some((true, Some(ledger_id))) => Stored::Credited { ledger_id: *ledger_id },
+            Some((true, None)) => Stored::Pending,
+            _ => Stored::Duplicate,
+        })
+        .collect())
 }
 
 /// A row when we recorded a purchase for the payment on other terms than the credit: the

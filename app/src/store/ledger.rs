@@ -160,13 +160,20 @@ pub enum CreditInsert {
 /// so any number of concurrent callers for one payment produce exactly one row. The contract's
 /// existence is part of the same statement (no foreign-key error, which would abort a
 /// PostgreSQL transaction). `values`: the eight values after the contract, in column order;
-/// `also_from`: other relations the values come from (`"ev, "`); `condition`: `" AND ..."`.
-pub(crate) fn credit_insert_sql(contract: &str, values: &str, also_from: &str, condition: &str) -> String {
+/// `also_from`: other relations the values come from (`"ev, "`); `condition`: `" AND ..."`;
+/// `returning`: the inserted row's columns to return (`"id"`).
+pub(crate) fn credit_insert_sql(
+    contract: &str,
+    values: &str,
+    also_from: &str,
+    condition: &str,
+    returning: &str,
+) -> String {
     format!(
         "INSERT INTO contract_revisions \
          (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
          SELECT c.id, {values} FROM {also_from}contracts c WHERE c.id = {contract}{condition} \
-         ON CONFLICT (payment_id) DO NOTHING RETURNING id"
+         ON CONFLICT (payment_id) DO NOTHING RETURNING {returning}"
     )
 }
 
@@ -179,7 +186,7 @@ pub(crate) fn purchase_succeeded_sql(payment: &str, now: &str, condition: &str) 
 }
 
 pub(crate) static INSERT_CREDIT_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| credit_insert_sql("$1", "$2, $3, $4, $5, $6, $7, $8, $9", "", ""));
+    std::sync::LazyLock::new(|| credit_insert_sql("$1", "$2, $3, $4, $5, $6, $7, $8, $9", "", "", "id"));
 pub(crate) static PURCHASE_SUCCEEDED_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| purchase_succeeded_sql("$1", "$2", ""));
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(about = "Measure webhook deliveries per second")]
+#[command(about = "Measure webhook deliveries per second, beside the bare handler when given")]
 struct Args {
     /// sqlite, postgres, or both
     #[arg(long, default_value = "both")]
@@ -29,36 +29,184 @@ struct Args {
     /// Deliveries to send (after warm-up).
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    /// Concurrent connections; a comma-separated list runs each in turn (e.g. 8,64).
+    #[arg(long, default_value = "8", value_delimiter = ',')]
+    concurrency: Vec<usize>,
     /// Share of deliveries that repeat an earlier event (0.0 = every one new).
     #[arg(long, default_value_t = 0.0)]
     duplicates: f64,
     /// Server runtime worker threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
+    /// The bare handler to measure beside us on PostgreSQL (`../shared/bench/node-seed` with its
+    /// node_modules installed; `.ci/bench` prepares a copy): the same signed load, its own
+    /// database in the same cluster, one run after ours at each concurrency.
+    #[arg(long, env = "BENCH_REFERENCE")]
+    reference: Option<std::path::PathBuf>,
 }
 
 const SECRET: &str = "whsec_bench";
 
+/// One measured run, as the table prints it.
+struct Measured {
+    credited: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn credited_per_sec(&self) -> f64 {
+        self.credited as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
 fn main() {
     let args = Args::parse();
-    if !(0.0..1.0).contains(&args.duplicates) || args.concurrency == 0 || args.requests == 0 {
+    if !(0.0..1.0).contains(&args.duplicates)
+        || args.concurrency.is_empty()
+        || args.concurrency.contains(&0)
+        || args.requests == 0
+    {
         eprintln!("error: --duplicates must be in [0, 1), --concurrency and --requests positive");
         std::process::exit(2);
     }
     let dbs = server::bench_kinds(&args.db);
     println!(
-        "| database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |"
+        "| server | database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
     for db in dbs {
-        run(&args, db);
+        for &concurrency in &args.concurrency {
+            let ours = run_ours(&args, db, concurrency);
+            if let (Some(dir), "postgres") = (&args.reference, db) {
+                let reference = run_reference(&args, dir, concurrency);
+                ratios.push((concurrency, ours / reference));
+            }
+        }
+    }
+    for (concurrency, ratio) in ratios {
+        println!("Revision Store ÷ bare handler, credited/s at {concurrency} connections on PostgreSQL: {ratio:.2}×");
     }
 }
 
-fn run(args: &Args, db: &str) {
+/// The signed deliveries of one run, built up front so the load generator spends its CPU on
+/// sending: warm-up first, then the measured ones; `--duplicates` repeats the latest new event.
+struct Load {
+    deliveries: Arc<Vec<(Bytes, String)>>,
+    warmup: usize,
+    new_events: usize,
+}
+
+fn load(args: &Args, prefix: &str, contract_id: &str) -> Load {
+    let warmup = 500.min(args.requests);
+    let total = warmup + args.requests;
+    let secret = WebhookSecret::parse(SECRET).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let mut new_events = 0usize;
+    let mut last_new = 0usize;
+    let deliveries = (0..total)
+        .map(|i| {
+            let dup = i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor());
+            let n = if dup { last_new } else { i };
+            if !dup {
+                last_new = i;
+                if i >= warmup {
+                    new_events += 1;
+                }
+            }
+            let body = format!(
+                r#"{{"id":"evt_{prefix}{n}","object":"event","api_version":"2024-06-20","created":{ts},"livemode":false,"type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_{prefix}{n}","object":"payment_intent","amount":15000,"amount_received":15000,"currency":"usd","status":"succeeded","livemode":false,"metadata":{{"contractId":"{contract_id}"}}}}}}}}"#
+            );
+            let header = sign(body.as_bytes(), &secret, ts);
+            (Bytes::from(body), header)
+        })
+        .collect();
+    Load { deliveries: Arc::new(deliveries), warmup, new_events }
+}
+
+/// Sends `load` to `url` from `concurrency` keep-alive connections (a 1-thread client runtime),
+/// warm-up first; `credits` counts the credit rows at the server. Asserts every delivery got a
+/// 2xx and each new event credited exactly once.
+fn measure(url: &str, load: &Load, concurrency: usize, credits: impl Fn() -> usize) -> Measured {
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let send = |range: std::ops::Range<usize>| {
+        let next = Arc::new(AtomicUsize::new(range.start));
+        let end = range.end;
+        client_rt.block_on(async {
+            let tasks: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let (next, deliveries, url) = (next.clone(), load.deliveries.clone(), url.to_string());
+                    tokio::spawn(async move {
+                        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+                        let mut latencies = Vec::new();
+                        let mut failures = 0usize;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= end {
+                                break;
+                            }
+                            let (body, header) = &deliveries[i];
+                            let req = hyper::Request::post(&url)
+                                .header("content-type", "application/json")
+                                .header("stripe-signature", header)
+                                .body(Full::new(body.clone()))
+                                .unwrap();
+                            let started = Instant::now();
+                            let res = client.request(req).await.expect("request");
+                            let ok = res.status().is_success();
+                            let _ = res.into_body().collect().await;
+                            latencies.push(started.elapsed());
+                            if !ok {
+                                failures += 1;
+                            }
+                        }
+                        (latencies, failures)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            let mut failures = 0;
+            for t in tasks {
+                let (l, f) = t.await.unwrap();
+                all.extend(l);
+                failures += f;
+            }
+            (all, failures)
+        })
+    };
+    send(0..load.warmup);
+    let before = credits();
+    let started = Instant::now();
+    let (mut latencies, failures) = send(load.warmup..load.deliveries.len());
+    let elapsed = started.elapsed();
+    let credited = credits() - before;
+    assert_eq!(failures, 0, "every delivery must be answered 2xx");
+    assert_eq!(credited, load.new_events, "each new event credits exactly once");
+    latencies.sort();
+    Measured { credited, elapsed, latencies }
+}
+
+fn print_row(server: &str, db: &str, args: &Args, concurrency: usize, load: &Load, m: &Measured) {
+    let pct = |p: f64| {
+        m.latencies[((m.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(m.latencies.len() - 1)]
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| {server} | {db} | {} | {} | {} | {concurrency} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+        args.requests,
+        load.new_events,
+        args.requests - load.new_events,
+        m.credited_per_sec(),
+        args.requests as f64 / m.elapsed.as_secs_f64(),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*m.latencies.last().unwrap()),
+    );
+}
+
+/// Revision Store on a fresh database; its credited/s.
+fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,7 +215,7 @@ fn run(args: &Args, db: &str) {
         .block_on(server::bench_database(db, args.postgres_url.as_deref(), "bench", tmp.path()));
     let settings = Settings {
         database_url: url,
-        db_max_connections: (args.concurrency as u32).max(4),
+        db_max_connections: (concurrency as u32).max(4),
         db_timeout: Duration::from_secs(5),
         terms: PackTerms::standard(),
         mode: Some(app::domain::deployment::DeploymentMode::Test),
@@ -118,109 +266,52 @@ fn run(args: &Args, db: &str) {
         .unwrap();
         (app, c.id)
     });
-    let url = format!("{}/webhooks/stripe", app.url());
-
-    // Bodies are built and signed up front so the load generator spends its CPU on sending.
-    let warmup = 500.min(args.requests);
-    let total = warmup + args.requests;
-    let secret = WebhookSecret::parse(SECRET).unwrap();
-    let ts = chrono::Utc::now().timestamp();
-    let mut new_events = 0usize;
-    let mut last_new = 0usize;
-    let deliveries: Vec<(Bytes, String)> = (0..total)
-        .map(|i| {
-            // A deterministic spread of duplicates: the given share repeats the latest new event.
-            let dup = i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor());
-            let n = if dup { last_new } else { i };
-            if !dup {
-                last_new = i;
-                if i >= warmup {
-                    new_events += 1;
-                }
-            }
-            let body = format!(
-                r#"{{"id":"evt_bench{n}","object":"event","api_version":"2024-06-20","created":{ts},"livemode":false,"type":"payment_intent.succeeded","data":{{"object":{{"id":"pi_bench{n}","object":"payment_intent","amount":15000,"amount_received":15000,"currency":"usd","status":"succeeded","livemode":false,"metadata":{{"contractId":"{contract_id}"}}}}}}}}"#
-            );
-            let header = sign(body.as_bytes(), &secret, ts);
-            (Bytes::from(body), header)
-        })
-        .collect();
-    let deliveries = Arc::new(deliveries);
-
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let send = |range: std::ops::Range<usize>| {
-        let next = Arc::new(AtomicUsize::new(range.start));
-        let end = range.end;
-        client_rt.block_on(async {
-            let tasks: Vec<_> = (0..args.concurrency)
-                .map(|_| {
-                    let (next, deliveries, url) = (next.clone(), deliveries.clone(), url.clone());
-                    tokio::spawn(async move {
-                        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-                        let mut latencies = Vec::new();
-                        let mut failures = 0usize;
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= end {
-                                break;
-                            }
-                            let (body, header) = &deliveries[i];
-                            let req = hyper::Request::post(&url)
-                                .header("content-type", "application/json")
-                                .header("stripe-signature", header)
-                                .body(Full::new(body.clone()))
-                                .unwrap();
-                            let started = Instant::now();
-                            let res = client.request(req).await.expect("request");
-                            let ok = res.status().is_success();
-                            let _ = res.into_body().collect().await;
-                            latencies.push(started.elapsed());
-                            if !ok {
-                                failures += 1;
-                            }
-                        }
-                        (latencies, failures)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            let mut failures = 0;
-            for t in tasks {
-                let (l, f) = t.await.unwrap();
-                all.extend(l);
-                failures += f;
-            }
-            (all, failures)
-        })
-    };
-
-    send(0..warmup);
-    let credited_before = count_credits(&server_rt, &app, contract_id);
-    let started = Instant::now();
-    let (mut latencies, failures) = send(warmup..total);
-    let elapsed = started.elapsed();
-    let credited = count_credits(&server_rt, &app, contract_id) - credited_before;
-    assert_eq!(failures, 0, "every delivery must be answered 2xx");
-    assert_eq!(credited, new_events, "each new event credits exactly once");
-
-    latencies.sort();
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "| {db} | {} | {new_events} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
-        args.requests,
-        args.requests - new_events,
-        args.concurrency,
-        credited as f64 / elapsed.as_secs_f64(),
-        args.requests as f64 / elapsed.as_secs_f64(),
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*latencies.last().unwrap()),
-    );
+    let load = load(args, "bench", &contract_id.to_string());
+    let credits = || server_rt.block_on(app::store::ledger::credits(&app.services.db, contract_id)).unwrap().len();
+    let m = measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
+    print_row("Revision Store", db, args, concurrency, &load, &m);
     server_rt.block_on(app.stop());
+    m.credited_per_sec()
 }
 
-fn count_credits(rt: &tokio::runtime::Runtime, app: &Application, contract_id: i64) -> usize {
-    rt.block_on(app::store::ledger::credits(&app.services.db, contract_id)).unwrap().len()
+/// The bare handler (`node server.mjs` in `dir`) on its own database in the same cluster, sent
+/// the same kind of load; its credited/s.
+fn run_reference(args: &Args, dir: &std::path::Path, concurrency: usize) -> f64 {
+    use std::io::BufRead;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let url = rt.block_on(server::bench_database("postgres", args.postgres_url.as_deref(), "bench_ref", tmp.path()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new("node")
+        .arg("server.mjs")
+        .current_dir(dir)
+        .env("DATABASE_URL", &url)
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node in {}: {e}", dir.display()));
+    // It prints "listening PORT" once its table exists and it accepts requests.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("listening") {
+        line.clear();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            panic!("the bare handler exited before listening");
+        }
+    }
+    let pool = rt.block_on(sqlx::PgPool::connect(&url)).expect("the bare handler's database");
+    let load = load(args, "ref", "1");
+    let credits = || {
+        rt.block_on(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM contract_revisions").fetch_one(&pool)).unwrap()
+            as usize
+    };
+    let m = measure(&format!("http://127.0.0.1:{port}/webhooks/stripe"), &load, concurrency, credits);
+    print_row("bare handler (Node)", "postgres", args, concurrency, &load, &m);
+    rt.block_on(pool.close());
+    // SIGTERM: it closes its server and pool, then exits.
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    m.credited_per_sec()
 }
