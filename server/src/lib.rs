@@ -293,8 +293,15 @@ impl Application {
         let db = open_database(settings).await?;
         // Before anything is processed: a database served in another mode is refused here.
         app::services::deployment::claim(&db, mode, settings.switch_mode).await?;
+        // Events a previous run stored but never processed (it stopped in between) still hold
+        // that run's fresh lease. A SQLite database has one serving process, so such a lease is
+        // a dead process's and is taken at once. On PostgreSQL other processes may be serving
+        // the same database: their fresh leases are theirs (a request is processing that event
+        // right now), so start-up leaves them to run out (`lease_secs`), after which any
+        // process's worker takes what is still pending.
+        let take_fresh_leases = matches!(db, Db::Sqlite(_));
         let services = services(settings, db, mode);
-        let recovered = app::services::processing::run_due(&services, true)
+        let recovered = app::services::processing::run_due(&services, take_fresh_leases)
             .await
             .map_err(|e| format!("recovering pending events failed: {e}"))?;
         if recovered > 0 {

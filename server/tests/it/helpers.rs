@@ -277,6 +277,17 @@ impl TestApp {
         &self.app.services.db
     }
 
+    /// Every pending event's lease runs out now, as if its holder had stopped long ago.
+    pub async fn expire_leases(&self) {
+        let sql = "UPDATE stripe_event_processing SET next_attempt_at = $1 WHERE status = 'pending'";
+        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+        match self.store() {
+            Db::Sqlite(s) => sqlx::query(sql).bind(past).execute(&s.writer).await.map(|_| ()),
+            Db::Postgres(p) => sqlx::query(sql).bind(past).execute(p).await.map(|_| ()),
+        }
+        .unwrap();
+    }
+
     pub async fn post(&self, path: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Reply {
         let mut req =
             hyper::Request::post(format!("{}{path}", self.app.url())).header("content-type", "application/json");

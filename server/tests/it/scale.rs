@@ -49,3 +49,149 @@ async fn batches_holding_the_same_events_in_opposite_orders_store_each_once_with
     }
     db.close().await;
 }
+
+/// `revision-store serve` as its own OS process on `database_url` (test mode, our webhook
+/// secret): the child and its base URL. Its output is drained as it is written.
+async fn serve_process(database_url: &str, data_dir: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("DATA_DIR", data_dir)
+        .env("STRIPE_SECRET_KEY", "sk_test_scale")
+        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_scale")
+        .env("STRIPE_WEBHOOK_SECRET", SECRET)
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
+        .env("RECONCILE_INTERVAL_HOURS", "0")
+        .env("RUST_LOG", "warn")
+        .env_remove("STRIPE_SIMULATOR")
+        .env_remove("LOG_FORMAT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next_line().await.unwrap().expect("the server prints its address");
+        if let Some(u) = line.strip_prefix("Revision Store is running at ") {
+            break u.to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+/// Two `revision-store serve` processes on one PostgreSQL behave as one: 1,000 payments, each
+/// event delivered to both at the same moment, credit once and are stored and processed once;
+/// a session made on one works on the other; and revision requests racing for a contract's last
+/// credit, split across both, use it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
+    use futures_util::stream::{self, StreamExt};
+    let test_db = TestDb::new(DbKind::Postgres).await;
+    let db = app::store::Db::connect(&test_db.url, &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let advertiser = app::services::accounts::create_user(
+        &db,
+        "two@scale.test",
+        app::domain::users::Role::Advertiser,
+        "two-processes-password",
+    )
+    .await
+    .unwrap();
+    let contract = |base_revisions| app::store::contracts::NewContract {
+        advertiser_id: advertiser.id,
+        publication: "Scale",
+        ad_size: "Page",
+        base_revisions,
+    };
+    let paid_into = app::store::contracts::create(&db, &contract(3), chrono::Utc::now()).await.unwrap().id;
+    let last_credit = app::store::contracts::create(&db, &contract(1), chrono::Utc::now()).await.unwrap().id;
+    let dir = tempfile::tempdir().unwrap();
+    let ((_a, a), (_b, b)) =
+        tokio::join!(serve_process(&test_db.url, dir.path()), serve_process(&test_db.url, dir.path()));
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let deliver = |base: String, body: String| {
+        let req = hyper::Request::post(format!("{base}/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", sign(&body, SECRET, now()))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let http = http.clone();
+        async move {
+            tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await.expect("answered").expect("request").status()
+        }
+    };
+
+    // Each event to both processes at once, 16 events in flight.
+    let statuses: Vec<(hyper::StatusCode, hyper::StatusCode)> = stream::iter(0..1_000)
+        .map(|_| {
+            let body = paid(&new_event_id(), &new_payment_id(), paid_into);
+            let (to_a, to_b) = (deliver(a.clone(), body.clone()), deliver(b.clone(), body));
+            async move { tokio::join!(to_a, to_b) }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|(x, y)| x.is_success() && y.is_success()), "every copy answered 2xx");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            match &db {
+                app::store::Db::Postgres(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await.unwrap(),
+                app::store::Db::Sqlite(_) => unreachable!("PostgreSQL only"),
+            }
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM stripe_events").await, 1_000, "each event stored once");
+    assert_eq!(count("SELECT COUNT(*) FROM contract_revisions").await, 1_000, "each payment credited once");
+    let processed_once = eventually(PATIENCE, || async {
+        count("SELECT COUNT(*) FROM stripe_event_processing WHERE status = 'processed' AND attempts = 1").await == 1_000
+    })
+    .await;
+    assert!(processed_once, "every event processed, once");
+    let balance = app::store::ledger::balance(&db, paid_into).await.unwrap().unwrap();
+    assert_eq!(balance.available(), 3 + 2 * 1_000);
+
+    // Signed in at one process, the session works at the other.
+    let sign_in = hyper::Request::post(format!("{a}{}", <app::web::auth::SignIn as leptos::server_fn::ServerFn>::PATH))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", &a)
+        .body(http_body_util::Full::new(bytes::Bytes::from("email=two%40scale.test&password=two-processes-password")))
+        .unwrap();
+    let answer = http.request(sign_in).await.unwrap();
+    assert!(answer.status().as_u16() < 400, "{}", answer.status());
+    let cookie = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("revision_store_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("a session cookie");
+
+    // Ten requests for the last credit, alternating between the processes: one is recorded.
+    let boundary = "----scale";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\nMove the logo\r\n--{boundary}--\r\n"
+    );
+    let requests = (0..10).map(|i| {
+        let base = if i % 2 == 0 { &a } else { &b };
+        let req = hyper::Request::post(format!("{base}/contracts/{last_credit}/revisions"))
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .header("origin", base.as_str())
+            .header("cookie", &cookie)
+            .body(http_body_util::Full::new(bytes::Bytes::from(form.clone())))
+            .unwrap();
+        let http = http.clone();
+        async move { http.request(req).await.unwrap().status().as_u16() }
+    });
+    let mut answers = futures_util::future::join_all(requests).await;
+    answers.sort();
+    assert_eq!(answers, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409], "one request per credit");
+    assert_eq!(app::store::ledger::balance(&db, last_credit).await.unwrap().unwrap().available(), 0);
+    db.close().await;
+}
