@@ -55,9 +55,24 @@ const END_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
 /// A person has at most one live link: a new one (or deactivation) voids the unused rest, so a
 /// link passed on earlier stops working the moment another is issued.
 const VOID_LINKS: &str = "DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL";
-const INSERT_LINK: &str =
-    "INSERT INTO password_links (token_hash, user_id, purpose, created_by, created_at, expires_at) \
-                           VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_LINK: &str = "INSERT INTO password_links \
+    (token_hash, user_id, purpose, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Stores a set-password link for a user inside the action's transaction (a macro for the
+/// same reason as `audit!`).
+macro_rules! insert_link {
+    ($tx:ident, $link:expr, $user:expr, $actor:expr, $now:expr) => {
+        sqlx::query(INSERT_LINK)
+            .bind(&$link.token_hash)
+            .bind($user)
+            .bind($link.purpose.as_str())
+            .bind($actor.id())
+            .bind($now)
+            .bind($link.expires_at)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
 
 fn link_detail(link: &NewLink) -> String {
     format!("{} link valid until {}", link.purpose.as_str(), link.expires_at.format("%Y-%m-%d %H:%M UTC"))
@@ -85,15 +100,7 @@ pub async fn create_user(
             .await?;
         let mut detail = role.as_str().to_string();
         if let Some(link) = link {
-            sqlx::query(INSERT_LINK)
-                .bind(&link.token_hash)
-                .bind(user.id)
-                .bind(link.purpose.as_str())
-                .bind(actor.id())
-                .bind(now)
-                .bind(link.expires_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_link!(tx, link, user.id, actor, now);
             detail = format!("{detail}; {}", link_detail(link));
         }
         audit!(tx, actor, AuditAction::UserCreate, Some(user.id), None::<i64>, &detail, now);
@@ -121,15 +128,7 @@ pub async fn reset_password(
             return Ok(None);
         };
         sqlx::query(VOID_LINKS).bind(user_id).execute(&mut *tx).await?;
-        sqlx::query(INSERT_LINK)
-            .bind(&link.token_hash)
-            .bind(user_id)
-            .bind(link.purpose.as_str())
-            .bind(actor.id())
-            .bind(now)
-            .bind(link.expires_at)
-            .execute(&mut *tx)
-            .await?;
+        insert_link!(tx, link, user_id, actor, now);
         sqlx::query(END_SESSIONS).bind(user_id).execute(&mut *tx).await?;
         audit!(tx, actor, AuditAction::PasswordLink, Some(user_id), None::<i64>, &link_detail(link), now);
         StoreResult::Ok(Some(user))
