@@ -146,7 +146,8 @@ impl From<sqlx::Error> for StoreError {
                     return Self::Constraint { kind, constraint, source: e };
                 }
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                if unavailable_code(&code) {
+                let postgres = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+                if unavailable_code(&code, postgres) {
                     Self::Unavailable(e)
                 } else {
                     Self::Other(e)
@@ -158,11 +159,14 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Error codes that mean "cannot write now, try later" rather than "this write is wrong".
-fn unavailable_code(code: &str) -> bool {
+/// `postgres`: the code is a SQLSTATE. It must be told, not guessed from the code's shape: many
+/// SQLSTATEs are all digits (22021, a byte sequence invalid in UTF-8, is 5 in its low byte and
+/// was once read as SQLite's BUSY, so one bad row failed its whole batch as "unavailable").
+fn unavailable_code(code: &str, postgres: bool) -> bool {
     // SQLite primary result codes (extended codes keep the primary in the low byte):
     // BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, FULL 13, CANTOPEN 14.
-    if let Ok(n) = code.parse::<i64>() {
-        return matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14);
+    if !postgres {
+        return code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14));
     }
     // PostgreSQL SQLSTATE classes: 08 connection exception, 53 insufficient resources (disk
     // full, out of memory, too many connections), 57 operator intervention (shutdown),
@@ -366,6 +370,25 @@ impl Db {
                 s.reader.close().await;
             }
             Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unavailable_codes_are_read_in_their_own_dialect() {
+        use super::unavailable_code;
+        // SQLite: BUSY, BUSY_SNAPSHOT (517), FULL; not CONSTRAINT (19).
+        assert!(unavailable_code("5", false) && unavailable_code("517", false) && unavailable_code("13", false));
+        assert!(!unavailable_code("19", false));
+        // PostgreSQL: connection lost, disk full, shutting down, a standby; not a bad value,
+        // however its digits would read as a SQLite code (22021 & 0xff = 5, BUSY).
+        for code in ["08006", "53100", "57P01", "25006"] {
+            assert!(unavailable_code(code, true), "{code}");
+        }
+        for code in ["22021", "22001", "23505", "40001"] {
+            assert!(!unavailable_code(code, true), "{code}");
         }
     }
 }

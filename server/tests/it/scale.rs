@@ -4,7 +4,10 @@ use crate::helpers::*;
 use crate::on_both_databases;
 use app::store::events::{store_batch, NewEvent, StoreJob, Stored};
 
-on_both_databases!(batches_holding_the_same_events_in_opposite_orders_store_each_once_without_deadlock);
+on_both_databases!(
+    batches_holding_the_same_events_in_opposite_orders_store_each_once_without_deadlock,
+    a_batch_mixing_new_events_duplicates_and_a_refused_row_answers_each_delivery_rightly,
+);
 
 fn job(id: &str) -> StoreJob {
     let body = format!(
@@ -194,4 +197,40 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     assert_eq!(answers, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409], "one request per credit");
     assert_eq!(app::store::ledger::balance(&db, last_credit).await.unwrap().unwrap().available(), 0);
     db.close().await;
+}
+
+/// Deliveries arriving together share a group-commit batch (one statement on PostgreSQL). One
+/// row the database refuses (a type with a NUL character: PostgreSQL text cannot hold one) must
+/// not fail its neighbours: new events are stored and credited, copies are duplicates, and the
+/// refused one is answered 503 (Stripe retries) without a 2xx for an event we do not hold.
+async fn a_batch_mixing_new_events_duplicates_and_a_refused_row_answers_each_delivery_rightly(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let earlier: Vec<String> = (0..8).map(|_| paid(&new_event_id(), &new_payment_id(), t.contract_id)).collect();
+    for body in &earlier {
+        assert_eq!(t.deliver(body).await.status, 200);
+    }
+    let fresh: Vec<String> = (0..8).map(|_| paid(&new_event_id(), &new_payment_id(), t.contract_id)).collect();
+    let odd_id = new_event_id();
+    let odd = serde_json::json!({"id": odd_id, "object": "event", "type": "customer.\u{0}created", "livemode": false,
+        "created": now(), "data": {"object": {"id": "cus_1", "object": "customer"}}})
+    .to_string();
+    let all: Vec<&String> = fresh.iter().chain(&earlier).chain(std::iter::once(&odd)).collect();
+    let answers = futures_util::future::join_all(all.iter().map(|b| t.deliver(b))).await;
+    for (i, a) in answers[..8].iter().enumerate() {
+        assert_eq!((a.status, a.body["status"].as_str()), (200, Some("processed")), "fresh {i}: {:?}", a.body);
+    }
+    for (i, a) in answers[8..16].iter().enumerate() {
+        assert_eq!((a.status, &a.body["duplicate"]), (200, &serde_json::Value::Bool(true)), "copy {i}: {:?}", a.body);
+    }
+    let last = &answers[16];
+    match kind {
+        // PostgreSQL refuses the NUL: never a 2xx for it, and nothing of it kept.
+        DbKind::Postgres => {
+            assert!(last.status >= 500, "{} {:?}", last.status, last.body);
+            assert!(app::store::events::evidence(t.store(), &odd_id).await.unwrap().is_none());
+        }
+        // SQLite text holds it: stored like any other event.
+        DbKind::Sqlite => assert_eq!(last.status, 200, "{:?}", last.body),
+    }
+    assert_eq!(t.credit_rows().await, 16, "each fresh payment credited once, the copies nothing");
 }
