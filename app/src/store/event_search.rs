@@ -156,14 +156,14 @@ pub async fn unindexed(db: &Db) -> StoreResult<i64> {
 /// out per case rather than as `$1 IS NULL OR …`: that form hides the range from the planner,
 /// and SQLite then walks the whole received-time index on every call (250 ms at a million
 /// events, measured) instead of seeking to the last ten minutes.
-fn not_indexed(since: bool) -> String {
+pub(crate) fn not_indexed(since: bool) -> String {
     let range = if since { "e.received_at >= $1 AND " } else { "($1 IS NULL) AND " };
     format!("{range}NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)")
 }
 
 /// Where the indexer starts looking: `LOOK_BACK_MINUTES` before the newest indexed event, or
 /// the beginning when nothing is indexed.
-async fn look_back(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+pub(crate) async fn look_back(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
     let newest: Option<DateTime<Utc>> =
         read_pool!(db, |pool| sqlx::query_scalar("SELECT MAX(received_at) FROM event_search").fetch_one(pool).await?);
     Ok(newest.map(|t| t - Duration::minutes(LOOK_BACK_MINUTES)))

@@ -391,12 +391,35 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, i64)>> {
     .await?))
 }
 
-/// Events whose raw payload mentions `object_id` (a PaymentIntent or charge id): the money
-/// trail of one payment, read from the evidence itself. Most recent first.
-pub async fn list_mentioning(db: &Db, object_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
-    let Some(pattern) = mention_pattern(object_id) else { return Ok(vec![]) };
-    let sql = format!("{SUMMARY} WHERE {} ORDER BY e.received_at DESC, e.event_id DESC LIMIT $2", mentions(db));
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, EventSummary>(&sql).bind(pattern).bind(limit).fetch_all(pool).await?))
+/// Events about PaymentIntent `payment_id`, most recent first, at most `limit`: those the search
+/// index has reached, through its payment column (an index seek, whatever the store's size),
+/// and those stored since the indexer's look-back that it has not reached yet, found by the id
+/// in their raw payload (a scan bounded by the received-time index to those few minutes). Once
+/// this read every payload in the store for each payment, so an admin's contract page grew with
+/// the whole event store.
+pub async fn about_payment(db: &Db, payment_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
+    let Some(pattern) = mention_pattern(payment_id) else { return Ok(vec![]) };
+    let indexed = format!(
+        "{SUMMARY} JOIN event_search s ON s.event_id = e.event_id WHERE s.payment_intent = $1 \
+         ORDER BY s.received_at DESC, s.event_id DESC LIMIT $2"
+    );
+    let since = super::event_search::look_back(db).await?;
+    let recent = format!(
+        "{SUMMARY} WHERE {} AND {} ORDER BY e.received_at DESC, e.event_id DESC LIMIT $3",
+        super::event_search::not_indexed(since.is_some()),
+        mentions(db, "$2"),
+    );
+    let mut found: Vec<EventSummary> = read_pool!(db, |pool| {
+        let mut a = sqlx::query_as::<_, EventSummary>(&indexed).bind(payment_id).bind(limit).fetch_all(pool).await?;
+        let b =
+            sqlx::query_as::<_, EventSummary>(&recent).bind(since).bind(&pattern).bind(limit).fetch_all(pool).await?;
+        a.extend(b);
+        a
+    });
+    found.sort_by(|x, y| (y.received_at, &y.event_id).cmp(&(x.received_at, &x.event_id)));
+    found.dedup_by(|x, y| x.event_id == y.event_id);
+    found.truncate(limit as usize);
+    Ok(found)
 }
 
 /// The LIKE pattern of a Stripe id as a JSON string inside a payload; None for anything that is
@@ -406,11 +429,12 @@ fn mention_pattern(object_id: &str) -> Option<String> {
         .then(|| format!("%\"{}\"%", object_id.replace('_', "\\_")))
 }
 
-/// The condition "the payload mentions $1" in each dialect (the payload is bytes).
-fn mentions(db: &Db) -> &'static str {
+/// The condition "the payload mentions the pattern bound at `pattern`" in each dialect (the
+/// payload is bytes).
+fn mentions(db: &Db, pattern: &str) -> String {
     match db {
-        Db::Sqlite(_) => "CAST(e.payload AS TEXT) LIKE $1 ESCAPE '\\'",
-        Db::Postgres(_) => "convert_from(e.payload, 'UTF8') LIKE $1 ESCAPE '\\'",
+        Db::Sqlite(_) => format!("CAST(e.payload AS TEXT) LIKE {pattern} ESCAPE '\\'"),
+        Db::Postgres(_) => format!("convert_from(e.payload, 'UTF8') LIKE {pattern} ESCAPE '\\'"),
     }
 }
 
@@ -445,7 +469,7 @@ pub async fn stored_mentioning(db: &Db, object_id: &str) -> StoreResult<Vec<Stor
          p.status, p.attempts, p.last_error, p.outcome, p.processed_at \
          FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
          WHERE {} ORDER BY e.received_at, e.event_id",
-        mentions(db)
+        mentions(db, "$1")
     );
     read_pool!(db, |pool| Ok(sqlx::query_as::<_, StoredEvent>(&sql).bind(pattern).fetch_all(pool).await?))
 }

@@ -121,7 +121,7 @@ pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppE
     // Every attempt, not the advertiser's history (which leaves out cards never paid with).
     let mut attempts = Vec::new();
     for p in crate::store::purchases::for_contract(&svc.db, contract_id).await.map_err(load)?.into_iter().rev() {
-        let found = events::list_mentioning(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
+        let found = events::about_payment(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
         let credited = credits.iter().any(|c| c.payment_id == p.payment_intent_id);
         // The newest failure says why, unless the attempt was paid after it.
         let failure = match found.iter().find(|e| e.event_type == "payment_intent.payment_failed") {

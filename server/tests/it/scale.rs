@@ -7,6 +7,7 @@ use app::store::events::{store_batch, NewEvent, StoreJob, Stored};
 on_both_databases!(
     batches_holding_the_same_events_in_opposite_orders_store_each_once_without_deadlock,
     a_batch_mixing_new_events_duplicates_and_a_refused_row_answers_each_delivery_rightly,
+    a_payments_events_come_from_the_search_index_once_indexed_and_from_their_payloads_before,
 );
 
 fn job(id: &str) -> StoreJob {
@@ -233,4 +234,42 @@ async fn a_batch_mixing_new_events_duplicates_and_a_refused_row_answers_each_del
         DbKind::Sqlite => assert_eq!(last.status, 200, "{:?}", last.body),
     }
     assert_eq!(t.credit_rows().await, 16, "each fresh payment credited once, the copies nothing");
+}
+
+/// The admin's contract page lists each payment attempt's events. Indexed events are found
+/// through the search index's payment column (a seek, at any store size); events stored since
+/// the indexer's look-back and not reached yet, by their payload.
+async fn a_payments_events_come_from_the_search_index_once_indexed_and_from_their_payloads_before(kind: DbKind) {
+    use app::store::events::about_payment;
+    let t = TestApp::spawn(kind).await;
+    let (pi, other_pi) = (new_payment_id(), new_payment_id());
+    let failed = pi_event(&new_event_id(), "payment_intent.payment_failed", &pi, serde_json::json!({}), 15_000, "usd");
+    let paid_event = paid(&new_event_id(), &pi, t.contract_id);
+    // Another payment's event that names ours only in passing (say, in a description).
+    let aside = pi_event(
+        &new_event_id(),
+        "payment_intent.canceled",
+        &other_pi,
+        serde_json::json!({"note": pi.clone()}),
+        15_000,
+        "usd",
+    );
+    for body in [&failed, &paid_event, &aside] {
+        assert_eq!(t.deliver(body).await.status, 200);
+    }
+    let types = |found: Vec<app::store::events::EventSummary>| -> Vec<String> {
+        found.into_iter().map(|e| e.event_type).collect()
+    };
+    // Not indexed yet: found by their payloads, the mention in passing too.
+    let before = types(about_payment(t.store(), &pi, 50).await.unwrap());
+    assert_eq!(before.len(), 3, "{before:?}");
+    // Indexed: what is about the payment, newest first; the passing mention is not.
+    while app::store::event_search::index_pending(t.store(), 100).await.unwrap() > 0 {}
+    let after = types(about_payment(t.store(), &pi, 50).await.unwrap());
+    assert_eq!(after, ["payment_intent.succeeded", "payment_intent.payment_failed"]);
+    assert_eq!(about_payment(t.store(), &pi, 1).await.unwrap().len(), 1, "the limit holds");
+    // A new event after indexing is found at once, before the indexer reaches it.
+    let processing = pi_event(&new_event_id(), "payment_intent.processing", &pi, serde_json::json!({}), 15_000, "usd");
+    assert_eq!(t.deliver(&processing).await.status, 200);
+    assert_eq!(types(about_payment(t.store(), &pi, 50).await.unwrap()).len(), 3);
 }
