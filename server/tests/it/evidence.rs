@@ -211,17 +211,18 @@ async fn seals_name_the_first_hour_whose_events_changed(kind: DbKind) {
         Verdict::Intact { seals: 1, .. }
     ));
     let edit = "UPDATE stripe_events SET payload = $1 WHERE event_id = $2";
+    // Removing an event means removing what refers to it first: its processing row, and its
+    // search row if the worker's first sweep (racing this test's start) indexed it.
+    const TAMPERED: [&str; 3] = ["stripe_event_processing", "event_search", "stripe_events"];
     match t.store() {
         Db::Sqlite(s) => {
             sqlx::query("DROP TRIGGER stripe_events_no_update").execute(&s.writer).await.unwrap();
             sqlx::query("DROP TRIGGER stripe_events_no_delete").execute(&s.writer).await.unwrap();
             sqlx::query(edit).bind(b"{}".to_vec()).bind(&c).execute(&s.writer).await.unwrap();
-            sqlx::query("DELETE FROM stripe_event_processing WHERE event_id = $1")
-                .bind(&b)
-                .execute(&s.writer)
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM stripe_events WHERE event_id = $1").bind(&b).execute(&s.writer).await.unwrap();
+            for table in TAMPERED {
+                let sql = format!("DELETE FROM {table} WHERE event_id = $1");
+                sqlx::query(&sql).bind(&b).execute(&s.writer).await.unwrap();
+            }
         }
         Db::Postgres(p) => {
             sqlx::query("ALTER TABLE stripe_events DISABLE TRIGGER stripe_events_append_only")
@@ -229,8 +230,10 @@ async fn seals_name_the_first_hour_whose_events_changed(kind: DbKind) {
                 .await
                 .unwrap();
             sqlx::query(edit).bind(b"{}".to_vec()).bind(&c).execute(p).await.unwrap();
-            sqlx::query("DELETE FROM stripe_event_processing WHERE event_id = $1").bind(&b).execute(p).await.unwrap();
-            sqlx::query("DELETE FROM stripe_events WHERE event_id = $1").bind(&b).execute(p).await.unwrap();
+            for table in TAMPERED {
+                let sql = format!("DELETE FROM {table} WHERE event_id = $1");
+                sqlx::query(&sql).bind(&b).execute(p).await.unwrap();
+            }
         }
     }
     let Verdict::Broken { period_start, problem } = verify(t.store(), Some(at("2026-11-27T12:00:00Z"))).await.unwrap()
