@@ -246,8 +246,9 @@ async fn a_payments_events_come_from_the_search_index_once_indexed_and_from_thei
     let failed = pi_event(&new_event_id(), "payment_intent.payment_failed", &pi, serde_json::json!({}), 15_000, "usd");
     let paid_event = paid(&new_event_id(), &pi, t.contract_id);
     // Another payment's event that names ours only in passing (say, in a description).
+    let aside_id = new_event_id();
     let aside = pi_event(
-        &new_event_id(),
+        &aside_id,
         "payment_intent.canceled",
         &other_pi,
         serde_json::json!({"note": pi.clone()}),
@@ -260,9 +261,20 @@ async fn a_payments_events_come_from_the_search_index_once_indexed_and_from_thei
     let types = |found: Vec<app::store::events::EventSummary>| -> Vec<String> {
         found.into_iter().map(|e| e.event_type).collect()
     };
-    // Not indexed yet: found by their payloads, the mention in passing too.
+    // Not indexed yet: found by their payloads, the mention in passing too (unless the worker's
+    // first sweep, racing the test's start, has indexed it already: then it is rightly left out).
     let before = types(about_payment(t.store(), &pi, 50).await.unwrap());
-    assert_eq!(before.len(), 3, "{before:?}");
+    let aside_indexed = app::store::event_search::search(
+        t.store(),
+        &app::domain::event_search::EventFilter { payment_intent: Some(other_pi.clone()), ..Default::default() },
+        None,
+        10,
+    )
+    .await
+    .unwrap()
+    .iter()
+    .any(|h| h.event_id == aside_id);
+    assert_eq!(before.len(), if aside_indexed { 2 } else { 3 }, "{before:?}");
     // Indexed: what is about the payment, newest first; the passing mention is not.
     while app::store::event_search::index_pending(t.store(), 100).await.unwrap() > 0 {}
     let after = types(about_payment(t.store(), &pi, 50).await.unwrap());
