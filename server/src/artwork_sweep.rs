@@ -1,68 +1,80 @@
-//! Removes artwork files no revision request kept: files placed under their final name whose
-//! row never committed (a crash between the two, or a failure whose commit was in doubt), and
-//! staged uploads a crash left behind. Only files older than a grace period go, so an upload in
-//! flight (being written, or placed moments before its row commits) is never touched. Files
-//! and folders the upload never makes are left alone.
-use crate::upload::{is_stored_name, ARTWORK_DIR, STAGING};
+//! Removes artwork no revision request kept: objects completed under their final name whose row
+//! never committed (a crash between the two, or a failure whose commit was in doubt), and, in a
+//! local folder, the partly written files a crashed upload left. Only what is older than a grace
+//! period goes, so an upload in flight (being written, or completed moments before its row
+//! commits) is never touched. Objects and files an upload never makes are left alone.
+//!
+//! In a bucket, an upload that never completed leaves no object, only its multipart parts,
+//! which S3 keeps until aborted: the upload aborts them itself when it fails or its client goes
+//! away, and what a crashed process left is for the bucket's lifecycle rule
+//! (`AbortIncompleteMultipartUpload`, ARCHITECTURE.md). Uploads under `PART_BYTES` never start one.
+use crate::artwork_store::{contract_of, is_stored_name, ArtworkStore, ARTWORK_DIR};
 use app::store::{ledger, Db};
-use std::path::{Path, PathBuf};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// Far longer than any upload in flight: a staged file is written to until its request ends
-/// (a stalled body is cut off by the body timeout), and a placed file's row commits within the
-/// same request.
+/// Far longer than any upload in flight: an object is written to until its request ends (a
+/// stalled body is cut off by the body timeout), and a completed object's row commits within
+/// the same request.
 pub const GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// Candidates are checked against the database this many at a time, so a sweep of a large
+/// store holds a bounded list.
+const CHECK_BATCH: usize = 1000;
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
-    /// Files under their final name that no request references.
+    /// Objects under their final name that no request references.
     pub orphans: usize,
-    /// Staged uploads whose request ended without removing them.
+    /// Partly written files of uploads a crash interrupted (a local folder only).
     pub staged: usize,
 }
 
-/// Sweeps `<data_dir>/artwork/`, treating files last written before `now - grace` as
-/// abandoned. Never fails: what cannot be read or removed is logged and left for the next sweep,
-/// and a folder whose references cannot be read from the database keeps all its files.
-pub async fn sweep(db: &Db, data_dir: &Path, now: SystemTime, grace: Duration) -> Swept {
+/// Sweeps the artwork store, treating what was last written before `now - grace` as
+/// abandoned. Never fails: what cannot be listed or removed is logged and left for the next
+/// sweep, and a contract whose references cannot be read from the database keeps all its objects.
+pub async fn sweep(db: &Db, store: &ArtworkStore, now: SystemTime, grace: Duration) -> Swept {
     let mut swept = Swept::default();
-    for (_, path) in abandoned(&data_dir.join(STAGING), now, grace).await {
-        if remove(&path, "removed an abandoned staged upload").await {
-            swept.staged += 1;
-        }
+    if let Some(root) = store.local_root() {
+        swept.staged = sweep_partial_files(&root.join(ARTWORK_DIR), now, grace).await;
     }
-    let root = data_dir.join(ARTWORK_DIR);
-    let mut folders = match tokio::fs::read_dir(&root).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return swept,
-        Err(e) => {
-            tracing::warn!(error = %e, folder = %root.display(), "cannot list the artwork folder; sweeping it later");
-            return swept;
-        }
-    };
-    loop {
-        let folder = match folders.next_entry().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
+    let prefix = object_store::path::Path::from(ARTWORK_DIR);
+    let mut listing = store.objects().list(Some(&prefix));
+    let mut candidates: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut held = 0;
+    while let Some(item) = listing.next().await {
+        let meta = match item {
+            Ok(m) => m,
+            // One unreadable entry (a file name the store cannot map to a key) skips that entry;
+            // a failed request ends the listing, and the next sweep starts over.
             Err(e) => {
-                tracing::warn!(error = %e, folder = %root.display(), "listing the artwork folder failed part-way");
-                break;
+                tracing::warn!(error = %e, "listing the artwork store: an entry was skipped");
+                continue;
             }
         };
-        // A contract's folder is named by its id, as the upload writes it (the staging folder
-        // and anything else are not).
-        let name = folder.file_name().to_string_lossy().into_owned();
-        let Some(contract_id) = name.parse::<i64>().ok().filter(|id| id.to_string() == name) else { continue };
-        if !folder.file_type().await.is_ok_and(|t| t.is_dir()) {
-            continue;
+        let key = meta.location.as_ref();
+        let Some(contract_id) = contract_of(key) else { continue };
+        if is_abandoned(meta.last_modified.into(), now, grace) {
+            candidates.entry(contract_id).or_default().push(key.to_string());
+            held += 1;
+            if held >= CHECK_BATCH {
+                swept.orphans += remove_unreferenced(db, store, std::mem::take(&mut candidates)).await;
+                held = 0;
+            }
         }
-        let candidates: Vec<(String, PathBuf)> =
-            abandoned(&folder.path(), now, grace).await.into_iter().filter(|(file, _)| is_stored_name(file)).collect();
-        if candidates.is_empty() {
-            continue;
-        }
-        // Asked after listing: a row that commits meanwhile is seen, so its file stays.
+    }
+    swept.orphans += remove_unreferenced(db, store, candidates).await;
+    swept
+}
+
+/// Removes each candidate its contract's requests do not reference; how many it removed.
+async fn remove_unreferenced(db: &Db, store: &ArtworkStore, candidates: BTreeMap<i64, Vec<String>>) -> usize {
+    let mut removed = 0;
+    for (contract_id, keys) in candidates {
+        // Asked after listing: a row that commits meanwhile is seen, so its object stays.
         let referenced = match ledger::artwork_paths(db, contract_id).await {
             Ok(r) => r,
             Err(e) => {
@@ -70,25 +82,68 @@ pub async fn sweep(db: &Db, data_dir: &Path, now: SystemTime, grace: Duration) -
                 continue;
             }
         };
-        for (file, path) in candidates {
-            // The path a request records, built as the upload builds it.
-            let relative = Path::new(ARTWORK_DIR).join(&name).join(&file);
-            if !referenced.contains(relative.to_string_lossy().as_ref())
-                && remove(&path, "removed artwork no request references").await
-            {
-                swept.orphans += 1;
+        for key in keys.into_iter().filter(|k| !referenced.contains(k)) {
+            match store.delete(&key).await {
+                Ok(()) => {
+                    tracing::info!(key, "removed artwork no request references");
+                    removed += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, key, "cannot remove abandoned artwork"),
             }
         }
     }
-    swept
+    removed
 }
 
-/// The regular files directly in `dir` last written at least `grace` before `now`: (file name,
-/// path). A missing folder has none.
-async fn abandoned(dir: &Path, now: SystemTime, grace: Duration) -> Vec<(String, PathBuf)> {
+/// In a local folder an upload is written to `<final name>#<n>` beside its final name and
+/// renamed when complete (object_store's way; its listings hide such files). A crash leaves
+/// one behind: removed here once abandoned, with what the staging folder of earlier versions
+/// (`artwork/.incoming/`) still holds. How many it removed.
+async fn sweep_partial_files(root: &Path, now: SystemTime, grace: Duration) -> usize {
+    let mut removed = 0;
+    for folder in entries(root).await {
+        let name = folder.file_name().to_string_lossy().into_owned();
+        let legacy_staging = name == ".incoming";
+        if !legacy_staging && name.parse::<i64>().is_err() {
+            continue;
+        }
+        if !folder.file_type().await.is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for file in entries(&folder.path()).await {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            let partial = legacy_staging
+                || file_name.split_once('#').is_some_and(|(stored, n)| {
+                    is_stored_name(stored) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                });
+            // Not followed: a link is not a file an upload made.
+            let old = match file.metadata().await {
+                Ok(m) if m.is_file() => m.modified().is_ok_and(|modified| is_abandoned(modified, now, grace)),
+                _ => false,
+            };
+            if partial && old {
+                match tokio::fs::remove_file(file.path()).await {
+                    Ok(()) => {
+                        tracing::info!(path = %file.path().display(), "removed a crashed upload's partial file");
+                        removed += 1;
+                    }
+                    // Another process's sweep got there first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %file.path().display(), "cannot remove a partial upload")
+                    }
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// The entries of `dir`; none if it is missing, and what could be read if listing fails.
+async fn entries(dir: &Path) -> Vec<tokio::fs::DirEntry> {
     let mut found = Vec::new();
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(e) => e,
+    let mut listing = match tokio::fs::read_dir(dir).await {
+        Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return found,
         Err(e) => {
             tracing::warn!(error = %e, folder = %dir.display(), "cannot list an artwork folder; sweeping it later");
@@ -96,25 +151,13 @@ async fn abandoned(dir: &Path, now: SystemTime, grace: Duration) -> Vec<(String,
         }
     };
     loop {
-        let entry = match entries.next_entry().await {
-            Ok(Some(e)) => e,
+        match listing.next_entry().await {
+            Ok(Some(e)) => found.push(e),
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %e, folder = %dir.display(), "listing an artwork folder failed part-way");
                 break;
             }
-        };
-        // Not followed: a link is not a file the upload made.
-        let metadata = match entry.metadata().await {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, path = %entry.path().display(), "cannot read an artwork file's age");
-                continue;
-            }
-        };
-        if metadata.modified().is_ok_and(|modified| is_abandoned(modified, now, grace)) {
-            found.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
         }
     }
     found
@@ -123,22 +166,6 @@ async fn abandoned(dir: &Path, now: SystemTime, grace: Duration) -> Vec<(String,
 /// Last written at least `grace` before `now`. A time after `now` (a clock set back) is recent.
 fn is_abandoned(modified: SystemTime, now: SystemTime, grace: Duration) -> bool {
     now.duration_since(modified).is_ok_and(|age| age >= grace)
-}
-
-/// Removes `path`, logging it; false if it was not removed (gone already: another process's
-/// sweep got there first).
-async fn remove(path: &Path, what: &'static str) -> bool {
-    match tokio::fs::remove_file(path).await {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "{what}");
-            true
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            tracing::warn!(error = %e, path = %path.display(), "cannot remove an abandoned artwork file");
-            false
-        }
-    }
 }
 
 #[cfg(test)]

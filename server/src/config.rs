@@ -81,9 +81,16 @@ pub struct Config {
     /// Seconds a request waits for the database before answering 503.
     #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 5.0, global = true)]
     pub db_timeout_secs: f64,
-    /// Folder for files the app keeps (uploaded artwork goes under `artwork/`).
+    /// Folder for files the app keeps (uploaded artwork goes under `artwork/`, unless
+    /// ARTWORK_STORE names a bucket).
     #[arg(long, env = "DATA_DIR", default_value = "data", global = true)]
     pub data_dir: std::path::PathBuf,
+    /// Where uploaded artwork is kept: unset, under DATA_DIR on this machine; `s3://bucket` or
+    /// `s3://bucket/prefix`, an S3-compatible bucket (what several serving processes need), with
+    /// the usual AWS variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and
+    /// AWS_ENDPOINT_URL for a service other than AWS.
+    #[arg(long, env = "ARTWORK_STORE", global = true)]
+    pub artwork_store: Option<String>,
     /// Mark the session cookie Secure (sent over https only). Set it whenever users reach the
     /// app over https, e.g. behind a TLS-terminating proxy.
     #[arg(long, env = "SECURE_COOKIES", default_value_t = false, global = true)]
@@ -156,6 +163,7 @@ pub struct Settings {
     pub connections: crate::serve::ConnectionLimits,
     pub worker_interval: Duration,
     pub data_dir: std::path::PathBuf,
+    pub artwork: crate::artwork_store::ArtworkStorage,
     pub secure_cookies: bool,
     /// `PUBLIC_URL`'s origin (`https://host[:port]`, lower-case), when set.
     pub public_origin: Option<String>,
@@ -340,6 +348,7 @@ impl Config {
             },
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
             data_dir: self.data_dir.clone(),
+            artwork: crate::artwork_store::ArtworkStorage::parse(self.artwork_store.as_deref(), std::env::vars())?,
             secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),
             public_origin,
             client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),

@@ -2,6 +2,7 @@
 //! the Stripe webhook), the background worker and the operator CLI.
 pub mod admin_actions;
 pub mod api;
+pub mod artwork_store;
 pub mod artwork_sweep;
 pub mod cli;
 pub mod config;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub api_limits: api::ApiLimits,
     /// SHA-256 (hex) of the token /metrics requires; None: /metrics is not served.
     pub metrics_token_hash: Option<std::sync::Arc<str>>,
+    /// Where uploaded artwork is kept.
+    pub artwork: artwork_store::ArtworkStore,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -61,7 +64,6 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         settings.webhook_secrets.clone(),
         settings.stripe.clone(),
     );
-    svc.data_dir = settings.data_dir.clone();
     svc.db_timeout = settings.db_timeout;
     svc.publishable_key = settings.publishable_key.clone();
     svc.client_ip_header = settings.client_ip_header.clone();
@@ -276,6 +278,8 @@ fn with_simulator(
 pub struct Application {
     pub addr: SocketAddr,
     pub services: Services,
+    /// Where it keeps uploaded artwork.
+    pub artwork: artwork_store::ArtworkStore,
     /// The mode it serves in (recorded in the database).
     pub mode: app::domain::deployment::DeploymentMode,
     /// The in-process Stripe simulator, in simulator mode (tests drive its control side).
@@ -300,6 +304,7 @@ impl Application {
         // right now), so start-up leaves them to run out (`lease_secs`), after which any
         // process's worker takes what is still pending.
         let take_fresh_leases = matches!(db, Db::Sqlite(_));
+        let artwork = artwork_store::ArtworkStore::open(&settings.artwork, &settings.data_dir)?;
         let services = services(settings, db, mode);
         let recovered = app::services::processing::run_due(&services, take_fresh_leases)
             .await
@@ -320,6 +325,7 @@ impl Application {
             services: services.clone(),
             api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
             metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
+            artwork: artwork.clone(),
         };
         let app = router(
             state,
@@ -334,11 +340,12 @@ impl Application {
         let server = tokio::spawn(serve::serve(listener, app, settings.connections, stopping.clone()));
         let worker = tokio::spawn(worker::run(
             services.clone(),
+            artwork.clone(),
             settings.worker_interval,
             settings.reconcile_interval,
             stopping,
         ));
-        Ok(Self { addr, services, mode, simulator, stop, server, worker })
+        Ok(Self { addr, services, artwork, mode, simulator, stop, server, worker })
     }
 
     pub fn url(&self) -> String {

@@ -4,8 +4,10 @@
 //! page showed. Browsers get a redirect back to the contract page with a message; other
 //! clients get the status and the message.
 //!
-//! The artwork streams to a file in the staging folder a chunk at a time (never held whole in
-//! memory), checked as it arrives, and moves to its final name only when it passed every check.
+//! The artwork streams into the artwork store (`artwork_store`: a folder or an S3 bucket) a
+//! chunk at a time, checked as it arrives; its object appears under its final name only when it
+//! passed every check and is complete.
+use crate::artwork_store::{ArtworkStore, Incoming};
 use crate::AppState;
 use app::domain::artwork::{check_notes, ArtworkCheck, ArtworkKind, RequestProblem, MAX_ARTWORK_BYTES};
 use app::store::ledger::{self, Artwork, RequestError};
@@ -14,17 +16,10 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use tokio::io::AsyncWriteExt;
 use tower_sessions::Session;
 
 /// The artwork limit plus room for the notes and the multipart framing.
 pub const MAX_BODY: usize = MAX_ARTWORK_BYTES + 64 * 1024;
-/// Stored artwork, relative to the data directory: `<contract>/<stored name>` below it.
-pub const ARTWORK_DIR: &str = "artwork";
-/// Where uploads are written while they arrive, relative to the data directory. Inside the
-/// artwork folder, so that moving a finished upload to its final name is a rename on the same
-/// filesystem (atomic: the final name never holds half a file).
-pub const STAGING: &str = "artwork/.incoming";
 /// Notes are read no further than this (the room `MAX_BODY` leaves them): far more than
 /// `MAX_NOTES_CHARS` characters take, so only a client that is not a person's form gets here.
 const MAX_NOTES_BYTES: usize = 64 * 1024;
@@ -110,8 +105,8 @@ async fn record(
     }
 
     let mut notes = None;
-    // Every return from here drops what was staged, which removes its file.
-    let mut file: Option<Staged> = None;
+    // Every return from here drops the upload, which aborts it: no object appears.
+    let mut file: Option<Received> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(|_| Refused::bad(RequestProblem::Unreadable))? {
         match field.name() {
             Some("notes") => {
@@ -121,20 +116,21 @@ async fn record(
             }
             Some("artwork") => {
                 let name = field.file_name().map(display_name).unwrap_or_default();
-                if let Some(staged) = receive_artwork(&svc.data_dir, name, &mut field).await? {
-                    file = Some(staged);
+                if let Some(received) = receive_artwork(&state.artwork, contract_id, name, &mut field).await? {
+                    file = Some(received);
                 }
             }
             _ => {}
         }
     }
     let notes = check_notes(notes.as_deref().unwrap_or_default()).map_err(Refused::bad)?;
-    // Crash safety: the file is synced under its final name before the row that names it
-    // commits. A crash (or a lost answer) in between leaves a file no row references, which the
-    // worker's sweep (`artwork_sweep`) removes once it is older than the grace period. The other
-    // order could commit a request, a revision paid for, whose artwork never reached its name.
+    // Crash safety: the object is complete (synced, or acknowledged by S3) under its final name
+    // before the row that names it commits. A crash (or a lost answer) in between leaves an
+    // object no row references, which the worker's sweep (`artwork_sweep`) removes once it is
+    // older than the grace period. The other order could commit a request, a revision paid for,
+    // whose artwork never reached its name.
     let artwork = match file {
-        Some(staged) => Some(staged.place(&svc.data_dir, contract_id).await.map_err(|e| Refused::unavailable(&e))?),
+        Some(received) => Some(received.place().await.map_err(|e| Refused::unavailable(&e))?),
         None => None,
     };
     match ledger::request_revision(&svc.db, contract_id, user.id, &notes, artwork.as_ref(), chrono::Utc::now()).await {
@@ -150,9 +146,9 @@ async fn record(
                 // references it: removing it here could leave a recorded request without its file.
                 RequestError::Store(e) => return Err(Refused::unavailable(&e)),
             };
-            // Refused inside the transaction, which rolled back: no row names the file.
+            // Refused inside the transaction, which rolled back: no row names the object.
             if let Some(a) = &artwork {
-                if let Err(e) = tokio::fs::remove_file(svc.data_dir.join(&a.path)).await {
+                if let Err(e) = state.artwork.delete(&a.path).await {
                     tracing::warn!(error = %e, path = a.path, "a refused request's artwork stays for the sweep");
                 }
             }
@@ -173,50 +169,62 @@ async fn read_notes(field: &mut Field<'_>) -> Result<String, RequestProblem> {
     String::from_utf8(bytes).map_err(|_| RequestProblem::Unreadable)
 }
 
-/// An upload written to the staging folder and synced, of a type and size that passed the
-/// checks. Dropped (the request refused, failed, or its task ended because the client went
-/// away), its file is removed.
-struct Staged {
-    temp: tempfile::TempPath,
+/// An upload of a type and size that passed the checks, written to the store but not yet
+/// completed. Dropped (the request refused, failed, or its task ended because the client went
+/// away), it is aborted and no object appears.
+struct Received {
+    upload: Incoming,
     kind: ArtworkKind,
     size: usize,
     /// What the uploader called it (display only).
     name: String,
 }
 
-/// Streams the artwork part into a file in the staging folder a chunk at a time, checking each
-/// chunk before it is written: a wrong type is refused at its first bytes, a file over the limit
-/// as it passes it. None: a file input left empty (it still sends a part, with no name and no
-/// bytes).
+/// Streams the artwork part into the store a chunk at a time, checking each chunk before it is
+/// written: a wrong type is refused at its first bytes, a file over the limit as it passes it.
+/// None: a file input left empty (it still sends a part, with no name and no bytes).
 async fn receive_artwork(
-    data_dir: &std::path::Path,
+    store: &ArtworkStore,
+    contract_id: i64,
     name: String,
     field: &mut Field<'_>,
-) -> Result<Option<Staged>, Refused> {
+) -> Result<Option<Received>, Refused> {
     let mut check = ArtworkCheck::default();
-    // Made at the first byte, so a form without a file writes nothing.
-    let mut staged: Option<(tokio::fs::File, tempfile::TempPath)> = None;
+    // The object is named by its type, known after the first few bytes (`SNIFF_BYTES`): until
+    // then they wait here. Begun at the first byte of a known type, so a form without a file
+    // writes nothing.
+    let mut upload: Option<Incoming> = None;
+    let mut head = bytes::BytesMut::new();
     while let Some(chunk) = field.chunk().await.map_err(|e| Refused::bad(unread_artwork(&e)))? {
         check.push(&chunk).map_err(Refused::bad)?;
-        if chunk.is_empty() {
-            continue;
-        }
-        let (file, _) = match &mut staged {
-            Some(s) => s,
-            None => staged.insert(create_staged(data_dir).await.map_err(|e| Refused::unavailable(&e))?),
+        let chunk = match (&upload, check.kind()) {
+            (Some(_), _) => chunk,
+            (None, None) => {
+                head.extend_from_slice(&chunk);
+                continue;
+            }
+            (None, Some(kind)) => {
+                upload = Some(store.begin(contract_id, kind));
+                head.extend_from_slice(&chunk);
+                std::mem::take(&mut head).freeze()
+            }
         };
-        file.write_all(&chunk).await.map_err(|e| Refused::unavailable(&e))?;
+        if let Some(u) = &mut upload {
+            u.write(chunk).await.map_err(|e| Refused::unavailable(&e))?;
+        }
     }
-    let Some((file, temp)) = staged else {
+    if check.size() == 0 {
         // Nothing arrived.
         return if name.is_empty() { Ok(None) } else { Err(Refused::bad(RequestProblem::FileEmpty)) };
-    };
+    }
     let kind = check.finish().map_err(Refused::bad)?;
-    // On disk before it can be placed and named by a row (the database's commit is durable;
-    // the file must be too).
-    file.sync_all().await.map_err(|e| Refused::unavailable(&e))?;
+    let upload = match upload {
+        Some(u) => u,
+        // `finish` knows the type only from a whole signature, so a file this short still began.
+        None => return Err(Refused::bad(RequestProblem::FileType)),
+    };
     let name = if name.is_empty() { format!("artwork.{}", kind.extension()) } else { name };
-    Ok(Some(Staged { temp, kind, size: check.size(), name }))
+    Ok(Some(Received { upload, kind, size: check.size(), name }))
 }
 
 /// Past the body limit a part is too large; anything else that stops it (the client stalled,
@@ -229,68 +237,19 @@ fn unread_artwork(e: &MultipartError) -> RequestProblem {
     }
 }
 
-/// A new file in the staging folder, removed when its `TempPath` is dropped.
-async fn create_staged(data_dir: &std::path::Path) -> std::io::Result<(tokio::fs::File, tempfile::TempPath)> {
-    let staging = data_dir.join(STAGING);
-    tokio::fs::create_dir_all(&staging).await?;
-    let file = tokio::task::spawn_blocking(move || tempfile::Builder::new().prefix("upload-").tempfile_in(staging))
-        .await
-        .map_err(std::io::Error::other)??;
-    let (file, path) = file.into_parts();
-    Ok((tokio::fs::File::from_std(file), path))
-}
-
-impl Staged {
-    /// Moves the file to `<data>/artwork/<contract>/` under a name the server chooses (never
-    /// the uploader's, so no path tricks and no collisions), durably. Returns the request's
-    /// artwork, its path relative to `data`.
-    async fn place(self, data_dir: &std::path::Path, contract_id: i64) -> std::io::Result<Artwork> {
-        use rand::Rng;
-        let folder = std::path::PathBuf::from(ARTWORK_DIR).join(contract_id.to_string());
-        tokio::fs::create_dir_all(data_dir.join(&folder)).await?;
-        let relative = folder.join(stored_name(rand::thread_rng().gen(), self.kind));
-        let target = data_dir.join(&relative);
-        let temp = self.temp;
-        // A failed rename hands the temp path back inside the error, and dropping it removes
-        // the staged file.
-        tokio::task::spawn_blocking(move || temp.persist(target))
-            .await
-            .map_err(std::io::Error::other)?
-            .map_err(std::io::Error::from)?;
-        sync_dir(&data_dir.join(&folder)).await?;
+impl Received {
+    /// Completes the object under its final name (`artwork/<contract>/<random>.<ext>`: never
+    /// the uploader's name, so no path tricks and no collisions). Returns the request's
+    /// artwork, its path being the object's key.
+    async fn place(self) -> std::io::Result<Artwork> {
+        let path = self.upload.finish().await?;
         Ok(Artwork {
-            path: relative.to_string_lossy().into_owned(),
+            path,
             name: self.name,
             content_type: self.kind.content_type().to_string(),
             size: self.size as i64,
         })
     }
-}
-
-/// Makes a rename into `dir` durable: on POSIX systems the new entry is on disk only once its
-/// folder is synced.
-async fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    tokio::fs::File::open(dir).await?.sync_all().await?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// A stored file's name: random (it says nothing about the upload and never collides), with the
-/// extension of the type sniffed from its bytes.
-fn stored_name(token: u128, kind: ArtworkKind) -> String {
-    format!("{token:032x}.{}", kind.extension())
-}
-
-/// Whether `name` is one `stored_name` makes: the sweep removes nothing else.
-pub(crate) fn is_stored_name(name: &str) -> bool {
-    let kinds = [ArtworkKind::Png, ArtworkKind::Jpeg, ArtworkKind::Pdf, ArtworkKind::Tiff];
-    name.split_once('.').is_some_and(|(token, extension)| {
-        token.len() == 32
-            && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && kinds.iter().any(|k| k.extension() == extension)
-    })
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -346,27 +305,30 @@ pub async fn artwork(
         return not_found();
     };
     let kind = ArtworkKind::from_content_type(&stored_type);
-    let file = match tokio::fs::File::open(svc.data_dir.join(&path)).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let object = match object_store::ObjectStoreExt::get(
+        state.artwork.objects(),
+        &object_store::path::Path::from(path.as_str()),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(object_store::Error::NotFound { .. }) => {
             // The row says there is a file and there is none: loud, and a 404 for the user.
             tracing::error!(contract_id, request_id, path, "artwork file missing");
             return not_found();
         }
         Err(e) => return unavailable(&e),
     };
-    let length = file.metadata().await.map(|m| m.len()).ok();
+    let length = object.meta.size;
     let inline = query.download.is_none() && kind.is_some_and(ArtworkKind::opens_inline);
-    let mut response = Response::new(axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+    let mut response = Response::new(axum::body::Body::from_stream(object.into_stream()));
     let headers = response.headers_mut();
     let content_type = kind.map_or("application/octet-stream", ArtworkKind::content_type);
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     if let Ok(v) = header::HeaderValue::from_str(&content_disposition(&name, inline)) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Some(n) = length {
-        headers.insert(header::CONTENT_LENGTH, n.into());
-    }
+    headers.insert(header::CONTENT_LENGTH, length.into());
     // Artwork is private: no shared cache keeps a copy.
     headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
     response
@@ -389,27 +351,5 @@ mod tests {
     fn display_names_lose_folders_and_control_characters() {
         assert_eq!(super::display_name("../../etc/passwd"), "passwd");
         assert_eq!(super::display_name("C:\\art\\logo\u{7}.png"), "logo.png");
-    }
-
-    #[test]
-    fn the_sweep_recognises_exactly_the_names_uploads_are_stored_under() {
-        use app::domain::artwork::ArtworkKind;
-        for kind in [ArtworkKind::Png, ArtworkKind::Jpeg, ArtworkKind::Pdf, ArtworkKind::Tiff] {
-            for token in [0, 0xdead_beef, u128::MAX] {
-                let name = super::stored_name(token, kind);
-                assert!(super::is_stored_name(&name), "{name}");
-            }
-        }
-        for other in [
-            "logo.png",
-            ".incoming",
-            "upload-abc123",
-            "0000000000000000000000000000000A.png",
-            "00000000000000000000000000000000.svg",
-            "00000000000000000000000000000000.png.part",
-            "00000000000000000000000000000000",
-        ] {
-            assert!(!super::is_stored_name(other), "{other}");
-        }
     }
 }

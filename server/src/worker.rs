@@ -23,6 +23,7 @@ const ARTWORK_SWEEP_EVERY: u32 = 720;
 /// Sweeps every `interval` until `stop` turns true (between sweeps: a sweep is never cut short).
 pub async fn run(
     svc: Services,
+    artwork: crate::artwork_store::ArtworkStore,
     interval: Duration,
     reconcile_every: Option<Duration>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -84,7 +85,7 @@ pub async fn run(
             // Half a session clean-up after start (off the start's own busy sweep, and so a
             // process restarted more often than hourly still sweeps), then hourly.
             let now = std::time::SystemTime::now();
-            let swept = crate::artwork_sweep::sweep(&svc.db, &svc.data_dir, now, crate::artwork_sweep::GRACE).await;
+            let swept = crate::artwork_sweep::sweep(&svc.db, &artwork, now, crate::artwork_sweep::GRACE).await;
             if swept != crate::artwork_sweep::Swept::default() {
                 tracing::info!(orphans = swept.orphans, staged = swept.staged, "removed artwork files no request kept");
             }

@@ -97,6 +97,11 @@ impl ArtworkCheck {
         Ok(())
     }
 
+    /// The type, once the bytes so far tell it (they may never: `finish` then refuses).
+    pub fn kind(&self) -> Option<ArtworkKind> {
+        self.kind
+    }
+
     /// Bytes taken so far.
     pub fn size(&self) -> usize {
         self.size

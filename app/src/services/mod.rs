@@ -56,8 +56,6 @@ pub struct Services {
     /// The origin users reach the app at (`PUBLIC_URL`), for links made to be passed on (a
     /// set-password link); None: the address the admin's request came to.
     pub public_origin: Option<String>,
-    /// Where uploaded artwork is kept (`<data dir>/artwork/...`).
-    pub data_dir: std::path::PathBuf,
     /// Handed to Stripe.js in the browser.
     pub publishable_key: Option<String>,
     /// Where the browser loads Stripe.js from: Stripe's, or the simulator's stand-in.
@@ -117,7 +115,6 @@ impl Services {
             sign_in_throttle: Default::default(),
             client_ip_header: None,
             public_origin: None,
-            data_dir: std::path::PathBuf::from("data"),
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),
             reconcile_rate: 20,

@@ -227,6 +227,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         connections: Default::default(),
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
+        artwork: Default::default(),
         secure_cookies: false,
         public_origin: None,
         client_ip_header: None,

@@ -186,6 +186,7 @@ pub fn settings(db_url: &str) -> Settings {
         connections: Default::default(),
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
+        artwork: Default::default(),
         secure_cookies: false,
         public_origin: None,
         client_ip_header: None,
@@ -528,4 +529,19 @@ pub fn paid(event_id: &str, payment_id: &str, contract_id: i64) -> String {
         15_000,
         "usd",
     )
+}
+
+/// A bucket of its own on the test command's S3 server: (endpoint, bucket).
+pub async fn new_bucket() -> (String, String) {
+    let endpoint = std::env::var("TEST_S3_ENDPOINT").expect(
+        "TEST_S3_ENDPOINT is not set: run the tests with `make test` (or .ci/with-s3), which starts an S3 test server",
+    );
+    let bucket = format!("artwork-{}", unique());
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let res = http
+        .request(hyper::Request::put(format!("{endpoint}/{bucket}")).body(http_body_util::Full::default()).unwrap());
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, res).await.expect("the S3 server answers").expect("create bucket");
+    assert!(res.status().is_success(), "creating bucket {bucket}: {}", res.status());
+    (endpoint, bucket)
 }

@@ -56,10 +56,15 @@ async fn batches_holding_the_same_events_in_opposite_orders_store_each_once_with
 
 /// `revision-store serve` as its own OS process on `database_url` (test mode, our webhook
 /// secret): the child and its base URL. Its output is drained as it is written.
-async fn serve_process(database_url: &str, data_dir: &std::path::Path) -> (tokio::process::Child, String) {
+async fn serve_process(
+    database_url: &str,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("DATA_DIR", data_dir)
@@ -89,8 +94,9 @@ async fn serve_process(database_url: &str, data_dir: &std::path::Path) -> (tokio
 
 /// Two `revision-store serve` processes on one PostgreSQL behave as one: 1,000 payments, each
 /// event delivered to both at the same moment, credit once and are stored and processed once;
-/// a session made on one works on the other; and revision requests racing for a contract's last
-/// credit, split across both, use it exactly once.
+/// a session made on one works on the other; revision requests racing for a contract's last
+/// credit, split across both, use it exactly once; and artwork uploaded at one is served by the
+/// other (each has its own data directory: the artwork is in S3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     use futures_util::stream::{self, StreamExt};
@@ -113,9 +119,18 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     };
     let paid_into = app::store::contracts::create(&db, &contract(3), chrono::Utc::now()).await.unwrap().id;
     let last_credit = app::store::contracts::create(&db, &contract(1), chrono::Utc::now()).await.unwrap().id;
-    let dir = tempfile::tempdir().unwrap();
+    let (endpoint, bucket) = new_bucket().await;
+    let store = format!("s3://{bucket}/artwork-of-both");
+    let s3 = [
+        ("ARTWORK_STORE", store.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ((_a, a), (_b, b)) =
-        tokio::join!(serve_process(&test_db.url, dir.path()), serve_process(&test_db.url, dir.path()));
+        tokio::join!(serve_process(&test_db.url, dir_a.path(), &s3), serve_process(&test_db.url, dir_b.path(), &s3));
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let deliver = |base: String, body: String| {
@@ -179,9 +194,14 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
 
     // Ten requests for the last credit, alternating between the processes: one is recorded.
     let boundary = "----scale";
-    let form = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\nMove the logo\r\n--{boundary}--\r\n"
-    );
+    let artwork = b"%PDF-1.7\n% the artwork both processes serve\n";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\nMove the logo\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"artwork\"; filename=\"ad.pdf\"\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(artwork);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let requests = (0..10).map(|i| {
         let base = if i % 2 == 0 { &a } else { &b };
         let req = hyper::Request::post(format!("{base}/contracts/{last_credit}/revisions"))
@@ -197,6 +217,18 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     answers.sort();
     assert_eq!(answers, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409], "one request per credit");
     assert_eq!(app::store::ledger::balance(&db, last_credit).await.unwrap().unwrap().available(), 0);
+
+    // Whichever process recorded it, both serve its artwork.
+    let recorded = app::store::ledger::requests(&db, last_credit).await.unwrap();
+    let url = format!("/contracts/{last_credit}/revisions/{}/artwork", recorded[0].id);
+    for base in [&a, &b] {
+        let req =
+            hyper::Request::get(format!("{base}{url}")).header("cookie", &cookie).body(Default::default()).unwrap();
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await.unwrap().unwrap();
+        assert_eq!(res.status(), 200, "from {base}");
+        let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        assert_eq!(body.as_ref(), artwork, "from {base}");
+    }
     db.close().await;
 }
 

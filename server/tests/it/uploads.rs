@@ -1,34 +1,77 @@
-//! Artwork uploads against the real router and database: a file streams to the staging folder,
-//! reaches its final name only with its request, and nothing is left behind by a refusal or a
-//! client that hangs up; the worker's sweep removes what no request kept, and nothing else.
+//! Artwork uploads against the real router and database, on each artwork store: a local
+//! folder and an S3-compatible server (moto, started by the test command). A file streams into
+//! the store, appears under its final name only with its request, and nothing is left behind by
+//! a refusal or a client that hangs up; the worker's sweep removes what no request kept, and
+//! nothing else.
 use crate::helpers::*;
-use crate::on_both_databases;
 use app::web::auth::SignIn;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use leptos::server_fn::ServerFn;
+use object_store::{ObjectStore, ObjectStoreExt};
+use server::artwork_store::{ArtworkStorage, ARTWORK_DIR, PART_BYTES};
 use server::artwork_sweep::{sweep, Swept, GRACE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-on_both_databases!(
+/// Each test on SQLite with a local folder, and on PostgreSQL with a local folder and with S3
+/// (the production shape: several processes need a shared store).
+macro_rules! on_each_artwork_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::DbKind::Sqlite, super::Store::Local).await
+                }
+            )*
+        }
+        mod postgres_local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::DbKind::Postgres, super::Store::Local).await
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::DbKind::Postgres, super::Store::S3).await
+                }
+            )*
+        }
+    };
+}
+
+on_each_artwork_store!(
     an_upload_over_the_limit_leaves_no_file_behind,
     an_upload_refused_for_want_of_revisions_leaves_no_file_behind,
     a_wrong_type_is_refused_before_the_rest_arrives_and_a_hang_up_leaves_nothing,
     a_stored_upload_is_served_byte_for_byte,
-    the_sweep_removes_old_orphans_and_stale_staged_uploads_and_nothing_else,
+    the_sweep_removes_old_orphans_and_stale_partial_uploads_and_nothing_else,
 );
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Local,
+    S3,
+}
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 const BOUNDARY: &str = "----revision-store-uploads";
 
-/// The app with its own data directory, and its advertiser signed in.
+/// The app with its own data directory (and bucket), and its advertiser signed in.
 struct Uploads {
     t: TestApp,
     data: tempfile::TempDir,
+    /// (endpoint, bucket) with S3.
+    bucket: Option<(String, String)>,
     cookie: String,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
@@ -45,12 +88,35 @@ impl Answer {
 }
 
 impl Uploads {
-    async fn start(kind: DbKind) -> Self {
+    async fn start(kind: DbKind, store: Store) -> Self {
         let data = tempfile::tempdir().unwrap();
         let dir = data.path().to_path_buf();
-        let t = TestApp::spawn_with(kind, |s| s.data_dir = dir).await;
+        let bucket = match store {
+            Store::Local => None,
+            Store::S3 => Some(new_bucket().await),
+        };
+        let storage = match &bucket {
+            None => ArtworkStorage::Local,
+            // Under a prefix, as a bucket shared with other uses would be.
+            Some((endpoint, bucket)) => ArtworkStorage::parse(
+                Some(&format!("s3://{bucket}/publisher/revisions")),
+                [
+                    ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                    ("AWS_ACCESS_KEY_ID", "test"),
+                    ("AWS_SECRET_ACCESS_KEY", "test"),
+                    ("AWS_REGION", "us-east-1"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .unwrap(),
+        };
+        let t = TestApp::spawn_with(kind, |s| {
+            s.data_dir = dir;
+            s.artwork = storage;
+        })
+        .await;
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let mut site = Self { t, data, cookie: String::new(), http };
+        let mut site = Self { t, data, bucket, cookie: String::new(), http };
         let email = app::store::users::find(site.t.store(), site.t.advertiser_id).await.unwrap().unwrap().email;
         let form: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("email", email.as_str()), ("password", "a-long-password")])
@@ -119,13 +185,52 @@ impl Uploads {
         c
     }
 
-    /// Every file under the data directory's artwork folder, staging included.
-    fn artwork_files(&self) -> Vec<PathBuf> {
-        files_under(&self.dir().join("artwork"))
+    fn store(&self) -> &server::artwork_store::ArtworkStore {
+        &self.t.app.artwork
     }
 
-    fn staged_files(&self) -> Vec<PathBuf> {
-        files_under(&self.dir().join(server::upload::STAGING))
+    /// The keys of the artwork objects the store lists.
+    async fn objects(&self) -> Vec<String> {
+        let prefix = object_store::path::Path::from(ARTWORK_DIR);
+        let listed: Vec<_> = self.store().objects().list(Some(&prefix)).collect().await;
+        let mut keys: Vec<String> = listed.into_iter().map(|m| m.unwrap().location.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Everything an upload may have left: every file under the local artwork folder, partial
+    /// ones included; with S3, every object and every multipart upload not completed or aborted.
+    async fn leftovers(&self) -> Vec<String> {
+        match &self.bucket {
+            None => files_under(&self.dir().join(ARTWORK_DIR)).iter().map(|p| p.display().to_string()).collect(),
+            Some((endpoint, bucket)) => {
+                let mut all = self.objects().await;
+                let req = hyper::Request::get(format!("{endpoint}/{bucket}?uploads")).body(Full::default()).unwrap();
+                let res = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(req)).await.unwrap().unwrap();
+                let xml = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+                all.extend(
+                    xml.split("<Key>").skip(1).map(|k| format!("upload in progress: {}", k.split('<').next().unwrap())),
+                );
+                all
+            }
+        }
+    }
+
+    /// Waits until nothing is left (an abandoned upload is aborted in the background).
+    async fn assert_nothing_left(&self, why: &str) {
+        let clean = eventually(PATIENCE, || async { self.leftovers().await.is_empty() }).await;
+        assert!(clean, "{why}: left behind {:?}", self.leftovers().await);
+    }
+
+    /// The bytes of the object at `key`.
+    async fn read(&self, key: &str) -> Bytes {
+        let got = self.store().objects().get(&object_store::path::Path::from(key)).await.unwrap();
+        got.bytes().await.unwrap()
+    }
+
+    /// Writes an object at `key` as an upload would, outside any request.
+    async fn put(&self, key: &str) {
+        self.store().objects().put(&object_store::path::Path::from(key), Bytes::from_static(PNG).into()).await.unwrap();
     }
 }
 
@@ -180,29 +285,32 @@ fn age(path: &Path, age: Duration) {
     file.set_modified(SystemTime::now() - age).unwrap();
 }
 
-async fn an_upload_over_the_limit_leaves_no_file_behind(kind: DbKind) {
-    let site = Uploads::start(kind).await;
-    // Streamed to the staging folder until the byte past the limit: then refused and removed.
+async fn an_upload_over_the_limit_leaves_no_file_behind(kind: DbKind, store: Store) {
+    let site = Uploads::start(kind, store).await;
+    // Streamed into the store (in parts: it is larger than one) until the byte past the limit:
+    // then refused and aborted.
     let big = artwork_of(app::domain::artwork::MAX_ARTWORK_BYTES + 1);
     let refused = site.upload("big", Some(("big.png", &big))).await;
     assert_eq!(refused.status, 422, "{}", refused.text());
     assert!(refused.text().contains("The artwork file is too large."), "{}", refused.text());
-    assert_eq!(site.artwork_files(), Vec::<PathBuf>::new(), "nothing kept, staging included");
+    site.assert_nothing_left("refused at the limit").await;
     // The same for an empty one.
     let empty = site.upload("empty", Some(("empty.png", b""))).await;
     assert_eq!((empty.status, empty.text().as_str()), (422, "The artwork file is empty."));
-    assert_eq!(site.artwork_files(), Vec::<PathBuf>::new());
+    site.assert_nothing_left("empty").await;
     assert_eq!(site.t.available().await, 3, "nothing used");
     // At the limit exactly, it is accepted.
     let most = artwork_of(app::domain::artwork::MAX_ARTWORK_BYTES);
     assert_eq!(site.upload("most", Some(("most.png", &most))).await.status, 201);
-    assert_eq!(site.artwork_files().len(), 1);
-    assert_eq!(site.staged_files(), Vec::<PathBuf>::new());
+    let objects = site.objects().await;
+    assert_eq!(objects.len(), 1);
+    assert_eq!(site.leftovers().await.len(), 1, "nothing partial beside it");
+    assert_eq!(site.read(&objects[0]).await.len(), most.len());
     site.t.app.stop().await;
 }
 
-async fn an_upload_refused_for_want_of_revisions_leaves_no_file_behind(kind: DbKind) {
-    let site = Uploads::start(kind).await;
+async fn an_upload_refused_for_want_of_revisions_leaves_no_file_behind(kind: DbKind, store: Store) {
+    let site = Uploads::start(kind, store).await;
     for i in 0..3 {
         let a = site.upload(&format!("request {i}"), None).await;
         assert_eq!(a.status, 201, "{}", a.text());
@@ -211,12 +319,13 @@ async fn an_upload_refused_for_want_of_revisions_leaves_no_file_behind(kind: DbK
     let refused = site.upload("one more", Some(("art.png", &artwork_of(256 * 1024)))).await;
     assert_eq!(refused.status, 409, "{}", refused.text());
     assert!(refused.text().contains("buy a revision pack"), "{}", refused.text());
-    assert_eq!(site.artwork_files(), Vec::<PathBuf>::new(), "neither placed nor staged");
+    // Completed before the refusing transaction, and removed after it, before the answer.
+    assert_eq!(site.leftovers().await, Vec::<String>::new(), "neither kept nor partly written");
     site.t.app.stop().await;
 }
 
-async fn a_wrong_type_is_refused_before_the_rest_arrives_and_a_hang_up_leaves_nothing(kind: DbKind) {
-    let site = Uploads::start(kind).await;
+async fn a_wrong_type_is_refused_before_the_rest_arrives_and_a_hang_up_leaves_nothing(kind: DbKind, store: Store) {
+    let site = Uploads::start(kind, store).await;
     // The body says 5 MB follow; only the first bytes come, and they are not artwork. The
     // answer comes without the rest (the old way read the whole part first, and waited).
     let mut c = site.start_raw_upload(5_000_000).await;
@@ -228,23 +337,24 @@ async fn a_wrong_type_is_refused_before_the_rest_arrives_and_a_hang_up_leaves_no
     assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
     assert!(answer.contains("That file type is not accepted."), "{answer}");
 
-    // A PNG that stops half-way because its sender went away: staged while it arrived, then gone.
-    let mut c = site.start_raw_upload(5_000_000).await;
-    c.write_all(&artwork_of(512 * 1024)).await.unwrap();
-    let staging = eventually(REQUEST_TIMEOUT, || async { site.staged_files().len() == 1 }).await;
-    assert!(staging, "the upload is written to the staging folder as it arrives");
-    assert_eq!(site.artwork_files(), site.staged_files(), "and nowhere else yet");
+    // A PNG that stops part-way because its sender went away. More than a part has arrived, so
+    // the store is receiving it (a partial file; an S3 multipart upload), and nothing is under
+    // a final name; once the sender is gone it is aborted.
+    let mut c = site.start_raw_upload(3 * PART_BYTES).await;
+    c.write_all(&artwork_of(PART_BYTES + 512 * 1024)).await.unwrap();
+    let streaming = eventually(REQUEST_TIMEOUT, || async { site.leftovers().await.len() == 1 }).await;
+    assert!(streaming, "the upload is written to the store as it arrives: {:?}", site.leftovers().await);
+    assert_eq!(site.objects().await, Vec::<String>::new(), "and is no object yet");
     drop(c);
-    let cleaned = eventually(REQUEST_TIMEOUT, || async { site.artwork_files().is_empty() }).await;
-    assert!(cleaned, "left behind: {:?}", site.artwork_files());
+    site.assert_nothing_left("the sender hung up").await;
     assert_eq!(site.t.available().await, 3, "nothing used");
     site.t.app.stop().await;
 }
 
-async fn a_stored_upload_is_served_byte_for_byte(kind: DbKind) {
-    let site = Uploads::start(kind).await;
-    // Many chunks' worth, so the file is put together from the stream.
-    let art = artwork_of(3 * 1024 * 1024 + 17);
+async fn a_stored_upload_is_served_byte_for_byte(kind: DbKind, store: Store) {
+    let site = Uploads::start(kind, store).await;
+    // Two parts and a bit, so the object is put together from the stream in parts.
+    let art = artwork_of(2 * PART_BYTES + 17);
     let a = site.upload("Bigger logo", Some(("logo.png", &art))).await;
     assert_eq!(a.status, 201, "{}", a.text());
     let requests = app::store::ledger::requests(site.t.store(), site.t.contract_id).await.unwrap();
@@ -253,9 +363,14 @@ async fn a_stored_upload_is_served_byte_for_byte(kind: DbKind) {
         (r.artwork_name.as_deref(), r.artwork_type.as_deref(), r.artwork_size),
         (Some("logo.png"), Some("image/png"), Some(art.len() as i64))
     );
-    let stored = site.dir().join(r.artwork_path.as_deref().unwrap());
-    assert_eq!(site.artwork_files(), vec![stored.clone()], "placed under its final name, nothing staged");
-    assert!(std::fs::read(&stored).unwrap() == art, "the bytes uploaded");
+    let key = r.artwork_path.clone().unwrap();
+    assert_eq!(site.objects().await, vec![key.clone()], "under its final name");
+    assert_eq!(site.leftovers().await.len(), 1, "nothing partial beside it");
+    assert!(site.read(&key).await == art, "the bytes uploaded");
+    if store == Store::Local {
+        // The folder layout rows written before object storage name.
+        assert!(std::fs::read(site.dir().join(&key)).unwrap() == art);
+    }
     let served = site.get(&format!("/contracts/{}/revisions/{}/artwork", site.t.contract_id, r.id)).await;
     assert_eq!(served.status, 200);
     assert_eq!(served.body.len(), art.len());
@@ -263,49 +378,67 @@ async fn a_stored_upload_is_served_byte_for_byte(kind: DbKind) {
     site.t.app.stop().await;
 }
 
-async fn the_sweep_removes_old_orphans_and_stale_staged_uploads_and_nothing_else(kind: DbKind) {
-    let site = Uploads::start(kind).await;
-    let (db, dir) = (site.t.store(), site.dir());
+async fn the_sweep_removes_old_orphans_and_stale_partial_uploads_and_nothing_else(kind: DbKind, store: Store) {
+    let site = Uploads::start(kind, store).await;
+    let (db, artwork) = (site.t.store(), site.store());
     let hours = |n: u64| Duration::from_secs(n * 3600);
     assert_eq!(site.upload("kept", Some(("kept.png", PNG))).await.status, 201);
     let requests = app::store::ledger::requests(db, site.t.contract_id).await.unwrap();
-    let referenced = dir.join(requests[0].artwork_path.as_deref().unwrap());
-    age(&referenced, hours(48));
-    let folder = referenced.parent().unwrap().to_path_buf();
-    let write = |path: PathBuf, age_by: Option<Duration>| {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, PNG).unwrap();
-        if let Some(a) = age_by {
-            age(&path, a);
-        }
-        path
-    };
+    let referenced = requests[0].artwork_path.clone().unwrap();
+    let folder = format!("{ARTWORK_DIR}/{}", site.t.contract_id);
     // A row that never committed, here and in the folder of a contract that does not exist.
-    let orphan = write(folder.join(format!("{:032x}.png", 1)), Some(hours(2)));
-    let elsewhere = write(dir.join("artwork/987654321").join(format!("{:032x}.pdf", 2)), Some(hours(2)));
-    // Placed a moment ago: its row may be about to commit.
-    let fresh_orphan = write(folder.join(format!("{:032x}.png", 3)), None);
-    let stale_staged = write(dir.join(server::upload::STAGING).join("upload-stale"), Some(hours(2)));
-    let fresh_staged = write(dir.join(server::upload::STAGING).join("upload-fresh"), None);
+    let orphan = format!("{folder}/{:032x}.png", 1);
+    let elsewhere = format!("{ARTWORK_DIR}/987654321/{:032x}.pdf", 2);
     // Not something an upload makes.
-    let foreign = write(folder.join("notes.txt"), Some(hours(2)));
-    let not_a_contract = write(dir.join("artwork/backup").join(format!("{:032x}.png", 4)), Some(hours(2)));
-
-    let swept = sweep(db, dir, SystemTime::now(), GRACE).await;
-    assert_eq!(swept, Swept { orphans: 2, staged: 1 });
-    for gone in [&orphan, &elsewhere, &stale_staged] {
-        assert!(!gone.exists(), "{} removed", gone.display());
+    let foreign = format!("{folder}/notes.txt");
+    let not_a_contract = format!("{ARTWORK_DIR}/backup/{:032x}.png", 4);
+    for key in [&orphan, &elsewhere, &foreign, &not_a_contract] {
+        site.put(key).await;
     }
-    for kept in [&referenced, &fresh_orphan, &fresh_staged, &foreign, &not_a_contract] {
-        assert!(kept.exists(), "{} kept", kept.display());
-    }
-    assert_eq!(sweep(db, dir, SystemTime::now(), GRACE).await, Swept::default(), "nothing more to remove");
+    // A local folder also holds what crashed uploads left: a partial file beside its final name
+    // (object_store's way) and a file in the staging folder of earlier versions.
+    let partials = match store {
+        Store::Local => {
+            let partial = site.dir().join(format!("{folder}/{:032x}.png#3", 5));
+            let legacy = site.dir().join(format!("{ARTWORK_DIR}/.incoming/upload-stale"));
+            for p in [&partial, &legacy] {
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, PNG).unwrap();
+            }
+            vec![partial, legacy]
+        }
+        Store::S3 => Vec::new(),
+    };
 
-    // Once their grace has passed too, the fresh ones go; the referenced file never does.
+    // Just written: their rows may be about to commit. Nothing goes.
+    assert_eq!(sweep(db, artwork, SystemTime::now(), GRACE).await, Swept::default());
+    assert_eq!(sweep(db, artwork, SystemTime::now() + GRACE / 2, GRACE).await, Swept::default());
+    for p in &partials {
+        assert!(p.exists(), "{} kept while fresh", p.display());
+    }
+
+    // Past their grace: the orphans and partial files go, the rest stays.
     let later = SystemTime::now() + hours(2);
-    assert_eq!(sweep(db, dir, later, GRACE).await, Swept { orphans: 1, staged: 1 });
-    assert!(!fresh_orphan.exists() && !fresh_staged.exists());
-    assert!(referenced.exists() && foreign.exists() && not_a_contract.exists());
+    let partial_count = partials.len();
+    assert_eq!(sweep(db, artwork, later, GRACE).await, Swept { orphans: 2, staged: partial_count });
+    let mut kept = vec![referenced.clone(), foreign, not_a_contract];
+    kept.sort();
+    assert_eq!(site.objects().await, kept);
+    for p in &partials {
+        assert!(!p.exists(), "{} removed", p.display());
+    }
+    assert_eq!(sweep(db, artwork, later, GRACE).await, Swept::default(), "nothing more to remove");
+
+    // Locally, files are aged for real: an old orphan goes in the same sweep that keeps a fresh one.
+    if store == Store::Local {
+        let old = format!("{folder}/{:032x}.tif", 6);
+        let fresh = format!("{folder}/{:032x}.jpg", 7);
+        site.put(&old).await;
+        site.put(&fresh).await;
+        age(&site.dir().join(&old), hours(2));
+        assert_eq!(sweep(db, artwork, SystemTime::now(), GRACE).await, Swept { orphans: 1, staged: 0 });
+        assert!(!site.objects().await.contains(&old) && site.objects().await.contains(&fresh));
+    }
     let served = site.get(&format!("/contracts/{}/revisions/{}/artwork", site.t.contract_id, requests[0].id)).await;
     assert_eq!((served.status, served.body.as_ref()), (200, PNG));
     site.t.app.stop().await;

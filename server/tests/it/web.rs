@@ -441,7 +441,7 @@ async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
         (r.artwork_name.as_deref(), r.artwork_type.as_deref(), r.artwork_size),
         (Some("logo.png"), Some("image/png"), Some(PNG.len() as i64))
     );
-    let stored = site.app.services.data_dir.join(r.artwork_path.as_deref().unwrap());
+    let stored = site.app.artwork.local_root().expect("a local folder").join(r.artwork_path.as_deref().unwrap());
     assert_eq!(std::fs::read(&stored).unwrap(), PNG, "kept under the data directory by a server-chosen name");
     assert!(!r.artwork_path.as_deref().unwrap().contains("logo"));
 
