@@ -19,6 +19,10 @@ const SCHEDULE_LOOK_EVERY: u32 = 12;
 /// Sweeps between looks for orphaned artwork files (about an hour at the default interval: an
 /// orphan only costs disk space, and none can be removed before its hour of grace anyway).
 const ARTWORK_SWEEP_EVERY: u32 = 720;
+/// Sweeps between checks of the kept balances against the ledger (about a day at the default
+/// interval). The check reads every ledger row, so it is rare; a difference is a bug or a hand
+/// edit, for a person to look at (`revision-store balances check`), never rewritten unasked.
+const BALANCE_CHECK_EVERY: u32 = 17_280;
 
 /// Sweeps every `interval` until `stop` turns true (between sweeps: a sweep is never cut short).
 pub async fn run(
@@ -88,6 +92,19 @@ pub async fn run(
             let swept = crate::artwork_sweep::sweep(&svc.db, &artwork, now, crate::artwork_sweep::GRACE).await;
             if swept != crate::artwork_sweep::Swept::default() {
                 tracing::info!(orphans = swept.orphans, staged = swept.staged, "removed artwork files no request kept");
+            }
+        }
+        if sweeps % BALANCE_CHECK_EVERY == ARTWORK_SWEEP_EVERY / 4 {
+            match app::store::balances::drift(&svc.db, 10).await {
+                Ok(d) if d.is_empty() => tracing::debug!("kept balances match the ledger"),
+                Ok(d) => {
+                    let contracts: Vec<i64> = d.iter().map(|d| d.contract_id).collect();
+                    tracing::error!(
+                        ?contracts,
+                        "kept balances differ from the ledger; run `revision-store balances check` and look"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "checking the kept balances failed; trying again tomorrow"),
             }
         }
         sweeps = sweeps.wrapping_add(1);

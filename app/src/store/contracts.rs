@@ -85,12 +85,9 @@ fn order_by(sort: ContractSort) -> &'static str {
         ContractSort::Id => "c.id",
         ContractSort::Advertiser => "u.email, c.id",
         ContractSort::Publication => "c.publication, c.id",
-        ContractSort::AvailableAsc => {
-            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(a.revoked, 0) - COALESCE(q.requested, 0)), c.id"
-        }
-        ContractSort::AvailableDesc => {
-            "(c.base_revisions + COALESCE(p.purchased, 0) - COALESCE(a.revoked, 0) - COALESCE(q.requested, 0)) DESC, c.id"
-        }
+        // The kept balance's index (`contract_balances_available`) gives these in order.
+        ContractSort::AvailableAsc => "b.available, b.contract_id",
+        ContractSort::AvailableDesc => "b.available DESC, b.contract_id DESC",
     }
 }
 
@@ -107,13 +104,10 @@ pub struct ContractQuery {
     pub offset: i64,
 }
 
+/// Balances come from `contract_balances`, kept by the database in the transaction of every
+/// ledger insert (migration 0011 says why): a page costs its own rows, not the whole ledger.
 const BALANCES_FROM: &str = "FROM contracts c JOIN users u ON u.id = c.advertiser_id \
-     LEFT JOIN (SELECT contract_id, SUM(revisions) AS purchased FROM contract_revisions GROUP BY contract_id) p \
-       ON p.contract_id = c.id \
-     LEFT JOIN (SELECT contract_id, SUM(revoked) AS revoked FROM revision_adjustments GROUP BY contract_id) a \
-       ON a.contract_id = c.id \
-     LEFT JOIN (SELECT contract_id, COUNT(*) AS requested FROM revision_requests GROUP BY contract_id) q \
-       ON q.contract_id = c.id \
+     JOIN contract_balances b ON b.contract_id = c.id \
      WHERE (CAST($1 AS BIGINT) IS NULL OR c.advertiser_id = $1) \
        AND (CAST($2 AS BIGINT) IS NULL OR c.id = $2) \
        AND ($3 = '' OR lower(u.email) LIKE $3 ESCAPE '\\' OR lower(c.publication) LIKE $3 ESCAPE '\\')";
@@ -123,9 +117,7 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
     let pattern = like_pattern(&q.search);
     let rows_sql = format!(
         "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
-         c.base_revisions AS base, CAST(COALESCE(p.purchased, 0) AS BIGINT) AS purchased, \
-         CAST(COALESCE(a.revoked, 0) AS BIGINT) AS revoked, \
-         CAST(COALESCE(q.requested, 0) AS BIGINT) AS requested, \
+         b.base, b.purchased, b.revoked, b.requested, \
          CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
              WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
              AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed \

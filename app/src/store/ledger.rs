@@ -161,7 +161,9 @@ pub enum CreditInsert {
 /// existence is part of the same statement (no foreign-key error, which would abort a
 /// PostgreSQL transaction). `values`: the eight values after the contract, in column order;
 /// `also_from`: other relations the values come from (`"ev, "`); `condition`: `" AND ..."`;
-/// `returning`: the inserted row's columns to return (`"id"`).
+/// `returning`: the inserted row's columns to return (`"id"`). Rows go in in contract order:
+/// each credit's trigger updates its contract's kept balance (`contract_balances`), so two
+/// batches crediting the same contracts lock those rows in one order and cannot deadlock.
 pub(crate) fn credit_insert_sql(
     contract: &str,
     values: &str,
@@ -173,7 +175,7 @@ pub(crate) fn credit_insert_sql(
         "INSERT INTO contract_revisions \
          (contract_id, payment_id, revisions, amount, currency, livemode, stripe_event_id, created_at, credited_by) \
          SELECT c.id, {values} FROM {also_from}contracts c WHERE c.id = {contract}{condition} \
-         ON CONFLICT (payment_id) DO NOTHING RETURNING {returning}"
+         ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING RETURNING {returning}"
     )
 }
 

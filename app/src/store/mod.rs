@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub mod adjustments;
 pub mod api_keys;
+pub mod balances;
 pub mod contracts;
 pub mod deployment;
 pub mod event_search;

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounting;
+mod balances;
 mod cli;
 mod edge;
 mod event_search;

@@ -96,6 +96,7 @@ async fn a_full_refund_takes_the_pack_back(kind: DbKind) {
         .await
     );
     assert_eq!(adjustments::for_payment(t.store(), &pi2).await.unwrap().len(), 1, "booked once however reported");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn partial_refunds_revoke_whole_revisions_by_the_payments_value(kind: DbKind) {
@@ -122,6 +123,7 @@ async fn partial_refunds_revoke_whole_revisions_by_the_payments_value(kind: DbKi
     );
     assert_eq!(t.balance().await.revoked, 3);
     assert_eq!(adjustments::refunds_for_payment(t.store(), &pi2).await.unwrap().len(), 1);
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn a_refund_that_fails_later_gives_its_revisions_back(kind: DbKind) {
@@ -148,6 +150,7 @@ async fn a_refund_that_fails_later_gives_its_revisions_back(kind: DbKind) {
     assert_eq!(rows[0].cause_key, rid);
     let facts = adjustments::refunds_for_payment(t.store(), &pi).await.unwrap();
     assert_eq!(facts[0].status, "failed");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 /// Refund events as Stripe would send them for one refund of a credited payment.
@@ -193,6 +196,7 @@ async fn refund_events_delivered_five_times_or_in_reverse_give_the_same_ledger(k
     }
     let failed = app::store::events::list(t.store(), Some("failed"), 10).await.unwrap();
     assert!(failed.is_empty(), "{failed:?}");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn a_dispute_holds_unused_revisions_and_a_lost_one_revokes_them(kind: DbKind) {
@@ -217,6 +221,7 @@ async fn a_dispute_holds_unused_revisions_and_a_lost_one_revokes_them(kind: DbKi
     assert_eq!((b.available(), b.held()), (0, 0));
     let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
     assert_eq!((rows.len(), rows[0].kind.as_str()), (1, "dispute_lost"), "{rows:?}");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn a_won_dispute_releases_the_hold(kind: DbKind) {
@@ -261,6 +266,7 @@ async fn a_refund_racing_a_lost_dispute_never_revokes_more_than_the_pack(kind: D
     assert_eq!((b.revoked, b.available()), (2, 3), "{b:?}");
     let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.revoked).sum::<i64>(), 2, "{rows:?}");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn below_zero_a_request_is_refused_and_says_why(kind: DbKind) {
@@ -302,6 +308,7 @@ async fn a_refund_reported_before_its_payment_is_credited_is_booked_when_it_is(k
     assert_eq!((b.purchased, b.revoked, b.available()), (2, 1, 4));
     let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
     assert_eq!((rows.len(), rows[0].booked_by.as_str()), (1, "payment"), "{rows:?}");
+    crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
 async fn rate_card_refunds_are_recorded_against_the_external_payment(kind: DbKind) {

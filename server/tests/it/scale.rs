@@ -229,6 +229,7 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
         let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
         assert_eq!(body.as_ref(), artwork, "from {base}");
     }
+    crate::balances::assert_kept_balances_match(&db).await;
     db.close().await;
 }
 
