@@ -1,5 +1,5 @@
 //! `contracts`: an advertiser's ad contract (publication, ad size) and the revisions it includes.
-use super::{like_pattern, read_pool, write_pool, Db, StoreResult};
+use super::{like_pattern, read_pool, write_pool, Db, Dialect, StoreResult};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -79,15 +79,22 @@ impl ContractBalanceRow {
 
 pub use crate::domain::listing::ContractSort;
 
-/// A fixed ORDER BY per choice: user input never reaches the SQL text.
-fn order_by(sort: ContractSort) -> &'static str {
-    match sort {
-        ContractSort::Id => "c.id",
-        ContractSort::Advertiser => "u.email, c.id",
-        ContractSort::Publication => "c.publication, c.id",
+/// A fixed ORDER BY per choice: user input never reaches the SQL text. `inner` orders the page
+/// query over `contract_balances b JOIN contracts c` (and `users u` when sorting by
+/// advertiser); the outer query re-applies the order to the page's rows (`p`), by the same keys.
+fn order_by(sort: ContractSort, inner: bool) -> &'static str {
+    match (sort, inner) {
+        (ContractSort::Id, true) => "c.id",
+        (ContractSort::Id, false) => "p.id",
+        (ContractSort::Advertiser, true) => "u.email, c.id",
+        (ContractSort::Advertiser, false) => "u.email, p.id",
+        (ContractSort::Publication, true) => "c.publication, c.id",
+        (ContractSort::Publication, false) => "p.publication, p.id",
         // The kept balance's index (`contract_balances_available`) gives these in order.
-        ContractSort::AvailableAsc => "b.available, b.contract_id",
-        ContractSort::AvailableDesc => "b.available DESC, b.contract_id DESC",
+        (ContractSort::AvailableAsc, true) => "b.available, b.contract_id",
+        (ContractSort::AvailableAsc, false) => "p.available, p.id",
+        (ContractSort::AvailableDesc, true) => "b.available DESC, b.contract_id DESC",
+        (ContractSort::AvailableDesc, false) => "p.available DESC, p.id DESC",
     }
 }
 
@@ -104,38 +111,91 @@ pub struct ContractQuery {
     pub offset: i64,
 }
 
-/// Balances come from `contract_balances`, kept by the database in the transaction of every
-/// ledger insert (migration 0011 says why): a page costs its own rows, not the whole ledger.
-const BALANCES_FROM: &str = "FROM contracts c JOIN users u ON u.id = c.advertiser_id \
-     JOIN contract_balances b ON b.contract_id = c.id \
-     WHERE (CAST($1 AS BIGINT) IS NULL OR c.advertiser_id = $1) \
-       AND (CAST($2 AS BIGINT) IS NULL OR c.id = $2) \
-       AND ($3 = '' OR lower(u.email) LIKE $3 ESCAPE '\\' OR lower(c.publication) LIKE $3 ESCAPE '\\')";
+/// The filter of `q` on `contracts c`, as fixed SQL fragments with numbered parameters (only
+/// the filters given; user input is only ever bound): (WHERE clause, its binds in order).
+/// The search finds the advertiser's email through `users` and the publication on the row; on
+/// PostgreSQL both halves are trigram index scans (migration 0012), ORed as bitmaps.
+fn balances_filter(q: &ContractQuery, dialect: Dialect) -> (String, Vec<Bind>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut binds = Vec::new();
+    if let Some(a) = q.advertiser_id {
+        binds.push(Bind::Int(a));
+        conds.push(format!("c.advertiser_id = ${}", binds.len()));
+    }
+    if let Some(id) = q.contract_id {
+        binds.push(Bind::Int(id));
+        conds.push(format!("c.id = ${}", binds.len()));
+    }
+    if !q.search.trim().is_empty() {
+        binds.push(Bind::Text(like_pattern(&q.search)));
+        let n = binds.len();
+        let emails = format!("SELECT id FROM users WHERE lower(email) LIKE ${n} ESCAPE '\\'");
+        let advertiser = match dialect {
+            // An array the planner can turn into an index condition, unlike IN (subquery).
+            Dialect::Postgres => format!("c.advertiser_id = ANY (ARRAY({emails}))"),
+            Dialect::Sqlite => format!("c.advertiser_id IN ({emails})"),
+        };
+        conds.push(format!("({advertiser} OR lower(c.publication) LIKE ${n} ESCAPE '\\')"));
+    }
+    let clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    (clause, binds)
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
 
 /// Contracts with their balances, filtered, sorted and paged; and how many match in all.
+/// Balances come from `contract_balances`, kept by the database in the transaction of every
+/// ledger insert (migration 0011 says why). The page is chosen from the kept balances and the
+/// contract rows alone (an index walk when sorted by available), and only its rows are joined
+/// to their advertiser and have their disputed revisions counted.
 pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {
-    let pattern = like_pattern(&q.search);
+    let dialect = match db {
+        Db::Sqlite(_) => Dialect::Sqlite,
+        Db::Postgres(_) => Dialect::Postgres,
+    };
+    let (filter, binds) = balances_filter(q, dialect);
+    let users = if q.sort == ContractSort::Advertiser { " JOIN users u ON u.id = c.advertiser_id" } else { "" };
+    let (limit, offset) = (binds.len() + 1, binds.len() + 2);
     let rows_sql = format!(
-        "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
-         b.base, b.purchased, b.revoked, b.requested, \
-         CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
-             WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
-             AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed \
-         {BALANCES_FROM} ORDER BY {} LIMIT $4 OFFSET $5",
-        order_by(q.sort)
+        "SELECT p.id, p.advertiser_id, u.email AS advertiser_email, p.publication, p.ad_size, \
+           p.base, p.purchased, p.revoked, p.requested, \
+           CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
+             WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = p.id \
+             AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) \
+             AS BIGINT) AS disputed \
+         FROM (SELECT c.id, c.advertiser_id, c.publication, c.ad_size, b.base, b.purchased, b.revoked, \
+                 b.requested, b.available \
+               FROM contract_balances b JOIN contracts c ON c.id = b.contract_id{users}{filter} \
+               ORDER BY {} LIMIT ${limit} OFFSET ${offset}) p \
+         JOIN users u ON u.id = p.advertiser_id ORDER BY {}",
+        order_by(q.sort, true),
+        order_by(q.sort, false)
     );
-    let count_sql = format!("SELECT COUNT(*) {BALANCES_FROM}");
+    // Every contract has its kept balance (a trigger makes it with the contract) and an
+    // advertiser (a foreign key), so the count needs neither join.
+    let count_sql = format!("SELECT COUNT(*) FROM contracts c{filter}");
+    macro_rules! bound {
+        ($query:expr) => {{
+            let mut query = $query;
+            for b in &binds {
+                query = match b {
+                    Bind::Int(i) => query.bind(*i),
+                    Bind::Text(t) => query.bind(t.clone()),
+                };
+            }
+            query
+        }};
+    }
     read_pool!(db, |pool| {
-        let rows = sqlx::query_as::<_, ContractBalanceRow>(&rows_sql)
-            .bind(q.advertiser_id)
-            .bind(q.contract_id)
-            .bind(&pattern)
+        let rows = bound!(sqlx::query_as::<_, ContractBalanceRow>(&rows_sql))
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(pool)
             .await?;
-        let (total,): (i64,) =
-            sqlx::query_as(&count_sql).bind(q.advertiser_id).bind(q.contract_id).bind(&pattern).fetch_one(pool).await?;
+        let (total,): (i64,) = bound!(sqlx::query_as(&count_sql)).fetch_one(pool).await?;
         Ok((rows, total))
     })
 }

@@ -35,6 +35,10 @@ struct Args {
     /// Share of deliveries that repeat an earlier event (0.0 = every one new).
     #[arg(long, default_value_t = 0.0)]
     duplicates: f64,
+    /// Copies of each event delivered at the same moment (consecutive deliveries, taken by
+    /// different connections): Stripe after a timeout, or two instances behind a load balancer.
+    #[arg(long, default_value_t = 1)]
+    copies: usize,
     /// Server runtime worker threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
@@ -66,8 +70,13 @@ fn main() {
         || args.concurrency.is_empty()
         || args.concurrency.contains(&0)
         || args.requests == 0
+        || args.copies == 0
+        || (args.copies > 1 && args.duplicates > 0.0)
     {
-        eprintln!("error: --duplicates must be in [0, 1), --concurrency and --requests positive");
+        eprintln!(
+            "error: --duplicates must be in [0, 1), --concurrency, --requests and --copies positive, \
+             and --copies and --duplicates are not combined"
+        );
         std::process::exit(2);
     }
     let dbs = server::bench_kinds(&args.db);
@@ -107,7 +116,11 @@ fn load(args: &Args, prefix: &str, contract_id: &str) -> Load {
     let mut last_new = 0usize;
     let deliveries = (0..total)
         .map(|i| {
-            let dup = i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor());
+            let dup = if args.copies > 1 {
+                i % args.copies != 0
+            } else {
+                i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor())
+            };
             let n = if dup { last_new } else { i };
             if !dup {
                 last_new = i;
@@ -271,6 +284,15 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
     let credits = || server_rt.block_on(app::store::ledger::credits(&app.services.db, contract_id)).unwrap().len();
     let m = measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
     print_row("Revision Store", db, args, concurrency, &load, &m);
+    if let app::store::Db::Postgres(pg) = &app.services.db {
+        let deadlocks: i64 = server_rt
+            .block_on(
+                sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+                    .fetch_one(pg),
+            )
+            .unwrap();
+        println!("(deadlocks PostgreSQL detected in this database during the run: {deadlocks})");
+    }
     server_rt.block_on(app.stop());
     m.credited_per_sec()
 }

@@ -25,6 +25,9 @@ struct Args {
     /// Seed, print the database URL and stop (the database is kept).
     #[arg(long)]
     seed_only: bool,
+    /// Measure a database an earlier `--seed-only` run seeded (its URL) instead of seeding.
+    #[arg(long)]
+    seeded: Option<String>,
 }
 
 const PASSWORD: &str = "scale-bench-password";
@@ -43,7 +46,10 @@ fn main() {
 
 async fn run(args: &Args) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = server::bench_database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await;
+    let url = match &args.seeded {
+        Some(url) => url.clone(),
+        None => server::bench_database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await,
+    };
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let mut settings = cli.config.settings().expect("settings");
     settings.mode = Some(app::domain::deployment::DeploymentMode::Test);
@@ -54,32 +60,41 @@ async fn run(args: &Args) {
     let app::store::Db::Postgres(pg) = &db else { unreachable!("a PostgreSQL URL") };
     println!("\n## {} contracts on PostgreSQL", args.contracts);
 
-    let t = Instant::now();
-    let (admin, advertiser) = seed(&db, pg, args.contracts).await;
-    let seeded = t.elapsed();
-    let t = Instant::now();
-    let mut indexed = 0;
-    loop {
-        let n = app::store::event_search::index_pending(&db, 5_000).await.expect("index");
-        if n == 0 {
-            break;
+    let (admin, advertiser) = match &args.seeded {
+        Some(_) => seeded_logins(pg).await,
+        None => {
+            let t = Instant::now();
+            let logins = seed(&db, pg, args.contracts).await;
+            let seeded = t.elapsed();
+            let t = Instant::now();
+            let mut indexed = 0;
+            loop {
+                let n = app::store::event_search::index_pending(&db, 5_000).await.expect("index");
+                if n == 0 {
+                    break;
+                }
+                indexed += n;
+            }
+            let indexing = t.elapsed();
+            sqlx::query("VACUUM ANALYZE").execute(pg).await.unwrap();
+            println!(
+                "seeded in {:.0} s; indexed {indexed} events in {:.0} s",
+                seeded.as_secs_f64(),
+                indexing.as_secs_f64()
+            );
+            logins
         }
-        indexed += n;
-    }
-    let indexing = t.elapsed();
-    sqlx::query("VACUUM ANALYZE").execute(pg).await.unwrap();
+    };
     let count = |table: &str| {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pg).await.unwrap() }
     };
     println!(
-        "seeded {} contracts, {} credits, {} requests, {} events in {:.0} s; indexed {indexed} events in {:.0} s",
+        "{} contracts, {} credits, {} requests, {} events",
         count("contracts").await,
         count("contract_revisions").await,
         count("revision_requests").await,
         count("stripe_events").await,
-        seeded.as_secs_f64(),
-        indexing.as_secs_f64(),
     );
     if args.seed_only {
         println!("database: {url}");
@@ -177,6 +192,19 @@ async fn sign_in(http: &Http, base: &str, email: &str) -> String {
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_string()
+}
+
+/// The logins a seeded database has: the admin, and advertiser0 with their contracts.
+async fn seeded_logins(pg: &sqlx::PgPool) -> (String, (String, Vec<i64>)) {
+    let own: Vec<i64> = sqlx::query_scalar(
+        "SELECT c.id FROM contracts c JOIN users u ON u.id = c.advertiser_id \
+         WHERE u.email = 'advertiser0@scale.example' ORDER BY c.id",
+    )
+    .fetch_all(pg)
+    .await
+    .unwrap();
+    assert!(!own.is_empty(), "not a database bench-admin seeded");
+    ("admin@scale.example".into(), ("advertiser0@scale.example".into(), own))
 }
 
 /// Seeds the data set; returns the admin's email and one advertiser's email with their
