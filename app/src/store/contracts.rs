@@ -79,22 +79,17 @@ impl ContractBalanceRow {
 
 pub use crate::domain::listing::ContractSort;
 
-/// A fixed ORDER BY per choice: user input never reaches the SQL text. `inner` orders the page
-/// query over `contract_balances b JOIN contracts c` (and `users u` when sorting by
-/// advertiser); the outer query re-applies the order to the page's rows (`p`), by the same keys.
-fn order_by(sort: ContractSort, inner: bool) -> &'static str {
-    match (sort, inner) {
-        (ContractSort::Id, true) => "c.id",
-        (ContractSort::Id, false) => "p.id",
-        (ContractSort::Advertiser, true) => "u.email, c.id",
-        (ContractSort::Advertiser, false) => "u.email, p.id",
-        (ContractSort::Publication, true) => "c.publication, c.id",
-        (ContractSort::Publication, false) => "p.publication, p.id",
+/// A fixed ORDER BY per choice over `contract_balances b`, `contracts c` and `users u`, ties
+/// broken by `id` (`b.contract_id` or `c.id`, the same value): user input never reaches the
+/// SQL text.
+fn order_by(sort: ContractSort, id: &str) -> String {
+    match sort {
+        ContractSort::Id => id.to_string(),
+        ContractSort::Advertiser => format!("u.email, {id}"),
+        ContractSort::Publication => format!("c.publication, {id}"),
         // The kept balance's index (`contract_balances_available`) gives these in order.
-        (ContractSort::AvailableAsc, true) => "b.available, b.contract_id",
-        (ContractSort::AvailableAsc, false) => "p.available, p.id",
-        (ContractSort::AvailableDesc, true) => "b.available DESC, b.contract_id DESC",
-        (ContractSort::AvailableDesc, false) => "p.available DESC, p.id DESC",
+        ContractSort::AvailableAsc => format!("b.available, {id}"),
+        ContractSort::AvailableDesc => format!("b.available DESC, {id} DESC"),
     }
 }
 
@@ -149,8 +144,8 @@ enum Bind {
 /// Contracts with their balances, filtered, sorted and paged; and how many match in all.
 /// Balances come from `contract_balances`, kept by the database in the transaction of every
 /// ledger insert (migration 0011 says why). The page is chosen from the kept balances and the
-/// contract rows alone (an index walk when sorted by available), and only its rows are joined
-/// to their advertiser and have their disputed revisions counted.
+/// contract rows (an index walk when sorted by available; the advertiser's row too when sorted
+/// by advertiser), and only its rows are read whole and have their disputed revisions counted.
 pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {
     let dialect = match db {
         Db::Sqlite(_) => Dialect::Sqlite,
@@ -159,20 +154,22 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
     let (filter, binds) = balances_filter(q, dialect);
     let users = if q.sort == ContractSort::Advertiser { " JOIN users u ON u.id = c.advertiser_id" } else { "" };
     let (limit, offset) = (binds.len() + 1, binds.len() + 2);
+    // The page's ids are picked with the narrowest rows (the sort keys and the id), then only
+    // those rows are read whole, joined to their advertiser and have their disputes counted.
     let rows_sql = format!(
-        "SELECT p.id, p.advertiser_id, u.email AS advertiser_email, p.publication, p.ad_size, \
-           p.base, p.purchased, p.revoked, p.requested, \
+        "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
+           b.base, b.purchased, b.revoked, b.requested, \
            CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
-             WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = p.id \
+             WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
              AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) \
              AS BIGINT) AS disputed \
-         FROM (SELECT c.id, c.advertiser_id, c.publication, c.ad_size, b.base, b.purchased, b.revoked, \
-                 b.requested, b.available \
+         FROM (SELECT b.contract_id AS id \
                FROM contract_balances b JOIN contracts c ON c.id = b.contract_id{users}{filter} \
                ORDER BY {} LIMIT ${limit} OFFSET ${offset}) p \
-         JOIN users u ON u.id = p.advertiser_id ORDER BY {}",
-        order_by(q.sort, true),
-        order_by(q.sort, false)
+         JOIN contracts c ON c.id = p.id JOIN contract_balances b ON b.contract_id = p.id \
+         JOIN users u ON u.id = c.advertiser_id ORDER BY {}",
+        order_by(q.sort, "b.contract_id"),
+        order_by(q.sort, "c.id")
     );
     // Every contract has its kept balance (a trigger makes it with the contract) and an
     // advertiser (a foreign key), so the count needs neither join.
