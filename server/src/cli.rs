@@ -733,6 +733,7 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
         seed_demo(&app.services.db, settings).await?;
     }
     println!("Revision Store is running at {}", app.url());
+    tracing::info!(artwork = %settings.artwork.describe(&settings.data_dir), "artwork store");
     if let Some(public) = &settings.public_origin {
         println!("Users reach it at {public} (PUBLIC_URL)");
     }
