@@ -414,6 +414,18 @@ pub fn bench_kinds(db: &str) -> Vec<&'static str> {
     }
 }
 
+/// Runs the search indexer until every stored event is indexed, as the worker would over many
+/// sweeps (the benchmarks, after seeding); how many it indexed.
+pub async fn index_everything(db: &Db) -> usize {
+    let mut indexed = 0;
+    loop {
+        match app::store::event_search::index_pending(db, 5_000).await.expect("index") {
+            0 => return indexed,
+            n => indexed += n,
+        }
+    }
+}
+
 /// The benchmarks' fresh database: a SQLite file in `dir`, or a new PostgreSQL database `name`
 /// made through `postgres_url` (the server `.ci/bench` starts). Exits with the reason when
 /// PostgreSQL is asked for without a server to make it on.

@@ -67,14 +67,7 @@ async fn run(args: &Args) {
             let logins = seed(&db, pg, args.contracts).await;
             let seeded = t.elapsed();
             let t = Instant::now();
-            let mut indexed = 0;
-            loop {
-                let n = app::store::event_search::index_pending(&db, 5_000).await.expect("index");
-                if n == 0 {
-                    break;
-                }
-                indexed += n;
-            }
+            let indexed = server::index_everything(&db).await;
             let indexing = t.elapsed();
             sqlx::query("VACUUM ANALYZE").execute(pg).await.unwrap();
             println!(

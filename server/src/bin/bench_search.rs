@@ -82,14 +82,7 @@ async fn run(args: &Args, kind: &str) {
     seed(&db, args).await;
     let seeded = t.elapsed();
     let t = Instant::now();
-    let mut indexed = 0;
-    loop {
-        let n = app::store::event_search::index_pending(&db, 5_000).await.expect("index");
-        if n == 0 {
-            break;
-        }
-        indexed += n;
-    }
+    let indexed = server::index_everything(&db).await;
     let indexing = t.elapsed();
     println!(
         "seeded in {:.1} s; indexed {indexed} events in {:.1} s ({:.0} events/s)",
