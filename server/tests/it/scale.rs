@@ -71,7 +71,6 @@ async fn serve_process(
         .env("STRIPE_SECRET_KEY", "sk_test_scale")
         .env("STRIPE_PUBLISHABLE_KEY", "pk_test_scale")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
-        .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
         .env("RECONCILE_INTERVAL_HOURS", "0")
         .env("RUST_LOG", "warn")
         .env_remove("STRIPE_SIMULATOR")
@@ -92,11 +91,62 @@ async fn serve_process(
     (child, base)
 }
 
+/// Stripe's side of the two-process test: one simulator (it is a single-process tool: its
+/// payments live in this test process) whose webhooks go to a stand-in for a load balancer that
+/// has lost track of which process answered, so it delivers every event to both processes at
+/// the same moment. It answers Stripe 200 only when both did, so a failure is retried.
+/// Returns the simulator (its API at `…/`), and where to tell the stand-in the processes are.
+async fn stripe_for_two(
+) -> (app::stripe::simulator::Simulator, String, std::sync::Arc<std::sync::OnceLock<[String; 2]>>) {
+    use app::stripe::simulator::{Simulator, WebhookConfig};
+    let processes = std::sync::Arc::new(std::sync::OnceLock::<[String; 2]>::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let both = format!("http://{}/webhooks/stripe", listener.local_addr().unwrap());
+    let to = processes.clone();
+    let fan_out = axum::Router::new().route(
+        "/webhooks/stripe",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let to = to.clone();
+            async move {
+                let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+                let Some(bases) = to.get() else { return axum::http::StatusCode::SERVICE_UNAVAILABLE };
+                let copies = bases.iter().map(|base| {
+                    let mut req = hyper::Request::post(format!("{base}/webhooks/stripe"));
+                    for name in ["content-type", "stripe-signature", "user-agent"] {
+                        if let Some(v) = headers.get(name) {
+                            req = req.header(name, v);
+                        }
+                    }
+                    http.request(req.body(http_body_util::Full::new(body.clone())).unwrap())
+                });
+                let answers = futures_util::future::join_all(copies).await;
+                if answers.iter().all(|a| a.as_ref().is_ok_and(|r| r.status().is_success())) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, fan_out).await.unwrap() });
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: both,
+        secret: app::stripe::WebhookSecret::parse(SECRET).unwrap(),
+        retry_base: std::time::Duration::from_millis(100),
+        max_attempts: 5,
+    });
+    let (addr, _) = app::stripe::simulator::start("127.0.0.1:0".parse().unwrap(), sim.clone()).await.unwrap();
+    (sim, format!("http://{addr}/"), processes)
+}
+
 /// Two `revision-store serve` processes on one PostgreSQL behave as one: 1,000 payments, each
 /// event delivered to both at the same moment, credit once and are stored and processed once;
-/// a session made on one works on the other; revision requests racing for a contract's last
-/// credit, split across both, use it exactly once; and artwork uploaded at one is served by the
-/// other (each has its own data directory: the artwork is in S3).
+/// a session made on one works on the other; revision packs bought at one and confirmed on the
+/// return page at both, while Stripe's webhooks reach both too, credit once each; revision
+/// requests racing for a contract's last credit, split across both, use it exactly once; and
+/// artwork uploaded at one is served by the other (each has its own data directory: the
+/// artwork is in S3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     use futures_util::stream::{self, StreamExt};
@@ -119,9 +169,12 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     };
     let paid_into = app::store::contracts::create(&db, &contract(3), chrono::Utc::now()).await.unwrap().id;
     let last_credit = app::store::contracts::create(&db, &contract(1), chrono::Utc::now()).await.unwrap().id;
+    let bought_for = app::store::contracts::create(&db, &contract(3), chrono::Utc::now()).await.unwrap().id;
+    let (sim, sim_api, processes) = stripe_for_two().await;
     let (endpoint, bucket) = new_bucket().await;
     let store = format!("s3://{bucket}/artwork-of-both");
-    let s3 = [
+    let env = [
+        ("STRIPE_API_BASE", sim_api.as_str()),
         ("ARTWORK_STORE", store.as_str()),
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "test"),
@@ -130,7 +183,8 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
     ];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let ((_a, a), (_b, b)) =
-        tokio::join!(serve_process(&test_db.url, dir_a.path(), &s3), serve_process(&test_db.url, dir_b.path(), &s3));
+        tokio::join!(serve_process(&test_db.url, dir_a.path(), &env), serve_process(&test_db.url, dir_b.path(), &env));
+    processes.set([a.clone(), b.clone()]).unwrap();
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let deliver = |base: String, body: String| {
@@ -191,6 +245,81 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
         .find(|c| c.starts_with("revision_store_session="))
         .map(|c| c.split(';').next().unwrap().to_string())
         .expect("a session cookie");
+
+    // Revision packs: bought at one process, paid in the "browser" (the Payment Element's
+    // confirm, with the publishable key), then the return page confirms at both processes at
+    // once while Stripe's webhooks reach both as well. Each payment is credited once.
+    let call = |base: &str, path: &str, fields: &[(&str, &str)]| {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let req = hyper::Request::post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", base)
+            .header("cookie", &cookie)
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let http = http.clone();
+        async move {
+            let res = tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await.unwrap().unwrap();
+            let status = res.status();
+            let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let (buy, confirm) = (
+        <app::web::checkout::BuyPack as leptos::server_fn::ServerFn>::PATH,
+        <app::web::checkout::ConfirmPayment as leptos::server_fn::ServerFn>::PATH,
+    );
+    let contract_field = bought_for.to_string();
+    let mut bought = Vec::new();
+    for i in 0..6 {
+        let at = if i % 2 == 0 { &a } else { &b };
+        let started = call(at, buy, &[("contract_id", &contract_field)]).await;
+        let pi = started["payment_intent_id"].as_str().unwrap().to_string();
+        let paid = post_form(
+            &format!("{sim_api}v1/payment_intents/{pi}/confirm"),
+            app::stripe::simulator::PUBLISHABLE_KEY,
+            &[("client_secret", started["client_secret"].as_str().unwrap()), ("payment_method", "pm_card_visa")],
+        )
+        .await;
+        assert_eq!(paid.body["status"], "succeeded", "{}", paid.body);
+        let fields = [("payment_intent_id", pi.as_str())];
+        let (at_a, at_b) = tokio::join!(call(&a, confirm, &fields), call(&b, confirm, &fields));
+        for answer in [at_a, at_b] {
+            assert_eq!(answer["Credited"]["added"], 2, "{answer}");
+        }
+        bought.push(pi);
+    }
+    for pi in &bought {
+        let credits = app::store::ledger::credit_for_payment(&db, pi).await.unwrap();
+        assert!(credits.is_some_and(|c| c.contract_id == bought_for), "{pi} credited to its contract");
+    }
+    assert_eq!(app::store::ledger::balance(&db, bought_for).await.unwrap().unwrap().available(), 3 + 2 * 6);
+    // Every event Stripe sent about them reached both processes, was stored once and processed once.
+    let succeeded: Vec<String> = eventually(PATIENCE, || async {
+        sim.deliveries().iter().filter(|d| d.event_type == "payment_intent.succeeded" && d.status == Some(200)).count()
+            == bought.len()
+    })
+    .await
+    .then(|| {
+        sim.deliveries()
+            .into_iter()
+            .filter(|d| d.event_type == "payment_intent.succeeded" && d.status == Some(200))
+            .map(|d| d.event_id)
+            .collect()
+    })
+    .expect("Stripe delivered every payment's success to both processes");
+    assert!(sim.undelivered_event_ids().is_empty(), "every simulator event was acknowledged by both");
+    for event_id in &succeeded {
+        let processed = eventually(PATIENCE, || async {
+            app::store::events::summary(&db, event_id).await.unwrap().is_some_and(|e| e.status == "processed")
+        })
+        .await;
+        assert!(processed, "{event_id} processed");
+        let event = app::store::events::summary(&db, event_id).await.unwrap().unwrap();
+        assert_eq!(event.attempts, 1, "{event_id} processed by one attempt");
+    }
+    assert_eq!(count("SELECT COUNT(*) FROM contract_revisions").await, 1_000 + 6, "one credit per payment");
 
     // Ten requests for the last credit, alternating between the processes: one is recorded.
     let boundary = "----scale";
