@@ -133,6 +133,11 @@ pub struct Config {
     /// not served at all, since its figures are not for the public.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
     pub metrics_token: Option<String>,
+    /// Labels every figure at /metrics `instance="<name>"` (unset: no label). For metrics
+    /// collected other than by Prometheus scraping each process (which labels each target
+    /// itself): through a load balancer, or merged by an agent. One name per process.
+    #[arg(long, env = "INSTANCE_NAME", global = true)]
+    pub instance_name: Option<String>,
     /// Slack incoming-webhook URL for the daily revenue summary (unset: no summary).
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, global = true)]
     pub slack_webhook_url: Option<String>,
@@ -176,6 +181,8 @@ pub struct Settings {
     pub api_rate_per_minute: std::num::NonZeroU32,
     /// SHA-256 (hex) of METRICS_TOKEN; None: /metrics answers 404.
     pub metrics_token_hash: Option<String>,
+    /// INSTANCE_NAME: the `instance` label on every figure.
+    pub instance: Option<String>,
     pub slack: app::services::slack::SlackConfig,
 }
 
@@ -193,6 +200,19 @@ impl std::fmt::Debug for Settings {
 }
 
 /// A database URL without its password, for logs.
+/// INSTANCE_NAME, checked: a label value a person reads in dashboards, so a short printable
+/// name (a pod or host name), not free text that could carry a newline into the metrics text.
+fn instance_name(raw: Option<&str>) -> Result<Option<String>, String> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(None) };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    if name.len() > 64 || !name.chars().all(allowed) {
+        return Err(format!(
+            "INSTANCE_NAME must be 1 to 64 letters, digits, '-', '_', '.' or ':' (a host or pod name), got {name:?}"
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
 pub fn redact_url(url: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match (base.find("://"), base.rfind('@')) {
@@ -383,6 +403,7 @@ impl Config {
                 Some(t) => Some(app::services::api_keys::hash(t)),
                 None => None,
             },
+            instance: instance_name(self.instance_name.as_deref())?,
             slack: app::services::slack::SlackConfig {
                 webhook: self
                     .slack_webhook_url
@@ -446,6 +467,17 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
         T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().c.settings()
+    }
+
+    #[test]
+    fn an_instance_name_is_a_short_printable_label() {
+        assert_eq!(parse(&["--instance-name", "web-2.eu:3000"]).unwrap().instance.as_deref(), Some("web-2.eu:3000"));
+        assert_eq!(parse(&["--instance-name", " "]).unwrap().instance, None);
+        assert_eq!(parse(&[]).unwrap().instance, None);
+        for bad in ["web 2", "a\"}\nfake_total 1", &"x".repeat(65)] {
+            let e = parse(&["--instance-name", bad]).map(drop).expect_err("refused");
+            assert!(e.contains("INSTANCE_NAME must be"), "{e}");
+        }
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
     svc.reconcile_window = settings.reconcile_window;
     svc.owners = settings.owners.clone();
     svc.slack = settings.slack.clone();
+    if let Some(name) = &settings.instance {
+        svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));
+    }
     svc
 }
 

@@ -251,6 +251,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
         slack: Default::default(),
         metrics_token_hash: None,
+        instance: None,
     };
 
     // The server gets a runtime (and threads) of its own, like a separate process would.

@@ -197,6 +197,7 @@ pub fn settings(db_url: &str) -> Settings {
         api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
         slack: Default::default(),
         metrics_token_hash: Some(app::services::api_keys::hash(METRICS_TOKEN)),
+        instance: None,
     }
 }
 

@@ -59,6 +59,7 @@ async fn batches_holding_the_same_events_in_opposite_orders_store_each_once_with
 async fn serve_process(
     database_url: &str,
     data_dir: &std::path::Path,
+    instance: &str,
     env: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
@@ -68,6 +69,8 @@ async fn serve_process(
         .env("DATABASE_URL", database_url)
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("DATA_DIR", data_dir)
+        .env("INSTANCE_NAME", instance)
+        .env("METRICS_TOKEN", METRICS_TOKEN)
         .env("STRIPE_SECRET_KEY", "sk_test_scale")
         .env("STRIPE_PUBLISHABLE_KEY", "pk_test_scale")
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
@@ -182,8 +185,10 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
         ("AWS_REGION", "us-east-1"),
     ];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ((_a, a), (_b, b)) =
-        tokio::join!(serve_process(&test_db.url, dir_a.path(), &env), serve_process(&test_db.url, dir_b.path(), &env));
+    let ((_a, a), (_b, b)) = tokio::join!(
+        serve_process(&test_db.url, dir_a.path(), "a", &env),
+        serve_process(&test_db.url, dir_b.path(), "b", &env)
+    );
     processes.set([a.clone(), b.clone()]).unwrap();
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -358,6 +363,29 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
         let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
         assert_eq!(body.as_ref(), artwork, "from {base}");
     }
+
+    // Each process counts what it did, under its own name: the two processes' credits add up to
+    // the return-page credits above (whichever process won each race).
+    let mut return_page_credits = 0;
+    for (base, name) in [(&a, "a"), (&b, "b")] {
+        let req = hyper::Request::get(format!("{base}/metrics"))
+            .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+            .body(Default::default())
+            .unwrap();
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, http.request(req)).await.unwrap().unwrap();
+        assert_eq!(res.status(), 200);
+        let text =
+            String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec())
+                .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("revision_store_ledger_credits_total{") && l.contains("path=\"return_page\""))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(&format!("instance=\"{name}\"")), "{line}");
+        return_page_credits += line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    let by_return_page = count("SELECT COUNT(*) FROM contract_revisions WHERE credited_by = 'return_page'").await;
+    assert_eq!(return_page_credits, by_return_page as u64, "each process counted its own");
     crate::balances::assert_kept_balances_match(&db).await;
     db.close().await;
 }
