@@ -83,7 +83,13 @@ pub async fn session_snapshot(session: tower_sessions::Session, mut request: Req
         if user_id.is_some() {
             touch(&session).await;
         }
-        request.extensions_mut().insert(SessionSnapshot { user_id, flash, draft, issued_link });
+        request.extensions_mut().insert(SessionSnapshot {
+            user_id,
+            flash,
+            draft,
+            issued_link,
+            account: Default::default(),
+        });
     }
     next.run(request).await
 }

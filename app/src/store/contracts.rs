@@ -141,17 +141,41 @@ enum Bind {
     Text(String),
 }
 
-/// Contracts with their balances, filtered, sorted and paged; and how many match in all.
+/// Binds `binds` in order to a query of either dialect.
+macro_rules! bound {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for b in $binds {
+            query = match b {
+                Bind::Int(i) => query.bind(*i),
+                Bind::Text(t) => query.bind(t.clone()),
+            };
+        }
+        query
+    }};
+}
+
+/// Contracts with their balances, filtered, sorted and paged; and how many match in all. The
+/// page and the count are asked at once, on two connections: on PostgreSQL a search's page and
+/// its count each walk the trigram indexes, and one after the other they doubled the wait.
+pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {
+    tokio::try_join!(balance_rows(db, q), count_matching(db, q))
+}
+
+fn dialect(db: &Db) -> Dialect {
+    match db {
+        Db::Sqlite(_) => Dialect::Sqlite,
+        Db::Postgres(_) => Dialect::Postgres,
+    }
+}
+
+/// The page of [`balances`] without its count (one contract's page, an advertiser's list).
 /// Balances come from `contract_balances`, kept by the database in the transaction of every
 /// ledger insert (migration 0011 says why). The page is chosen from the kept balances and the
 /// contract rows (an index walk when sorted by available; the advertiser's row too when sorted
 /// by advertiser), and only its rows are read whole and have their disputed revisions counted.
-pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBalanceRow>, i64)> {
-    let dialect = match db {
-        Db::Sqlite(_) => Dialect::Sqlite,
-        Db::Postgres(_) => Dialect::Postgres,
-    };
-    let (filter, binds) = balances_filter(q, dialect);
+pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<ContractBalanceRow>> {
+    let (filter, binds) = balances_filter(q, dialect(db));
     let users = if q.sort == ContractSort::Advertiser { " JOIN users u ON u.id = c.advertiser_id" } else { "" };
     let (limit, offset) = (binds.len() + 1, binds.len() + 2);
     // The page's ids are picked with the narrowest rows (the sort keys and the id), then only
@@ -171,28 +195,23 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
         order_by(q.sort, "b.contract_id"),
         order_by(q.sort, "c.id")
     );
-    // Every contract has its kept balance (a trigger makes it with the contract) and an
-    // advertiser (a foreign key), so the count needs neither join.
-    let count_sql = format!("SELECT COUNT(*) FROM contracts c{filter}");
-    macro_rules! bound {
-        ($query:expr) => {{
-            let mut query = $query;
-            for b in &binds {
-                query = match b {
-                    Bind::Int(i) => query.bind(*i),
-                    Bind::Text(t) => query.bind(t.clone()),
-                };
-            }
-            query
-        }};
-    }
     read_pool!(db, |pool| {
-        let rows = bound!(sqlx::query_as::<_, ContractBalanceRow>(&rows_sql))
+        Ok(bound!(sqlx::query_as::<_, ContractBalanceRow>(&rows_sql), &binds)
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(pool)
-            .await?;
-        let (total,): (i64,) = bound!(sqlx::query_as(&count_sql)).fetch_one(pool).await?;
-        Ok((rows, total))
+            .await?)
+    })
+}
+
+/// How many contracts `q`'s filters match. Every contract has its kept balance (a trigger
+/// makes it with the contract) and an advertiser (a foreign key), so the count needs neither
+/// join.
+async fn count_matching(db: &Db, q: &ContractQuery) -> StoreResult<i64> {
+    let (filter, binds) = balances_filter(q, dialect(db));
+    let count_sql = format!("SELECT COUNT(*) FROM contracts c{filter}");
+    read_pool!(db, |pool| {
+        let (total,): (i64,) = bound!(sqlx::query_as(&count_sql), &binds).fetch_one(pool).await?;
+        Ok(total)
     })
 }

@@ -56,6 +56,10 @@ pub mod server {
         pub draft: Option<(i64, String)>,
         /// A set-password link an admin's action just made (email, link, valid until), taken.
         pub issued_link: Option<(String, String, String)>,
+        /// The account of `user_id`, loaded by the render's first `current_user` and shared by
+        /// the rest (the header, the page's data): one read per page, not one per resource.
+        /// Still fresh: it lives only as long as this one request.
+        pub account: std::sync::Arc<tokio::sync::OnceCell<Option<CurrentUser>>>,
     }
 
     /// The snapshot of this request, when it has one (page renders; not server-function posts).
@@ -63,22 +67,23 @@ pub mod server {
         leptos_axum::extract::<axum::Extension<SessionSnapshot>>().await.ok().map(|axum::Extension(s)| s)
     }
 
-    /// The signed-in user's id: from the snapshot, or from the session itself.
-    async fn user_id() -> Result<Option<i64>, AppError> {
+    /// The signed-in user, if any.
+    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
         if let Some(s) = snapshot().await {
-            return Ok(s.user_id);
+            return s.account.get_or_try_init(|| account(s.user_id)).await.cloned();
         }
-        session()
+        let id = session()
             .await?
             .get::<i64>(USER_KEY)
             .await
-            .map_err(|e| AppError::unavailable("The session could not be read", e))
+            .map_err(|e| AppError::unavailable("The session could not be read", e))?;
+        account(id).await
     }
 
-    /// The signed-in user, if any.
-    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+    /// The account a session names, if it is still active.
+    async fn account(id: Option<i64>) -> Result<Option<CurrentUser>, AppError> {
         let svc = crate::web::services()?;
-        let Some(id) = user_id().await? else {
+        let Some(id) = id else {
             return Ok(None);
         };
         let user = crate::store::users::find_active(&svc.db, id)

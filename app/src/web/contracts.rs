@@ -73,7 +73,7 @@ pub(crate) mod server {
         advertiser_id: Option<i64>,
     ) -> Result<ContractSummary, AppError> {
         let q = ContractQuery { contract_id: Some(contract_id), advertiser_id, limit: 1, ..Default::default() };
-        let (rows, _) = contracts::balances(&svc.db, &q)
+        let rows = contracts::balance_rows(&svc.db, &q)
             .await
             .map_err(|e| AppError::unavailable("The contract could not be loaded", e))?;
         rows.into_iter().next().map(summary).ok_or_else(|| AppError::NotFound.with_status())
@@ -86,11 +86,16 @@ pub(crate) mod server {
         advertiser_id: Option<i64>,
     ) -> Result<ContractDetail, AppError> {
         use crate::store::{ledger, purchases};
-        let contract = find_summary(svc, contract_id, advertiser_id).await?;
         let load = |e| AppError::unavailable("The contract's history could not be loaded", e);
-        let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
-        let purchases = purchases::for_contract(&svc.db, contract_id).await.map_err(load)?;
-        let requests = ledger::requests(&svc.db, contract_id).await.map_err(load)?;
+        // The four reads at once, on their own connections, so the page waits for the slowest
+        // rather than the sum. The history is read before ownership is known, but it is
+        // returned only if `find_summary` found the contract for this advertiser.
+        let (contract, credits, purchases, requests) = tokio::try_join!(
+            find_summary(svc, contract_id, advertiser_id),
+            async { ledger::credits(&svc.db, contract_id).await.map_err(load) },
+            async { purchases::for_contract(&svc.db, contract_id).await.map_err(load) },
+            async { ledger::requests(&svc.db, contract_id).await.map_err(load) },
+        )?;
         let credited: std::collections::HashSet<&str> = credits.iter().map(|c| c.payment_id.as_str()).collect();
         let mut lines: Vec<PurchaseLine> = purchases
             .iter()
@@ -128,12 +133,12 @@ pub(crate) mod server {
 
 #[server]
 pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
-    use crate::store::contracts::{balances, ContractQuery};
+    use crate::store::contracts::{balance_rows, ContractQuery};
     let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
     let q = ContractQuery { advertiser_id: Some(user.id), limit: 1000, ..Default::default() };
-    let (rows, _) =
-        balances(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
+    let rows =
+        balance_rows(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
     Ok(rows.into_iter().map(server::summary).collect())
 }
 

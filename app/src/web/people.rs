@@ -119,7 +119,7 @@ pub async fn admin_people(search: String) -> Result<People, AppError> {
 
 #[server]
 pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
-    use crate::store::contracts::{balances, ContractQuery};
+    use crate::store::contracts::{balance_rows, ContractQuery};
     let me = super::auth::server::require_admin().await?;
     let svc = super::services()?;
     let now = chrono::Utc::now();
@@ -137,7 +137,7 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
     let link_until =
         person.link_expires_at.filter(|e| crate::services::people::link_open(Some(*e), now)).map(super::fmt_time);
     let q = ContractQuery { advertiser_id: Some(user_id), limit: 1000, ..Default::default() };
-    let (contracts, _) = balances(&svc.db, &q).await.map_err(ssr::load)?;
+    let contracts = balance_rows(&svc.db, &q).await.map_err(ssr::load)?;
     let audit = crate::store::people::audit_log(&svc.db, Some(user_id), 100).await.map_err(ssr::load)?;
     Ok(PersonDetail {
         is_self: me.id == user_id,
