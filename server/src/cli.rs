@@ -728,6 +728,8 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
     if demo {
         settings.allow_demo()?;
     }
+    // Before the first connection is taken: a stop asked for at any time after is graceful.
+    let stop = crate::StopSignal::listen();
     let app = Application::start(settings).await?;
     if demo {
         seed_demo(&app.services.db, settings).await?;
@@ -745,7 +747,7 @@ async fn serve(settings: &Settings, demo: bool) -> Result<(), String> {
     }
     println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
     println!("Stripe: {}", app.mode.describe());
-    app.run_until_stopped().await;
+    app.run_until_stopped(stop).await;
     Ok(())
 }
 
