@@ -3,10 +3,11 @@
 //! either finished or visibly pending.
 use super::{read_pool, write_pool, write_tx, Db, StoreResult};
 use crate::domain::events::Credit;
-use crate::store::ledger::{self, insert_credit_in, CreditInsert};
+use crate::store::ledger;
 use chrono::{DateTime, Utc};
 
-/// Binds a `NewEvent` to `INSERT_EVENT`'s $1..$10 (a macro: the query type differs per dialect).
+/// Binds a `NewEvent`'s ten columns, in `stripe_events` column order (a macro: the query type
+/// differs per dialect).
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {
         $q.bind(&$e.event_id)
@@ -70,10 +71,6 @@ pub enum Stored {
     Pending,
 }
 
-const INSERT_EVENT: &str = "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, \
-    stripe_created, payload, signature_header, request_headers, received_at, payload_sha256) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING";
-
 /// Stores events in one transaction: one commit (one fsync) for the whole batch, all or
 /// nothing. Duplicate ids are stopped by the primary key with insert-or-nothing, not by a
 /// look-up that could race; a duplicate within the batch is seen as one too.
@@ -86,27 +83,26 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
     // meeting another's id only waits for that commit and then sees a duplicate.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| jobs[a].event.event_id.cmp(&jobs[b].event.event_id));
-    let mut out = vec![Stored::Duplicate; jobs.len()];
-    match db {
+    // A copy within the batch is a duplicate of the first: only firsts reach the statements
+    // (one row per id, as their results are matched by id).
+    order.dedup_by(|later, first| jobs[*later].event.event_id == jobs[*first].event.event_id);
+    let stored = match db {
         Db::Postgres(pool) => {
-            // A copy within the batch is a duplicate of the first: only firsts reach the
-            // statement (one row per id, as its result is matched by id).
-            order.dedup_by(|later, first| jobs[*later].event.event_id == jobs[*first].event.event_id);
             // One statement is its own transaction: all of it commits, or none. Without BEGIN
             // and COMMIT the batch costs one round trip instead of three.
             let mut conn = pool.acquire().await?;
-            let stored = store_batch_pg(&mut conn, jobs, &order).await?;
-            for (i, s) in order.into_iter().zip(stored) {
-                out[i] = s;
-            }
+            store_batch_pg(&mut conn, jobs, &order).await?
         }
         Db::Sqlite(s) => {
             let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-            for i in order {
-                out[i] = store_one_sqlite(&mut tx, jobs[i]).await?;
-            }
+            let stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
             tx.commit().await?;
+            stored
         }
+    };
+    let mut out = vec![Stored::Duplicate; jobs.len()];
+    for (i, s) in order.into_iter().zip(stored) {
+        out[i] = s;
     }
     Ok(out)
 }
@@ -140,7 +136,7 @@ async fn store_batch_pg(
             "id, stripe_event_id, payment_id",
         );
         let purchase_sql = ledger::purchase_succeeded_sql(
-            "ANY (SELECT payment_id FROM credit)",
+            "= ANY (SELECT payment_id FROM credit)",
             "(SELECT MAX(received_at) FROM i)",
             "",
         );
@@ -217,46 +213,117 @@ fn purchase_differs(payment: &str, revisions: &str, amount: &str, currency: &str
     )
 }
 
-/// SQLite has no data-modifying CTEs: a few statements, inside the caller's transaction.
-async fn store_one_sqlite(conn: &mut sqlx::SqliteConnection, job: &StoreJob) -> StoreResult<Stored> {
-    let e = &job.event;
-    if bind_event!(sqlx::query(INSERT_EVENT), e).execute(&mut *conn).await?.rows_affected() == 0 {
-        return Ok(Stored::Duplicate);
+/// `rows` rows of `width` numbered placeholders each, `($1, $2), ($3, $4)`, for a multi-row
+/// VALUES list.
+fn placeholder_rows(rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+        format!("({})", cols.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// SQLite has no data-modifying CTEs: the batch is at most four multi-row statements inside the
+/// caller's transaction, whatever its size (events insert-or-nothing; credits of the new ones;
+/// their purchases; the new events' processing rows). SQLite runs each statement on its own
+/// worker thread, and the hand-off between threads, five times per event when each event had
+/// its own statements, was the writer's bound rather than the disk. Same rules as PostgreSQL's
+/// one statement: a duplicate stores nothing else, a credit goes in only when no purchase of
+/// ours disagrees with it and the contract exists, insert-or-nothing on its payment id.
+/// `order`: the jobs to store, one per event id, in id order. Returns what became of each.
+async fn store_batch_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    jobs: &[&StoreJob],
+    order: &[usize],
+) -> StoreResult<Vec<Stored>> {
+    use std::collections::{HashMap, HashSet};
+    let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
+
+    let sql = format!(
+        "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
+           signature_header, request_headers, received_at, payload_sha256) \
+         VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        placeholder_rows(jobs.len(), 10)
+    );
+    let mut insert = sqlx::query_scalar::<_, String>(&sql);
+    for j in &jobs {
+        insert = bind_event!(insert, j.event);
     }
-    let credit = match &job.credit {
-        Some((credit, _)) => {
-            let differs: Option<i64> = sqlx::query_scalar(&purchase_differs("$1", "$2", "$3", "$4", "$5"))
-                .bind(&credit.payment_id)
-                .bind(credit.revisions)
-                .bind(credit.amount.minor)
-                .bind(credit.amount.currency.as_str())
-                .bind(credit.contract_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            differs.is_none().then_some(credit)
+    let new: HashSet<String> = insert.fetch_all(&mut *conn).await?.into_iter().collect();
+    let fresh: Vec<&StoreJob> = jobs.iter().copied().filter(|j| new.contains(&j.event.event_id)).collect();
+
+    let crediting: Vec<(&StoreJob, &crate::domain::events::Credit)> =
+        fresh.iter().filter_map(|j| j.credit.as_ref().map(|(c, _)| (*j, c))).collect();
+    let mut credited: HashMap<String, i64> = HashMap::new();
+    if !crediting.is_empty() {
+        let sql = format!(
+            "WITH i (contract_id, payment_id, revisions, amount, currency, livemode, event_id, received_at) \
+               AS (VALUES {}) {}",
+            placeholder_rows(crediting.len(), 8),
+            ledger::credit_insert_sql(
+                "i.contract_id",
+                "i.payment_id, i.revisions, i.amount, i.currency, i.livemode, i.event_id, i.received_at, 'webhook'",
+                "i, ",
+                &format!(
+                    " AND NOT EXISTS ({})",
+                    purchase_differs("i.payment_id", "i.revisions", "i.amount", "i.currency", "i.contract_id")
+                ),
+                "id, stripe_event_id, payment_id",
+            )
+        );
+        let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
+        for (j, c) in &crediting {
+            insert = insert
+                .bind(c.contract_id)
+                .bind(&c.payment_id)
+                .bind(c.revisions)
+                .bind(c.amount.minor)
+                .bind(c.amount.currency.as_str())
+                .bind(c.livemode)
+                .bind(&j.event.event_id)
+                .bind(j.event.received_at);
         }
-        None => None,
-    };
-    let ledger_id = match credit {
-        Some(credit) => match insert_credit_in!(conn, credit, &e.event_id, "webhook", e.received_at) {
-            CreditInsert::Credited { ledger_id } => Some(ledger_id),
-            CreditInsert::AlreadyCredited { .. } | CreditInsert::UnknownContract => None,
-        },
-        None => None,
-    };
-    sqlx::query(
-        "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&e.event_id)
-    .bind(if ledger_id.is_some() { "processed" } else { "pending" })
-    .bind(i64::from(ledger_id.is_some()))
-    .bind(job.lease_until)
-    .bind(ledger_id.map(|_| e.received_at))
-    .bind(ledger_id.and(job.credit.as_ref().map(|(_, outcome)| outcome.as_str())))
-    .execute(&mut *conn)
-    .await?;
-    Ok(ledger_id.map_or(Stored::Pending, |ledger_id| Stored::Credited { ledger_id }))
+        let rows = insert.fetch_all(&mut *conn).await?;
+        if !rows.is_empty() {
+            let payments: Vec<String> = (2..rows.len() + 2).map(|n| format!("${n}")).collect();
+            let sql = ledger::purchase_succeeded_sql(&format!("IN ({})", payments.join(", ")), "$1", "");
+            let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
+            let mut update = sqlx::query(&sql).bind(now);
+            for (_, _, payment_id) in &rows {
+                update = update.bind(payment_id);
+            }
+            update.execute(&mut *conn).await?;
+        }
+        credited = rows.into_iter().map(|(ledger_id, event_id, _)| (event_id, ledger_id)).collect();
+    }
+
+    if !fresh.is_empty() {
+        let sql = format!(
+            "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+             VALUES {}",
+            placeholder_rows(fresh.len(), 6)
+        );
+        let mut insert = sqlx::query(&sql);
+        for j in &fresh {
+            let done = credited.contains_key(&j.event.event_id);
+            insert = insert
+                .bind(&j.event.event_id)
+                .bind(if done { "processed" } else { "pending" })
+                .bind(i64::from(done))
+                .bind(j.lease_until)
+                .bind(done.then_some(j.event.received_at))
+                .bind(j.credit.as_ref().filter(|_| done).map(|(_, outcome)| outcome.as_str()));
+        }
+        insert.execute(&mut *conn).await?;
+    }
+    Ok(jobs
+        .iter()
+        .map(|j| match credited.get(&j.event.event_id) {
+            Some(ledger_id) => Stored::Credited { ledger_id: *ledger_id },
+            None if new.contains(&j.event.event_id) => Stored::Pending,
+            None => Stored::Duplicate,
+        })
+        .collect())
 }
 
 /// An event with its processing state, for lists and the CLI.

@@ -179,18 +179,19 @@ pub(crate) fn credit_insert_sql(
     )
 }
 
-/// Our purchase record of a credited payment moves to `succeeded` (never from it).
-pub(crate) fn purchase_succeeded_sql(payment: &str, now: &str, condition: &str) -> String {
+/// Our purchase record of a credited payment moves to `succeeded` (never from it). `matching`:
+/// which payments, as the rest of a condition on `payment_intent_id` (`"= $1"`, `"IN (...)"`).
+pub(crate) fn purchase_succeeded_sql(matching: &str, now: &str, condition: &str) -> String {
     format!(
         "UPDATE purchases SET status = 'succeeded', updated_at = {now} \
-         WHERE payment_intent_id = {payment} AND status <> 'succeeded'{condition}"
+         WHERE payment_intent_id {matching} AND status <> 'succeeded'{condition}"
     )
 }
 
 pub(crate) static INSERT_CREDIT_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| credit_insert_sql("$1", "$2, $3, $4, $5, $6, $7, $8, $9", "", "", "id"));
 pub(crate) static PURCHASE_SUCCEEDED_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| purchase_succeeded_sql("$1", "$2", ""));
+    std::sync::LazyLock::new(|| purchase_succeeded_sql("= $1", "$2", ""));
 
 macro_rules! insert_credit_in {
     ($tx:expr, $credit:expr, $event_id:expr, $credited_by:expr, $now:expr) => {{

@@ -292,10 +292,12 @@ impl Db {
                 .map_err(|_| cannot(format!("no connection within {} s", opts.open_timeout.as_secs_f64())))?
                 .map_err(|e| cannot(e.to_string()))?;
             first.close().await.map_err(|e| cannot(e.to_string()))?;
+            // Intake's multi-row statements have one text per batch size (up to 64) for each of
+            // four statements: room for all of them prepared, beside everything else written.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
-                .connect_lazy_with(base.clone());
+                .connect_lazy_with(base.clone().statement_cache_capacity(512));
             let reader = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
