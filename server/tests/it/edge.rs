@@ -79,59 +79,11 @@ async fn a_stalled_or_abandoned_body_is_incomplete_not_too_large() {
     assert_eq!(rejected(&metrics, "too_large"), 0, "{metrics}");
 }
 
-/// The real binary serving a fresh SQLite database in test mode (our webhook secret), with
-/// `env` added: the process and its base URL.
-/// Its log is read as it is written (a full pipe would stall the server).
-struct Binary {
-    child: tokio::process::Child,
-    log: tokio::task::JoinHandle<String>,
-}
-
-async fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (Binary, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
-        .arg("serve")
-        .env("DATABASE_URL", format!("sqlite:{}", dir.join("serve.db").display()))
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("DATA_DIR", dir)
-        .env("STRIPE_SECRET_KEY", "sk_test_edge")
-        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_edge")
-        .env("STRIPE_WEBHOOK_SECRET", SECRET)
-        .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
-        .env("RECONCILE_INTERVAL_HOURS", "0")
-        .env_remove("STRIPE_SIMULATOR")
-        .env_remove("LOG_FORMAT")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next_line().await.unwrap().expect("the server prints its address");
-        if let Some(u) = line.strip_prefix("Revision Store is running at ") {
-            break u.to_string();
-        }
-    };
-    // Keep reading what else it prints: a closed stdout would fail its next line.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let mut stderr = server.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut log = String::new();
-        let _ = stderr.read_to_string(&mut log).await;
-        log
-    });
-    (Binary { child: server, log }, base)
-}
-
-/// Sends SIGTERM and waits for the exit: its status and everything it logged.
-async fn terminate(mut server: Binary) -> (std::process::ExitStatus, String) {
-    let pid = server.child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::time::timeout(Duration::from_secs(60), server.child.wait()).await.expect("exits").unwrap();
-    (status, server.log.await.unwrap())
+/// The real binary serving a fresh SQLite database in `dir`, with `env` added.
+async fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (ServeProcess, String) {
+    let server = ServeProcess::start(&format!("sqlite:{}", dir.join("serve.db").display()), dir, env).await;
+    let base = server.base.clone();
+    (server, base)
 }
 
 /// SIGTERM during webhook load, against the real binary: it stops taking connections, answers
@@ -173,7 +125,7 @@ async fn sigterm_drains_without_losing_an_answered_delivery() {
     }
     // Under load: some deliveries answered, then SIGTERM.
     assert!(eventually(REQUEST_TIMEOUT, || async { answered_ok.lock().await.len() >= 50 }).await);
-    let (status, log) = terminate(server).await;
+    let (status, log) = server.terminate().await;
     for s in senders {
         s.await.unwrap();
     }
@@ -217,7 +169,7 @@ async fn logs_off_a_terminal_are_plain_text() {
     let res =
         http.request(hyper::Request::get(format!("{base}/healthz")).body(Default::default()).unwrap()).await.unwrap();
     assert!(res.headers().contains_key("x-request-id"), "made here when none came");
-    let (status, log) = terminate(server).await;
+    let (status, log) = server.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("stopped") && !log.contains('\u{1b}'), "{log:?}");
     let line = log.lines().find(|l| l.contains("refused a cross-site write")).expect("the warning");

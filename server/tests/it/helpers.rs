@@ -546,3 +546,63 @@ pub async fn new_bucket() -> (String, String) {
     assert!(res.status().is_success(), "creating bucket {bucket}: {}", res.status());
     (endpoint, bucket)
 }
+
+/// `revision-store serve` as its own OS process on `database_url`, in test mode with our
+/// webhook secret (Stripe's API unreachable unless `env` names one; no reconciliation
+/// schedule), with `env` added last so it can change any of that. Its stdout is read until it
+/// prints its address, then drained; its log (stderr) is kept for [`ServeProcess::terminate`].
+/// A full pipe would stall the server, so both are read as they are written.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+    log: tokio::task::JoinHandle<String>,
+}
+
+impl ServeProcess {
+    pub async fn start(database_url: &str, data_dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("DATA_DIR", data_dir)
+            .env("STRIPE_SECRET_KEY", "sk_test_process")
+            .env("STRIPE_PUBLISHABLE_KEY", "pk_test_process")
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
+            .env("RECONCILE_INTERVAL_HOURS", "0")
+            .env_remove("STRIPE_SIMULATOR")
+            .env_remove("LOG_FORMAT")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next_line().await.unwrap().expect("the server prints its address");
+            if let Some(u) = line.strip_prefix("Revision Store is running at ") {
+                break u.to_string();
+            }
+        };
+        // Keep reading what else it prints: a closed stdout would fail its next line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut stderr = child.stderr.take().unwrap();
+        let log = tokio::spawn(async move {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log).await;
+            log
+        });
+        Self { child, base, log }
+    }
+
+    /// Sends SIGTERM and waits for the exit: its status and everything it logged.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("exits").unwrap();
+        (status, self.log.await.unwrap())
+    }
+}

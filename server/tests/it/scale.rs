@@ -54,46 +54,6 @@ async fn batches_holding_the_same_events_in_opposite_orders_store_each_once_with
     db.close().await;
 }
 
-/// `revision-store serve` as its own OS process on `database_url` (test mode, our webhook
-/// secret): the child and its base URL. Its output is drained as it is written.
-async fn serve_process(
-    database_url: &str,
-    data_dir: &std::path::Path,
-    instance: &str,
-    env: &[(&str, &str)],
-) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_revision-store"))
-        .arg("serve")
-        .envs(env.iter().copied())
-        .env("DATABASE_URL", database_url)
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("DATA_DIR", data_dir)
-        .env("INSTANCE_NAME", instance)
-        .env("METRICS_TOKEN", METRICS_TOKEN)
-        .env("STRIPE_SECRET_KEY", "sk_test_scale")
-        .env("STRIPE_PUBLISHABLE_KEY", "pk_test_scale")
-        .env("STRIPE_WEBHOOK_SECRET", SECRET)
-        .env("RECONCILE_INTERVAL_HOURS", "0")
-        .env("RUST_LOG", "warn")
-        .env_remove("STRIPE_SIMULATOR")
-        .env_remove("LOG_FORMAT")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next_line().await.unwrap().expect("the server prints its address");
-        if let Some(u) = line.strip_prefix("Revision Store is running at ") {
-            break u.to_string();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
-
 /// Stripe's side of the two-process test: one simulator (it is a single-process tool: its
 /// payments live in this test process) whose webhooks go to a stand-in for a load balancer that
 /// has lost track of which process answered, so it delivers every event to both processes at
@@ -185,10 +145,17 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
         ("AWS_REGION", "us-east-1"),
     ];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ((_a, a), (_b, b)) = tokio::join!(
-        serve_process(&test_db.url, dir_a.path(), "a", &env),
-        serve_process(&test_db.url, dir_b.path(), "b", &env)
+    let named = |name| {
+        let mut env = env.to_vec();
+        env.extend([("INSTANCE_NAME", name), ("METRICS_TOKEN", METRICS_TOKEN), ("RUST_LOG", "warn")]);
+        env
+    };
+    let (env_a, env_b) = (named("a"), named("b"));
+    let (process_a, process_b) = tokio::join!(
+        ServeProcess::start(&test_db.url, dir_a.path(), &env_a),
+        ServeProcess::start(&test_db.url, dir_b.path(), &env_b)
     );
+    let (a, b) = (process_a.base.clone(), process_b.base.clone());
     processes.set([a.clone(), b.clone()]).unwrap();
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
