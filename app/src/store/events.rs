@@ -273,15 +273,7 @@ async fn store_batch_sqlite(
         );
         let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
         for (j, c) in &crediting {
-            insert = insert
-                .bind(c.contract_id)
-                .bind(&c.payment_id)
-                .bind(c.revisions)
-                .bind(c.amount.minor)
-                .bind(c.amount.currency.as_str())
-                .bind(c.livemode)
-                .bind(&j.event.event_id)
-                .bind(j.event.received_at);
+            insert = ledger::bind_credit!(insert, c).bind(&j.event.event_id).bind(j.event.received_at);
         }
         let rows = insert.fetch_all(&mut *conn).await?;
         if !rows.is_empty() {

@@ -193,21 +193,30 @@ pub(crate) static INSERT_CREDIT_SQL: std::sync::LazyLock<String> =
 pub(crate) static PURCHASE_SUCCEEDED_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| purchase_succeeded_sql("= $1", "$2", ""));
 
+/// Binds a credit's first six columns in `contract_revisions` order (contract, payment,
+/// revisions, amount, currency, livemode): the order `credit_insert_sql`'s callers list them.
+macro_rules! bind_credit {
+    ($q:expr, $c:expr) => {
+        $q.bind($c.contract_id)
+            .bind(&$c.payment_id)
+            .bind($c.revisions)
+            .bind($c.amount.minor)
+            .bind($c.amount.currency.as_str())
+            .bind($c.livemode)
+    };
+}
+pub(crate) use bind_credit;
+
 macro_rules! insert_credit_in {
     ($tx:expr, $credit:expr, $event_id:expr, $credited_by:expr, $now:expr) => {{
         let credit: &$crate::domain::events::Credit = $credit;
-        let inserted: Option<i64> = sqlx::query_scalar(&$crate::store::ledger::INSERT_CREDIT_SQL)
-            .bind(credit.contract_id)
-            .bind(&credit.payment_id)
-            .bind(credit.revisions)
-            .bind(credit.amount.minor)
-            .bind(credit.amount.currency.as_str())
-            .bind(credit.livemode)
-            .bind($event_id)
-            .bind($now)
-            .bind($credited_by)
-            .fetch_optional(&mut *$tx)
-            .await?;
+        let inserted: Option<i64> =
+            $crate::store::ledger::bind_credit!(sqlx::query_scalar(&$crate::store::ledger::INSERT_CREDIT_SQL), credit)
+                .bind($event_id)
+                .bind($now)
+                .bind($credited_by)
+                .fetch_optional(&mut *$tx)
+                .await?;
         sqlx::query(&$crate::store::ledger::PURCHASE_SUCCEEDED_SQL)
             .bind(&credit.payment_id)
             .bind($now)
