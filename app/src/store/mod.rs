@@ -63,6 +63,48 @@ impl Default for DbOptions {
 
 /// Waits for `pool`'s first connection, for up to `within`. Each attempt is bounded by the
 /// pool's (short) acquire timeout; only a timeout is tried again, any other error is final.
+/// A pooled connection that was in use this recently is handed out without a ping...
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+/// ...unless the database was unavailable this recently: then every connection is pinged.
+const PING_ALL_AFTER_OUTAGE: Duration = Duration::from_secs(60);
+
+/// When a query last failed because the database was unavailable (milliseconds since the unix
+/// epoch; 0: never in this process).
+static LAST_OUTAGE_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn outage_seen() {
+    LAST_OUTAGE_MS.store(chrono::Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn outage_within(window: Duration) -> bool {
+    recent(LAST_OUTAGE_MS.load(std::sync::atomic::Ordering::Relaxed), chrono::Utc::now().timestamp_millis(), window)
+}
+
+/// Whether `last_ms` (0: never) is no more than `window` before `now_ms`.
+fn recent(last_ms: i64, now_ms: i64, window: Duration) -> bool {
+    last_ms != 0 && now_ms - last_ms <= window.as_millis() as i64
+}
+
+/// sqlx pings every connection it hands out (a round trip to PostgreSQL, a hand-off to
+/// SQLite's worker thread) as well as every one given back, so a one-query read cost three round
+/// trips: half of a busy contract page's waits were pings. Now a connection is pinged when taken
+/// only if it sat idle for more than [`PING_IF_IDLE_FOR`], or if a query found the database
+/// unavailable in the last [`PING_ALL_AFTER_OUTAGE`]: after a restart the pool still holds
+/// connections to the old server, and each would otherwise fail the first query that took it.
+/// Outside those, a connection used within the second is taken as alive; if the database went
+/// away in that second, its query fails like any query in an outage (a delivery is answered 503
+/// and Stripe retries; a page says to try again), and from then on connections are checked.
+fn ping_when_idle<DB: sqlx::Database>(options: sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB> {
+    options.test_before_acquire(false).before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for > PING_IF_IDLE_FOR || outage_within(PING_ALL_AFTER_OUTAGE) {
+                conn.ping().await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 async fn first_connection<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, within: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -126,6 +168,16 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        let converted = Self::classify(e);
+        if converted.is_unavailable() {
+            outage_seen();
+        }
+        converted
+    }
+}
+
+impl StoreError {
+    fn classify(e: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match &e {
             sqlx::Error::PoolTimedOut
@@ -294,11 +346,11 @@ impl Db {
             first.close().await.map_err(|e| cannot(e.to_string()))?;
             // Intake's multi-row statements have one text per batch size (up to 64) for each of
             // four statements: room for all of them prepared, beside everything else written.
-            let writer = SqlitePoolOptions::new()
+            let writer = ping_when_idle(SqlitePoolOptions::new())
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(base.clone().statement_cache_capacity(512));
-            let reader = SqlitePoolOptions::new()
+            let reader = ping_when_idle(SqlitePoolOptions::new())
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(base.read_only(true));
@@ -308,7 +360,7 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-            let pool = PgPoolOptions::new()
+            let pool = ping_when_idle(PgPoolOptions::new())
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options);
@@ -379,6 +431,17 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_query_finding_the_database_unavailable_has_connections_checked_again() {
+        let e = super::StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(e.is_unavailable());
+        assert!(super::outage_within(super::PING_ALL_AFTER_OUTAGE));
+        let (now, minute) = (1_000_000_000, std::time::Duration::from_secs(60));
+        assert!(super::recent(now - 59_000, now, minute));
+        assert!(!super::recent(now - 61_000, now, minute), "the window closes");
+        assert!(!super::recent(0, now, minute), "never");
+    }
+
     #[test]
     fn unavailable_codes_are_read_in_their_own_dialect() {
         use super::unavailable_code;
