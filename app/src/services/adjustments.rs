@@ -65,10 +65,17 @@ pub async fn book(
 /// After a payment is credited: if refunds or disputes were reported before, book them now.
 pub async fn settle_after_credit(db: &Db, payment_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
     if adjustments::has_facts(db, payment_id).await? {
-        let fact = Fact::Settle { payment_id: payment_id.to_string() };
-        let booking = adjustments::book(db, &fact, BookedBy::Payment, None, now).await?;
-        log(&booking, &fact);
+        settle(db, payment_id, now).await?;
     }
+    Ok(())
+}
+
+/// Books the refunds and disputes stored for a payment against its credit (what is not yet
+/// booked; booking is idempotent).
+pub async fn settle(db: &Db, payment_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    let fact = Fact::Settle { payment_id: payment_id.to_string() };
+    let booking = adjustments::book(db, &fact, BookedBy::Payment, None, now).await?;
+    log(&booking, &fact);
     Ok(())
 }
 

@@ -95,16 +95,18 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
             tracing::info!(target: DELIVERY_LOG, event_id = %event.id, event_type = %event.event_type, "duplicate delivery");
             Intake::Duplicate { event_id: event.id }
         }
-        Ok(Stored::Credited { ledger_id }) => {
+        Ok(Stored::Credited { ledger_id, earlier_facts }) => {
             Stats::inc(&svc.stats.stored);
             Stats::inc(&svc.stats.credited);
             let Action::Credit(credit) = route else { unreachable!("only credit jobs credit") };
             tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
             // The credit is committed and answered for; refunds or disputes that were reported
-            // before it are booked now. Failing here loses nothing: the facts stay stored and
-            // reconciliation books them.
-            if let Err(e) = super::adjustments::settle_after_credit(&svc.db, &credit.payment_id, now).await {
-                tracing::error!(payment_id = %credit.payment_id, error = %e, "settling earlier refunds or disputes failed");
+            // before it (the writer looked after the commit) are booked now. Failing here loses
+            // nothing: the facts stay stored and reconciliation books them.
+            if earlier_facts {
+                if let Err(e) = super::adjustments::settle(&svc.db, &credit.payment_id, now).await {
+                    tracing::error!(payment_id = %credit.payment_id, error = %e, "settling earlier refunds or disputes failed");
+                }
             }
             let detail = credited_outcome(&credit);
             Intake::Stored { event_id: event.id, processed: Some(Processed::Finished { status: "processed", detail }) }

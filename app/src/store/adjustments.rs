@@ -352,15 +352,20 @@ pub async fn book(
     })
 }
 
+/// The payments, of those `matching` (the rest of a condition on `payment_id`: `"= $1"`,
+/// `"IN (...)"`), that have refunds or disputes stored: a new credit for one must settle them.
+pub(crate) fn known_facts_sql(matching: &str) -> String {
+    format!(
+        "SELECT payment_id FROM payment_refunds WHERE payment_id {matching} \
+         UNION SELECT payment_id FROM payment_disputes WHERE payment_id {matching}"
+    )
+}
+
 /// Whether refunds or disputes are known for a payment (so a new credit must settle them).
 pub async fn has_facts(db: &Db, payment_id: &str) -> StoreResult<bool> {
-    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, bool>(
-        "SELECT EXISTS (SELECT 1 FROM payment_refunds WHERE payment_id = $1) \
-         OR EXISTS (SELECT 1 FROM payment_disputes WHERE payment_id = $1)"
-    )
-    .bind(payment_id)
-    .fetch_one(pool)
-    .await?))
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT EXISTS ({})", known_facts_sql("= $1")));
+    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, bool>(&SQL).bind(payment_id).fetch_one(pool).await?))
 }
 
 /// Records (or updates) a Radar early fraud warning.

@@ -3,7 +3,7 @@
 //! either finished or visibly pending.
 use super::{read_pool, write_pool, write_tx, Db, StoreResult};
 use crate::domain::events::Credit;
-use crate::store::ledger;
+use crate::store::{adjustments, ledger};
 use chrono::{DateTime, Utc};
 
 /// Binds a `NewEvent`'s ten columns, in `stripe_events` column order (a macro: the query type
@@ -63,8 +63,10 @@ pub struct StoreJob {
 pub enum Stored {
     /// We already hold this event id; nothing was written.
     Duplicate,
-    /// Event stored, pack credited and the event finished, all in one commit.
-    Credited { ledger_id: i64 },
+    /// Event stored, pack credited and the event finished, all in one commit. `earlier_facts`:
+    /// refunds or disputes of this payment were stored before the credit (looked up after its
+    /// commit, on the same connection), so they must be booked against it now.
+    Credited { ledger_id: i64, earlier_facts: bool },
     /// Event stored with a pending processing row, leased to the caller, who processes it the
     /// ordinary way (for a credit job: the payment was credited before, or the contract is
     /// unknown, and ordinary processing says which).
@@ -86,20 +88,60 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
     // A copy within the batch is a duplicate of the first: only firsts reach the statements
     // (one row per id, as their results are matched by id).
     order.dedup_by(|later, first| jobs[*later].event.event_id == jobs[*first].event.event_id);
-    let stored = match db {
+    // After the commit, on the same connection: which credited payments already had refunds or
+    // disputes stored. It must follow the commit: the side that stores a refund looks for the
+    // credit after its own commit, so one of the two always sees the other. One query for the
+    // batch, not one (and a connection) per credited delivery.
+    let credited = |stored: &[Stored]| -> Vec<String> {
+        order
+            .iter()
+            .zip(stored)
+            .filter(|(_, s)| matches!(s, Stored::Credited { .. }))
+            .filter_map(|(&i, _)| jobs[i].credit.as_ref().map(|(c, _)| c.payment_id.clone()))
+            .collect()
+    };
+    let (mut stored, with_facts): (Vec<Stored>, Vec<String>) = match db {
         Db::Postgres(pool) => {
             // One statement is its own transaction: all of it commits, or none. Without BEGIN
             // and COMMIT the batch costs one round trip instead of three.
             let mut conn = pool.acquire().await?;
-            store_batch_pg(&mut conn, jobs, &order).await?
+            let stored = store_batch_pg(&mut conn, jobs, &order).await?;
+            let payments = credited(&stored);
+            let with_facts = if payments.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_scalar(&adjustments::known_facts_sql("= ANY($1)"))
+                    .bind(payments)
+                    .fetch_all(&mut *conn)
+                    .await?
+            };
+            (stored, with_facts)
         }
         Db::Sqlite(s) => {
-            let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut conn = s.writer.acquire().await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             let stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
             tx.commit().await?;
-            stored
+            let payments = credited(&stored);
+            let with_facts = if payments.is_empty() {
+                Vec::new()
+            } else {
+                let list: Vec<String> = (1..=payments.len()).map(|n| format!("${n}")).collect();
+                let sql = adjustments::known_facts_sql(&format!("IN ({})", list.join(", ")));
+                let mut query = sqlx::query_scalar(&sql);
+                for p in payments {
+                    query = query.bind(p);
+                }
+                query.fetch_all(&mut *conn).await?
+            };
+            (stored, with_facts)
         }
     };
+    for (&i, s) in order.iter().zip(stored.iter_mut()) {
+        if let Stored::Credited { earlier_facts, .. } = s {
+            *earlier_facts = jobs[i].credit.as_ref().is_some_and(|(c, _)| with_facts.contains(&c.payment_id));
+        }
+    }
     let mut out = vec![Stored::Duplicate; jobs.len()];
     for (i, s) in order.into_iter().zip(stored) {
         out[i] = s;
@@ -195,7 +237,7 @@ async fn store_batch_pg(
     Ok(jobs
         .iter()
         .map(|j| match by_id.get(&j.event.event_id) {
-            Some((true, Some(ledger_id))) => Stored::Credited { ledger_id: *ledger_id },
+            Some((true, Some(ledger_id))) => Stored::Credited { ledger_id: *ledger_id, earlier_facts: false },
             Some((true, None)) => Stored::Pending,
             _ => Stored::Duplicate,
         })
@@ -311,7 +353,7 @@ async fn store_batch_sqlite(
     Ok(jobs
         .iter()
         .map(|j| match credited.get(&j.event.event_id) {
-            Some(ledger_id) => Stored::Credited { ledger_id: *ledger_id },
+            Some(ledger_id) => Stored::Credited { ledger_id: *ledger_id, earlier_facts: false },
             None if new.contains(&j.event.event_id) => Stored::Pending,
             None => Stored::Duplicate,
         })

@@ -8,6 +8,7 @@ on_both_databases!(
     batches_holding_the_same_events_in_opposite_orders_store_each_once_without_deadlock,
     a_batch_mixing_new_events_duplicates_and_a_refused_row_answers_each_delivery_rightly,
     a_payments_events_come_from_the_search_index_once_indexed_and_from_their_payloads_before,
+    a_batch_names_only_the_credits_whose_payments_had_refunds_stored_before,
 );
 
 fn job(id: &str) -> StoreJob {
@@ -441,4 +442,58 @@ async fn a_payments_events_come_from_the_search_index_once_indexed_and_from_thei
     let processing = pi_event(&new_event_id(), "payment_intent.processing", &pi, serde_json::json!({}), 15_000, "usd");
     assert_eq!(t.deliver(&processing).await.status, 200);
     assert_eq!(types(about_payment(t.store(), &pi, 50).await.unwrap()).len(), 3);
+}
+
+/// The writer looks up, after a batch commits, which of its credited payments already had
+/// refunds or disputes stored: one query for the batch, matched back to each payment.
+async fn a_batch_names_only_the_credits_whose_payments_had_refunds_stored_before(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let (refunded, disputed, clean) = (new_payment_id(), new_payment_id(), new_payment_id());
+    let tag = unique();
+    let refund = json_event(
+        &format!("evt_re{tag}"),
+        "refund.created",
+        serde_json::json!({"id": format!("re_{tag}"), "object": "refund", "amount": 7500, "currency": "usd",
+            "payment_intent": refunded, "status": "succeeded"}),
+    );
+    let dispute = json_event(
+        &format!("evt_dp{tag}"),
+        "charge.dispute.created",
+        serde_json::json!({"id": format!("dp_{tag}"), "object": "dispute", "amount": 15000, "currency": "usd",
+            "payment_intent": disputed, "charge": format!("ch_{tag}"), "status": "needs_response",
+            "reason": "fraudulent", "created": now()}),
+    );
+    for body in [refund, dispute] {
+        assert_eq!(t.deliver(&body).await.status, 200);
+    }
+    let credit_job = |payment: &str| {
+        let mut j = job(&new_event_id());
+        j.credit = Some((
+            app::domain::events::Credit {
+                contract_id: t.contract_id,
+                payment_id: payment.to_string(),
+                revisions: 2,
+                amount: app::domain::Money::new(15_000, app::domain::money::Currency::parse("usd").unwrap()),
+                livemode: false,
+            },
+            "credited".to_string(),
+        ));
+        j
+    };
+    let jobs = [credit_job(&clean), credit_job(&refunded), credit_job(&disputed)];
+    let stored = store_batch(t.store(), &jobs.iter().collect::<Vec<_>>()).await.unwrap();
+    let facts: Vec<bool> = stored
+        .iter()
+        .map(|s| match s {
+            Stored::Credited { earlier_facts, .. } => *earlier_facts,
+            other => panic!("credited, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(facts, [false, true, true]);
+}
+
+fn json_event(id: &str, event_type: &str, object: serde_json::Value) -> String {
+    serde_json::json!({"id": id, "object": "event", "created": now(), "livemode": false, "type": event_type,
+        "data": {"object": object}})
+    .to_string()
 }
