@@ -162,20 +162,13 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
     tokio::try_join!(balance_rows(db, q), count_matching(db, q))
 }
 
-fn dialect(db: &Db) -> Dialect {
-    match db {
-        Db::Sqlite(_) => Dialect::Sqlite,
-        Db::Postgres(_) => Dialect::Postgres,
-    }
-}
-
 /// The page of [`balances`] without its count (one contract's page, an advertiser's list).
 /// Balances come from `contract_balances`, kept by the database in the transaction of every
 /// ledger insert (migration 0011 says why). The page is chosen from the kept balances and the
 /// contract rows (an index walk when sorted by available; the advertiser's row too when sorted
 /// by advertiser), and only its rows are read whole and have their disputed revisions counted.
 pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<ContractBalanceRow>> {
-    let (filter, binds) = balances_filter(q, dialect(db));
+    let (filter, binds) = balances_filter(q, db.sql_dialect());
     let users = if q.sort == ContractSort::Advertiser { " JOIN users u ON u.id = c.advertiser_id" } else { "" };
     let (limit, offset) = (binds.len() + 1, binds.len() + 2);
     // The page's ids are picked with the narrowest rows (the sort keys and the id), then only
@@ -208,7 +201,7 @@ pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<Contrac
 /// makes it with the contract) and an advertiser (a foreign key), so the count needs neither
 /// join.
 async fn count_matching(db: &Db, q: &ContractQuery) -> StoreResult<i64> {
-    let (filter, binds) = balances_filter(q, dialect(db));
+    let (filter, binds) = balances_filter(q, db.sql_dialect());
     let count_sql = format!("SELECT COUNT(*) FROM contracts c{filter}");
     read_pool!(db, |pool| {
         let (total,): (i64,) = bound!(sqlx::query_as(&count_sql), &binds).fetch_one(pool).await?;

@@ -126,8 +126,7 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
             let with_facts = if payments.is_empty() {
                 Vec::new()
             } else {
-                let list: Vec<String> = (1..=payments.len()).map(|n| format!("${n}")).collect();
-                let sql = adjustments::known_facts_sql(&format!("IN ({})", list.join(", ")));
+                let sql = adjustments::known_facts_sql(&format!("IN ({})", placeholders(1, payments.len())));
                 let mut query = sqlx::query_scalar(&sql);
                 for p in payments {
                     query = query.bind(p);
@@ -255,14 +254,15 @@ fn purchase_differs(payment: &str, revisions: &str, amount: &str, currency: &str
     )
 }
 
+/// `count` numbered placeholders from `$first` on, `$3, $4, $5`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
 /// `rows` rows of `width` numbered placeholders each, `($1, $2), ($3, $4)`, for a multi-row
 /// VALUES list.
 fn placeholder_rows(rows: usize, width: usize) -> String {
-    let row = |r: usize| {
-        let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
-        format!("({})", cols.join(", "))
-    };
-    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    (0..rows).map(|r| format!("({})", placeholders(r * width + 1, width))).collect::<Vec<_>>().join(", ")
 }
 
 /// SQLite has no data-modifying CTEs: the batch is at most four multi-row statements inside the
@@ -319,8 +319,7 @@ async fn store_batch_sqlite(
         }
         let rows = insert.fetch_all(&mut *conn).await?;
         if !rows.is_empty() {
-            let payments: Vec<String> = (2..rows.len() + 2).map(|n| format!("${n}")).collect();
-            let sql = ledger::purchase_succeeded_sql(&format!("IN ({})", payments.join(", ")), "$1", "");
+            let sql = ledger::purchase_succeeded_sql(&format!("IN ({})", placeholders(2, rows.len())), "$1", "");
             let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
             let mut update = sqlx::query(&sql).bind(now);
             for (_, _, payment_id) in &rows {

@@ -418,6 +418,14 @@ impl Db {
         }
     }
 
+    /// Which SQL this database speaks, for statements written per dialect.
+    pub(crate) fn sql_dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Db::Sqlite(s) => {
