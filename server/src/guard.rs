@@ -124,15 +124,84 @@ async fn touch(session: &tower_sessions::Session) {
 /// request on it: the two then wait on each other for ever, or the next request's bytes are
 /// read as the old body. So a request that carried a body and is answered with anything but
 /// success closes its connection; the client opens a fresh one.
+///
+/// Before it closes, the rest of the body is read and dropped (a "lingering close", as nginx
+/// does it), for at most `LINGER` and `LINGER_BYTES`. Closing a socket with unread bytes makes
+/// the kernel send a reset, and a reset that reaches a client still sending its upload kills
+/// the exchange before the client reads our answer: the person would see "connection reset"
+/// instead of "The artwork file is too large." Past either bound the connection is closed
+/// anyway, so a client cannot hold it open by sending for ever.
 pub async fn close_after_refused_body(request: Request, next: Next) -> Response {
     let headers = request.headers();
     let has_body = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         || headers.contains_key(header::TRANSFER_ENCODING);
-    let mut response = next.run(request).await;
-    if has_body && !response.status().is_success() {
+    if !has_body {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let body = SharedBody(std::sync::Arc::new(std::sync::Mutex::new(body)));
+    let mut response = next.run(Request::from_parts(parts, axum::body::Body::new(body.clone()))).await;
+    if !response.status().is_success() {
         response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        linger(body).await;
     }
     response
+}
+
+/// How long, and how much, a refused request's unread body is read before its connection
+/// closes; and how long the client may fall silent meanwhile (one that stalled, which is maybe
+/// why it was refused, is not waited for).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+const LINGER_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads and drops what is left of a refused request's body, within the bounds above.
+async fn linger(mut body: SharedBody) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut read = 0;
+        while read <= LINGER_BYTES {
+            match tokio::time::timeout(LINGER_QUIET, body.frame()).await {
+                Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len()),
+                // Ended, failed, or went quiet: nothing more worth waiting for.
+                Ok(Some(Err(_)) | None) | Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// The request's body, readable by the handler and, once the handler has answered, by
+/// `linger`. Never read by both at once: the handler has finished (and dropped its copy)
+/// before `linger` starts, so the lock is never contended.
+#[derive(Clone)]
+struct SharedBody(std::sync::Arc<std::sync::Mutex<axum::body::Body>>);
+
+impl SharedBody {
+    fn lock(&self) -> std::sync::MutexGuard<'_, axum::body::Body> {
+        // A panic while reading leaves nothing half-done in the body itself.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl http_body::Body for SharedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut *self.lock()).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lock().is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.lock().size_hint()
+    }
 }
 
 /// `https://example.com:8443` → `example.com:8443`.

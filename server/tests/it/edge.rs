@@ -1,5 +1,6 @@
 //! The HTTP edge under abuse and at shutdown: slow and idle connections are closed and cannot
-//! starve deliveries, a stalled or abandoned body is not "too large", and SIGTERM drains.
+//! starve deliveries, a stalled or abandoned body is not "too large", a refused body is drained
+//! within bounds, and SIGTERM drains.
 use crate::helpers::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,6 +78,55 @@ async fn a_stalled_or_abandoned_body_is_incomplete_not_too_large() {
     assert!(counted, "both counted as incomplete bodies");
     let metrics = t.metrics().await;
     assert_eq!(rejected(&metrics, "too_large"), 0, "{metrics}");
+}
+
+/// A refused request's unread body is read before the connection closes (so a client still
+/// sending gets the answer, not a reset: `web::an_upload_refused_while_it_streams_in_…`), but
+/// not for ever: a client that goes quiet, or that keeps dribbling bytes, is let go.
+#[tokio::test]
+async fn a_refused_body_is_read_for_a_while_not_for_ever() {
+    // The body timeout out of the way: only the drain's own bounds can end these.
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| s.connections.body_timeout = Duration::from_secs(600)).await;
+    // Cross-site: refused before the body is read at all.
+    let head = format!(
+        "POST /contracts/{}/revisions HTTP/1.1\r\nHost: {}\r\nOrigin: http://evil.example\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 10000000\r\n\r\n",
+        t.contract_id, t.app.addr
+    );
+    // Goes quiet after a few bytes: answered, and closed.
+    let mut quiet = TcpStream::connect(t.app.addr).await.unwrap();
+    quiet.write_all(format!("{head}--x\r\n").as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, quiet.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_))), "answered and closed: {read:?}");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    // Keeps sending a little at a time, never finishing: the connection still ends.
+    let dribble = TcpStream::connect(t.app.addr).await.unwrap();
+    let (mut from_server, mut to_server) = dribble.into_split();
+    to_server.write_all(head.as_bytes()).await.unwrap();
+    let sender = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            ticks.tick().await;
+            if to_server.write_all(&[b'a'; 100]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = [0u8; 1024];
+    let ended = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        loop {
+            match from_server.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    sender.abort();
+    assert!(ended.is_ok(), "a client dribbling a body for ever is let go");
 }
 
 /// The real binary serving a fresh SQLite database in `dir`, with `env` added.

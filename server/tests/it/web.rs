@@ -984,3 +984,25 @@ async fn admins_see_every_payment_attempt_and_why_it_failed(kind: DbKind) {
     assert!(failure.contains("Your card was declined. (card_declined, generic_decline)"), "{html}");
     site.app.stop().await;
 }
+
+/// An upload refused part-way (here at the body limit, with 16 MiB still to come) is answered,
+/// not reset: the server reads and drops the rest before it closes the connection, so the
+/// client, still sending, reads the 422 and its message rather than a broken pipe. Several
+/// rounds, because without the drain a reset only sometimes beats the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_while_it_streams_in_is_answered_not_reset() {
+    let site = Site::start(DbKind::Sqlite).await;
+    let ann = site.sign_in(ANN, None).await;
+    let contract = site.contract_of(ANN.0).await;
+    let origin = site.origin();
+    let mut big = PNG.to_vec();
+    big.resize(server::upload::MAX_BODY + 16 * 1024 * 1024, 0);
+    for round in 0..6 {
+        let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
+        assert_eq!(r.status, 422, "round {round}: {}", r.body);
+        assert!(r.body.contains("The artwork file is too large."), "round {round}: {}", r.body);
+        assert_eq!(r.headers["connection"], "close", "round {round}");
+    }
+    assert_eq!(site.available(contract).await, 3, "nothing was consumed");
+    site.app.stop().await;
+}
