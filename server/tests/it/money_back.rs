@@ -18,6 +18,7 @@ on_both_databases!(
     a_refund_racing_a_lost_dispute_never_revokes_more_than_the_pack,
     below_zero_a_request_is_refused_and_says_why,
     a_refund_reported_before_its_payment_is_credited_is_booked_when_it_is,
+    refunds_delivered_at_the_same_moment_as_their_payments_are_each_booked_once,
     rate_card_refunds_are_recorded_against_the_external_payment,
     a_price_change_between_purchase_and_webhook_credits_at_the_purchases_terms,
     a_closed_inquiry_releases_the_hold,
@@ -308,6 +309,37 @@ async fn a_refund_reported_before_its_payment_is_credited_is_booked_when_it_is(k
     assert_eq!((b.purchased, b.revoked, b.available()), (2, 1, 4));
     let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
     assert_eq!((rows.len(), rows[0].booked_by.as_str()), (1, "payment"), "{rows:?}");
+    crate::balances::assert_kept_balances_match(t.store()).await;
+}
+
+/// The race the credit's look-up for earlier facts exists for: a refund stored while its
+/// payment's credit is being stored. Whichever commits first, one side must see the other, or
+/// the refund is recorded and never booked. Forty payments, each one's `payment_intent.succeeded`
+/// and full `refund.created` delivered at the same moment; every pack must end up taken back,
+/// exactly once.
+async fn refunds_delivered_at_the_same_moment_as_their_payments_are_each_booked_once(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let payments: Vec<String> = (0..40).map(|_| new_payment_id()).collect();
+    let deliveries: Vec<String> = payments
+        .iter()
+        .flat_map(|pi| {
+            let tag = unique();
+            let refund = json!({"id": format!("re_{tag}"), "object": "refund", "amount": 15_000,
+                "currency": "usd", "payment_intent": pi, "status": "succeeded"});
+            let refund = json!({"id": format!("evt_race{tag}"), "object": "event", "created": now(),
+                "livemode": false, "type": "refund.created", "data": {"object": refund}})
+            .to_string();
+            [paid(&new_event_id(), pi, t.contract_id), refund]
+        })
+        .collect();
+    let answers = futures_util::future::join_all(deliveries.iter().map(|body| t.deliver(body))).await;
+    assert!(answers.iter().all(|a| a.status == 200), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    let b = balance_until(&t, |b| b.purchased == 80 && b.revoked == 80).await;
+    assert_eq!(b.available(), 3, "{}", b.explain());
+    for pi in &payments {
+        let rows = adjustments::for_payment(t.store(), pi).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.revoked).sum::<i64>(), 2, "{pi}: {rows:?}");
+    }
     crate::balances::assert_kept_balances_match(t.store()).await;
 }
 
