@@ -460,10 +460,12 @@ pub async fn bench_database(kind: &str, postgres_url: Option<&str>, name: &str, 
         std::process::exit(2);
     };
     let name = format!("{name}_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(admin).await.expect("connect to PostgreSQL");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&pool).await.expect("drop the old database");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create the database");
-    pool.close().await;
+    // One connection, not a pool: sqlx's pools start a reaper task that can spin (`store::pool_rules`).
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.expect("drop the old database");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create the database");
+    let _ = conn.close().await;
     let (base, _) = admin.rsplit_once('/').expect("a database URL");
     format!("{base}/{name}")
 }

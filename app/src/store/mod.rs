@@ -85,18 +85,38 @@ fn recent(last_ms: i64, now_ms: i64, window: Duration) -> bool {
     last_ms != 0 && now_ms - last_ms <= window.as_millis() as i64
 }
 
-/// sqlx pings every connection it hands out (a round trip to PostgreSQL, a hand-off to
-/// SQLite's worker thread) as well as every one given back, so a one-query read cost three round
-/// trips: half of a busy contract page's waits were pings. Now a connection is pinged when taken
-/// only if it sat idle for more than [`PING_IF_IDLE_FOR`], or if a query found the database
-/// unavailable in the last [`PING_ALL_AFTER_OUTAGE`]: after a restart the pool still holds
-/// connections to the old server, and each would otherwise fail the first query that took it.
-/// Outside those, a connection used within the second is taken as alive; if the database went
-/// away in that second, its query fails like any query in an outage (a delivery is answered 503
-/// and Stripe retries; a page says to try again), and from then on connections are checked.
-fn ping_when_idle<DB: sqlx::Database>(options: sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB> {
-    options.test_before_acquire(false).before_acquire(|conn, meta| {
+/// How old a connection may grow before it is closed and replaced (sqlx's default
+/// `max_lifetime`): checked when it is next taken, see [`pool_rules`].
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+
+/// The rules every pool follows when it hands out a connection.
+///
+/// **No background reaper.** sqlx 0.8.6 closes idle and old connections from a background task
+/// that can spin at 100 % CPU for ever: a connection given back becomes takeable a moment before
+/// the pool's idle count is raised, a take in that moment wraps the count to `usize::MAX`, and
+/// the task's loop over "every idle connection" never ends (sqlx issue #3645, fixed upstream by
+/// pull request #4289, in no release this build can use). It hung an integration run here, a
+/// worker thread spinning and a test waiting for ever. With neither `idle_timeout` nor
+/// `max_lifetime` set sqlx starts no such task; a connection's age is checked when it is taken
+/// instead, and one past [`MAX_CONNECTION_AGE`] is closed and replaced then. (A pool is small, so
+/// idle connections left open cost little.)
+///
+/// **Ping only when in doubt.** sqlx pings every connection it hands out (a round trip to
+/// PostgreSQL, a hand-off to SQLite's worker thread) as well as every one given back, so a
+/// one-query read cost three round trips: half of a busy contract page's waits were pings. Now a
+/// connection is pinged when taken only if it sat idle for more than [`PING_IF_IDLE_FOR`], or if
+/// a query found the database unavailable in the last [`PING_ALL_AFTER_OUTAGE`]: after a restart
+/// the pool still holds connections to the old server, and each would otherwise fail the first
+/// query that took it. Outside those, a connection used within the second is taken as alive; if
+/// the database went away in that second, its query fails like any query in an outage (a
+/// delivery is answered 503 and Stripe retries; a page says to try again), and from then on
+/// connections are checked.
+fn pool_rules<DB: sqlx::Database>(options: sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB> {
+    options.idle_timeout(None).max_lifetime(None).test_before_acquire(false).before_acquire(|conn, meta| {
         Box::pin(async move {
+            if meta.age > MAX_CONNECTION_AGE {
+                return Ok(false); // closed; the pool takes or opens another
+            }
             if meta.idle_for > PING_IF_IDLE_FOR || outage_within(PING_ALL_AFTER_OUTAGE) {
                 conn.ping().await?;
             }
@@ -346,11 +366,11 @@ impl Db {
             first.close().await.map_err(|e| cannot(e.to_string()))?;
             // Intake's multi-row statements have one text per batch size (up to 64) for each of
             // four statements: room for all of them prepared, beside everything else written.
-            let writer = ping_when_idle(SqlitePoolOptions::new())
+            let writer = pool_rules(SqlitePoolOptions::new())
                 .max_connections(1)
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(base.clone().statement_cache_capacity(512));
-            let reader = ping_when_idle(SqlitePoolOptions::new())
+            let reader = pool_rules(SqlitePoolOptions::new())
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(base.read_only(true));
@@ -360,7 +380,7 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-            let pool = ping_when_idle(PgPoolOptions::new())
+            let pool = pool_rules(PgPoolOptions::new())
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(options);
@@ -439,6 +459,18 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pools_run_no_background_reaper() {
+        // Both unset is what keeps sqlx from starting the task that can spin (see `pool_rules`).
+        let sqlite = super::pool_rules(sqlx::sqlite::SqlitePoolOptions::new());
+        assert_eq!(
+            (sqlite.get_idle_timeout(), sqlite.get_max_lifetime(), sqlite.get_min_connections()),
+            (None, None, 0)
+        );
+        let pg = super::pool_rules(sqlx::postgres::PgPoolOptions::new());
+        assert_eq!((pg.get_idle_timeout(), pg.get_max_lifetime(), pg.get_min_connections()), (None, None, 0));
+    }
+
     #[test]
     fn a_query_finding_the_database_unavailable_has_connections_checked_again() {
         let e = super::StoreError::from(sqlx::Error::PoolTimedOut);

@@ -325,7 +325,10 @@ fn run_reference(args: &Args, dir: &std::path::Path, concurrency: usize) -> f64 
             panic!("the bare handler exited before listening");
         }
     }
-    let pool = rt.block_on(sqlx::PgPool::connect(&url)).expect("the bare handler's database");
+    // No reaper task (it can spin: `app::store::pool_rules`).
+    let pool = rt
+        .block_on(sqlx::postgres::PgPoolOptions::new().idle_timeout(None).max_lifetime(None).connect(&url))
+        .expect("the bare handler's database");
     let load = load(args, "ref", "1");
     let credits = || {
         rt.block_on(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM contract_revisions").fetch_one(&pool)).unwrap()

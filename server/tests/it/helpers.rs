@@ -101,9 +101,12 @@ impl TestDb {
             DbKind::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("rs_test_{}", unique());
-                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to the test PostgreSQL");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
-                pool.close().await;
+                // One connection, not a pool: sqlx's pools start a reaper task that can spin
+                // (`app::store::pool_rules`).
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+                let _ = conn.close().await;
                 let url = with_database(&admin, &name);
                 Self { kind, url, pg_name: Some(name), _dir: None }
             }
@@ -122,11 +125,15 @@ impl TestDb {
             }
             DbKind::Postgres => {
                 let name = self.pg_name.clone().expect("pg");
-                let admin = sqlx::PgPool::connect(&postgres_admin_url()).await.expect("admin");
-                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&admin).await.unwrap();
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("admin");
+                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
                 sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
                     .bind(&name)
-                    .execute(&admin)
+                    .execute(&mut admin)
                     .await
                     .unwrap();
                 Outage::Postgres { admin, name }
@@ -137,7 +144,7 @@ impl TestDb {
 
 pub enum Outage {
     Sqlite(sqlx::SqliteConnection),
-    Postgres { admin: sqlx::PgPool, name: String },
+    Postgres { admin: sqlx::PgConnection, name: String },
 }
 
 impl Outage {
@@ -148,9 +155,13 @@ impl Outage {
                 sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
             }
-            Outage::Postgres { admin, name } => {
-                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
-                admin.close().await;
+            Outage::Postgres { mut admin, name } => {
+                use sqlx::Connection;
+                sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let _ = admin.close().await;
             }
         }
     }
