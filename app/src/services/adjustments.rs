@@ -43,7 +43,8 @@ pub fn dispute_record(d: &DisputeFacts, livemode: bool) -> Option<DisputeRecord>
 /// Books a fact. When the payment was not credited at the time, it is checked again after the
 /// commit: a credit committed meanwhile may have looked for facts before this one committed, so
 /// one of the two must see the other, and this second look makes sure it does (the credit's
-/// side looks again after its own commit, `settle_after_credit`).
+/// side looks again after its own commit, `settle_after_credit`; intake's batch looks under
+/// the lock `book` takes, `store::events::store_batch`).
 pub async fn book(
     db: &Db,
     fact: &Fact,

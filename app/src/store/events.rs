@@ -64,8 +64,10 @@ pub enum Stored {
     /// We already hold this event id; nothing was written.
     Duplicate,
     /// Event stored, pack credited and the event finished, all in one commit. `earlier_facts`:
-    /// refunds or disputes of this payment were stored before the credit (looked up after its
-    /// commit, on the same connection), so they must be booked against it now.
+    /// refunds or disputes of this payment were stored before the credit, so they must be booked
+    /// against it now. Looked up so that a refund stored at the same moment is never missed by
+    /// both sides: on PostgreSQL inside the batch's statement under the payment's lock
+    /// (migration 0013), on SQLite after the commit by its one writer.
     Credited { ledger_id: i64, earlier_facts: bool },
     /// Event stored with a pending processing row, leased to the caller, who processes it the
     /// ordinary way (for a credit job: the payment was credited before, or the contract is
@@ -88,59 +90,42 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
     // A copy within the batch is a duplicate of the first: only firsts reach the statements
     // (one row per id, as their results are matched by id).
     order.dedup_by(|later, first| jobs[*later].event.event_id == jobs[*first].event.event_id);
-    // After the commit, on the same connection: which credited payments already had refunds or
-    // disputes stored. It must follow the commit: the side that stores a refund looks for the
-    // credit after its own commit, so one of the two always sees the other. One query for the
-    // batch, not one (and a connection) per credited delivery.
-    let credited = |stored: &[Stored]| -> Vec<String> {
-        order
-            .iter()
-            .zip(stored)
-            .filter(|(_, s)| matches!(s, Stored::Credited { .. }))
-            .filter_map(|(&i, _)| jobs[i].credit.as_ref().map(|(c, _)| c.payment_id.clone()))
-            .collect()
-    };
-    let (mut stored, with_facts): (Vec<Stored>, Vec<String>) = match db {
-        Db::Postgres(pool) => {
-            // One statement is its own transaction: all of it commits, or none. Without BEGIN
-            // and COMMIT the batch costs one round trip instead of three.
-            let mut conn = pool.acquire().await?;
-            let stored = store_batch_pg(&mut conn, jobs, &order).await?;
-            let payments = credited(&stored);
-            let with_facts = if payments.is_empty() {
-                Vec::new()
-            } else {
-                sqlx::query_scalar(&adjustments::known_facts_sql("= ANY($1)"))
-                    .bind(payments)
-                    .fetch_all(&mut *conn)
-                    .await?
-            };
-            (stored, with_facts)
-        }
+    let stored = match db {
+        // One statement is its own transaction: all of it commits, or none. Without BEGIN and
+        // COMMIT the batch costs one round trip instead of three; the look-up for earlier refunds
+        // and disputes is inside it too (`facts_for_new_credits`, migration 0013).
+        Db::Postgres(pool) => store_batch_pg(&mut *pool.acquire().await?, jobs, &order).await?,
         Db::Sqlite(s) => {
             let mut conn = s.writer.acquire().await?;
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            let stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
+            let mut stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
             tx.commit().await?;
-            let payments = credited(&stored);
-            let with_facts = if payments.is_empty() {
-                Vec::new()
-            } else {
+            // Which credited payments already had refunds or disputes stored: one query for the
+            // batch, on the connection that wrote it. The one writer stores refunds too, so none
+            // can be stored while this batch is (PostgreSQL needs a lock for that).
+            let payments: Vec<&str> = order
+                .iter()
+                .zip(&stored)
+                .filter(|(_, s)| matches!(s, Stored::Credited { .. }))
+                .filter_map(|(&i, _)| jobs[i].credit.as_ref().map(|(c, _)| c.payment_id.as_str()))
+                .collect();
+            if !payments.is_empty() {
                 let sql = adjustments::known_facts_sql(&format!("IN ({})", placeholders(1, payments.len())));
                 let mut query = sqlx::query_scalar(&sql);
-                for p in payments {
-                    query = query.bind(p);
+                for p in &payments {
+                    query = query.bind(*p);
                 }
-                query.fetch_all(&mut *conn).await?
-            };
-            (stored, with_facts)
+                let with_facts: Vec<String> = query.fetch_all(&mut *conn).await?;
+                for (&i, s) in order.iter().zip(stored.iter_mut()) {
+                    if let Stored::Credited { earlier_facts, .. } = s {
+                        *earlier_facts =
+                            jobs[i].credit.as_ref().is_some_and(|(c, _)| with_facts.contains(&c.payment_id));
+                    }
+                }
+            }
+            stored
         }
     };
-    for (&i, s) in order.iter().zip(stored.iter_mut()) {
-        if let Stored::Credited { earlier_facts, .. } = s {
-            *earlier_facts = jobs[i].credit.as_ref().is_some_and(|(c, _)| with_facts.contains(&c.payment_id));
-        }
-    }
     let mut out = vec![Stored::Duplicate; jobs.len()];
     for (i, s) in order.into_iter().zip(stored) {
         out[i] = s;
@@ -158,7 +143,8 @@ pub async fn store(db: &Db, job: &StoreJob) -> StoreResult<Stored> {
 /// snapshot and commit together; foreign keys to the event rows inserted by `ev` are checked at
 /// the end of the statement, when they exist. For a new pack payment the same statement also
 /// inserts the credit insert-or-nothing, moves the purchase to `succeeded` and finishes the
-/// processing row: evidence and credit in one commit. `order`: the jobs to store, one per event
+/// processing row: evidence and credit in one commit; and it names the credited payments that
+/// already had refunds or disputes stored (`facts_for_new_credits`). `order`: the jobs to store, one per event
 /// id, in id order. Returns what became of each, in that order.
 async fn store_batch_pg(
     conn: &mut sqlx::PgConnection,
@@ -201,9 +187,12 @@ async fn store_batch_pg(
                  CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
                  CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
                  CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
-               FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id) \
-             SELECT i.event_id, ev.event_id IS NOT NULL, credit.id FROM i \
-               LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id"
+               FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id), \
+             facts AS MATERIALIZED (SELECT f.payment_id \
+               FROM facts_for_new_credits(ARRAY(SELECT payment_id FROM credit)) AS f(payment_id)) \
+             SELECT i.event_id, ev.event_id IS NOT NULL, credit.id, facts.payment_id IS NOT NULL FROM i \
+               LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id \
+               LEFT JOIN facts ON facts.payment_id = credit.payment_id"
         )
     });
     let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
@@ -211,7 +200,7 @@ async fn store_batch_pg(
     let credit = |f: fn(&(crate::domain::events::Credit, String)) -> String| {
         jobs.iter().map(|j| j.credit.as_ref().map(f)).collect::<Vec<_>>()
     };
-    let rows: Vec<(String, bool, Option<i64>)> = sqlx::query_as(&SQL)
+    let rows: Vec<(String, bool, Option<i64>, bool)> = sqlx::query_as(&SQL)
         .bind(event(|e| e.event_id.clone()))
         .bind(event(|e| e.event_type.clone()))
         .bind(jobs.iter().map(|j| j.event.livemode).collect::<Vec<_>>())
@@ -231,13 +220,15 @@ async fn store_batch_pg(
         .bind(credit(|(_, outcome)| outcome.clone()))
         .fetch_all(&mut *conn)
         .await?;
-    let by_id: std::collections::HashMap<String, (bool, Option<i64>)> =
-        rows.into_iter().map(|(id, stored, ledger_id)| (id, (stored, ledger_id))).collect();
+    let by_id: std::collections::HashMap<String, (bool, Option<i64>, bool)> =
+        rows.into_iter().map(|(id, stored, ledger_id, facts)| (id, (stored, ledger_id, facts))).collect();
     Ok(jobs
         .iter()
         .map(|j| match by_id.get(&j.event.event_id) {
-            Some((true, Some(ledger_id))) => Stored::Credited { ledger_id: *ledger_id, earlier_facts: false },
-            Some((true, None)) => Stored::Pending,
+            Some((true, Some(ledger_id), earlier_facts)) => {
+                Stored::Credited { ledger_id: *ledger_id, earlier_facts: *earlier_facts }
+            }
+            Some((true, None, _)) => Stored::Pending,
             _ => Stored::Duplicate,
         })
         .collect())

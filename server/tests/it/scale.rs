@@ -466,20 +466,7 @@ async fn a_batch_names_only_the_credits_whose_payments_had_refunds_stored_before
     for body in [refund, dispute] {
         assert_eq!(t.deliver(&body).await.status, 200);
     }
-    let credit_job = |payment: &str| {
-        let mut j = job(&new_event_id());
-        j.credit = Some((
-            app::domain::events::Credit {
-                contract_id: t.contract_id,
-                payment_id: payment.to_string(),
-                revisions: 2,
-                amount: app::domain::Money::new(15_000, app::domain::money::Currency::parse("usd").unwrap()),
-                livemode: false,
-            },
-            "credited".to_string(),
-        ));
-        j
-    };
+    let credit_job = |payment: &str| credit_job(t.contract_id, payment);
     let jobs = [credit_job(&clean), credit_job(&refunded), credit_job(&disputed)];
     let stored = store_batch(t.store(), &jobs.iter().collect::<Vec<_>>()).await.unwrap();
     let facts: Vec<bool> = stored
@@ -490,6 +477,74 @@ async fn a_batch_names_only_the_credits_whose_payments_had_refunds_stored_before
         })
         .collect();
     assert_eq!(facts, [false, true, true]);
+}
+
+/// A new event's job that credits a pack for `payment` on `contract_id`.
+fn credit_job(contract_id: i64, payment: &str) -> StoreJob {
+    let mut j = job(&new_event_id());
+    j.credit = Some((
+        app::domain::events::Credit {
+            contract_id,
+            payment_id: payment.to_string(),
+            revisions: 2,
+            amount: app::domain::Money::new(15_000, app::domain::money::Currency::parse("usd").unwrap()),
+            livemode: false,
+        },
+        "credited".to_string(),
+    ));
+    j
+}
+
+/// PostgreSQL: a batch crediting a payment whose refund is being stored at that moment waits
+/// for the refund's commit and then names it, rather than reading past it. The refund's side
+/// (`store::adjustments::book`) holds the payment's advisory lock for its whole transaction and
+/// looks for the credit only once it has it; were the batch not to wait, a refund committing
+/// just after the batch's look-up would be missed by both sides. Here the refund's transaction
+/// is held open by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_crediting_a_payment_waits_for_a_refund_being_stored_and_names_it() {
+    let t = TestApp::spawn(DbKind::Postgres).await;
+    let app::store::Db::Postgres(pool) = t.store() else { unreachable!("a PostgreSQL app") };
+    let payment = new_payment_id();
+    let mut refund = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&payment)
+        .execute(&mut *refund)
+        .await
+        .unwrap();
+    let batch = tokio::spawn({
+        let (db, contract_id, payment) = (t.store().clone(), t.contract_id, payment.clone());
+        async move { store_batch(&db, &[&credit_job(contract_id, &payment)]).await.unwrap() }
+    });
+    // The batch is waiting on the payment's lock.
+    let waiting = eventually(PATIENCE, || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        n == 1
+    })
+    .await;
+    assert!(waiting, "the batch waits for the refund's transaction");
+    assert!(!batch.is_finished());
+    sqlx::query(
+        "INSERT INTO payment_refunds (refund_id, payment_id, amount, currency, status, livemode, first_seen, \
+         updated_at) VALUES ($1, $2, 15000, 'usd', 'succeeded', false, now(), now())",
+    )
+    .bind(format!("re_{}", unique()))
+    .bind(&payment)
+    .execute(&mut *refund)
+    .await
+    .unwrap();
+    refund.commit().await.unwrap();
+    let stored = tokio::time::timeout(PATIENCE, batch).await.expect("the batch goes on").unwrap();
+    assert!(
+        matches!(stored[..], [Stored::Credited { earlier_facts: true, .. }]),
+        "credited, and the refund committed meanwhile is named: {stored:?}"
+    );
 }
 
 fn json_event(id: &str, event_type: &str, object: serde_json::Value) -> String {
