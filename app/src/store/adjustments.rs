@@ -353,7 +353,9 @@ pub async fn book(
 }
 
 /// The payments, of those `matching` (the rest of a condition on `payment_id`: `"= $1"`,
-/// `"IN (...)"`), that have refunds or disputes stored: a new credit for one must settle them.
+/// `"= contract_revisions.payment_id"`), that have refunds or disputes stored: a new credit for
+/// one must settle them. PostgreSQL's intake reads the same in `facts_for_new_credits`
+/// (migration 0013), which needs a function of its own for its fresh snapshot.
 pub(crate) fn known_facts_sql(matching: &str) -> String {
     format!(
         "SELECT payment_id FROM payment_refunds WHERE payment_id {matching} \

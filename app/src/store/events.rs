@@ -67,7 +67,8 @@ pub enum Stored {
     /// refunds or disputes of this payment were stored before the credit, so they must be booked
     /// against it now. Looked up so that a refund stored at the same moment is never missed by
     /// both sides: on PostgreSQL inside the batch's statement under the payment's lock
-    /// (migration 0013), on SQLite after the commit by its one writer.
+    /// (migration 0013), on SQLite inside the batch's transaction (its one writer stores refunds
+    /// too, never at the same time).
     Credited { ledger_id: i64, earlier_facts: bool },
     /// Event stored with a pending processing row, leased to the caller, who processes it the
     /// ordinary way (for a credit job: the payment was credited before, or the contract is
@@ -98,31 +99,8 @@ pub async fn store_batch(db: &Db, jobs: &[&StoreJob]) -> StoreResult<Vec<Stored>
         Db::Sqlite(s) => {
             let mut conn = s.writer.acquire().await?;
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            let mut stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
+            let stored = store_batch_sqlite(&mut tx, jobs, &order).await?;
             tx.commit().await?;
-            // Which credited payments already had refunds or disputes stored: one query for the
-            // batch, on the connection that wrote it. The one writer stores refunds too, so none
-            // can be stored while this batch is (PostgreSQL needs a lock for that).
-            let payments: Vec<&str> = order
-                .iter()
-                .zip(&stored)
-                .filter(|(_, s)| matches!(s, Stored::Credited { .. }))
-                .filter_map(|(&i, _)| jobs[i].credit.as_ref().map(|(c, _)| c.payment_id.as_str()))
-                .collect();
-            if !payments.is_empty() {
-                let sql = adjustments::known_facts_sql(&format!("IN ({})", placeholders(1, payments.len())));
-                let mut query = sqlx::query_scalar(&sql);
-                for p in &payments {
-                    query = query.bind(*p);
-                }
-                let with_facts: Vec<String> = query.fetch_all(&mut *conn).await?;
-                for (&i, s) in order.iter().zip(stored.iter_mut()) {
-                    if let Stored::Credited { earlier_facts, .. } = s {
-                        *earlier_facts =
-                            jobs[i].credit.as_ref().is_some_and(|(c, _)| with_facts.contains(&c.payment_id));
-                    }
-                }
-            }
             stored
         }
     };
@@ -262,8 +240,8 @@ fn placeholder_rows(rows: usize, width: usize) -> String {
 /// worker thread, and the hand-off between threads, five times per event when each event had
 /// its own statements, was the writer's bound rather than the disk. Same rules as PostgreSQL's
 /// one statement: a duplicate stores nothing else, a credit goes in only when no purchase of
-/// ours disagrees with it and the contract exists, insert-or-nothing on its payment id.
-/// `order`: the jobs to store, one per event id, in id order. Returns what became of each.
+/// ours disagrees with it and the contract exists, insert-or-nothing on its payment id, and it
+/// says whether its payment had refunds or disputes stored before. `order`: the jobs to store, one per event id, in id order. Returns what became of each.
 async fn store_batch_sqlite(
     conn: &mut sqlx::SqliteConnection,
     jobs: &[&StoreJob],
@@ -287,7 +265,8 @@ async fn store_batch_sqlite(
 
     let crediting: Vec<(&StoreJob, &crate::domain::events::Credit)> =
         fresh.iter().filter_map(|j| j.credit.as_ref().map(|(c, _)| (*j, c))).collect();
-    let mut credited: HashMap<String, i64> = HashMap::new();
+    // Event id → (ledger row, whether earlier refunds or disputes must be settled).
+    let mut credited: HashMap<String, (i64, bool)> = HashMap::new();
     if !crediting.is_empty() {
         let sql = format!(
             "WITH i (contract_id, payment_id, revisions, amount, currency, livemode, event_id, received_at) \
@@ -301,10 +280,16 @@ async fn store_batch_sqlite(
                     " AND NOT EXISTS ({})",
                     purchase_differs("i.payment_id", "i.revisions", "i.amount", "i.currency", "i.contract_id")
                 ),
-                "id, stripe_event_id, payment_id",
+                // Whether refunds or disputes of the payment were stored before: read in this
+                // transaction, which is race-free here because SQLite's one writer stores
+                // refunds too, one transaction after another.
+                &format!(
+                    "id, stripe_event_id, payment_id, EXISTS ({})",
+                    adjustments::known_facts_sql("= contract_revisions.payment_id")
+                ),
             )
         );
-        let mut insert = sqlx::query_as::<_, (i64, String, String)>(&sql);
+        let mut insert = sqlx::query_as::<_, (i64, String, String, bool)>(&sql);
         for (j, c) in &crediting {
             insert = ledger::bind_credit!(insert, c).bind(&j.event.event_id).bind(j.event.received_at);
         }
@@ -313,12 +298,12 @@ async fn store_batch_sqlite(
             let sql = ledger::purchase_succeeded_sql(&format!("IN ({})", placeholders(2, rows.len())), "$1", "");
             let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
             let mut update = sqlx::query(&sql).bind(now);
-            for (_, _, payment_id) in &rows {
+            for (_, _, payment_id, _) in &rows {
                 update = update.bind(payment_id);
             }
             update.execute(&mut *conn).await?;
         }
-        credited = rows.into_iter().map(|(ledger_id, event_id, _)| (event_id, ledger_id)).collect();
+        credited = rows.into_iter().map(|(ledger_id, event_id, _, facts)| (event_id, (ledger_id, facts))).collect();
     }
 
     if !fresh.is_empty() {
@@ -343,7 +328,7 @@ async fn store_batch_sqlite(
     Ok(jobs
         .iter()
         .map(|j| match credited.get(&j.event.event_id) {
-            Some(ledger_id) => Stored::Credited { ledger_id: *ledger_id, earlier_facts: false },
+            Some(&(ledger_id, earlier_facts)) => Stored::Credited { ledger_id, earlier_facts },
             None if new.contains(&j.event.event_id) => Stored::Pending,
             None => Stored::Duplicate,
         })
