@@ -39,6 +39,10 @@ struct Args {
     /// different connections): Stripe after a timeout, or two instances behind a load balancer.
     #[arg(long, default_value_t = 1)]
     copies: usize,
+    /// Contracts the payments are spread over, in turn (1: every credit moves one contract's
+    /// kept balance, the hottest row there can be; the bare handler keeps no balance).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    contracts: u32,
     /// Server runtime worker threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
@@ -107,7 +111,7 @@ struct Load {
     new_events: usize,
 }
 
-fn load(args: &Args, prefix: &str, contract_id: &str) -> Load {
+fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
     let warmup = 500.min(args.requests);
     let total = warmup + args.requests;
     let secret = WebhookSecret::parse(SECRET).unwrap();
@@ -122,6 +126,7 @@ fn load(args: &Args, prefix: &str, contract_id: &str) -> Load {
                 i > 0 && ((i as f64 * args.duplicates).floor() != ((i - 1) as f64 * args.duplicates).floor())
             };
             let n = if dup { last_new } else { i };
+            let contract_id = contracts[n % contracts.len()];
             if !dup {
                 last_new = i;
                 if i >= warmup {
@@ -257,7 +262,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
     // The server gets a runtime (and threads) of its own, like a separate process would.
     let server_rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
-    let (app, contract_id) = server_rt.block_on(async {
+    let (app, contracts) = server_rt.block_on(async {
         let app = Application::start(&settings).await.expect("server starts");
         let user = app::services::accounts::create_user(
             &app.services.db,
@@ -267,22 +272,31 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         )
         .await
         .unwrap();
-        let c = app::store::contracts::create(
-            &app.services.db,
-            &app::store::contracts::NewContract {
-                advertiser_id: user.id,
-                publication: "Bench",
-                ad_size: "Page",
-                base_revisions: 3,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-        (app, c.id)
+        let mut contracts = Vec::new();
+        for _ in 0..args.contracts {
+            let c = app::store::contracts::create(
+                &app.services.db,
+                &app::store::contracts::NewContract {
+                    advertiser_id: user.id,
+                    publication: "Bench",
+                    ad_size: "Page",
+                    base_revisions: 3,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+            contracts.push(c.id);
+        }
+        (app, contracts)
     });
-    let load = load(args, "bench", &contract_id.to_string());
-    let credits = || server_rt.block_on(app::store::ledger::credits(&app.services.db, contract_id)).unwrap().len();
+    let load = load(args, "bench", &contracts);
+    let credits = || {
+        contracts
+            .iter()
+            .map(|c| server_rt.block_on(app::store::ledger::credits(&app.services.db, *c)).unwrap().len())
+            .sum::<usize>()
+    };
     let m = measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
     print_row("Revision Store", db, args, concurrency, &load, &m);
     if let app::store::Db::Postgres(pg) = &app.services.db {
@@ -329,7 +343,7 @@ fn run_reference(args: &Args, dir: &std::path::Path, concurrency: usize) -> f64 
     let pool = rt
         .block_on(sqlx::postgres::PgPoolOptions::new().idle_timeout(None).max_lifetime(None).connect(&url))
         .expect("the bare handler's database");
-    let load = load(args, "ref", "1");
+    let load = load(args, "ref", &[1]);
     let credits = || {
         rt.block_on(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM contract_revisions").fetch_one(&pool)).unwrap()
             as usize
