@@ -448,6 +448,30 @@ pub async fn index_everything(db: &Db) -> usize {
     }
 }
 
+/// The benchmarks' advertiser (`bench@example.com`) and `contracts` contracts of theirs, with
+/// 3 included revisions each. Returns the advertiser's id and the contracts' ids.
+pub async fn bench_contracts(db: &Db, contracts: u32) -> (i64, Vec<i64>) {
+    let user = app::services::accounts::create_user(
+        db,
+        "bench@example.com",
+        app::domain::users::Role::Advertiser,
+        "bench-password-123",
+    )
+    .await
+    .expect("the bench advertiser");
+    let mut ids = Vec::new();
+    for _ in 0..contracts {
+        let terms = app::store::contracts::NewContract {
+            advertiser_id: user.id,
+            publication: "Bench",
+            ad_size: "Page",
+            base_revisions: 3,
+        };
+        ids.push(app::store::contracts::create(db, &terms, chrono::Utc::now()).await.expect("a bench contract").id);
+    }
+    (user.id, ids)
+}
+
 /// The benchmarks' fresh database: a SQLite file in `dir`, or a new PostgreSQL database `name`
 /// made through `postgres_url` (the server `.ci/bench` starts). Exits with the reason when
 /// PostgreSQL is asked for without a server to make it on.

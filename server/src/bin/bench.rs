@@ -2,7 +2,6 @@
 //! runtime) and sends signed `payment_intent.succeeded` deliveries from a loopback client.
 //! Reports credited events/s and latency percentiles. Run through `.ci/bench`, which also
 //! starts a throwaway PostgreSQL with fsync on.
-use app::domain::users::Role;
 use app::domain::PackTerms;
 use app::stripe::signature::sign;
 use app::stripe::WebhookSecret;
@@ -264,30 +263,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
     let (app, contracts) = server_rt.block_on(async {
         let app = Application::start(&settings).await.expect("server starts");
-        let user = app::services::accounts::create_user(
-            &app.services.db,
-            "bench@example.com",
-            Role::Advertiser,
-            "bench-password-123",
-        )
-        .await
-        .unwrap();
-        let mut contracts = Vec::new();
-        for _ in 0..args.contracts {
-            let c = app::store::contracts::create(
-                &app.services.db,
-                &app::store::contracts::NewContract {
-                    advertiser_id: user.id,
-                    publication: "Bench",
-                    ad_size: "Page",
-                    base_revisions: 3,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-            contracts.push(c.id);
-        }
+        let (_, contracts) = server::bench_contracts(&app.services.db, args.contracts).await;
         (app, contracts)
     });
     let load = load(args, "bench", &contracts);

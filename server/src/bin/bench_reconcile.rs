@@ -3,7 +3,6 @@
 //! reconciliation runs over the window at Stripe's pace. Reports wall time, Stripe API calls and
 //! findings, and checks every dropped payment was credited exactly once. Run through
 //! `.ci/bench`, which also starts a throwaway PostgreSQL.
-use app::domain::users::Role;
 use app::services::purchase::start_purchase;
 use app::services::reconcile::{self, Category};
 use app::stripe::simulator::Faults;
@@ -57,22 +56,8 @@ async fn run(args: &Args, db: &str) {
     let app = Application::start(&settings).await.expect("server starts");
     let svc = app.services.clone();
     let sim = app.simulator.clone().expect("simulator mode");
-    let user =
-        app::services::accounts::create_user(&svc.db, "bench@example.com", Role::Advertiser, "bench-password-123")
-            .await
-            .unwrap();
-    let contract = app::store::contracts::create(
-        &svc.db,
-        &app::store::contracts::NewContract {
-            advertiser_id: user.id,
-            publication: "Bench",
-            ad_size: "Page",
-            base_revisions: 3,
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let (user, contracts) = server::bench_contracts(&svc.db, 1).await;
+    let contract = contracts[0];
     let window_from = chrono::Utc::now() - chrono::Duration::minutes(1);
     let client = reqwest_like::Client::new();
     let base = app.url();
@@ -85,7 +70,7 @@ async fn run(args: &Args, db: &str) {
     while done < args.payments {
         let block = args.drop_one_in.min(args.payments - done);
         let normal = block.saturating_sub(1);
-        let pay = || pay(&svc, &client, &base, user.id, contract.id);
+        let pay = || pay(&svc, &client, &base, user, contract);
         for chunk in (0..normal).collect::<Vec<_>>().chunks(8) {
             futures_util::future::join_all(chunk.iter().map(|_| pay())).await;
         }
@@ -101,10 +86,10 @@ async fn run(args: &Args, db: &str) {
     // Every delivered webhook answered: only the dropped payments are uncredited.
     let expected = args.payments - dropped.len();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while count(&svc, contract.id).await < expected && Instant::now() < deadline {
+    while count(&svc, contract).await < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let before = count(&svc, contract.id).await;
+    let before = count(&svc, contract).await;
     assert_eq!(before, expected, "the delivered payments are credited before reconciliation");
     let setup = setup.elapsed();
 
@@ -118,7 +103,7 @@ async fn run(args: &Args, db: &str) {
     let started = Instant::now();
     let report = reconcile::run(&svc, &opts, &|_| {}).await.expect("reconciliation");
     let took = started.elapsed();
-    let after = count(&svc, contract.id).await;
+    let after = count(&svc, contract).await;
     assert_eq!(after, args.payments, "every payment credited");
     for pi in &dropped {
         let credits = app::store::ledger::credit_for_payment(&svc.db, pi).await.unwrap();
