@@ -11,6 +11,7 @@ on_both_databases!(
     kept_balances_follow_credits_refunds_and_requests_and_sort_the_admin_list,
     concurrent_credits_and_requests_keep_the_kept_balance_exact,
     batches_crediting_the_same_contracts_in_opposite_orders_never_deadlock,
+    one_batch_with_several_credits_per_contract_moves_each_balance_by_their_sum,
     the_check_names_a_contract_whose_kept_balance_was_changed_and_fix_heals_it,
 );
 
@@ -154,6 +155,28 @@ async fn batches_crediting_the_same_contracts_in_opposite_orders_never_deadlock(
     for c in &contracts {
         assert_eq!(listed(&t, *c).await.purchased, 40, "contract {c}");
     }
+    assert_kept_balances_match(db).await;
+}
+
+/// On PostgreSQL a statement moves each contract's kept balance once, by the sum of the
+/// revisions it credits there (migration 0014); on SQLite once per credit. Either way a batch
+/// crediting three packs to one contract and two to another adds 6 and 4, and a duplicate in
+/// the batch adds nothing.
+async fn one_batch_with_several_credits_per_contract_moves_each_balance_by_their_sum(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let db = t.store();
+    let other = advertiser_with_contract(db).await.1;
+    let tag = unique();
+    let mut jobs: Vec<StoreJob> = [t.contract_id, other, t.contract_id, other, t.contract_id]
+        .iter()
+        .enumerate()
+        .map(|(n, c)| credit_job(&format!("evt_{tag}_{n}"), *c))
+        .collect();
+    jobs.push(jobs[0].clone());
+    let stored = store_batch(db, &jobs.iter().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(stored.iter().filter(|s| matches!(s, app::store::events::Stored::Credited { .. })).count(), 5);
+    assert_eq!(listed(&t, t.contract_id).await.purchased, 6);
+    assert_eq!(listed(&t, other).await.purchased, 4);
     assert_kept_balances_match(db).await;
 }
 
