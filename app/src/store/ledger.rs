@@ -161,9 +161,11 @@ pub enum CreditInsert {
 /// existence is part of the same statement (no foreign-key error, which would abort a
 /// PostgreSQL transaction). `values`: the eight values after the contract, in column order;
 /// `also_from`: other relations the values come from (`"ev, "`); `condition`: `" AND ..."`;
-/// `returning`: the inserted row's columns to return (`"id"`). Rows go in in contract order:
-/// each credit's trigger updates its contract's kept balance (`contract_balances`), so two
-/// batches crediting the same contracts lock those rows in one order and cannot deadlock.
+/// `returning`: the inserted row's columns to return (`"id"`). Rows go in in contract order,
+/// as the kept balances they move (`contract_balances`) must be locked in one order for two
+/// batches crediting the same contracts never to deadlock: PostgreSQL's trigger moves them
+/// once per statement, itself in contract order (migration 0014); a row trigger (SQLite's,
+/// whose one writer could not deadlock anyway) follows the insert's order.
 pub(crate) fn credit_insert_sql(
     contract: &str,
     values: &str,
