@@ -122,8 +122,8 @@ pub async fn store(db: &Db, job: &StoreJob) -> StoreResult<Stored> {
 /// the end of the statement, when they exist. For a new pack payment the same statement also
 /// inserts the credit insert-or-nothing, moves the purchase to `succeeded` and finishes the
 /// processing row: evidence and credit in one commit; and it names the credited payments that
-/// already had refunds or disputes stored (`facts_for_new_credits`). `order`: the jobs to store, one per event
-/// id, in id order. Returns what became of each, in that order.
+/// already had refunds or disputes stored (`facts_for_new_credits`). `order`: the jobs to
+/// store, one per event id, in id order. Returns what became of each, in that order.
 async fn store_batch_pg(
     conn: &mut sqlx::PgConnection,
     jobs: &[&StoreJob],
@@ -241,7 +241,8 @@ fn placeholder_rows(rows: usize, width: usize) -> String {
 /// its own statements, was the writer's bound rather than the disk. Same rules as PostgreSQL's
 /// one statement: a duplicate stores nothing else, a credit goes in only when no purchase of
 /// ours disagrees with it and the contract exists, insert-or-nothing on its payment id, and it
-/// says whether its payment had refunds or disputes stored before. `order`: the jobs to store, one per event id, in id order. Returns what became of each.
+/// says whether its payment had refunds or disputes stored before. `order`: the jobs to store,
+/// one per event id, in id order. Returns what became of each.
 async fn store_batch_sqlite(
     conn: &mut sqlx::SqliteConnection,
     jobs: &[&StoreJob],
