@@ -8,7 +8,8 @@
 //! worker runs). Then it serves the real router on port 0 and measures, over HTTP with signed-in
 //! sessions: the admin balances page (a search, sorted by available, page 400), an admin
 //! contract page (its ledger and each purchase's events), and an advertiser's contract page at
-//! 50 requests in flight. `--seed-only` stops after seeding and prints the database URL.
+//! 50 requests in flight (`--advertiser-only`: that page alone). `--seed-only` stops after seeding
+//! and prints the database URL.
 use clap::Parser;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ struct Args {
     /// Measure a database an earlier `--seed-only` run seeded (its URL) instead of seeding.
     #[arg(long)]
     seeded: Option<String>,
+    /// Measure the advertiser's contract page only (alone and at 50 in flight).
+    #[arg(long)]
+    advertiser_only: bool,
 }
 
 const PASSWORD: &str = "scale-bench-password";
@@ -109,35 +113,38 @@ async fn run(args: &Args) {
     let advertiser_cookie = sign_in(&http, &base, &advertiser.0).await;
 
     println!("\n| page | requests in flight | p50 ms | p95 ms |\n|---|---:|---:|---:|");
-    let balances = "/admin?q=daily&sort=available&page=400".to_string();
-    measure(
-        pg,
-        &http,
-        &base,
-        &admin_cookie,
-        "admin balances: search, sort by available, page 400",
-        &[balances],
-        1,
-        args.runs,
-    )
-    .await;
-    let unfiltered = "/admin?sort=available&page=400".to_string();
-    measure(
-        pg,
-        &http,
-        &base,
-        &admin_cookie,
-        "admin balances: sort by available, page 400",
-        &[unfiltered],
-        1,
-        args.runs,
-    )
-    .await;
-    let first_contract: i64 = sqlx::query_scalar("SELECT MIN(id) FROM contracts").fetch_one(pg).await.unwrap();
-    // Spread over the table: contracts with 1 to 10 packs.
-    let ledgers: Vec<String> =
-        (0..50).map(|i| format!("/admin/contracts/{}", first_contract + (i * 7919) % args.contracts)).collect();
-    measure(pg, &http, &base, &admin_cookie, "admin contract page (ledger and events)", &ledgers, 1, args.runs).await;
+    if !args.advertiser_only {
+        let balances = "/admin?q=daily&sort=available&page=400".to_string();
+        measure(
+            pg,
+            &http,
+            &base,
+            &admin_cookie,
+            "admin balances: search, sort by available, page 400",
+            &[balances],
+            1,
+            args.runs,
+        )
+        .await;
+        let unfiltered = "/admin?sort=available&page=400".to_string();
+        measure(
+            pg,
+            &http,
+            &base,
+            &admin_cookie,
+            "admin balances: sort by available, page 400",
+            &[unfiltered],
+            1,
+            args.runs,
+        )
+        .await;
+        let first_contract: i64 = sqlx::query_scalar("SELECT MIN(id) FROM contracts").fetch_one(pg).await.unwrap();
+        // Spread over the table: contracts with 1 to 10 packs.
+        let ledgers: Vec<String> =
+            (0..50).map(|i| format!("/admin/contracts/{}", first_contract + (i * 7919) % args.contracts)).collect();
+        measure(pg, &http, &base, &admin_cookie, "admin contract page (ledger and events)", &ledgers, 1, args.runs)
+            .await;
+    }
     let own: Vec<String> = advertiser.1.iter().map(|id| format!("/contracts/{id}")).collect();
     measure(pg, &http, &base, &advertiser_cookie, "advertiser contract page", &own, 1, args.runs).await;
     measure(pg, &http, &base, &advertiser_cookie, "advertiser contract page", &own, 50, args.runs.max(1000)).await;
@@ -156,24 +163,38 @@ async fn measure(
     in_flight: usize,
     runs: usize,
 ) {
-    use futures_util::stream::{self, StreamExt};
     quiet(pg).await;
     // Warm: the first requests compile plans and fill caches.
     for p in paths.iter().take(5) {
         get(http, base, cookie, p).await;
     }
-    let mut times: Vec<Duration> = stream::iter(0..runs)
-        .map(|i| {
-            let path = &paths[i % paths.len()];
-            async move {
-                let t = Instant::now();
-                get(http, base, cookie, path).await;
-                t.elapsed()
-            }
+    // `in_flight` clients, each its own task taking the next request when its last one is
+    // answered, as a load tester's connections do. Driven from one task instead, every response
+    // waits for that task to be free, and the client's own work is counted in the page's time.
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let paths = std::sync::Arc::new(paths.to_vec());
+    let clients: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let (http, base, cookie) = (http.clone(), base.to_string(), cookie.to_string());
+            let (next, paths) = (next.clone(), paths.clone());
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= runs {
+                        return times;
+                    }
+                    let t = Instant::now();
+                    get(&http, &base, &cookie, &paths[i % paths.len()]).await;
+                    times.push(t.elapsed());
+                }
+            })
         })
-        .buffer_unordered(in_flight)
-        .collect()
-        .await;
+        .collect();
+    let mut times = Vec::with_capacity(runs);
+    for client in clients {
+        times.extend(client.await.expect("a client task"));
+    }
     times.sort();
     let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).saturating_sub(1)].as_secs_f64() * 1000.0;
     println!("| {name} | {in_flight} | {:.1} | {:.1} |", at(0.50), at(0.95));
