@@ -18,7 +18,7 @@ pub mod worker;
 /// mimalloc instead of glibc's malloc, for every binary that links this crate (the server, the
 /// benchmarks, the tests). A page render allocates thousands of small short-lived values on both
 /// runtime threads; under load glibc's malloc and free were about a seventh of the process's time,
-/// with its arena locks contended (BENCHMARKS.md, "The allocator").
+/// with its arena locks contended (BENCHMARKS.md, admin pages, "fourth session").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
