@@ -168,10 +168,17 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// Discards the upload now: the parts already sent go, and no object appears.
+    pub async fn abort(mut self) {
+        if let Some(w) = self.writer.take() {
+            discard(w, &self.key).await;
+        }
+    }
+
     pub async fn write(&mut self, chunk: Bytes) -> object_store::Result<()> {
         match &mut self.writer {
             Some(w) => w.put(chunk).await,
-            // Only `finish` and drop take the writer, and both consume the upload.
+            // Only `finish`, `abort` and drop take the writer, and each consumes the upload.
             None => unreachable!("an upload is written to only before it finishes"),
         }
     }
@@ -181,9 +188,7 @@ impl Incoming {
         if let Some(mut w) = self.writer.take() {
             if let Err(e) = w.shutdown().await {
                 // Not placed: whatever parts reached the store go too.
-                if let Err(abort) = w.abort().await {
-                    tracing::warn!(error = %abort, key = self.key, "could not abort a failed upload");
-                }
+                discard(w, &self.key).await;
                 return Err(e);
             }
         }
@@ -193,18 +198,23 @@ impl Incoming {
 
 impl Drop for Incoming {
     fn drop(&mut self) {
-        if let Some(mut w) = self.writer.take() {
+        if let Some(w) = self.writer.take() {
             let key = std::mem::take(&mut self.key);
             // Drop cannot wait; the abort runs on its own (outside a runtime there are no
-            // uploads to abort).
+            // uploads to abort). Refusals abort before answering (`abort`); this is for the rest,
+            // such as a request whose client went away.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(e) = w.abort().await {
-                        tracing::warn!(error = %e, key, "could not abort an unfinished upload");
-                    }
-                });
+                runtime.spawn(async move { discard(w, &key).await });
             }
         }
+    }
+}
+
+/// Aborts an unfinished upload: the parts already sent go. A failure is logged; the sweep
+/// removes what stays (`artwork_sweep`).
+async fn discard(mut w: BufWriter, key: &str) {
+    if let Err(e) = w.abort().await {
+        tracing::warn!(error = %e, key, "could not abort an unfinished upload");
     }
 }
 

@@ -104,26 +104,18 @@ async fn record(
         return Err(Refused::NotFound);
     }
 
-    let mut notes = None;
-    // Every return from here drops the upload, which aborts it: no object appears.
     let mut file: Option<Received> = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(|_| Refused::bad(RequestProblem::Unreadable))? {
-        match field.name() {
-            Some("notes") => {
-                notes = Some(read_notes(&mut field).await.map_err(Refused::bad)?);
-                // Kept for the page even if the artwork that follows is refused.
-                typed_notes.clone_from(&notes);
+    let notes = match read_form(state, contract_id, &mut multipart, typed_notes, &mut file).await {
+        Ok(notes) => notes,
+        Err(refused) => {
+            // Refused with a file already received (say, notes after it too long): discarded
+            // before the answer, so a refused request leaves no upload behind.
+            if let Some(received) = file {
+                received.upload.abort().await;
             }
-            Some("artwork") => {
-                let name = field.file_name().map(display_name).unwrap_or_default();
-                if let Some(received) = receive_artwork(&state.artwork, contract_id, name, &mut field).await? {
-                    file = Some(received);
-                }
-            }
-            _ => {}
+            return Err(refused);
         }
-    }
-    let notes = check_notes(notes.as_deref().unwrap_or_default()).map_err(Refused::bad)?;
+    };
     // Crash safety: the object is complete (synced, or acknowledged by S3) under its final name
     // before the row that names it commits. A crash (or a lost answer) in between leaves an
     // object no row references, which the worker's sweep (`artwork_sweep`) removes once it is
@@ -155,6 +147,35 @@ async fn record(
             Err(refused)
         }
     }
+}
+
+/// Reads the form's parts: the artwork into `file` (streamed into the store), and the notes,
+/// which it returns checked.
+async fn read_form(
+    state: &AppState,
+    contract_id: i64,
+    multipart: &mut Multipart,
+    typed_notes: &mut Option<String>,
+    file: &mut Option<Received>,
+) -> Result<String, Refused> {
+    let mut notes = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(|_| Refused::bad(RequestProblem::Unreadable))? {
+        match field.name() {
+            Some("notes") => {
+                notes = Some(read_notes(&mut field).await.map_err(Refused::bad)?);
+                // Kept for the page even if the artwork that follows is refused.
+                typed_notes.clone_from(&notes);
+            }
+            Some("artwork") => {
+                let name = field.file_name().map(display_name).unwrap_or_default();
+                if let Some(received) = receive_artwork(&state.artwork, contract_id, name, &mut field).await? {
+                    *file = Some(received);
+                }
+            }
+            _ => {}
+        }
+    }
+    check_notes(notes.as_deref().unwrap_or_default()).map_err(Refused::bad)
 }
 
 /// Reads the notes part, refusing it past `MAX_NOTES_BYTES` without reading on.
@@ -194,24 +215,13 @@ async fn receive_artwork(
     // then they wait here. Begun at the first byte of a known type, so a form without a file
     // writes nothing.
     let mut upload: Option<Incoming> = None;
-    let mut head = bytes::BytesMut::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| Refused::bad(unread_artwork(&e)))? {
-        check.push(&chunk).map_err(Refused::bad)?;
-        let chunk = match (&upload, check.kind()) {
-            (Some(_), _) => chunk,
-            (None, None) => {
-                head.extend_from_slice(&chunk);
-                continue;
-            }
-            (None, Some(kind)) => {
-                upload = Some(store.begin(contract_id, kind));
-                head.extend_from_slice(&chunk);
-                std::mem::take(&mut head).freeze()
-            }
-        };
-        if let Some(u) = &mut upload {
-            u.write(chunk).await.map_err(|e| Refused::unavailable(&e))?;
+    if let Err(refused) = stream_artwork(store, contract_id, field, &mut check, &mut upload).await {
+        // Aborted before the answer, so a refused upload has left nothing behind once it is
+        // answered (dropping it would abort it too, but in a task of its own, later).
+        if let Some(u) = upload {
+            u.abort().await;
         }
+        return Err(refused);
     }
     if check.size() == 0 {
         // Nothing arrived.
@@ -225,6 +235,36 @@ async fn receive_artwork(
     };
     let name = if name.is_empty() { format!("artwork.{}", kind.extension()) } else { name };
     Ok(Some(Received { upload, kind, size: check.size(), name }))
+}
+
+/// The artwork part's bytes through `check` into `upload`, begun once the type is known.
+async fn stream_artwork(
+    store: &ArtworkStore,
+    contract_id: i64,
+    field: &mut Field<'_>,
+    check: &mut ArtworkCheck,
+    upload: &mut Option<Incoming>,
+) -> Result<(), Refused> {
+    let mut head = bytes::BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| Refused::bad(unread_artwork(&e)))? {
+        check.push(&chunk).map_err(Refused::bad)?;
+        let chunk = match (&*upload, check.kind()) {
+            (Some(_), _) => chunk,
+            (None, None) => {
+                head.extend_from_slice(&chunk);
+                continue;
+            }
+            (None, Some(kind)) => {
+                *upload = Some(store.begin(contract_id, kind));
+                head.extend_from_slice(&chunk);
+                std::mem::take(&mut head).freeze()
+            }
+        };
+        if let Some(u) = upload {
+            u.write(chunk).await.map_err(|e| Refused::unavailable(&e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Past the body limit a part is too large; anything else that stops it (the client stalled,
