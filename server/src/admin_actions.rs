@@ -37,10 +37,13 @@ pub(crate) async fn admin(state: &AppState, session: &Session) -> Result<users::
 
 const CSV: &str = "text/csv; charset=utf-8";
 
-/// A file for the browser to save: its type, its name, and nosniff (a CSV is never run as a page).
+/// A file for the browser to save: its type, its name, nosniff (a CSV is never run as a page),
+/// and no-store: these files hold customers' payments and emails, and a shared or browser cache
+/// must not keep a copy that outlives the admin's session (a proxy, the next user of a kiosk).
 pub(crate) fn download(content_type: &str, filename: &str, body: impl IntoResponse) -> Response {
     (
         [
+            (header::CACHE_CONTROL, "no-store".to_string()),
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
@@ -166,7 +169,8 @@ pub async fn start_reconciliation(State(state): State<AppState>, session: Sessio
     if running {
         flash(&session, "error", "A reconciliation is already running; this page shows it when it ends.".into()).await;
     } else {
-        tokio::spawn(async move {
+        let background = svc.background.clone();
+        background.spawn(async move {
             match reconcile::run(&svc, &opts, &|_| {}).await {
                 Ok(r) => {
                     tracing::info!(run = r.run_id, findings = r.total(), "reconciliation started by an admin finished")

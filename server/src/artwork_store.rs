@@ -92,6 +92,8 @@ pub struct ArtworkStore {
     /// upload are visible only to the filesystem (the object store hides them), and the sweep
     /// looks for them there.
     local_root: Option<std::path::PathBuf>,
+    /// When this process first saw each bucket object, by its own clock (`artwork_sweep`).
+    sightings: Arc<crate::artwork_sweep::Sightings>,
 }
 
 impl ArtworkStore {
@@ -104,7 +106,11 @@ impl ArtworkStore {
                 let folder = LocalFileSystem::new_with_prefix(data_dir)
                     .map_err(|e| format!("cannot use {} for artwork: {e}", data_dir.display()))?
                     .with_fsync(true);
-                Ok(Self { objects: Arc::new(folder), local_root: Some(data_dir.to_path_buf()) })
+                Ok(Self {
+                    objects: Arc::new(folder),
+                    local_root: Some(data_dir.to_path_buf()),
+                    sightings: Arc::default(),
+                })
             }
             ArtworkStorage::S3 { bucket, prefix, options } => {
                 // The S3 client's TLS uses the process's provider: ring, the one compiled in (a
@@ -122,9 +128,13 @@ impl ArtworkStore {
                 let s3 = builder.build().map_err(|e| format!("ARTWORK_STORE: {e}"))?;
                 let objects: Arc<dyn ObjectStore> =
                     if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) };
-                Ok(Self { objects, local_root: None })
+                Ok(Self { objects, local_root: None, sightings: Arc::default() })
             }
         }
+    }
+
+    pub fn sightings(&self) -> &crate::artwork_sweep::Sightings {
+        &self.sightings
     }
 
     pub fn objects(&self) -> &Arc<dyn ObjectStore> {

@@ -8,11 +8,19 @@
 //! which S3 keeps until aborted: the upload aborts them itself when it fails or its client goes
 //! away, and what a crashed process left is for the bucket's lifecycle rule
 //! (`AbortIncompleteMultipartUpload`, ARCHITECTURE.md). Uploads under `PART_BYTES` never start one.
+//!
+//! Whose clock says "older than the grace period": a bucket's `last_modified` is the storage
+//! service's clock, and comparing it with ours let an hour of skew (ours ahead, or theirs behind)
+//! make an object written a moment ago look abandoned, and be removed while its request was
+//! about to commit. So a bucket's objects are aged by this process's own clock, from when it
+//! first saw each one unchanged (`Sightings`); a local folder's files are stamped by this
+//! machine's clock, so there their modification time is compared as before.
 use crate::artwork_store::{contract_of, is_stored_name, ArtworkStore, ARTWORK_DIR};
 use app::store::{ledger, Db};
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// Far longer than any upload in flight: an object is written to until its request ends (a
@@ -33,6 +41,48 @@ pub struct Swept {
     pub staged: usize,
 }
 
+/// When this process first saw each object of a bucket, and as which version (its store time
+/// and entity tag, compared for equality only, never with our clock). Held in memory: a restart
+/// forgets it, which only postpones a removal by one grace period. About a hundred bytes per
+/// artwork file.
+#[derive(Debug, Default)]
+pub struct Sightings(Mutex<HashMap<String, Sighting>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sighting {
+    first_seen: SystemTime,
+    version: (chrono::DateTime<chrono::Utc>, Option<String>),
+}
+
+impl Sightings {
+    /// Whether `key`, as `version`, has been seen unchanged since at least `grace` before `now`
+    /// (our clock); a new or rewritten object starts its grace now.
+    fn aged(
+        &self,
+        key: &str,
+        version: (chrono::DateTime<chrono::Utc>, Option<String>),
+        now: SystemTime,
+        grace: Duration,
+    ) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let sighting =
+            seen.entry(key.to_string()).or_insert_with(|| Sighting { first_seen: now, version: version.clone() });
+        if sighting.version != version {
+            *sighting = Sighting { first_seen: now, version };
+        }
+        is_abandoned(sighting.first_seen, now, grace)
+    }
+
+    /// Forgets objects a whole listing no longer showed (removed, by us or anyone).
+    fn keep_only(&self, listed: &HashSet<String>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).retain(|k, _| listed.contains(k));
+    }
+
+    fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+}
+
 /// Sweeps the artwork store, treating what was last written before `now - grace` as
 /// abandoned. Never fails: what cannot be listed or removed is logged and left for the next
 /// sweep, and a contract whose references cannot be read from the database keeps all its objects.
@@ -45,6 +95,8 @@ pub async fn sweep(db: &Db, store: &ArtworkStore, now: SystemTime, grace: Durati
     let mut listing = store.objects().list(Some(&prefix));
     let mut candidates: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     let mut held = 0;
+    let local = store.local_root().is_some();
+    let (mut listed, mut whole) = (HashSet::new(), true);
     while let Some(item) = listing.next().await {
         let meta = match item {
             Ok(m) => m,
@@ -52,12 +104,19 @@ pub async fn sweep(db: &Db, store: &ArtworkStore, now: SystemTime, grace: Durati
             // a failed request ends the listing, and the next sweep starts over.
             Err(e) => {
                 tracing::warn!(error = %e, "listing the artwork store: an entry was skipped");
+                whole = false;
                 continue;
             }
         };
         let key = meta.location.as_ref();
         let Some(contract_id) = contract_of(key) else { continue };
-        if is_abandoned(meta.last_modified.into(), now, grace) {
+        let aged = if local {
+            is_abandoned(meta.last_modified.into(), now, grace)
+        } else {
+            listed.insert(key.to_string());
+            store.sightings().aged(key, (meta.last_modified, meta.e_tag.clone()), now, grace)
+        };
+        if aged {
             candidates.entry(contract_id).or_default().push(key.to_string());
             held += 1;
             if held >= CHECK_BATCH {
@@ -67,6 +126,9 @@ pub async fn sweep(db: &Db, store: &ArtworkStore, now: SystemTime, grace: Durati
         }
     }
     swept.orphans += remove_unreferenced(db, store, candidates).await;
+    if !local && whole {
+        store.sightings().keep_only(&listed);
+    }
     swept
 }
 
@@ -85,6 +147,7 @@ async fn remove_unreferenced(db: &Db, store: &ArtworkStore, candidates: BTreeMap
         for key in keys.into_iter().filter(|k| !referenced.contains(k)) {
             match store.delete(&key).await {
                 Ok(()) => {
+                    store.sightings().forget(&key);
                     tracing::info!(key, "removed artwork no request references");
                     removed += 1;
                 }
@@ -172,6 +235,23 @@ fn is_abandoned(modified: SystemTime, now: SystemTime, grace: Duration) -> bool 
 mod tests {
     use super::is_abandoned;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_bucket_object_ages_by_our_clock_from_when_we_first_saw_it_unchanged() {
+        let sightings = super::Sightings::default();
+        let grace = Duration::from_secs(3600);
+        let now = SystemTime::now();
+        // The store's own time says the object is a day old (its clock runs behind ours):
+        // irrelevant, it was first seen now.
+        let v1 = (chrono::Utc::now() - chrono::Duration::days(1), Some("etag-1".to_string()));
+        assert!(!sightings.aged("artwork/1/a.png", v1.clone(), now, grace));
+        assert!(!sightings.aged("artwork/1/a.png", v1.clone(), now + grace / 2, grace));
+        assert!(sightings.aged("artwork/1/a.png", v1.clone(), now + grace, grace));
+        // Rewritten meanwhile (another version): its grace starts again.
+        let v2 = (v1.0, Some("etag-2".to_string()));
+        assert!(!sightings.aged("artwork/1/a.png", v2.clone(), now + grace, grace));
+        assert!(sightings.aged("artwork/1/a.png", v2, now + 2 * grace, grace));
+    }
 
     #[test]
     fn a_file_is_abandoned_only_once_the_grace_period_has_passed() {

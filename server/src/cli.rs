@@ -439,7 +439,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 // The simulator lives in the serving process (BIND_ADDR); ask it there.
                 (DeploymentMode::Simulator, _) => {
                     let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
-                    svc.stripe = Some(app::stripe::StripeApi::new(app::stripe::simulator::SECRET_KEY, &base)?);
+                    let key = app::stripe::simulator::SECRET_KEY;
+                    svc.stripe = Some(app::stripe::StripeApi::with_timeout(key, &base, settings.stripe_timeout)?);
                 }
                 (db_mode, Some(key_mode)) if svc.stripe.is_some() && *key_mode == db_mode => {}
                 (db_mode, _) => {

@@ -38,6 +38,12 @@ pub struct Config {
     #[arg(long, env = "STRIPE_SIMULATOR", default_value_t = false, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", global = true)]
     pub stripe_simulator: bool,
+    /// Simulator mode on an address other than loopback (BIND_ADDR 0.0.0.0:..., a LAN
+    /// address). Refused without this: anyone reaching a simulator can mint credits with its
+    /// public test key.
+    #[arg(long, env = "SIMULATOR_PUBLIC", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub simulator_public: bool,
     /// Serve the database in another mode than it was last served in (say, test to live on a
     /// fresh deployment). Without it such a start is refused. Recorded in the database.
     #[arg(long, env = "SWITCH_MODE", default_value_t = false, action = clap::ArgAction::Set,
@@ -46,6 +52,10 @@ pub struct Config {
     /// Stripe API base URL.
     #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com/", global = true)]
     pub stripe_api_base: String,
+    /// Seconds one Stripe API call may take, connecting and reading its whole answer included;
+    /// then it fails (a buyer is told at once, a reconciliation records the error).
+    #[arg(long, env = "STRIPE_TIMEOUT_SECS", default_value_t = 10.0, global = true)]
+    pub stripe_timeout_secs: f64,
     /// Price of one revision pack, in the currency's minor unit (cents).
     #[arg(long, env = "PACK_PRICE", default_value_t = 15_000, global = true)]
     pub pack_price: i64,
@@ -147,6 +157,14 @@ pub struct Config {
     /// Slack app signing secret: verifies `/revenue` slash commands (unset: the command is off).
     #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true, global = true)]
     pub slack_signing_secret: Option<String>,
+    /// The Slack workspace (team id, T...) whose `/revenue` commands are answered; required with
+    /// SLACK_SIGNING_SECRET. Commands from any other workspace get a refusal.
+    #[arg(long, env = "SLACK_TEAM_ID", global = true)]
+    pub slack_team_id: Option<String>,
+    /// Slack member ids (U... or W..., comma-separated) who may ask `/revenue`; unset, every
+    /// member of SLACK_TEAM_ID may.
+    #[arg(long, env = "SLACK_ALLOWED_USERS", value_delimiter = ',', global = true)]
+    pub slack_allowed_users: Vec<String>,
 }
 
 /// Checked configuration.
@@ -161,7 +179,11 @@ pub struct Settings {
     pub mode: Option<DeploymentMode>,
     /// `--switch-mode`: serving in another mode than the database's is deliberate.
     pub switch_mode: bool,
+    /// `SIMULATOR_PUBLIC`: simulator mode may listen beyond loopback.
+    pub simulator_public: bool,
     pub stripe: Option<StripeApi>,
+    /// `STRIPE_TIMEOUT_SECS`: the deadline of every Stripe API call (the simulator's too).
+    pub stripe_timeout: Duration,
     pub publishable_key: Option<String>,
     pub webhook_secrets: Vec<WebhookSecret>,
     pub bind: SocketAddr,
@@ -260,13 +282,17 @@ impl Settings {
     }
 
     /// The chosen mode, for serving: a start without one stops with the line naming both choices.
+    /// It is also where the simulator's loopback rule is kept, so every way of serving meets it.
     pub fn serving_mode(&self) -> Result<DeploymentMode, String> {
-        self.mode.ok_or_else(|| app::domain::deployment::NO_MODE_CHOSEN.to_string())
+        let mode = self.mode.ok_or_else(|| app::domain::deployment::NO_MODE_CHOSEN.to_string())?;
+        app::domain::deployment::check_listen_address(mode, self.bind.ip(), self.simulator_public)?;
+        Ok(mode)
     }
 }
 
 impl Config {
     pub fn settings(&self) -> Result<Settings, String> {
+        let stripe_timeout = positive_secs("STRIPE_TIMEOUT_SECS", self.stripe_timeout_secs)?;
         let currency = Currency::parse(&self.pack_currency).map_err(|e| format!("PACK_CURRENCY: {e}"))?;
         let terms = PackTerms::new(Money::new(self.pack_price, currency), self.pack_size, self.base_revisions)?;
         let bind: SocketAddr = self
@@ -308,7 +334,7 @@ impl Config {
                 if !(self.stripe_api_base.starts_with("https://") || self.stripe_api_base.starts_with("http://")) {
                     return Err(format!("STRIPE_API_BASE `{}` is not an http(s) URL", self.stripe_api_base));
                 }
-                let api = StripeApi::new(sk, &self.stripe_api_base)?;
+                let api = StripeApi::with_timeout(sk, &self.stripe_api_base, stripe_timeout)?;
                 let mode = match mode {
                     StripeMode::Test => DeploymentMode::Test,
                     StripeMode::Live => DeploymentMode::Live,
@@ -348,12 +374,14 @@ impl Config {
         }
         Ok(Settings {
             switch_mode: self.switch_mode,
+            simulator_public: self.simulator_public,
             database_url: self.database_url.clone(),
             db_max_connections: self.db_max_connections,
             db_timeout: positive_secs("DB_TIMEOUT_SECS", self.db_timeout_secs)?,
             terms,
             mode,
             stripe,
+            stripe_timeout,
             publishable_key,
             webhook_secrets,
             bind,
@@ -419,9 +447,35 @@ impl Config {
                     .filter(|s| !s.trim().is_empty())
                     .map(app::slack::SigningSecret::new)
                     .transpose()?,
+                askers: slack_askers(self)?,
             },
         })
     }
+}
+
+/// Whose `/revenue` commands are answered. A signing secret without a workspace is refused at
+/// start-up: the signature alone admits every workspace the Slack app is installed in.
+fn slack_askers(c: &Config) -> Result<app::domain::slack::Askers, String> {
+    use app::domain::slack::parse_slack_id;
+    let team_id = c
+        .slack_team_id
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| parse_slack_id(t, "workspace", &['T']).map_err(|e| format!("SLACK_TEAM_ID: {e}")))
+        .transpose()?;
+    let signing = c.slack_signing_secret.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if signing && team_id.is_none() {
+        return Err("SLACK_TEAM_ID is required with SLACK_SIGNING_SECRET: the workspace whose /revenue commands \
+                    are answered (Slack app → Basic Information, or the T... in the workspace's URL)"
+            .into());
+    }
+    let users = c
+        .slack_allowed_users
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| parse_slack_id(u, "member", &['U', 'W']).map_err(|e| format!("SLACK_ALLOWED_USERS: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(app::domain::slack::Askers { team_id, users })
 }
 
 /// `https://Shop.Example/` → `https://shop.example`: the origin browsers send in `Origin`.
@@ -517,6 +571,33 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("choose real Stripe or the built-in simulator"), "{e}");
+    }
+
+    #[test]
+    fn the_simulator_serves_on_loopback_unless_told_otherwise() {
+        let wide = parse(&["--stripe-simulator", "--bind", "0.0.0.0:3000"]).unwrap();
+        let e = wide.serving_mode().unwrap_err();
+        assert!(e.contains("loopback") && e.contains("SIMULATOR_PUBLIC"), "{e}");
+        let meant = parse(&["--stripe-simulator", "--bind", "0.0.0.0:3000", "--simulator-public"]).unwrap();
+        assert_eq!(meant.serving_mode(), Ok(DeploymentMode::Simulator));
+        assert_eq!(parse(&["--stripe-simulator"]).unwrap().bind.ip().to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn revenue_commands_need_the_workspace_they_answer() {
+        let secret = ["--slack-signing-secret", "slack-signing-secret-0123456789"];
+        let e = parse(&secret).map(drop).unwrap_err();
+        assert!(e.contains("SLACK_TEAM_ID is required"), "{e}");
+        let s =
+            parse(&[&secret[..], &["--slack-team-id", "T0AB12", "--slack-allowed-users", "U01,W02"]].concat()).unwrap();
+        assert_eq!(s.slack.askers.team_id.as_deref(), Some("T0AB12"));
+        assert_eq!(s.slack.askers.users, ["U01", "W02"]);
+        let e = parse(&[&secret[..], &["--slack-team-id", "acme"]].concat()).map(drop).unwrap_err();
+        assert!(e.contains("SLACK_TEAM_ID: `acme` is not a Slack workspace id"), "{e}");
+        let e = parse(&[&secret[..], &["--slack-team-id", "T0AB12", "--slack-allowed-users", "bob"]].concat())
+            .map(drop)
+            .unwrap_err();
+        assert!(e.contains("SLACK_ALLOWED_USERS"), "{e}");
     }
 
     #[test]

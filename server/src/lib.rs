@@ -291,13 +291,15 @@ fn security_headers(router: Router, https: bool) -> Router {
 fn with_simulator(
     mut services: Services,
     addr: SocketAddr,
+    stripe_timeout: std::time::Duration,
 ) -> Result<(Services, Option<app::stripe::simulator::Simulator>), String> {
     use app::stripe::simulator::{random_webhook_secret, Simulator, WebhookConfig, MOUNT, SECRET_KEY};
     let secret = random_webhook_secret();
     let mut secrets = (*services.webhook_secrets).clone();
     secrets.push(secret.clone());
     services.webhook_secrets = std::sync::Arc::new(secrets);
-    services.stripe = Some(app::stripe::StripeApi::new(SECRET_KEY, &format!("http://{addr}{MOUNT}/"))?);
+    services.stripe =
+        Some(app::stripe::StripeApi::with_timeout(SECRET_KEY, &format!("http://{addr}{MOUNT}/"), stripe_timeout)?);
     services.simulated = true;
     services.publishable_key = Some(app::stripe::simulator::PUBLISHABLE_KEY.to_string());
     services.stripe_js_url = format!("{MOUNT}/v3/");
@@ -323,6 +325,8 @@ pub struct Application {
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    /// How long a stop waits for the worker and for background work (`DRAIN_TIMEOUT_SECS`).
+    drain: std::time::Duration,
 }
 
 impl Application {
@@ -353,7 +357,9 @@ impl Application {
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (services, simulator) = match mode {
-            app::domain::deployment::DeploymentMode::Simulator => with_simulator(services, addr)?,
+            app::domain::deployment::DeploymentMode::Simulator => {
+                with_simulator(services, addr, settings.stripe_timeout)?
+            }
             _ => (services, None),
         };
         let state = AppState::new(AppStateInner {
@@ -381,7 +387,8 @@ impl Application {
             settings.reconcile_interval,
             stopping,
         ));
-        Ok(Self { addr, services, artwork, mode, simulator, stop, server, worker })
+        let drain = settings.connections.drain_timeout;
+        Ok(Self { addr, services, artwork, mode, simulator, stop, server, worker, drain })
     }
 
     pub fn url(&self) -> String {
@@ -397,11 +404,25 @@ impl Application {
 
     /// A graceful stop: no new connections; in-flight requests finish (each webhook delivery
     /// answered only after its event is stored, so the group-commit writer is empty once they
-    /// have); the worker finishes its sweep; then the database closes.
-    pub async fn shut_down(self) {
+    /// have); the worker finishes its sweep and background reconciliations stop at their next
+    /// payment, each waited for at most the drain timeout; a run that still has not ended is
+    /// marked abandoned with the reason; then the database closes.
+    pub async fn shut_down(mut self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
-        let _ = self.worker.await;
+        let (left, worker) =
+            tokio::join!(self.services.background.stop(self.drain), tokio::time::timeout(self.drain, &mut self.worker));
+        if worker.is_err() {
+            tracing::warn!(after = ?self.drain, "the worker's sweep outlived the drain; stopping it");
+            self.worker.abort();
+        }
+        for run in left {
+            let reason = "the server stopped before the run finished, and could not wait for it (run it again)";
+            let marked = app::store::reconciliation::abandon(&self.services.db, run, reason, 0, 0, chrono::Utc::now());
+            if let Err(e) = marked.await {
+                tracing::error!(run, error = %e, "could not mark an unfinished reconciliation abandoned");
+            }
+        }
         self.services.db.close().await;
         tracing::info!("stopped");
     }

@@ -136,7 +136,8 @@ async fn start_if_due(svc: &Services, every: Duration, reconciling: &Arc<AtomicB
     }
     reconciling.store(true, Ordering::Release);
     let (svc, reconciling) = (svc.clone(), reconciling.clone());
-    tokio::spawn(async move {
+    let background = svc.background.clone();
+    background.spawn(async move {
         let opts = reconcile::Options {
             from: now - svc.reconcile_window,
             to: now,

@@ -55,6 +55,26 @@ impl DeploymentMode {
     }
 }
 
+/// Where a deployment in `mode` may listen. The simulator's publishable key and its control
+/// routes are public by design (the README prints them), so anyone who reaches a simulator-mode
+/// server can "pay" with 4242 and mint credits: it serves on a loopback address unless the
+/// operator says, explicitly, that a wider audience is meant (a shared demo behind its own
+/// access control).
+pub fn check_listen_address(
+    mode: DeploymentMode,
+    addr: std::net::IpAddr,
+    simulator_public: bool,
+) -> Result<(), String> {
+    if mode == DeploymentMode::Simulator && !addr.is_loopback() && !simulator_public {
+        return Err(format!(
+            "simulator mode serves on a loopback address only (BIND_ADDR 127.0.0.1:PORT): anyone who reaches \
+             {addr} could mint revisions with the simulator's public test key; set SIMULATOR_PUBLIC=true if that \
+             is really meant"
+        ));
+    }
+    Ok(())
+}
+
 /// What starting in a mode does to the database's record of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModeStart {
@@ -113,5 +133,22 @@ mod tests {
         assert!(DeploymentMode::parse("Live").is_err());
         assert_eq!(Simulator.stripe_mode(), StripeMode::Test);
         assert_eq!(Live.stripe_mode(), StripeMode::Live);
+    }
+    #[test]
+    fn the_simulator_listens_on_loopback_unless_told_otherwise() {
+        use std::net::IpAddr;
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: IpAddr = "192.0.2.7".parse().unwrap();
+        for local in ["127.0.0.1", "127.0.0.2", "::1"] {
+            assert_eq!(check_listen_address(DeploymentMode::Simulator, local.parse().unwrap(), false), Ok(()));
+        }
+        for wide in [any, lan, "::".parse().unwrap()] {
+            let e = check_listen_address(DeploymentMode::Simulator, wide, false).unwrap_err();
+            assert!(e.contains("SIMULATOR_PUBLIC"), "{e}");
+            assert_eq!(check_listen_address(DeploymentMode::Simulator, wide, true), Ok(()));
+        }
+        // Real Stripe modes listen wherever they are told: their credits need a real payment.
+        assert_eq!(check_listen_address(DeploymentMode::Live, any, false), Ok(()));
+        assert_eq!(check_listen_address(DeploymentMode::Test, lan, false), Ok(()));
     }
 }

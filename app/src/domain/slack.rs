@@ -147,6 +147,56 @@ pub fn parse_time(s: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| format!("`{s}` is not a time of day (HH:MM, UTC)"))
 }
 
+/// Who may ask `/revenue`: one workspace (`SLACK_TEAM_ID`) and, when listed, only these
+/// members (`SLACK_ALLOWED_USERS`). A valid signature proves the request came through our Slack
+/// app, not from whom: an app installed in a second workspace (or distributed) signs that
+/// workspace's commands with the same secret, and every member of ours may type the command.
+/// Revenue is for the publisher's own people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Askers {
+    /// The workspace whose commands are answered; None answers none.
+    pub team_id: Option<String>,
+    /// Member ids (`U…`) allowed to ask; empty: every member of the workspace.
+    pub users: Vec<String>,
+}
+
+/// Why a signed command is not answered, in words the asker may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAllowed {
+    #[error("Revenue figures are not answered in this Slack workspace.")]
+    Workspace,
+    #[error("You are not on the list of people who may ask for revenue figures.")]
+    User,
+}
+
+/// Whether the command's `team_id` and `user_id` (from its verified form) may be answered.
+pub fn may_ask(askers: &Askers, team_id: Option<&str>, user_id: Option<&str>) -> Result<(), NotAllowed> {
+    match (&askers.team_id, team_id) {
+        (Some(ours), Some(theirs)) if ours == theirs.trim() => {}
+        _ => return Err(NotAllowed::Workspace),
+    }
+    if askers.users.is_empty() || user_id.is_some_and(|u| askers.users.iter().any(|a| a == u.trim())) {
+        Ok(())
+    } else {
+        Err(NotAllowed::User)
+    }
+}
+
+/// `SLACK_TEAM_ID` (`T…`) or a member id of `SLACK_ALLOWED_USERS` (`U…`/`W…`), checked: a typo
+/// would refuse every command, or worse be read as "no list".
+pub fn parse_slack_id(raw: &str, what: &str, prefixes: &[char]) -> Result<String, String> {
+    let id = raw.trim();
+    let well_formed = id.len() >= 3
+        && id.len() <= 32
+        && id.starts_with(prefixes)
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if well_formed {
+        Ok(id.to_string())
+    } else {
+        Err(format!("`{id}` is not a Slack {what} id (like {}0123ABCD)", prefixes[0]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +285,28 @@ mod tests {
         assert_eq!(retry_after(3), Duration::minutes(4));
         assert_eq!(retry_after(40), Duration::hours(1));
         assert!(parse_time("25:00").is_err());
+    }
+
+    #[test]
+    fn only_the_configured_workspace_and_listed_members_are_answered() {
+        let team = Askers { team_id: Some("T0AB".into()), users: vec![] };
+        assert_eq!(may_ask(&team, Some("T0AB"), Some("U1")), Ok(()));
+        assert_eq!(may_ask(&team, Some("T0ZZ"), Some("U1")), Err(NotAllowed::Workspace));
+        assert_eq!(may_ask(&team, None, Some("U1")), Err(NotAllowed::Workspace));
+        // No workspace configured answers nobody, rather than everybody.
+        assert_eq!(may_ask(&Askers::default(), Some("T0AB"), Some("U1")), Err(NotAllowed::Workspace));
+        let listed = Askers { team_id: Some("T0AB".into()), users: vec!["U1".into(), "W2".into()] };
+        assert_eq!(may_ask(&listed, Some("T0AB"), Some("W2")), Ok(()));
+        assert_eq!(may_ask(&listed, Some("T0AB"), Some("U3")), Err(NotAllowed::User));
+        assert_eq!(may_ask(&listed, Some("T0AB"), None), Err(NotAllowed::User));
+    }
+
+    #[test]
+    fn slack_ids_are_checked_when_configured() {
+        assert_eq!(parse_slack_id(" T0AB12 ", "workspace", &['T']), Ok("T0AB12".into()));
+        assert!(parse_slack_id("t0ab12", "workspace", &['T']).is_err());
+        assert!(parse_slack_id("U0AB12", "workspace", &['T']).is_err());
+        assert!(parse_slack_id("W0AB12", "member", &['U', 'W']).is_ok());
+        assert!(parse_slack_id("U0 AB", "member", &['U', 'W']).is_err());
     }
 }

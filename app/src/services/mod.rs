@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod adjustments;
 pub mod api_keys;
+pub mod background;
 pub mod confirm;
 pub mod deployment;
 pub mod event_search;
@@ -76,6 +77,9 @@ pub struct Services {
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
     /// Calls to Stripe made for one user (starting and checking payments), per user.
     stripe_calls: Arc<governor::DefaultKeyedRateLimiter<i64>>,
+    /// Work started by requests and not awaited by them (reconciliations), stopped on purpose
+    /// at shutdown.
+    pub background: Arc<background::Background>,
 }
 
 /// The whole seconds (at least 1) a rate-limited caller waits, as Retry-After and our 429
@@ -124,6 +128,7 @@ impl Services {
             db_timeout: std::time::Duration::from_secs(5),
             event_writer: Arc::default(),
             stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
+            background: Arc::default(),
         }
     }
 

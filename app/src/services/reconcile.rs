@@ -114,6 +114,8 @@ pub enum ReconcileError {
     NoStripe,
     #[error("the run went silent for too long and was marked abandoned; it stopped (run it again)")]
     Abandoned,
+    #[error("the server stopped before the run finished (run it again)")]
+    Stopped,
     #[error("Stripe: {0}")]
     Stripe(#[from] StripeApiError),
     #[error(transparent)]
@@ -137,6 +139,10 @@ impl Run<'_> {
     /// Says the run is alive (at most every `BEAT_EVERY`), and stops it if its row was marked
     /// abandoned meanwhile (another process thought it dead and may be running now).
     async fn beat(&mut self) -> Result<(), ReconcileError> {
+        // Between two payments is a safe point to stop: everything before it is booked.
+        if self.svc.background.is_stopping() {
+            return Err(ReconcileError::Stopped);
+        }
         if self.last_beat.elapsed() < BEAT_EVERY {
             return Ok(());
         }
@@ -211,6 +217,8 @@ pub async fn run(
     let id = runs::start(&svc.db, opts.started_by, opts.from, opts.to, opts.dry_run, Utc::now())
         .await?
         .ok_or(ReconcileError::AlreadyRunning)?;
+    // While it runs, shutdown knows of it (`Background::stop` names what did not end).
+    let _hold = svc.background.hold_run(id);
     let mut run = Run {
         svc,
         id,
@@ -224,7 +232,14 @@ pub async fn run(
     let outcome = steps(&mut run, stripe, opts, progress).await;
     let calls = run.pacer.calls();
     let error = outcome.as_ref().err().map(|e| e.to_string());
-    runs::finish(&svc.db, id, error.as_deref(), calls as i64, run.payments as i64, Utc::now()).await?;
+    let (payments, now) = (run.payments as i64, Utc::now());
+    match &outcome {
+        // Not a failure of the run: it was cut short on purpose, and says so.
+        Err(ReconcileError::Stopped) => {
+            runs::abandon(&svc.db, id, &ReconcileError::Stopped.to_string(), calls as i64, payments, now).await?
+        }
+        _ => runs::finish(&svc.db, id, error.as_deref(), calls as i64, payments, now).await?,
+    }
     outcome?;
     let findings = runs::counts(&svc.db, id).await?;
     if !opts.dry_run {
@@ -264,6 +279,8 @@ async fn steps(
         }
     }
     report(run);
+    // Each step's end is a safe point to stop at too (a step may have nothing to loop over).
+    run.beat().await?;
 
     // 2. Stripe's payments in the window against ours.
     let snapshots =
@@ -278,6 +295,8 @@ async fn steps(
             report(run);
         }
     }
+
+    run.beat().await?;
 
     // 2b. Refunds and disputes created in the window, whatever the age of their payment (a
     //     chargeback comes weeks after the payment): those of our payments not booked as
@@ -310,6 +329,8 @@ async fn steps(
             money_back(run, stripe, &snap).await?;
         }
     }
+
+    run.beat().await?;
 
     // 3. Our credits in the window that Stripe did not list.
     for credit in ledger::credits_between(&run.svc.db, opts.from, opts.to).await? {

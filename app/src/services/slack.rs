@@ -19,11 +19,18 @@ pub struct SlackConfig {
     pub summary_at: NaiveTime,
     /// `SLACK_SIGNING_SECRET`: verifies `/revenue` commands (None: the route answers 404).
     pub signing_secret: Option<SigningSecret>,
+    /// `SLACK_TEAM_ID` and `SLACK_ALLOWED_USERS`: whose verified commands are answered.
+    pub askers: words::Askers,
 }
 
 impl Default for SlackConfig {
     fn default() -> Self {
-        Self { webhook: None, summary_at: NaiveTime::from_hms_opt(8, 0, 0).expect("a time"), signing_secret: None }
+        Self {
+            webhook: None,
+            summary_at: NaiveTime::from_hms_opt(8, 0, 0).expect("a time"),
+            signing_secret: None,
+            askers: words::Askers::default(),
+        }
     }
 }
 
@@ -107,11 +114,16 @@ pub async fn status_line(svc: &Services) -> Result<String, StoreError> {
     })
 }
 
-/// The answer to a `/revenue` command whose request was verified: the figures asked for, or the
-/// usage line for an argument we do not know.
+/// The answer to a `/revenue` command whose request was verified: the figures asked for, the
+/// usage line for an argument we do not know, or why this asker is not answered.
 pub async fn answer(svc: &Services, form_body: &[u8], today: NaiveDate) -> Result<String, StoreError> {
-    let text =
-        form_urlencoded::parse(form_body).find(|(k, _)| k == "text").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let field = |name: &str| form_urlencoded::parse(form_body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    if let Err(refused) = words::may_ask(&svc.slack.askers, field("team_id").as_deref(), field("user_id").as_deref()) {
+        // Ids only: they name a workspace and a member, not a customer.
+        tracing::warn!(team_id = field("team_id"), user_id = field("user_id"), %refused, "Slack command not answered");
+        return Ok(refused.to_string());
+    }
+    let text = field("text").unwrap_or_default();
     let Some(ask): Option<Ask> = words::parse_ask(&text, today) else {
         return Ok(format!("`{}` is not something I can count. {}", text.trim(), words::USAGE));
     };

@@ -81,6 +81,35 @@ pub async fn heartbeat(db: &Db, run_id: i64, api_calls: i64, payments: i64, now:
         == 1))
 }
 
+/// Ends a run this process will not finish (the server is stopping), with the reason: unlike
+/// a dead process's run, it need not wait out `STALE_AFTER_SECS` before the next may start.
+pub async fn abandon(
+    db: &Db,
+    run_id: i64,
+    reason: &str,
+    api_calls: i64,
+    payments: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    write_pool!(db, |pool| {
+        sqlx::query(
+            // The figures only grow: a caller that no longer knows them passes 0.
+            "UPDATE reconciliation_runs SET status = 'abandoned', error = $2, \
+             api_calls = CASE WHEN $3 > api_calls THEN $3 ELSE api_calls END, \
+             payments_checked = CASE WHEN $4 > payments_checked THEN $4 ELSE payments_checked END, \
+             finished_at = $5, heartbeat_at = $5 WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(api_calls)
+        .bind(payments)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+}
+
 pub async fn finish(
     db: &Db,
     run_id: i64,

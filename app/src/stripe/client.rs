@@ -47,6 +47,9 @@ pub enum StripeApiError {
     /// Stripe could not be reached or its answer could not be read.
     #[error("Stripe could not be reached: {0}")]
     Transport(String),
+    /// Stripe did not answer within the client's deadline (`STRIPE_TIMEOUT_SECS`).
+    #[error("Stripe did not answer within the deadline")]
+    Timeout,
     #[error("{0}")]
     Invalid(String),
 }
@@ -59,6 +62,7 @@ impl From<stripe::StripeError> for StripeApiError {
                 code: err.code.as_ref().map(|c| c.as_str().to_string()),
                 message: err.message.clone().unwrap_or_else(|| err.type_.as_str().to_string()),
             },
+            stripe::StripeError::Timeout => Self::Timeout,
             other => Self::Transport(other.to_string()),
         }
     }
@@ -73,13 +77,28 @@ pub fn key_mode(secret_key: &str) -> Result<StripeMode, String> {
     }
 }
 
+/// How long one call to Stripe may take, connection included, unless `STRIPE_TIMEOUT_SECS` says
+/// otherwise. async-stripe sets no deadline of its own, so a Stripe (or a network path) that
+/// accepted the connection and then said nothing held a buyer's "Buy revisions" click, and a
+/// reconciliation, for as long as the socket lived. Stripe answers in well under a second; ten
+/// leave room for a slow day and still tell the buyer within seconds.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl StripeApi {
     pub fn new(secret_key: &str, api_base: &str) -> Result<Self, String> {
+        Self::with_timeout(secret_key, api_base, DEFAULT_TIMEOUT)
+    }
+
+    /// A client whose every attempt (connecting, sending, and reading the whole answer) ends
+    /// after `timeout`: async-stripe offers one deadline per attempt, not a separate connect and
+    /// read timeout, and one bound over both is what a waiting buyer needs.
+    pub fn with_timeout(secret_key: &str, api_base: &str, timeout: std::time::Duration) -> Result<Self, String> {
         let mode = key_mode(secret_key)?;
         // async-stripe appends `v1/...` to the base: make sure it ends with a slash.
         let base = if api_base.ends_with('/') { api_base.to_string() } else { format!("{api_base}/") };
         let client = stripe::ClientBuilder::new(secret_key)
             .url(base)
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the Stripe client: {e}"))?;
         Ok(Self { client, mode })

@@ -17,6 +17,7 @@ mod revenue;
 mod scale;
 mod simulator;
 mod slack;
+mod small_doors;
 mod stripe;
 mod uploads;
 mod web;

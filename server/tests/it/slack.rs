@@ -19,6 +19,7 @@ on_both_databases!(
     a_failed_summary_is_retried_later_and_shows,
     the_worker_sends_the_summary_when_it_is_due,
     revenue_commands_are_answered_only_when_signed_and_fresh,
+    revenue_commands_from_another_workspace_or_an_unlisted_member_are_refused,
 );
 
 /// A stand-in for Slack's incoming webhook: records every message, answers `status`.
@@ -63,6 +64,7 @@ impl StandIn {
             webhook: Some(app::slack::WebhookUrl::parse(&self.url).unwrap()),
             summary_at: app::domain::slack::parse_time(at).unwrap(),
             signing_secret: None,
+            askers: Default::default(),
         }
     }
 }
@@ -195,12 +197,21 @@ fn slack_sign(secret: &str, t: i64, body: &str) -> String {
 }
 
 fn command_body(text: &str) -> String {
+    command_body_from("T000", "U000", text)
+}
+
+/// The workspace the test apps answer.
+fn our_workspace() -> app::domain::slack::Askers {
+    app::domain::slack::Askers { team_id: Some("T000".into()), users: vec![] }
+}
+
+fn command_body_from(team: &str, user: &str, text: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
             ("token", "legacy-token-unused"),
-            ("team_id", "T000"),
+            ("team_id", team),
             ("channel_id", "C000"),
-            ("user_id", "U000"),
+            ("user_id", user),
             ("user_name", "finance"),
             ("command", "/revenue"),
             ("text", text),
@@ -211,7 +222,8 @@ fn command_body(text: &str) -> String {
 
 async fn revenue_commands_are_answered_only_when_signed_and_fresh(kind: DbKind) {
     let t = TestApp::spawn_with(kind, |s| {
-        s.slack.signing_secret = Some(app::slack::SigningSecret::new(SIGNING_SECRET).unwrap())
+        s.slack.signing_secret = Some(app::slack::SigningSecret::new(SIGNING_SECRET).unwrap());
+        s.slack.askers = our_workspace();
     })
     .await;
     pack(&t, Utc::now()).await;
@@ -260,4 +272,40 @@ async fn revenue_commands_are_answered_only_when_signed_and_fresh(kind: DbKind) 
     let plain = TestApp::spawn(kind).await;
     let r = plain.post("/slack/commands", &signed(&body, SIGNING_SECRET, now()), body.clone()).await;
     assert_eq!(r.status, 404);
+}
+
+/// A valid signature says the command came through our Slack app, not from whom: the app may be
+/// installed in another workspace, and not every member of ours may read revenue.
+async fn revenue_commands_from_another_workspace_or_an_unlisted_member_are_refused(kind: DbKind) {
+    let t = TestApp::spawn_with(kind, |s| {
+        s.slack.signing_secret = Some(app::slack::SigningSecret::new(SIGNING_SECRET).unwrap());
+        s.slack.askers = app::domain::slack::Askers { team_id: Some("T000".into()), users: vec!["U0FINANCE".into()] };
+    })
+    .await;
+    pack(&t, Utc::now()).await;
+    let ask = |team: &'static str, user: &'static str| {
+        let t = &t;
+        async move {
+            let body = command_body_from(team, user, "today");
+            let ts = now();
+            let headers = vec![
+                ("x-slack-request-timestamp", ts.to_string()),
+                ("x-slack-signature", slack_sign(SIGNING_SECRET, ts, &body)),
+            ];
+            t.post("/slack/commands", &headers, body).await
+        }
+    };
+    let r = ask("T000", "U0FINANCE").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body["text"].as_str().unwrap().contains("*net $150.00*"), "{:?}", r.body);
+    for (team, user, why) in [
+        ("T0OTHER", "U0FINANCE", "not answered in this Slack workspace"),
+        ("T000", "U0INTERN", "not on the list of people"),
+    ] {
+        let r = ask(team, user).await;
+        assert_eq!(r.status, 200, "{team} {user}: Slack shows only a 200's text to the asker");
+        assert_eq!(r.body["response_type"], "ephemeral");
+        let text = r.body["text"].as_str().unwrap();
+        assert!(text.contains(why) && !text.contains('$'), "{team} {user}: {text}");
+    }
 }

@@ -21,6 +21,9 @@ pub struct Faults {
     pub wrong_secret: bool,
     /// Sign with a timestamp ten minutes old, outside any endpoint's tolerance.
     pub stale_timestamp: bool,
+    /// Hold every API call this long before answering it (a Stripe that is slow or does not
+    /// answer at all: the client's deadline must end the wait, not the buyer's patience).
+    pub api_delay_ms: u64,
     /// Answer the next `api_error_count` API calls with this status (500 or 429).
     pub api_error_status: Option<u16>,
     pub api_error_count: u32,
@@ -42,6 +45,7 @@ impl Default for Faults {
             out_of_order: false,
             wrong_secret: false,
             stale_timestamp: false,
+            api_delay_ms: 0,
             api_error_status: None,
             api_error_count: 0,
             processing_ms: 0,
@@ -58,6 +62,9 @@ impl Faults {
         }
         if self.delay_ms > 600_000 {
             return Err("delay_ms must be at most 600000 (10 minutes)".into());
+        }
+        if self.api_delay_ms > 600_000 {
+            return Err("api_delay_ms must be at most 600000 (10 minutes)".into());
         }
         if self.processing_ms > 600_000 {
             return Err("processing_ms must be at most 600000 (10 minutes)".into());

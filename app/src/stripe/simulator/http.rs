@@ -351,22 +351,27 @@ pub(super) async fn request_id(mut request: axum::extract::Request, next: axum::
     response
 }
 
-/// Answers API calls with a 500 or 429 while the fault is armed, as Stripe does under load.
+/// Answers API calls with a 500 or 429 while the fault is armed, as Stripe does under load, and
+/// holds them for `api_delay_ms` first.
 pub(super) async fn injected_api_errors(
     State(sim): State<Simulator>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let injected = {
+    let (delay, injected) = {
         let mut faults = sim.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let delay = std::time::Duration::from_millis(faults.api_delay_ms);
         match faults.api_error_status {
             Some(status) if faults.api_error_count > 0 => {
                 faults.api_error_count -= 1;
-                Some(status)
+                (delay, Some(status))
             }
-            _ => None,
+            _ => (delay, None),
         }
     };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     match injected {
         Some(429) => ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
