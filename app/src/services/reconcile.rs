@@ -229,7 +229,16 @@ pub async fn run(
         last_beat: std::time::Instant::now(),
     };
     tracing::info!(run = id, from = %opts.from, to = %opts.to, dry_run = opts.dry_run, "reconciliation started");
-    let outcome = steps(&mut run, stripe, opts, progress).await;
+    let outcome = match steps(&mut run, stripe, opts, progress).await {
+        // A step that fails while the server stops failed because it stops (in simulator mode
+        // the simulator's listener closes first; a Stripe call is cut off): the run was cut
+        // short, not wrong, and says so rather than report a misleading Stripe error.
+        Err(e) if svc.background.is_stopping() && !matches!(e, ReconcileError::Stopped) => {
+            tracing::info!(run = id, error = %e, "reconciliation cut short by the stop");
+            Err(ReconcileError::Stopped)
+        }
+        outcome => outcome,
+    };
     let calls = run.pacer.calls();
     let error = outcome.as_ref().err().map(|e| e.to_string());
     let (payments, now) = (run.payments as i64, Utc::now());

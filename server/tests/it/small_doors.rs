@@ -32,7 +32,7 @@ async fn admin_downloads_are_never_kept_by_a_cache(kind: DbKind) {
         from: now - chrono::Duration::days(1),
         to: now + chrono::Duration::minutes(1),
         dry_run: false,
-        started_by: "test",
+        started_by: "cli",
         rate: 100,
     };
     let run = app::services::reconcile::run(&site.app.services, &opts, &|_| {}).await.unwrap().run_id;
