@@ -439,6 +439,18 @@ async fn the_sweep_removes_old_orphans_and_stale_partial_uploads_and_nothing_els
         assert_eq!(sweep(db, artwork, SystemTime::now(), GRACE).await, Swept { orphans: 1, staged: 0 });
         assert!(!site.objects().await.contains(&old) && site.objects().await.contains(&fresh));
     }
+    // In a bucket, objects age by our clock from when a sweep first saw them: a store whose clock
+    // is hours behind ours (the same as ours hours ahead) cannot make a fresh upload look old.
+    if store == Store::S3 {
+        let fresh = format!("{folder}/{:032x}.jpg", 8);
+        site.put(&fresh).await;
+        let skewed = later + hours(1);
+        assert_eq!(sweep(db, artwork, skewed, GRACE).await, Swept::default(), "first seen: kept");
+        assert!(site.objects().await.contains(&fresh));
+        let past_grace = skewed + GRACE + Duration::from_secs(1);
+        assert_eq!(sweep(db, artwork, past_grace, GRACE).await, Swept { orphans: 1, staged: 0 });
+        assert!(!site.objects().await.contains(&fresh));
+    }
     let served = site.get(&format!("/contracts/{}/revisions/{}/artwork", site.t.contract_id, requests[0].id)).await;
     assert_eq!((served.status, served.body.as_ref()), (200, PNG));
     site.t.app.stop().await;
