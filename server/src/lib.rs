@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod guard;
 pub mod people;
+pub mod readiness;
 pub mod request_id;
 pub mod serve;
 pub mod slack;
@@ -71,6 +72,8 @@ pub struct AppStateInner {
     pub metrics_token_hash: Option<std::sync::Arc<str>>,
     /// Where uploaded artwork is kept.
     pub artwork: artwork_store::ArtworkStore,
+    /// `/readyz`'s last answer (a check at most once a second).
+    pub readiness: readiness::Readiness,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -368,6 +371,7 @@ impl Application {
             api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
             metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
             artwork: artwork.clone(),
+            readiness: Default::default(),
         });
         let app = router(
             state,
@@ -550,11 +554,11 @@ pub async fn bench_database(kind: &str, postgres_url: Option<&str>, name: &str, 
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match state.services.db.ready().await {
+    match state.readiness.probe(&state.services.db, &state.services.stats).await {
         Ok(()) => "ready".into_response(),
         Err(why) => {
             tracing::warn!(reason = %why, "not ready");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response()
         }
     }
 }

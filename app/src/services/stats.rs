@@ -43,6 +43,10 @@ pub struct Stats {
     pub page_seconds: Histogram,
     /// How long the oldest event still waiting to be processed has waited (set at each scrape).
     pub processing_lag: Gauge,
+    /// `/readyz` probes answered, and the database checks made for them (at most one a second
+    /// however many probes come: the rest are answered from the last check).
+    pub readiness_probes: Counter,
+    pub readiness_checks: Counter,
 }
 
 impl std::fmt::Debug for Stats {
@@ -105,6 +109,8 @@ impl Stats {
             webhook_seconds: latency("webhook"),
             page_seconds: latency("page"),
             processing_lag: recorder.register_gauge(&key("revision_store_processing_lag_seconds", &[]), &META),
+            readiness_probes: counter("revision_store_readiness_probes_total", &[]),
+            readiness_checks: counter("revision_store_readiness_checks_total", &[]),
             recorder,
             handle,
         }
