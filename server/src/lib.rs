@@ -4,6 +4,7 @@ pub mod admin_actions;
 pub mod api;
 pub mod artwork_store;
 pub mod artwork_sweep;
+pub mod body_deadline;
 pub mod cli;
 pub mod config;
 pub mod guard;
@@ -134,6 +135,8 @@ pub struct WebPolicy {
     pub public_origin: Option<String>,
     /// How long a request body may stall between chunks.
     pub body_timeout: std::time::Duration,
+    /// How long a whole request body may take.
+    pub body_deadlines: body_deadline::BodyDeadlines,
 }
 
 /// The app's routes, discovered once per process. Discovery renders the app with resource
@@ -228,6 +231,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .merge(site.with_state(state));
     security_headers(router, web.secure)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(web.body_timeout))
+        .layer(axum::middleware::from_fn_with_state(web.body_deadlines, body_deadline::enforce))
         .layer(axum::middleware::from_fn(guard::close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(stats, timed))
         .layer(axum::middleware::from_fn(request_id::tag))
@@ -380,6 +384,7 @@ impl Application {
                 secure: settings.secure_cookies,
                 public_origin: settings.public_origin.clone(),
                 body_timeout: settings.connections.body_timeout,
+                body_deadlines: settings.connections.body_deadlines,
             },
         );
         let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -24,6 +24,13 @@ pub const MAX_BODY: usize = MAX_ARTWORK_BYTES + 64 * 1024;
 /// `MAX_NOTES_CHARS` characters take, so only a client that is not a person's form gets here.
 const MAX_NOTES_BYTES: usize = 64 * 1024;
 
+/// Whether `path` is a revision request's (`POST /contracts/{id}/revisions`, with its artwork).
+pub fn is_upload_path(path: &str) -> bool {
+    path.strip_prefix("/contracts/")
+        .and_then(|rest| rest.strip_suffix("/revisions"))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Why a request was not recorded.
 enum Refused {
     SignIn,

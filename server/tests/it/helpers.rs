@@ -196,7 +196,8 @@ pub fn settings(db_url: &str) -> Settings {
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
-        connections: Default::default(),
+        // Tests send everything from 127.0.0.1; the one that tests the cap per client sets it.
+        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         artwork: Default::default(),
@@ -584,6 +585,8 @@ impl ServeProcess {
             .env("STRIPE_WEBHOOK_SECRET", SECRET)
             .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
             .env("RECONCILE_INTERVAL_HOURS", "0")
+            // Every test client is 127.0.0.1.
+            .env("MAX_CONNECTIONS_PER_CLIENT", "0")
             .env_remove("STRIPE_SIMULATOR")
             .env_remove("LOG_FORMAT")
             .env("RUST_LOG", "info")
