@@ -148,6 +148,10 @@ pub struct Config {
     /// Contract ids whose purchases are the owner's own tests (comma-separated).
     #[arg(long, env = "REVENUE_OWNER_CONTRACTS", value_delimiter = ',', global = true)]
     pub revenue_owner_contracts: Vec<i64>,
+    /// Revision requests (with their artwork) one user may have in progress at once; one more
+    /// is refused with 429 and Retry-After before its body is read.
+    #[arg(long, env = "UPLOADS_PER_USER", default_value_t = crate::upload::UPLOADS_PER_USER, global = true)]
+    pub uploads_per_user: usize,
     /// Requests a minute each API key may make (`/api/v1/...`); beyond it, 429 with Retry-After.
     #[arg(long, env = "API_RATE_PER_MINUTE", default_value_t = 60, global = true)]
     pub api_rate_per_minute: u32,
@@ -213,6 +217,8 @@ pub struct Settings {
     pub reconcile_rate: u32,
     pub owners: app::services::revenue::Owners,
     pub api_rate_per_minute: std::num::NonZeroU32,
+    /// UPLOADS_PER_USER: revision requests one user may have in progress at once.
+    pub uploads_per_user: usize,
     /// SHA-256 (hex) of METRICS_TOKEN; None: /metrics answers 404.
     pub metrics_token_hash: Option<String>,
     /// INSTANCE_NAME: the `instance` label on every figure.
@@ -447,6 +453,10 @@ impl Config {
                 .ok_or_else(|| {
                     format!("API_RATE_PER_MINUTE must be between 1 and 100000, got {}", self.api_rate_per_minute)
                 })?,
+            uploads_per_user: match self.uploads_per_user {
+                n @ 1..=1_000 => n,
+                n => return Err(format!("UPLOADS_PER_USER must be between 1 and 1000, got {n}")),
+            },
             metrics_token_hash: match self.metrics_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
                 Some(t) if t.len() < 16 => {
                     return Err("METRICS_TOKEN must be at least 16 characters (it guards the metrics)".into())

@@ -75,6 +75,8 @@ pub struct AppStateInner {
     pub artwork: artwork_store::ArtworkStore,
     /// `/readyz`'s last answer (a check at most once a second).
     pub readiness: readiness::Readiness,
+    /// Artwork uploads in progress, per uploader.
+    pub uploads: upload::UploadSlots,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -376,6 +378,7 @@ impl Application {
             metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
             artwork: artwork.clone(),
             readiness: Default::default(),
+            uploads: upload::UploadSlots::new(settings.uploads_per_user),
         });
         let app = router(
             state,

@@ -255,6 +255,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 20,
         owners: Default::default(),
+        uploads_per_user: server::upload::UPLOADS_PER_USER,
         api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
         slack: Default::default(),
         metrics_token_hash: None,

@@ -208,6 +208,8 @@ pub fn settings(db_url: &str) -> Settings {
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 100,
         owners: Default::default(),
+        // Some tests race several requests of one advertiser; the test of the cap sets it.
+        uploads_per_user: 16,
         api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
         slack: Default::default(),
         metrics_token_hash: Some(app::services::api_keys::hash(METRICS_TOKEN)),
@@ -587,6 +589,7 @@ impl ServeProcess {
             .env("RECONCILE_INTERVAL_HOURS", "0")
             // Every test client is 127.0.0.1.
             .env("MAX_CONNECTIONS_PER_CLIENT", "0")
+            .env("UPLOADS_PER_USER", "16")
             .env_remove("STRIPE_SIMULATOR")
             .env_remove("LOG_FORMAT")
             .env("RUST_LOG", "info")
