@@ -51,10 +51,9 @@ impl BodyDeadlines {
 /// The middleware: wraps each body in its deadline, and answers 408 for a request whose body
 /// was cut, whatever its handler made of the error.
 pub async fn enforce(State(deadlines): State<BodyDeadlines>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let has_body = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
-        || headers.contains_key(header::TRANSFER_ENCODING);
-    if !has_body {
+    // Asked of the body, not the headers: an HTTP/2 request may carry a body with neither
+    // Content-Length nor Transfer-Encoding.
+    if http_body::Body::is_end_stream(request.body()) {
         return next.run(request).await;
     }
     let limit = deadlines.of(&request);

@@ -368,3 +368,38 @@ async fn a_trickled_body_is_cut_at_its_deadline() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
 }
+
+/// The same over HTTP/2 (prior knowledge, as hyper serves it on the same port), where a body
+/// may come with neither Content-Length nor Transfer-Encoding: still cut at its deadline.
+#[tokio::test]
+async fn a_trickled_http2_body_without_a_length_is_cut_at_its_deadline() {
+    use futures_util::StreamExt;
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| {
+        s.connections.body_timeout = Duration::from_secs(5);
+        s.connections.body_deadlines.body = Duration::from_secs(1);
+    })
+    .await;
+    let stream = TcpStream::connect(t.app.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // A byte every 50 ms, for at most 30 s.
+    let trickle = Box::pin(
+        futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"{"))), ()))
+        })
+        .take(600),
+    );
+    let req = hyper::Request::post(format!("{}/webhooks/stripe", t.app.url()))
+        .header("content-type", "application/json")
+        .body(http_body_util::StreamBody::new(trickle))
+        .unwrap();
+    assert!(req.headers().get("content-length").is_none());
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(req)).await.expect("answered").unwrap();
+    assert_eq!(res.status(), 408);
+}
