@@ -82,6 +82,18 @@ pub struct Config {
     /// open-files limit (`ulimit -n`) less the database pool and some room.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 768, global = true)]
     pub max_connections: usize,
+    /// Connections one client address may hold open at once (0: no cap); more from it are
+    /// closed as soon as they are accepted. Not applied with CLIENT_IP_HEADER (every peer is
+    /// then the proxy).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::serve::MAX_CONNECTIONS_PER_CLIENT, global = true)]
+    pub max_connections_per_client: usize,
+    /// Seconds a whole request body may take to arrive, however it trickles (then 408); an
+    /// artwork upload has UPLOAD_DEADLINE_SECS instead.
+    #[arg(long, env = "BODY_DEADLINE_SECS", default_value_t = crate::body_deadline::BODY_DEADLINE_SECS as f64, global = true)]
+    pub body_deadline_secs: f64,
+    /// Seconds a whole artwork upload may take to arrive (then 408).
+    #[arg(long, env = "UPLOAD_DEADLINE_SECS", default_value_t = crate::body_deadline::UPLOAD_DEADLINE_SECS as f64, global = true)]
+    pub upload_deadline_secs: f64,
     /// Seconds a stopping server (SIGTERM, Ctrl-C) waits for in-flight requests.
     #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 30.0, global = true)]
     pub drain_timeout_secs: f64,
@@ -136,6 +148,10 @@ pub struct Config {
     /// Contract ids whose purchases are the owner's own tests (comma-separated).
     #[arg(long, env = "REVENUE_OWNER_CONTRACTS", value_delimiter = ',', global = true)]
     pub revenue_owner_contracts: Vec<i64>,
+    /// Revision requests (with their artwork) one user may have in progress at once; one more
+    /// is refused with 429 and Retry-After before its body is read.
+    #[arg(long, env = "UPLOADS_PER_USER", default_value_t = crate::upload::UPLOADS_PER_USER, global = true)]
+    pub uploads_per_user: usize,
     /// Requests a minute each API key may make (`/api/v1/...`); beyond it, 429 with Retry-After.
     #[arg(long, env = "API_RATE_PER_MINUTE", default_value_t = 60, global = true)]
     pub api_rate_per_minute: u32,
@@ -201,6 +217,8 @@ pub struct Settings {
     pub reconcile_rate: u32,
     pub owners: app::services::revenue::Owners,
     pub api_rate_per_minute: std::num::NonZeroU32,
+    /// UPLOADS_PER_USER: revision requests one user may have in progress at once.
+    pub uploads_per_user: usize,
     /// SHA-256 (hex) of METRICS_TOKEN; None: /metrics answers 404.
     pub metrics_token_hash: Option<String>,
     /// INSTANCE_NAME: the `instance` label on every figure.
@@ -392,6 +410,17 @@ impl Config {
                     n @ 1..=1_000_000 => n,
                     n => return Err(format!("MAX_CONNECTIONS must be between 1 and 1000000, got {n}")),
                 },
+                // Behind a proxy every connection comes from the proxy: a cap per peer would
+                // be a cap on everyone.
+                max_connections_per_client: match self.max_connections_per_client {
+                    _ if self.client_ip_header.as_deref().is_some_and(|h| !h.trim().is_empty()) => None,
+                    0 => None,
+                    n => Some(n),
+                },
+                body_deadlines: crate::body_deadline::BodyDeadlines {
+                    body: positive_secs("BODY_DEADLINE_SECS", self.body_deadline_secs)?,
+                    upload: positive_secs("UPLOAD_DEADLINE_SECS", self.upload_deadline_secs)?,
+                },
                 drain_timeout: positive_secs("DRAIN_TIMEOUT_SECS", self.drain_timeout_secs)?,
             },
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
@@ -424,6 +453,10 @@ impl Config {
                 .ok_or_else(|| {
                     format!("API_RATE_PER_MINUTE must be between 1 and 100000, got {}", self.api_rate_per_minute)
                 })?,
+            uploads_per_user: match self.uploads_per_user {
+                n @ 1..=1_000 => n,
+                n => return Err(format!("UPLOADS_PER_USER must be between 1 and 1000, got {n}")),
+            },
             metrics_token_hash: match self.metrics_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
                 Some(t) if t.len() < 16 => {
                     return Err("METRICS_TOKEN must be at least 16 characters (it guards the metrics)".into())
@@ -532,6 +565,18 @@ mod tests {
             let e = parse(&["--instance-name", bad]).map(drop).expect_err("refused");
             assert!(e.contains("INSTANCE_NAME must be"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_cap_per_client_is_off_behind_a_proxy() {
+        let direct = parse(&[]).unwrap().connections;
+        assert_eq!(direct.max_connections_per_client, Some(crate::serve::MAX_CONNECTIONS_PER_CLIENT));
+        assert_eq!(direct.body_deadlines, crate::body_deadline::BodyDeadlines::default());
+        assert_eq!(parse(&["--max-connections-per-client", "0"]).unwrap().connections.max_connections_per_client, None);
+        let proxied = parse(&["--client-ip-header", "X-Forwarded-For"]).unwrap().connections;
+        assert_eq!(proxied.max_connections_per_client, None, "every peer is the proxy");
+        let e = parse(&["--body-deadline-secs", "0"]).map(drop).expect_err("refused");
+        assert!(e.contains("BODY_DEADLINE_SECS"), "{e}");
     }
 
     #[test]

@@ -4,10 +4,12 @@ pub mod admin_actions;
 pub mod api;
 pub mod artwork_store;
 pub mod artwork_sweep;
+pub mod body_deadline;
 pub mod cli;
 pub mod config;
 pub mod guard;
 pub mod people;
+pub mod readiness;
 pub mod request_id;
 pub mod serve;
 pub mod slack;
@@ -71,6 +73,10 @@ pub struct AppStateInner {
     pub metrics_token_hash: Option<std::sync::Arc<str>>,
     /// Where uploaded artwork is kept.
     pub artwork: artwork_store::ArtworkStore,
+    /// `/readyz`'s last answer (a check at most once a second).
+    pub readiness: readiness::Readiness,
+    /// Artwork uploads in progress, per uploader.
+    pub uploads: upload::UploadSlots,
 }
 
 /// Opens the database and migrates it. A failed migration stops the program.
@@ -131,6 +137,8 @@ pub struct WebPolicy {
     pub public_origin: Option<String>,
     /// How long a request body may stall between chunks.
     pub body_timeout: std::time::Duration,
+    /// How long a whole request body may take.
+    pub body_deadlines: body_deadline::BodyDeadlines,
 }
 
 /// The app's routes, discovered once per process. Discovery renders the app with resource
@@ -225,6 +233,7 @@ pub fn router(state: AppState, simulator: Option<app::stripe::simulator::Simulat
         .merge(site.with_state(state));
     security_headers(router, web.secure)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(web.body_timeout))
+        .layer(axum::middleware::from_fn_with_state(web.body_deadlines, body_deadline::enforce))
         .layer(axum::middleware::from_fn(guard::close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(stats, timed))
         .layer(axum::middleware::from_fn(request_id::tag))
@@ -368,6 +377,8 @@ impl Application {
             api_limits: api::ApiLimits::per_minute(settings.api_rate_per_minute),
             metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
             artwork: artwork.clone(),
+            readiness: Default::default(),
+            uploads: upload::UploadSlots::new(settings.uploads_per_user),
         });
         let app = router(
             state,
@@ -376,6 +387,7 @@ impl Application {
                 secure: settings.secure_cookies,
                 public_origin: settings.public_origin.clone(),
                 body_timeout: settings.connections.body_timeout,
+                body_deadlines: settings.connections.body_deadlines,
             },
         );
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -550,11 +562,11 @@ pub async fn bench_database(kind: &str, postgres_url: Option<&str>, name: &str, 
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match state.services.db.ready().await {
+    match state.readiness.probe(&state.services.db, &state.services.stats).await {
         Ok(()) => "ready".into_response(),
         Err(why) => {
             tracing::warn!(reason = %why, "not ready");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response()
         }
     }
 }

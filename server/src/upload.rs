@@ -24,6 +24,67 @@ pub const MAX_BODY: usize = MAX_ARTWORK_BYTES + 64 * 1024;
 /// `MAX_NOTES_CHARS` characters take, so only a client that is not a person's form gets here.
 const MAX_NOTES_BYTES: usize = 64 * 1024;
 
+/// Revision requests one user may have in progress at once by default (`UPLOADS_PER_USER`):
+/// the contract page sends one at a time; a second covers a retry while the first is still
+/// being cut off.
+pub const UPLOADS_PER_USER: usize = 2;
+/// What a refused upload's Retry-After says: a few seconds, for the one in progress to end.
+const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
+/// Revision requests in progress, per user: each takes a connection, a database connection
+/// at its end and an artwork object while it streams, so one account cannot open dozens.
+/// Per process, like the Stripe-call budget.
+pub struct UploadSlots {
+    max: usize,
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, usize>>>,
+}
+
+/// One upload in progress; dropping it (answered, refused, or abandoned by a client that went
+/// away) frees its place.
+pub struct UploadSlot {
+    user: i64,
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, usize>>>,
+    stats: std::sync::Arc<app::services::stats::Stats>,
+}
+
+impl UploadSlots {
+    pub fn new(max: usize) -> Self {
+        Self { max, open: Default::default() }
+    }
+
+    /// A place for one more upload of `user`'s, unless they have `max` in progress.
+    fn take(&self, user: i64, stats: &std::sync::Arc<app::services::stats::Stats>) -> Option<UploadSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(user).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        stats.uploads_in_progress.increment(1.0);
+        Some(UploadSlot { user, open: self.open.clone(), stats: stats.clone() })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+        self.stats.uploads_in_progress.decrement(1.0);
+    }
+}
+
+/// Whether `path` is a revision request's (`POST /contracts/{id}/revisions`, with its artwork).
+pub fn is_upload_path(path: &str) -> bool {
+    path.strip_prefix("/contracts/")
+        .and_then(|rest| rest.strip_suffix("/revisions"))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Why a request was not recorded.
 enum Refused {
     SignIn,
@@ -32,6 +93,8 @@ enum Refused {
     /// The status a non-browser client gets, the problem (browsers get its code), and the
     /// message for non-browser clients.
     Problem(StatusCode, RequestProblem, String),
+    /// This user has `UPLOADS_PER_USER` requests in progress already.
+    Busy,
 }
 
 impl Refused {
@@ -81,6 +144,15 @@ pub async fn request_revision(
             Redirect::to(&format!("{page}?error={}", problem.code())).into_response()
         }
         Err(Refused::Problem(status, _, message)) => (status, message).into_response(),
+        Err(Refused::Busy) if browser => {
+            Redirect::to(&format!("{page}?error={}", RequestProblem::Busy.code())).into_response()
+        }
+        Err(Refused::Busy) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, BUSY_RETRY_AFTER_SECS.to_string())],
+            RequestProblem::Busy.message(),
+        )
+            .into_response(),
     }
 }
 
@@ -103,6 +175,23 @@ async fn record(
     if contract.is_none_or(|c| c.advertiser_id != user.id) {
         return Err(Refused::NotFound);
     }
+    // Refused before a byte of the body is read (the multipart form is read lazily, below):
+    // with nothing to spend, a 25 MiB upload would only be received to be thrown away. The
+    // transaction checks again under the contract's lock, since a request may win the last
+    // revision meanwhile.
+    let balance = ledger::balance(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
+    if let Some(Err(n)) = balance.map(|b| b.check_can_request()) {
+        return Err(Refused::Problem(
+            StatusCode::CONFLICT,
+            RequestProblem::NoRevisionsLeft,
+            capitalise(&n.to_string()),
+        ));
+    }
+    // Held until this request is answered or abandoned.
+    let _slot = state.uploads.take(user.id, &svc.stats).ok_or_else(|| {
+        app::services::stats::Stats::inc(&svc.stats.uploads_refused_busy);
+        Refused::Busy
+    })?;
 
     let mut file: Option<Received> = None;
     let notes = match read_form(state, contract_id, &mut multipart, typed_notes, &mut file).await {

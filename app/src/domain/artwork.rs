@@ -131,11 +131,13 @@ pub enum RequestProblem {
     FileType,
     Unreadable,
     NoRevisionsLeft,
+    /// The uploader has as many requests in progress as allowed.
+    Busy,
     Unavailable,
 }
 
 impl RequestProblem {
-    const ALL: [RequestProblem; 8] = [
+    const ALL: [RequestProblem; 9] = [
         Self::NotesMissing,
         Self::NotesTooLong,
         Self::FileEmpty,
@@ -143,6 +145,7 @@ impl RequestProblem {
         Self::FileType,
         Self::Unreadable,
         Self::NoRevisionsLeft,
+        Self::Busy,
         Self::Unavailable,
     ];
 
@@ -155,6 +158,7 @@ impl RequestProblem {
             Self::FileType => "file-type",
             Self::Unreadable => "unreadable",
             Self::NoRevisionsLeft => "no-revisions-left",
+            Self::Busy => "busy",
             Self::Unavailable => "unavailable",
         }
     }
@@ -172,6 +176,9 @@ impl RequestProblem {
             Self::FileType => format!("That file type is not accepted. Upload {ACCEPTED}."),
             Self::Unreadable => "The form could not be read. Please try again.".into(),
             Self::NoRevisionsLeft => "No revisions left: purchase a revision pack to request more.".into(),
+            Self::Busy => {
+                "Your other requests are still being sent. Please wait for them to finish and try again.".into()
+            }
             Self::Unavailable => "The request could not be saved. Nothing was used; please try again.".into(),
         }
     }

@@ -42,6 +42,10 @@ pub enum ConfirmError {
     Rejected(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ledger could not answer and this user's budget of Stripe calls is spent: the whole
+    /// seconds until the next call may be made.
+    #[error("too many Stripe calls; try again in {0} s")]
+    SlowDown(u64),
 }
 
 pub async fn confirm_purchase(
@@ -66,6 +70,10 @@ pub async fn confirm_purchase(
         });
     }
     let stripe = svc.stripe.as_ref().ok_or(ConfirmError::PaymentsUnavailable)?;
+    // Only a call to Stripe spends the budget: the pending modal's polls answered from the
+    // ledger above cost Stripe nothing, and spending on them left no budget for the next
+    // purchase.
+    svc.stripe_call_allowed(advertiser_id).map_err(ConfirmError::SlowDown)?;
     let pi = stripe.retrieve(payment_intent_id).await?;
     let state = match pi.status.as_str() {
         "succeeded" => {

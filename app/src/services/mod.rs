@@ -75,7 +75,8 @@ pub struct Services {
     pub db_timeout: std::time::Duration,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
-    /// Calls to Stripe made for one user (starting and checking payments), per user.
+    /// Calls to Stripe made for one user (starting and checking payments), per user; spent
+    /// only by calls that reach Stripe.
     stripe_calls: Arc<governor::DefaultKeyedRateLimiter<i64>>,
     /// Work started by requests and not awaited by them (reconciliations), stopped on purpose
     /// at shutdown.
@@ -90,10 +91,12 @@ pub fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>)
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// What one user may make us ask Stripe: a steady one a second, twenty at once. The payment
-/// modal's polling (a second, backing off to five) stays well inside; a client looping on the
-/// server functions is slowed to a pace Stripe's own limits (25 a second in test mode, 100 live,
-/// for the whole account) never notice.
+/// What one user may make us ask Stripe: a steady one a second, twenty at once. Spent only right
+/// before a call to Stripe (`purchase::start_purchase`, `confirm::confirm_purchase` when the
+/// ledger cannot answer): the payment modal's polls answered from our own ledger cost nothing,
+/// so a run of purchases is never refused for polls. A client looping on the server functions
+/// is slowed to a pace Stripe's own limits (25 a second in test mode, 100 live, for the whole
+/// account) never notice.
 fn stripe_call_quota() -> governor::Quota {
     governor::Quota::per_second(std::num::NonZeroU32::MIN).allow_burst(std::num::NonZeroU32::new(20).expect("20 > 0"))
 }

@@ -43,6 +43,14 @@ pub struct Stats {
     pub page_seconds: Histogram,
     /// How long the oldest event still waiting to be processed has waited (set at each scrape).
     pub processing_lag: Gauge,
+    /// `/readyz` probes answered, and the database checks made for them (at most one a second
+    /// however many probes come: the rest are answered from the last check).
+    pub readiness_probes: Counter,
+    pub readiness_checks: Counter,
+    /// Artwork uploads being received right now, and those refused because their uploader
+    /// already had as many in progress as allowed.
+    pub uploads_in_progress: Gauge,
+    pub uploads_refused_busy: Counter,
 }
 
 impl std::fmt::Debug for Stats {
@@ -105,6 +113,10 @@ impl Stats {
             webhook_seconds: latency("webhook"),
             page_seconds: latency("page"),
             processing_lag: recorder.register_gauge(&key("revision_store_processing_lag_seconds", &[]), &META),
+            readiness_probes: counter("revision_store_readiness_probes_total", &[]),
+            readiness_checks: counter("revision_store_readiness_checks_total", &[]),
+            uploads_in_progress: recorder.register_gauge(&key("revision_store_uploads_in_progress", &[]), &META),
+            uploads_refused_busy: counter("revision_store_uploads_refused_busy_total", &[]),
             recorder,
             handle,
         }

@@ -158,6 +158,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Why the database cannot take this instance's work (`Db::ready`), in words fit for a load
+/// balancer's probe: never the driver's own text, which can name hosts, users and files.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// It could not be reached, or would not take a write.
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("database is at migration {applied} of {expected}: run `revision-store migrate`")]
+    Behind { applied: i64, expected: i64 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConstraintKind {
     Unique,
@@ -405,10 +416,14 @@ impl Db {
     /// Whether this instance can do its work now (`/readyz`): the database answers, takes a
     /// write, and holds every migration this build knows. On SQLite the write lock is taken and
     /// given back, because a file another process holds locked can still be read while no
-    /// webhook can be stored. Bounded by the pool's wait, like any request.
-    pub async fn ready(&self) -> Result<(), String> {
+    /// webhook can be stored (so callers ask at most once a second: `server::readiness`). The
+    /// driver's error goes to the log, never into the answer.
+    pub async fn ready(&self) -> Result<(), NotReady> {
         const LATEST: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        let down = |e: sqlx::Error| format!("database unavailable: {e}");
+        let down = |e: sqlx::Error| {
+            tracing::warn!(error = %e, "readiness: the database did not answer");
+            NotReady::Unavailable
+        };
         let (applied, expected): (Option<i64>, Option<i64>) = match self {
             Db::Sqlite(s) => {
                 let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await.map_err(down)?;
@@ -423,11 +438,7 @@ impl Db {
         };
         match (applied, expected) {
             (Some(a), Some(e)) if a >= e => Ok(()),
-            (a, e) => Err(format!(
-                "database is at migration {} of {}: run `revision-store migrate`",
-                a.unwrap_or(0),
-                e.unwrap_or(0)
-            )),
+            (a, e) => Err(NotReady::Behind { applied: a.unwrap_or(0), expected: e.unwrap_or(0) }),
         }
     }
 

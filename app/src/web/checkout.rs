@@ -36,7 +36,6 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
     use crate::services::purchase::{start_purchase, PurchaseError};
     let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
-    svc.stripe_call_allowed(user.id).map_err(|wait| AppError::SlowDown(wait).with_status())?;
     let publishable_key = svc
         .publishable_key
         .clone()
@@ -46,6 +45,7 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
         PurchaseError::PaymentsUnavailable => {
             AppError::Unavailable("Payments are not configured on this server.".into()).with_status()
         }
+        PurchaseError::SlowDown(wait) => AppError::SlowDown(wait).with_status(),
         other => AppError::unavailable("The payment could not be started", other).with_status(),
     })?;
     Ok(CheckoutStart {
@@ -63,9 +63,9 @@ pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, A
     use crate::services::confirm::{confirm_purchase, ConfirmError, PaymentState};
     let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
-    svc.stripe_call_allowed(user.id).map_err(|wait| AppError::SlowDown(wait).with_status())?;
     let confirmation = confirm_purchase(&svc, user.id, &payment_intent_id).await.map_err(|e| match e {
         ConfirmError::NotFound => AppError::NotFound.with_status(),
+        ConfirmError::SlowDown(wait) => AppError::SlowDown(wait).with_status(),
         ConfirmError::Rejected(reason) => {
             // Loud: Stripe took money we will not credit automatically. An admin must look.
             tracing::error!(payment_intent_id, reason, "a succeeded payment was refused at confirmation");

@@ -18,8 +18,9 @@ pub enum AppError {
     Invalid(String),
     #[error("Too many failed sign-ins. Try again in {0} minutes.")]
     TooManyAttempts(u64),
-    /// One client asked too often (for what costs a call to Stripe); the seconds to wait.
-    #[error("Too many requests at once. Please wait {0} seconds and try again.")]
+    /// One client started (or checked with Stripe) too many purchases in a short time, spending
+    /// its budget of calls to Stripe; the seconds to wait.
+    #[error("Too many purchases were tried in a short time. Please try again in {0} seconds.")]
     SlowDown(u64),
     /// A payment Stripe took that we will not credit automatically; a person must look.
     /// Asking again cannot change it.

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use server::config::Settings;
 use server::Application;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,11 @@ struct Args {
     /// kept balance, the hottest row there can be; the bare handler keeps no balance).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     contracts: u32,
+    /// Also measure each run with this many extra tasks flooding the server alongside the
+    /// deliveries: `/readyz` and failed sign-ins in turn, as fast as they are answered (0: no
+    /// such run).
+    #[arg(long, default_value_t = 0)]
+    flood: usize,
     /// Server runtime worker threads.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
@@ -90,7 +95,10 @@ fn main() {
     let mut ratios = Vec::new();
     for db in dbs {
         for &concurrency in &args.concurrency {
-            let ours = run_ours(&args, db, concurrency);
+            let ours = run_ours(&args, db, concurrency, 0);
+            if args.flood > 0 {
+                run_ours(&args, db, concurrency, args.flood);
+            }
             if let (Some(dir), "postgres") = (&args.reference, db) {
                 let reference = run_reference(&args, dir, concurrency);
                 ratios.push((concurrency, ours / reference));
@@ -145,6 +153,73 @@ fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
 /// Sends `load` to `url` from `concurrency` keep-alive connections (a 1-thread client runtime),
 /// warm-up first; `credits` counts the credit rows at the server. Asserts every delivery got a
 /// 2xx and each new event credited exactly once.
+/// The most requests one flood task sends (it stops sooner, when the measurement ends).
+const FLOOD_MAX_REQUESTS: usize = 10_000_000;
+
+/// Tasks asking `/readyz` and failing a sign-in, in turn, each as fast as it is answered, on a
+/// thread and runtime of their own, until stopped. Only ever at the server under test (loopback).
+struct Flood {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    started: Instant,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Flood {
+    fn start(base: &str, tasks: usize) -> Self {
+        assert!(base.starts_with("http://127."), "the flood goes only to a loopback server: {base}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (base, stopping, counted) = (base.to_string(), stop.clone(), sent.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let sign_in = format!("{base}{}", <app::web::auth::SignIn as leptos::server_fn::ServerFn>::PATH);
+                let flooders: Vec<_> = (0..tasks)
+                    .map(|task| {
+                        let (base, sign_in, stop, sent) =
+                            (base.clone(), sign_in.clone(), stopping.clone(), counted.clone());
+                        tokio::spawn(async move {
+                            let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+                            for n in 0..FLOOD_MAX_REQUESTS {
+                                if stop.load(Ordering::Relaxed) {
+                                    break;
+                                }
+                                let req = if n % 2 == 0 {
+                                    hyper::Request::get(format!("{base}/readyz")).body(Full::default()).unwrap()
+                                } else {
+                                    let form = format!("email=flood{task}%40example.com&password=not-the-password");
+                                    hyper::Request::post(&sign_in)
+                                        .header("content-type", "application/x-www-form-urlencoded")
+                                        .header("origin", &base)
+                                        .body(Full::new(Bytes::from(form)))
+                                        .unwrap()
+                                };
+                                if let Ok(res) = client.request(req).await {
+                                    let _ = res.into_body().collect().await;
+                                    sent.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for f in flooders {
+                    let _ = f.await;
+                }
+            });
+        });
+        Self { stop, sent, started: Instant::now(), thread }
+    }
+
+    /// Stops it: the requests it had answered, a second.
+    fn stop(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
+        self.thread.join().expect("the flood's thread");
+        self.sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    }
+}
+
 fn measure(url: &str, load: &Load, concurrency: usize, credits: impl Fn() -> usize) -> Measured {
     let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let send = |range: std::ops::Range<usize>| {
@@ -222,8 +297,9 @@ fn print_row(server: &str, db: &str, args: &Args, concurrency: usize, load: &Loa
     );
 }
 
-/// Revision Store on a fresh database; its credited/s.
-fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
+/// Revision Store on a fresh database, with `flood` flooding tasks alongside the measured
+/// deliveries (0: none); its credited/s.
+fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -243,7 +319,8 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
-        connections: Default::default(),
+        // Every delivery comes from this one loopback client: no cap per client address.
+        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir(),
         artwork: Default::default(),
@@ -254,6 +331,7 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 20,
         owners: Default::default(),
+        uploads_per_user: server::upload::UPLOADS_PER_USER,
         api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
         slack: Default::default(),
         metrics_token_hash: None,
@@ -275,8 +353,25 @@ fn run_ours(args: &Args, db: &str, concurrency: usize) -> f64 {
             .map(|c| server_rt.block_on(app::store::ledger::credits(&app.services.db, *c)).unwrap().len())
             .sum::<usize>()
     };
+    let flooding = (flood > 0).then(|| Flood::start(&app.url(), flood));
     let m = measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
-    print_row("Revision Store", db, args, concurrency, &load, &m);
+    match flooding {
+        None => print_row("Revision Store", db, args, concurrency, &load, &m),
+        Some(f) => {
+            let rate = f.stop();
+            print_row(&format!("Revision Store, flood {flood}"), db, args, concurrency, &load, &m);
+            let stats = app.services.stats.render();
+            let figure = |name: &str| {
+                stats.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            };
+            println!(
+                "(flood: {flood} tasks, {rate:.0} requests/s to /readyz and failed sign-ins alongside; \
+                 {:.0} readiness probes answered with {:.0} database checks)",
+                figure("revision_store_readiness_probes_total").unwrap_or(0.0),
+                figure("revision_store_readiness_checks_total").unwrap_or(0.0),
+            );
+        }
+    }
     if let app::store::Db::Postgres(pg) = &app.services.db {
         let deadlocks: i64 = server_rt
             .block_on(

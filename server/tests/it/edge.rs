@@ -228,3 +228,178 @@ async fn logs_off_a_terminal_are_plain_text() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_FORMAT must be text or json"));
 }
+
+/// A client bound to `local` (another loopback address than the tests' 127.0.0.1).
+fn client_from(
+    local: &str,
+) -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+> {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(local.parse().unwrap()));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
+}
+
+/// One request from `http`: its status, within the tests' patience.
+async fn status_of(
+    http: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    req: hyper::http::request::Builder,
+    body: String,
+) -> u16 {
+    use http_body_util::BodyExt;
+    let res = http.request(req.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap());
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, res).await.expect("the server answers").expect("request");
+    let status = res.status().as_u16();
+    let _ = res.into_body().collect().await;
+    status
+}
+
+/// A connection from 127.0.0.1 that sends a webhook's head announcing 1 MiB, then one byte of
+/// it every 100 ms (each well inside the body timeout between chunks), for at most a minute.
+/// Counts itself in `closed` when the server closes it.
+async fn trickle(addr: std::net::SocketAddr, closed: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let Ok(c) = TcpStream::connect(addr).await else {
+        closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
+    let (mut from_server, mut to_server) = c.into_split();
+    let head = "POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 1048576\r\n\r\n";
+    // Whether the server closed it (a write failed) before the minute was over.
+    let sending = async {
+        if to_server.write_all(head.as_bytes()).await.is_err() {
+            return true;
+        }
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if to_server.write_all(b"{").await.is_err() {
+                return true;
+            }
+        }
+        false
+    };
+    let mut buf = [0u8; 256];
+    let close = async {
+        loop {
+            match from_server.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    let was_closed = tokio::select! {
+        _ = close => true,
+        failed = sending => failed,
+    };
+    if was_closed {
+        closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Forty clients on 127.0.0.1 trickle webhook bodies a byte at a time (never stalling long
+/// enough for the body timeout), more than the server's connections. One address holds at most
+/// its share (8 here): the rest are closed as they are accepted, and deliveries and `/healthz`
+/// from another client (127.0.0.2) keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_bodies_cannot_hold_every_connection() {
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| {
+        s.connections.max_connections = 24;
+        s.connections.max_connections_per_client = Some(8);
+        s.connections.body_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..40).map(|_| tokio::spawn(trickle(t.app.addr, closed.clone()))).collect();
+    let refused = eventually(PATIENCE, || async { closed.load(std::sync::atomic::Ordering::Relaxed) >= 32 }).await;
+    assert!(
+        refused,
+        "connections past the client's share are closed: {} closed",
+        closed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let other = client_from("127.0.0.2");
+    for _ in 0..3 {
+        let body = paid(&new_event_id(), &new_payment_id(), t.contract_id);
+        let req = hyper::Request::post(format!("{}/webhooks/stripe", t.app.url()))
+            .header("content-type", "application/json")
+            .header("stripe-signature", sign(&body, SECRET, now()));
+        assert_eq!(status_of(&other, req, body).await, 200, "a delivery from another client");
+    }
+    assert_eq!(t.available().await, 9);
+    let health = hyper::Request::get(format!("{}/healthz", t.app.url()));
+    assert_eq!(status_of(&other, health, String::new()).await, 200);
+    assert!(closed.load(std::sync::atomic::Ordering::Relaxed) <= 32, "the client's share is served");
+    for a in attackers {
+        a.abort();
+    }
+}
+
+/// A body trickled a byte at a time, each inside the body timeout between chunks, is cut at the
+/// body's deadline: 408, and the connection closes.
+#[tokio::test]
+async fn a_trickled_body_is_cut_at_its_deadline() {
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| {
+        s.connections.body_timeout = Duration::from_secs(5);
+        s.connections.body_deadlines.body = Duration::from_secs(1);
+    })
+    .await;
+    let c = TcpStream::connect(t.app.addr).await.unwrap();
+    let (mut from_server, mut to_server) = c.into_split();
+    to_server
+        .write_all(b"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n")
+        .await
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if to_server.write_all(b"{").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, from_server.read_to_end(&mut answer)).await;
+    sender.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(matches!(read, Ok(Ok(_))), "answered and closed: {read:?} {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+}
+
+/// The same over HTTP/2 (prior knowledge, as hyper serves it on the same port), where a body
+/// may come with neither Content-Length nor Transfer-Encoding: still cut at its deadline.
+#[tokio::test]
+async fn a_trickled_http2_body_without_a_length_is_cut_at_its_deadline() {
+    use futures_util::StreamExt;
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| {
+        s.connections.body_timeout = Duration::from_secs(5);
+        s.connections.body_deadlines.body = Duration::from_secs(1);
+    })
+    .await;
+    let stream = TcpStream::connect(t.app.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // A byte every 50 ms, for at most 30 s.
+    let trickle = Box::pin(
+        futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from_static(b"{"))), ()))
+        })
+        .take(600),
+    );
+    let req = hyper::Request::post(format!("{}/webhooks/stripe", t.app.url()))
+        .header("content-type", "application/json")
+        .body(http_body_util::StreamBody::new(trickle))
+        .unwrap();
+    assert!(req.headers().get("content-length").is_none());
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(req)).await.expect("answered").unwrap();
+    assert_eq!(res.status(), 408);
+}

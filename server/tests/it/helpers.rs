@@ -196,7 +196,8 @@ pub fn settings(db_url: &str) -> Settings {
         publishable_key: None,
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
-        connections: Default::default(),
+        // Tests send everything from 127.0.0.1; the one that tests the cap per client sets it.
+        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         artwork: Default::default(),
@@ -207,6 +208,8 @@ pub fn settings(db_url: &str) -> Settings {
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 100,
         owners: Default::default(),
+        // Some tests race several requests of one advertiser; the test of the cap sets it.
+        uploads_per_user: 16,
         api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
         slack: Default::default(),
         metrics_token_hash: Some(app::services::api_keys::hash(METRICS_TOKEN)),
@@ -584,6 +587,9 @@ impl ServeProcess {
             .env("STRIPE_WEBHOOK_SECRET", SECRET)
             .env("STRIPE_API_BASE", "http://127.0.0.1:9/")
             .env("RECONCILE_INTERVAL_HOURS", "0")
+            // Every test client is 127.0.0.1.
+            .env("MAX_CONNECTIONS_PER_CLIENT", "0")
+            .env("UPLOADS_PER_USER", "16")
             .env_remove("STRIPE_SIMULATOR")
             .env_remove("LOG_FORMAT")
             .env("RUST_LOG", "info")

@@ -57,6 +57,19 @@ on_each_artwork_store!(
     the_sweep_removes_old_orphans_and_stale_partial_uploads_and_nothing_else,
 );
 
+mod refused_before_the_body {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::an_upload_is_refused_before_its_body_is_read_when_no_revision_is_left(crate::helpers::DbKind::Sqlite)
+            .await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::an_upload_is_refused_before_its_body_is_read_when_no_revision_is_left(crate::helpers::DbKind::Postgres)
+            .await
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Store {
     Local,
@@ -89,6 +102,11 @@ impl Answer {
 
 impl Uploads {
     async fn start(kind: DbKind, store: Store) -> Self {
+        Self::start_with(kind, store, |_| {}).await
+    }
+
+    /// `start` with settings changed by `change`.
+    async fn start_with(kind: DbKind, store: Store, change: impl FnOnce(&mut server::config::Settings)) -> Self {
         let data = tempfile::tempdir().unwrap();
         let dir = data.path().to_path_buf();
         let bucket = match store {
@@ -113,6 +131,7 @@ impl Uploads {
         let t = TestApp::spawn_with(kind, |s| {
             s.data_dir = dir;
             s.artwork = storage;
+            change(s);
         })
         .await;
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
@@ -453,5 +472,72 @@ async fn the_sweep_removes_old_orphans_and_stale_partial_uploads_and_nothing_els
     }
     let served = site.get(&format!("/contracts/{}/revisions/{}/artwork", site.t.contract_id, requests[0].id)).await;
     assert_eq!((served.status, served.body.as_ref()), (200, PNG));
+    site.t.app.stop().await;
+}
+
+/// Reads a raw connection's answer until the server closes it (or the test's patience ends).
+async fn answer_of(c: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, c.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "answered: {}", String::from_utf8_lossy(&answer));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// With no revision left, an upload is refused on its head: the answer comes while the body
+/// (5 MB announced, its first bytes sent) is still to come, and nothing is written anywhere.
+/// The body timeout is out of the way: only the early refusal can answer.
+async fn an_upload_is_refused_before_its_body_is_read_when_no_revision_is_left(kind: DbKind) {
+    let site = Uploads::start_with(kind, Store::Local, |s| s.connections.body_timeout = Duration::from_secs(600)).await;
+    for i in 0..3 {
+        let a = site.upload(&format!("request {i}"), None).await;
+        assert_eq!(a.status, 201, "{}", a.text());
+    }
+    let mut c = site.start_raw_upload(5_000_000).await;
+    let answer = answer_of(&mut c).await;
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(answer.contains("buy a revision pack"), "{answer}");
+    assert_eq!(site.leftovers().await, Vec::<String>::new(), "nothing written");
+    assert_eq!(site.t.available().await, 0);
+    site.t.app.stop().await;
+}
+
+/// One user may have `UPLOADS_PER_USER` revision requests in progress (here 2); one more is
+/// refused at once with 429 and Retry-After, before its body is read, and the place frees when
+/// an upload ends (here: its client hangs up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_in_progress_per_user_are_capped() {
+    let site = Uploads::start_with(DbKind::Sqlite, Store::Local, |s| {
+        s.uploads_per_user = 2;
+        s.connections.body_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let in_progress = || async {
+        let metrics = site.t.metrics().await;
+        metrics.lines().find_map(|l| l.strip_prefix("revision_store_uploads_in_progress ")?.trim().parse::<f64>().ok())
+    };
+    // Two uploads that stall after their first bytes.
+    let first = site.start_raw_upload(5_000_000).await;
+    let mut second = site.start_raw_upload(5_000_000).await;
+    assert!(eventually(PATIENCE, || async { in_progress().await == Some(2.0) }).await, "{:?}", in_progress().await);
+    // A third: refused before its body, with when to try again.
+    let req = hyper::Request::post(format!("{}/contracts/{}/revisions", site.t.app.url(), site.t.contract_id))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header("origin", site.t.app.url())
+        .header("cookie", &site.cookie);
+    let res = site.http.request(req.body(Full::new(Bytes::from(multipart_head("third", None)))).unwrap());
+    let res = tokio::time::timeout(REQUEST_TIMEOUT, res).await.expect("the server answers").unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let text = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    assert!(text.contains("still being sent"), "{text}");
+    let metrics = site.t.metrics().await;
+    assert!(metrics.contains("revision_store_uploads_refused_busy_total 1"), "{metrics}");
+    // The first hangs up: its place frees, and a request goes through.
+    drop(first);
+    assert!(eventually(PATIENCE, || async { in_progress().await == Some(1.0) }).await, "{:?}", in_progress().await);
+    let a = site.upload("after the hang-up", None).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(site.t.available().await, 2);
+    let _ = second.shutdown().await;
     site.t.app.stop().await;
 }

@@ -21,6 +21,8 @@ on_both_databases!(
     an_outage_answers_every_delivery_within_the_database_timeout,
     the_raw_body_and_headers_are_kept_byte_for_byte,
     ready_only_while_the_database_takes_writes,
+    a_flood_of_readiness_probes_checks_the_database_at_most_once_a_second,
+    readiness_answers_promptly_when_the_database_does_not_answer,
 );
 
 async fn a_valid_signature_credits_the_contract_once(kind: DbKind) {
@@ -346,10 +348,78 @@ async fn ready_only_while_the_database_takes_writes(kind: DbKind) {
     let t = TestApp::spawn_for_outage(kind).await;
     assert_eq!(t.get("/readyz").await, (200, "ready".to_string()));
     let outage = t.db.make_unavailable().await;
-    let (status, why) = t.get("/readyz").await;
+    // The last answer stands for up to a second (`server::readiness`), then the outage shows.
+    let last = std::sync::Mutex::new((0, String::new()));
+    eventually(PATIENCE, || async {
+        let answer = t.get("/readyz").await;
+        let status = answer.0;
+        *last.lock().unwrap() = answer;
+        status == 503
+    })
+    .await;
+    let (status, why) = last.into_inner().unwrap();
     assert_eq!(status, 503, "{why}");
     assert!(why.contains("database unavailable"), "{why}");
+    // Our words, never the driver's (which can name hosts, users, files).
+    assert!(why == "database unavailable" || why == "database unavailable: no answer within 1 s", "{why}");
     assert_eq!(t.get("/healthz").await.0, 200, "alive all the same");
     outage.restore().await;
     assert!(eventually(PATIENCE, || async { t.get("/readyz").await.0 == 200 }).await, "ready again after the outage");
+}
+
+/// A figure at /metrics, if it is there.
+fn figure(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A load balancer (or anyone) asking `/readyz` as fast as it can: every probe is answered,
+/// and the database, whose check takes SQLite's write lock, is asked at most once a second.
+async fn a_flood_of_readiness_probes_checks_the_database_at_most_once_a_second(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all((0..200).map(|_| t.get("/readyz"))).await;
+    let seconds = started.elapsed().as_secs();
+    for a in &answers {
+        assert_eq!(a, &(200, "ready".to_string()));
+    }
+    let metrics = t.metrics().await;
+    assert_eq!(figure(&metrics, "revision_store_readiness_probes_total"), Some(200), "{metrics}");
+    let checks = figure(&metrics, "revision_store_readiness_checks_total").expect("checks are counted");
+    assert!(checks >= 1 && checks <= seconds + 1, "{checks} checks in {seconds} whole seconds");
+}
+
+/// What keeps `/readyz`'s check from answering: SQLite's write lock held by another process,
+/// or on PostgreSQL a lock on the table the check reads (a query that never returns, as with a
+/// server that stopped mid-connection).
+async fn hold_what_readiness_needs(t: &TestApp) -> Box<dyn std::any::Any + Send> {
+    match t.db.kind {
+        DbKind::Sqlite => Box::new(t.db.make_unavailable().await),
+        DbKind::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&t.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE").execute(&mut conn).await.unwrap();
+            Box::new(conn)
+        }
+    }
+}
+
+/// A database that does not answer at all: `/readyz` still answers, 503 within about a second
+/// (a load balancer's probe would otherwise time out instead of reading 503), whatever the
+/// database timeout. Here that timeout is longer than the test waits for any answer.
+async fn readiness_answers_promptly_when_the_database_does_not_answer(kind: DbKind) {
+    let t = TestApp::spawn_with(kind, |s| s.db_timeout = Duration::from_secs(120)).await;
+    let held = hold_what_readiness_needs(&t).await;
+    let (status, why) = t.get("/readyz").await;
+    assert_eq!((status, why.as_str()), (503, "database unavailable: no answer within 1 s"));
+    assert_eq!(t.get("/healthz").await.0, 200, "alive all the same");
+    match held.downcast::<Outage>() {
+        Ok(outage) => outage.restore().await,
+        Err(conn) => {
+            use sqlx::Connection;
+            let conn = conn.downcast::<sqlx::PgConnection>().unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    assert!(eventually(PATIENCE, || async { t.get("/readyz").await.0 == 200 }).await, "ready again");
 }
