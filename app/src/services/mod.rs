@@ -91,9 +91,9 @@ pub fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>)
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// What one user may make us ask Stripe: a steady one a second, twenty at once. Spent only right
-/// before a call to Stripe (`purchase::start_purchase`, `confirm::confirm_purchase` when the
-/// ledger cannot answer): the payment modal's polls answered from our own ledger cost nothing,
+/// What one user may make us ask Stripe: a steady one a second, twenty at once. Spent only for a
+/// call to Stripe (starting a purchase, whose PaymentIntent Stripe creates; `confirm_purchase`
+/// when the ledger cannot answer): the payment modal's polls answered from our own ledger cost nothing,
 /// so a run of purchases is never refused for polls. A client looping on the server functions
 /// is slowed to a pace Stripe's own limits (25 a second in test mode, 100 live, for the whole
 /// account) never notice.

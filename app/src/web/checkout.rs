@@ -36,6 +36,9 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
     use crate::services::purchase::{start_purchase, PurchaseError};
     let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    // Starting a purchase always calls Stripe (it creates the PaymentIntent), so it spends the
+    // budget up front; `confirm_purchase` spends it only when its answer needs Stripe.
+    svc.stripe_call_allowed(user.id).map_err(|wait| AppError::SlowDown(wait).with_status())?;
     let publishable_key = svc
         .publishable_key
         .clone()
@@ -45,7 +48,6 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
         PurchaseError::PaymentsUnavailable => {
             AppError::Unavailable("Payments are not configured on this server.".into()).with_status()
         }
-        PurchaseError::SlowDown(wait) => AppError::SlowDown(wait).with_status(),
         other => AppError::unavailable("The payment could not be started", other).with_status(),
     })?;
     Ok(CheckoutStart {
