@@ -41,8 +41,7 @@ pub struct IssuedLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The path a set-password link opens; the token follows.
-pub const LINK_PATH: &str = "/password/";
+pub use crate::domain::people::LINK_PATH;
 
 /// A link's token is 32 random bytes (hex): unguessable, and only its SHA-256 is stored.
 fn new_token() -> String {
