@@ -129,20 +129,26 @@ pub mod server {
         let (Some(name), Some(peer)) = (&svc.client_ip_header, peer) else {
             return peer;
         };
-        if !svc.trusted_proxies.iter().any(|net| net.contains(&peer)) {
-            return Some(peer);
+        let headers = leptos_axum::extract::<axum::http::HeaderMap>().await.unwrap_or_default();
+        let values = headers.get_all(name.as_str()).iter().filter_map(|v| v.to_str().ok());
+        Some(believed_client(peer, values, &svc.trusted_proxies))
+    }
+
+    /// The client by `peer` and what the (named) header's values say: the header's last entry
+    /// when the peer is a trusted proxy and the entry is an address, else the peer. The peer is
+    /// taken canonically: on a dual-stack listener an IPv4 peer arrives as `::ffff:a.b.c.d`,
+    /// which would match none of the IPv4 networks in `TRUSTED_PROXIES`.
+    pub fn believed_client<'a>(
+        peer: std::net::IpAddr,
+        header_values: impl Iterator<Item = &'a str>,
+        trusted: &[ipnet::IpNet],
+    ) -> std::net::IpAddr {
+        let peer = peer.to_canonical();
+        if !trusted.iter().any(|net| net.contains(&peer)) {
+            return peer;
         }
-        let Ok(headers) = leptos_axum::extract::<axum::http::HeaderMap>().await else {
-            return Some(peer);
-        };
-        let last = headers
-            .get_all(name.as_str())
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|s| !s.is_empty());
-        Some(last.and_then(parse_address).unwrap_or(peer))
+        let last = header_values.flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).last();
+        last.and_then(parse_address).unwrap_or(peer)
     }
 
     /// An address as proxies write it: `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443`,
@@ -191,6 +197,23 @@ pub mod server {
 
     #[cfg(test)]
     mod tests {
+        #[test]
+        fn the_client_header_is_believed_only_from_a_trusted_proxy() {
+            use super::believed_client;
+            let trusted = crate::services::sign_in_throttle::parse_networks("127.0.0.0/8,10.0.0.0/8").unwrap();
+            let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+            let header = ["9.9.9.9, 203.0.113.7"];
+            assert_eq!(believed_client(ip("10.1.2.3"), header.into_iter(), &trusted), ip("203.0.113.7"));
+            // A dual-stack listener's view of an IPv4 proxy.
+            assert_eq!(believed_client(ip("::ffff:127.0.0.1"), header.into_iter(), &trusted), ip("203.0.113.7"));
+            // A client reaching the app directly says what it likes: ignored.
+            assert_eq!(believed_client(ip("198.51.100.9"), header.into_iter(), &trusted), ip("198.51.100.9"));
+            // Ports and brackets as proxies write them; junk is the proxy itself.
+            assert_eq!(believed_client(ip("10.0.0.1"), ["[2001:db8::1]:443"].into_iter(), &trusted), ip("2001:db8::1"));
+            assert_eq!(believed_client(ip("10.0.0.1"), ["unknown"].into_iter(), &trusted), ip("10.0.0.1"));
+            assert_eq!(believed_client(ip("10.0.0.1"), std::iter::empty(), &trusted), ip("10.0.0.1"));
+        }
+
         #[test]
         fn next_stays_on_this_site() {
             use super::local_path;
