@@ -201,6 +201,11 @@ pub async fn set_password(
             Redirect::to("/login?password=set").into_response()
         }
         Err(PeopleError::Password(p)) => Redirect::to(&format!("{page}?error={}", p.code())).into_response(),
+        Err(PeopleError::Busy) => {
+            let retry = [(header::RETRY_AFTER, "1")];
+            (StatusCode::TOO_MANY_REQUESTS, retry, "Too many requests at once: nothing was changed, please try again.")
+                .into_response()
+        }
         Err(PeopleError::Store(e)) => {
             tracing::error!(error = %e, "setting a password failed");
             (StatusCode::SERVICE_UNAVAILABLE, "Nothing was changed: please try again in a moment.").into_response()

@@ -21,6 +21,7 @@ on_both_databases!(
     a_forged_client_header_from_an_untrusted_peer_is_ignored,
     the_account_ceiling_slows_unknown_browsers_but_not_a_known_one,
     password_hashing_is_bounded_and_beyond_it_answers_429,
+    setting_a_password_through_a_link_waits_for_a_hashing_turn_too,
 );
 
 /// What a sign-in that read `user` (its hash and version) writes when it finishes: a new session
@@ -322,4 +323,35 @@ pub(crate) async fn counters_with_at_least(db: &app::store::Db, failures: i64) -
         app::store::Db::Sqlite(s) => sqlx::query_scalar(sql).bind(failures).fetch_one(&s.writer).await.unwrap(),
         app::store::Db::Postgres(p) => sqlx::query_scalar(sql).bind(failures).fetch_one(p).await.unwrap(),
     }
+}
+
+async fn setting_a_password_through_a_link_waits_for_a_hashing_turn_too(kind: DbKind) {
+    let site = Site::start(kind).await;
+    let admin = site.sign_in(ADMIN, None).await;
+    let post = |path: String, cookie: Option<String>, fields: Vec<(&'static str, &'static str)>| {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let mut req = hyper::Request::post(format!("{}{path}", site.origin()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", site.origin());
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        site.send(req, body)
+    };
+    let a = post("/admin/people".into(), Some(admin.clone()), vec![("email", "fay@web.test")]).await;
+    let page = site.get(a.location(), Some(&admin)).await;
+    let start = page.body.find("/password/").expect("the link is shown");
+    let token: String = page.body[start + 10..].chars().take_while(char::is_ascii_hexdigit).collect();
+    let link = format!("/password/{token}");
+    let fields = vec![("password", "fay-long-password"), ("confirm", "fay-long-password")];
+    let hashing = site.app.services.password_hashing.clone();
+    let all = hashing.permits.acquire_many(hashing.permits.available_permits() as u32).await.unwrap();
+    let busy = post(link.clone(), None, fields.clone()).await;
+    assert_eq!(busy.status, 429, "{}", busy.body);
+    assert_eq!(busy.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    drop(all);
+    // Nothing was changed: the link still works.
+    let set = post(link, None, fields).await;
+    assert_eq!((set.status, set.location()), (303, "/login?password=set"));
+    site.app.stop().await;
 }
