@@ -127,6 +127,11 @@ pub struct Config {
     /// every request comes through that proxy: clients can send the header themselves.
     #[arg(long, env = "CLIENT_IP_HEADER", global = true)]
     pub client_ip_header: Option<String>,
+    /// The peers `CLIENT_IP_HEADER` is believed from (comma-separated networks or addresses):
+    /// the reverse proxy's. A request from any other peer (a client reaching the app directly)
+    /// is counted by its own address whatever the header says.
+    #[arg(long, env = "TRUSTED_PROXIES", global = true, default_value = app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES)]
+    pub trusted_proxies: String,
     /// Seconds between worker sweeps for due retries.
     #[arg(long, env = "WORKER_INTERVAL_SECS", default_value_t = 5.0, global = true)]
     pub worker_interval_secs: f64,
@@ -211,6 +216,8 @@ pub struct Settings {
     /// `PUBLIC_URL`'s origin (`https://host[:port]`, lower-case), when set.
     pub public_origin: Option<String>,
     pub client_ip_header: Option<String>,
+    /// Whose `client_ip_header` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// None: no scheduled reconciliation.
     pub reconcile_interval: Option<Duration>,
     pub reconcile_window: chrono::Duration,
@@ -429,6 +436,8 @@ impl Config {
             secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),
             public_origin,
             client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
+            trusted_proxies: app::services::sign_in_throttle::parse_networks(&self.trusted_proxies)
+                .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?,
             reconcile_interval: {
                 let h = self.reconcile_interval_hours;
                 if h == 0.0 {

@@ -51,7 +51,8 @@ pub async fn same_origin_writes(State(origins): State<Origins>, request: Request
     if allowed {
         next.run(request).await
     } else {
-        tracing::warn!(origin, host, fetch_site, path = %request.uri().path(), "refused a cross-site write");
+        let path = app::domain::people::loggable_path(request.uri().path());
+        tracing::warn!(origin, host, fetch_site, %path, "refused a cross-site write");
         (StatusCode::FORBIDDEN, "Cross-site requests are not allowed.").into_response()
     }
 }

@@ -106,6 +106,8 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
     svc.db_timeout = settings.db_timeout;
     svc.publishable_key = settings.publishable_key.clone();
     svc.client_ip_header = settings.client_ip_header.clone();
+    svc.trusted_proxies = std::sync::Arc::new(settings.trusted_proxies.clone());
+    svc.secure_cookies = settings.secure_cookies;
     svc.public_origin = settings.public_origin.clone();
     svc.reconcile_rate = settings.reconcile_rate;
     svc.reconcile_window = settings.reconcile_window;
@@ -354,7 +356,11 @@ impl Application {
         // process's worker takes what is still pending.
         let take_fresh_leases = matches!(db, Db::Sqlite(_));
         let artwork = artwork_store::ArtworkStore::open(&settings.artwork, &settings.data_dir)?;
-        let services = services(settings, db, mode);
+        let mut services = services(settings, db, mode);
+        // Shared by every process of this database, so a device cookie or a sealed session value
+        // made by one is read by any other, and after a restart.
+        let keys = app::services::keys::ServerKeys::load(&services.db).await;
+        services.keys = std::sync::Arc::new(keys.map_err(|e| format!("loading the server's keys failed: {e}"))?);
         let recovered = app::services::processing::run_due(&services, take_fresh_leases)
             .await
             .map_err(|e| format!("recovering pending events failed: {e}"))?;
@@ -434,6 +440,9 @@ impl Application {
             if let Err(e) = marked.await {
                 tracing::error!(run, error = %e, "could not mark an unfinished reconciliation abandoned");
             }
+        }
+        if let Err(e) = self.services.sign_in.flush(&self.services.db).await {
+            tracing::warn!(error = %e, "could not write the last sign-in counters");
         }
         self.services.db.close().await;
         tracing::info!("stopped");

@@ -43,10 +43,11 @@ async fn refused(session: &Session, page: &str, e: PeopleError) -> Response {
     Redirect::to(page).into_response()
 }
 
-/// Keeps a new link for the person's page to show once.
-async fn show_once(session: &Session, link: &IssuedLink) {
+/// Keeps a new link, sealed, for the person's page to show once.
+async fn show_once(state: &AppState, session: &Session, link: &IssuedLink) {
     let until = app::web::fmt_time(link.expires_at);
-    let value = (link.user.email.clone(), link.url.clone(), until);
+    let sealed = state.services.keys.seal(app::web::people::ISSUED_LINK_PURPOSE, &link.url);
+    let value = (link.user.email.clone(), sealed, until);
     if let Err(e) = session.insert(app::web::people::ISSUED_LINK_KEY, value).await {
         // The link exists but the admin cannot see it: say so; a reset makes another.
         tracing::error!(error = %e, "could not keep a set-password link to show");
@@ -77,7 +78,7 @@ pub async fn invite(
     };
     match people::invite_advertiser(&state.services, &form.email, &origin(&state, &headers), &actor(&me)).await {
         Ok(link) => {
-            show_once(&session, &link).await;
+            show_once(&state, &session, &link).await;
             Redirect::to(&person_page(link.user.id)).into_response()
         }
         Err(e) => refused(&session, "/admin/people", e).await,
@@ -103,7 +104,7 @@ pub async fn reset_password(
     }
     match people::reset_password(&state.services, user_id, &origin(&state, &headers), &actor(&me)).await {
         Ok(link) => {
-            show_once(&session, &link).await;
+            show_once(&state, &session, &link).await;
             Redirect::to(&page).into_response()
         }
         Err(e) => refused(&session, &page, e).await,
@@ -200,6 +201,11 @@ pub async fn set_password(
             Redirect::to("/login?password=set").into_response()
         }
         Err(PeopleError::Password(p)) => Redirect::to(&format!("{page}?error={}", p.code())).into_response(),
+        Err(PeopleError::Busy) => {
+            let retry = [(header::RETRY_AFTER, "1")];
+            (StatusCode::TOO_MANY_REQUESTS, retry, "Too many requests at once: nothing was changed, please try again.")
+                .into_response()
+        }
         Err(PeopleError::Store(e)) => {
             tracing::error!(error = %e, "setting a password failed");
             (StatusCode::SERVICE_UNAVAILABLE, "Nothing was changed: please try again in a moment.").into_response()

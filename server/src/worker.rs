@@ -50,7 +50,7 @@ pub async fn run(
                 tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
             }
             let now = chrono::Utc::now();
-            if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in_throttle, now).await {
+            if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in.policy, now).await {
                 tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
             }
             // What the look-back above cannot see (an event received long before the newest

@@ -9,6 +9,22 @@ pub fn link_lifetime() -> Duration {
     Duration::hours(72)
 }
 
+/// The path a set-password link opens (invitations and resets alike); the token follows.
+pub const LINK_PATH: &str = "/password/";
+
+/// A request path as it may be written to a log: a set-password link's token is the key to an
+/// account for 72 hours, so it is replaced by `…` (logs are read, shipped and kept by more people
+/// and systems than the database's `password_links`, which holds only the token's hash).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix(LINK_PATH) {
+        Some(rest) if !rest.is_empty() => {
+            // Whatever follows the token (nothing today) is as secret as the token: drop it all.
+            std::borrow::Cow::Owned(format!("{LINK_PATH}…"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// Why a link was made: a new advertiser's first password, or an admin's reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkPurpose {
@@ -267,5 +283,17 @@ mod tests {
         assert_eq!(AuditAction::parse("user.delete"), None);
         assert_eq!(Actor::CommandLine.name(), "command line");
         assert_eq!(Actor::User { id: 3, email: "a@b.co".into() }.id(), Some(3));
+    }
+
+    #[test]
+    fn a_link_token_never_reaches_a_log_path() {
+        let token = "ab".repeat(32);
+        let path = format!("/password/{token}");
+        let logged = super::loggable_path(&path);
+        assert_eq!(logged, "/password/…");
+        assert!(!logged.contains(&token));
+        assert_eq!(super::loggable_path("/password/x/y"), "/password/…");
+        assert_eq!(super::loggable_path("/admin/people/7"), "/admin/people/7");
+        assert_eq!(super::loggable_path("/password/"), "/password/");
     }
 }

@@ -6,10 +6,38 @@
 //! emails, with a cap. An attacker slows only their own address; the real user, signing in from
 //! theirs, is never held up by someone else's failures.
 //!
+//! An address is what one client controls: an IPv4 address, or an IPv6 /64 (one subscriber
+//! usually holds a whole /64 and can pick any address in it; counted apart, each would get its
+//! own budget). See `address_group`.
+//!
+//! Guesses spread over many addresses still meet a ceiling per account: past `account_free`
+//! failures in a window, each further attempt at the account from a browser we do not know
+//! waits, with growing delays. A browser that signed in to the account before carries a signed
+//! device cookie (OWASP's "device cookies") and is not held by that ceiling, so the real user
+//! still signs in at once while someone guesses at their account.
+//!
 //! Every attempt is counted as a failure before its password is checked (so parallel guesses
 //! cannot all slip past), and a success takes its count back. Pure: the caller passes the clock
-//! and keeps the counters (in the database, shared by every process).
+//! and keeps the counters (shared by every process through the database).
 use chrono::{DateTime, Duration, Utc};
+use std::net::IpAddr;
+
+/// The address a client's failures are counted under: an IPv4 address as it is, an IPv6
+/// address by its /64 (`2001:db8:1:2::/64`), an IPv4 address written as IPv6 (`::ffff:a.b.c.d`)
+/// as the IPv4 address it is.
+pub fn address_group(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{network}/64")
+            }
+        },
+    }
+}
 
 /// Failures of one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +61,15 @@ pub struct Policy {
     pub window: Duration,
     /// Failures one address may make in a window, whatever the emails.
     pub per_address: i64,
+    /// Failures at one account, from browsers without its device cookie, before each further
+    /// attempt waits (growing delays from `first_delay`, as a pair's).
+    pub account_free: i64,
 }
 
 impl Default for Policy {
     /// Four typos free, then 15 s, 30 s, 1 min, … up to 15 min between a pair's attempts (about
-    /// a dozen guesses per quarter hour); thirty failures per address per quarter hour.
+    /// a dozen guesses per quarter hour); thirty failures per address per quarter hour; ten
+    /// failures per account from unknown browsers, then the same growing delays.
     fn default() -> Self {
         Self {
             free: 4,
@@ -45,6 +77,7 @@ impl Default for Policy {
             max_delay: Duration::minutes(15),
             window: Duration::minutes(15),
             per_address: 30,
+            account_free: 10,
         }
     }
 }
@@ -52,7 +85,11 @@ impl Default for Policy {
 impl Policy {
     /// How long a pair waits after its `failures`-th failure.
     pub fn delay_after(&self, failures: i64) -> Duration {
-        let past_free = failures - self.free;
+        self.delay_past(self.free, failures)
+    }
+
+    fn delay_past(&self, free: i64, failures: i64) -> Duration {
+        let past_free = failures - free;
         if past_free <= 0 {
             return Duration::zero();
         }
@@ -68,6 +105,16 @@ impl Policy {
     /// A pair's attempt: Err(wait) while its delay runs, else its counter with this attempt
     /// counted as a failure.
     pub fn pair_attempt(&self, c: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, Duration> {
+        self.delayed_attempt(self.free, c, now)
+    }
+
+    /// An account's attempt from a browser without its device cookie: as a pair's, with
+    /// `account_free` free failures.
+    pub fn account_attempt(&self, c: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, Duration> {
+        self.delayed_attempt(self.account_free, c, now)
+    }
+
+    fn delayed_attempt(&self, free: i64, c: Option<Counter>, now: DateTime<Utc>) -> Result<Counter, Duration> {
         let now = not_before(c, now);
         let c = self.live(c, now);
         if let Some(c) = c.filter(|c| now < c.next_allowed_at) {
@@ -78,7 +125,7 @@ impl Policy {
             failures,
             first_at: c.map_or(now, |c| c.first_at),
             last_at: now,
-            next_allowed_at: now + self.delay_after(failures),
+            next_allowed_at: now + self.delay_past(free, failures),
         })
     }
 
@@ -105,8 +152,8 @@ impl Policy {
         }
     }
 
-    /// A success takes back the attempt it counted on the address (the address is shared, so
-    /// its other failures stay); the pair's counter is simply removed.
+    /// A success takes back the attempt it counted on the address or the account (shared, so
+    /// their other failures stay); the pair's counter is simply removed.
     pub fn address_success(&self, c: Counter) -> Counter {
         Counter { failures: (c.failures - 1).max(0), next_allowed_at: c.last_at.min(c.next_allowed_at), ..c }
     }
@@ -173,6 +220,29 @@ mod tests {
         assert!(p.address_attempt(Some(back), at(61)).is_ok());
         // After the window, a fresh count.
         assert_eq!(p.address_attempt(c, at(0) + p.window).unwrap().failures, 1);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let group = |s: &str| address_group(s.parse().unwrap());
+        assert_eq!(group("203.0.113.7"), "203.0.113.7");
+        assert_ne!(group("203.0.113.7"), group("203.0.113.8"), "IPv4 addresses stay apart");
+        assert_eq!(group("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(group("2001:db8:1:2:ffff:ffff:ffff:ffff"), group("2001:db8:1:2::1"), "one /64, one budget");
+        assert_ne!(group("2001:db8:1:3::1"), group("2001:db8:1:2::1"), "the next /64 is someone else");
+        assert_eq!(group("::ffff:203.0.113.7"), "203.0.113.7", "IPv4 written as IPv6");
+    }
+
+    #[test]
+    fn an_account_allows_more_failures_then_slows() {
+        let p = Policy::default();
+        let mut c = None;
+        for i in 0..p.account_free {
+            c = Some(p.account_attempt(c, at(i)).unwrap_or_else(|w| panic!("try {i} waits {w}")));
+        }
+        c = Some(p.account_attempt(c, at(20)).unwrap());
+        assert_eq!(p.account_attempt(c, at(21)).unwrap_err(), Duration::seconds(14));
+        assert!(p.pair_attempt(None, at(21)).is_ok(), "the pair rules are apart");
     }
 
     #[test]

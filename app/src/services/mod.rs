@@ -11,6 +11,7 @@ pub mod event_writer;
 pub mod evidence;
 pub mod fulfil;
 pub mod intake;
+pub mod keys;
 pub mod people;
 pub mod processing;
 pub mod purchase;
@@ -18,6 +19,7 @@ pub mod reconcile;
 pub mod refunds;
 pub mod revenue;
 pub mod seals;
+pub mod sign_in_throttle;
 pub mod slack;
 pub mod stats;
 
@@ -49,11 +51,18 @@ pub struct Services {
     /// How long a processor owns a claimed event before another may take it over.
     pub lease_secs: i64,
     pub stats: Arc<stats::Stats>,
-    /// The sign-in throttling rules (`domain::throttle`); the counters are in the database.
-    pub sign_in_throttle: crate::domain::throttle::Policy,
+    /// Sign-in throttling: the rules (`domain::throttle`) and their counters.
+    pub sign_in: Arc<sign_in_throttle::SignInThrottle>,
+    /// Password hashes computed at once, at most.
+    pub password_hashing: Arc<sign_in_throttle::HashingPermits>,
     /// The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For),
     /// for throttling; None: the socket peer is the client.
     pub client_ip_header: Option<String>,
+    /// The peers whose `client_ip_header` is believed (`TRUSTED_PROXIES`); from anyone else the
+    /// header is ignored and the socket peer is the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Cookies this app sets are Secure (https only).
+    pub secure_cookies: bool,
     /// The origin users reach the app at (`PUBLIC_URL`), for links made to be passed on (a
     /// set-password link); None: the address the admin's request came to.
     pub public_origin: Option<String>,
@@ -81,6 +90,9 @@ pub struct Services {
     /// Work started by requests and not awaited by them (reconciliations), stopped on purpose
     /// at shutdown.
     pub background: Arc<background::Background>,
+    /// The server's signing and sealing keys: the deployment's (`keys::ServerKeys::load`) in a
+    /// serving process, else ephemeral.
+    pub keys: Arc<keys::ServerKeys>,
 }
 
 /// The whole seconds (at least 1) a rate-limited caller waits, as Retry-After and our 429
@@ -109,6 +121,7 @@ impl Services {
         webhook_secrets: Vec<WebhookSecret>,
         stripe: Option<StripeApi>,
     ) -> Self {
+        let sign_in = Arc::new(sign_in_throttle::SignInThrottle::new(&db, Default::default()));
         Self {
             db,
             terms,
@@ -119,8 +132,14 @@ impl Services {
             retry: RetryPolicy::default(),
             lease_secs: 30,
             stats: Arc::default(),
-            sign_in_throttle: Default::default(),
+            sign_in,
+            password_hashing: Arc::default(),
             client_ip_header: None,
+            trusted_proxies: Arc::new(
+                sign_in_throttle::parse_networks(sign_in_throttle::DEFAULT_TRUSTED_PROXIES)
+                    .expect("the default parses"),
+            ),
+            secure_cookies: false,
             public_origin: None,
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),
@@ -132,6 +151,7 @@ impl Services {
             event_writer: Arc::default(),
             stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
             background: Arc::default(),
+            keys: Arc::new(keys::ServerKeys::ephemeral()),
         }
     }
 

@@ -29,6 +29,10 @@ pub enum PeopleError {
     /// The action does not apply (deactivating oneself, a deactivated person's contract).
     #[error("{0}")]
     Refused(String),
+    /// Too many passwords are being hashed at once (`sign_in_throttle::HashingPermits`): try
+    /// again in a second.
+    #[error("busy: too many passwords are being checked at once")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -41,8 +45,7 @@ pub struct IssuedLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The path a set-password link opens; the token follows.
-pub const LINK_PATH: &str = "/password/";
+pub use crate::domain::people::LINK_PATH;
 
 /// A link's token is 32 random bytes (hex): unguessable, and only its SHA-256 is stored.
 fn new_token() -> String {
@@ -175,8 +178,11 @@ pub async fn set_password(svc: &Services, token: &str, password: &str, confirm: 
     if let Err(why) = open_link(svc, token).await? {
         return Err(PeopleError::Refused(why.into()));
     }
+    // argon2 takes about 19 MiB and tens of milliseconds: only so many at once, as at sign-in.
+    let turn = svc.password_hashing.turn().await.ok_or(PeopleError::Busy)?;
     let password = password.to_string();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.expect("hashing does not panic");
+    drop(turn);
     match store::redeem_link(&svc.db, &token_hash(token), &hash, Utc::now()).await? {
         Ok(user) => Ok(user),
         Err(r) => Err(PeopleError::Refused(link_refusal(r).into())),

@@ -22,6 +22,7 @@ pub mod purchases;
 pub mod reconciliation;
 pub mod revenue;
 pub mod seals;
+pub mod server_keys;
 pub mod sessions;
 pub mod sign_in_throttle;
 pub mod slack;

@@ -119,8 +119,10 @@ pub async fn reset_password(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<User>> {
-    let sql =
-        format!("UPDATE users SET password_hash = $2 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}");
+    let sql = format!(
+        "UPDATE users SET password_hash = $2, credential_version = credential_version + 1 \
+                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
+    );
     write_tx!(db, |tx| {
         let Some(user) =
             sqlx::query_as::<_, User>(&sql).bind(user_id).bind(unusable_hash).fetch_optional(&mut *tx).await?
@@ -138,8 +140,10 @@ pub async fn reset_password(
 /// Deactivates an active user: no sign-in, every session ends, unused links are void. None when
 /// there is no such user or they are deactivated already.
 pub async fn deactivate(db: &Db, user_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Option<User>> {
-    let sql =
-        format!("UPDATE users SET deactivated_at = $2 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}");
+    let sql = format!(
+        "UPDATE users SET deactivated_at = $2, credential_version = credential_version + 1 \
+                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
+    );
     write_tx!(db, |tx| {
         let Some(user) = sqlx::query_as::<_, User>(&sql).bind(user_id).bind(now).fetch_optional(&mut *tx).await? else {
             return Ok(None);
@@ -205,8 +209,10 @@ pub async fn redeem_link(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<User, LinkRefused>> {
-    let set_password =
-        format!("UPDATE users SET password_hash = $2 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}");
+    let set_password = format!(
+        "UPDATE users SET password_hash = $2, credential_version = credential_version + 1 \
+                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
+    );
     write_tx!(db, |tx| {
         let user_id: Option<i64> = sqlx::query_scalar(
             "UPDATE password_links SET used_at = $2 \

@@ -19,34 +19,61 @@ fn expires_at(record: &Record) -> DateTime<Utc> {
 /// The record's key for the signed-in user's id (the web layer's `USER_KEY`). Stored in a column
 /// of its own too, so that every session of one person can be ended at once.
 pub const USER_KEY: &str = "user_id";
+/// The account's `credential_version` that the sign-in verified (a column too: the load checks it).
+pub const VERSION_KEY: &str = "credential_version";
+/// When the person signed in (unix seconds; a column too: the absolute lifetime counts from it).
+pub const SIGNED_IN_KEY: &str = "signed_in_at";
 
-const INSERT: &str = "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4)";
+/// The longest a signed-in session lives, however often it is used: the idle expiry is extended
+/// by use, so without this a session (or a stolen cookie) kept busy would never end.
+pub fn max_lifetime() -> chrono::Duration {
+    chrono::Duration::days(30)
+}
+
+const INSERT: &str = "INSERT INTO sessions (id, data, expires_at, user_id, credential_version, signed_in_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6)";
 /// Saving changes a session that exists and never brings one back: a session ended meanwhile
 /// (deactivation, a password change, sign-out elsewhere) stays ended even when a request that
 /// loaded it before then saves it afterwards. tower-sessions creates new sessions with
 /// `create`, so `save` only ever meets records it loaded.
-const UPDATE: &str = "UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1";
+const UPDATE: &str = "UPDATE sessions SET data = $2, expires_at = $3, user_id = $4, credential_version = $5, \
+                      signed_in_at = $6 WHERE id = $1";
 
 fn encode(record: &Record) -> Result<String> {
     serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))
 }
 
 async fn write(db: &Db, sql: &str, record: &Record, data: &str) -> StoreResult<u64> {
-    let user_id = record.data.get(USER_KEY).and_then(serde_json::Value::as_i64);
+    let number = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
+    let user_id = number(USER_KEY);
+    let signed_in_at = number(SIGNED_IN_KEY).and_then(|t| DateTime::from_timestamp(t, 0));
     write_pool!(db, |pool| Ok(sqlx::query(sql)
         .bind(record.id.to_string())
         .bind(data)
         .bind(expires_at(record))
         .bind(user_id)
+        .bind(number(VERSION_KEY))
+        .bind(signed_in_at)
         .execute(pool)
         .await?
         .rows_affected()))
 }
 
-async fn read(db: &Db, id: &Id) -> StoreResult<Option<String>> {
-    read_pool!(db, |pool| Ok(sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
+/// A session is loaded only while it is good: not idle past its expiry, and, when someone is
+/// signed in, their account still active, its credentials unchanged since the sign-in (a reset,
+/// a new password or a deactivation moves `credential_version` on) and the sign-in no older than
+/// `max_lifetime`. Checked here, on every request's load, so no handler can forget it, and in the
+/// same query, so it costs no extra round trip.
+const READ: &str = "SELECT s.data FROM sessions s LEFT JOIN users u ON u.id = s.user_id \
+                    WHERE s.id = $1 AND s.expires_at > $2 AND (s.user_id IS NULL OR ( \
+                      u.deactivated_at IS NULL AND u.credential_version = s.credential_version \
+                      AND s.signed_in_at > $3))";
+
+async fn read(db: &Db, id: &Id, now: DateTime<Utc>) -> StoreResult<Option<String>> {
+    read_pool!(db, |pool| Ok(sqlx::query_scalar(READ)
         .bind(id.to_string())
-        .bind(Utc::now())
+        .bind(now)
+        .bind(now - max_lifetime())
         .fetch_optional(pool)
         .await?))
 }
@@ -79,7 +106,7 @@ impl SessionStore for Db {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        match read(self, id).await.map_err(backend)? {
+        match read(self, id, Utc::now()).await.map_err(backend)? {
             Some(data) => serde_json::from_str(&data).map(Some).map_err(|e| Error::Decode(e.to_string())),
             None => Ok(None),
         }
@@ -90,10 +117,12 @@ impl SessionStore for Db {
     }
 }
 
-/// Removes expired sessions (the worker calls this now and then); returns how many.
+/// Removes expired sessions, idle or past their absolute lifetime (the worker calls this now
+/// and then); returns how many.
 pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> super::StoreResult<u64> {
-    write_pool!(db, |pool| Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+    write_pool!(db, |pool| Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR signed_in_at <= $2")
         .bind(now)
+        .bind(now - max_lifetime())
         .execute(pool)
         .await?
         .rows_affected()))

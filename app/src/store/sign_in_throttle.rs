@@ -1,27 +1,64 @@
 //! `sign_in_throttle`: the counters of `domain::throttle`, in the database so that every
-//! process shares them. Checking and counting an attempt is one transaction holding both rows
-//! (SQLite: the write lock; PostgreSQL: FOR UPDATE under READ COMMITTED, set here for the reason
-//! given at `ledger::request_revision`), so parallel guesses are counted one after another.
-use super::{write_pool, write_tx, Db, Dialect, StoreResult};
+//! process shares them. On PostgreSQL, checking and counting an attempt is one transaction
+//! holding its rows (FOR UPDATE under READ COMMITTED, set here for the reason given at
+//! `ledger::request_revision`), so parallel guesses are counted one after another. SQLite's one
+//! process keeps them in memory and writes them now and then (`services::sign_in_throttle`,
+//! through `load` and `save`), so a flood of refused sign-ins never queues on the write lock.
+use super::{read_pool, write_pool, write_tx, Db, Dialect, StoreResult};
 use crate::domain::throttle::{Counter, Policy};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-/// The keys of one sign-in attempt: its (email, address) pair and its address, hashed.
+/// The keys of one sign-in attempt, hashed: its (email, address) pair, its address and, for a
+/// browser without the account's device cookie, the account (its email).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
-    pair: String,
-    address: String,
+    pub(crate) pair: String,
+    pub(crate) address: String,
+    pub(crate) account: Option<String>,
 }
 
 impl Keys {
-    pub fn new(email: &str, address: &str) -> Self {
+    /// `address`: the client's `domain::throttle::address_group`. `known_device`: the browser
+    /// carries the account's device cookie, so the account's ceiling does not apply to it.
+    pub fn new(email: &str, address: &str, known_device: bool) -> Self {
         let hash = |s: String| hex::encode(Sha256::digest(s.as_bytes()));
+        let email = email.trim().to_lowercase();
         Self {
-            pair: hash(format!("pair\n{}\n{address}", email.trim().to_lowercase())),
+            pair: hash(format!("pair\n{email}\n{address}")),
             address: hash(format!("address\n{address}")),
+            account: (!known_device).then(|| hash(format!("account\n{email}"))),
         }
     }
+
+    /// Every key the attempt counts on, in key order (the order rows are locked in).
+    pub(crate) fn all(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = [Some(&self.address), Some(&self.pair), self.account.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+}
+
+/// The rules applied to one attempt's counters: Err(wait) when any says not yet; else every
+/// counter with this attempt counted, as (key, counter).
+pub(crate) fn decide(
+    policy: &Policy,
+    keys: &Keys,
+    current: impl Fn(&str) -> Option<Counter>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Counter)>, Duration> {
+    let mut counted = vec![
+        (keys.address.clone(), policy.address_attempt(current(&keys.address), now)?),
+        (keys.pair.clone(), policy.pair_attempt(current(&keys.pair), now)?),
+    ];
+    if let Some(account) = &keys.account {
+        counted.push((account.clone(), policy.account_attempt(current(account), now)?));
+    }
+    Ok(counted)
 }
 
 type Row = (String, i64, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
@@ -50,33 +87,33 @@ pub async fn attempt(db: &Db, keys: &Keys, policy: &Policy, now: DateTime<Utc>) 
         } else {
             ""
         };
-        for key in [&keys.address, &keys.pair] {
+        let all = keys.all();
+        for key in &all {
             sqlx::query(
                 "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
                  VALUES ($1, 0, $2, $2, $2) ON CONFLICT (key) DO NOTHING",
             )
-            .bind(key)
+            .bind(*key)
             .bind(never)
             .execute(&mut *tx)
             .await?;
         }
         // In key order, so two attempts never wait on each other's second row.
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle \
-             WHERE key IN ($1, $2) ORDER BY key{lock}"
-        ))
-        .bind(&keys.address)
-        .bind(&keys.pair)
-        .fetch_all(&mut *tx)
-        .await?;
-        let decided = policy
-            .address_attempt(counter(&rows, &keys.address), now)
-            .and_then(|a| policy.pair_attempt(counter(&rows, &keys.pair), now).map(|p| (a, p)));
-        let (address, pair) = match decided {
-            Ok(both) => both,
+        let mut rows: Vec<Row> = Vec::new();
+        for key in &all {
+            let row: Option<Row> = sqlx::query_as(&format!(
+                "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1{lock}"
+            ))
+            .bind(*key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            rows.extend(row);
+        }
+        let counted = match decide(policy, keys, |key| counter(&rows, key), now) {
+            Ok(counted) => counted,
             Err(wait) => return Ok(Err(wait)), // nothing written worth keeping: roll back
         };
-        for (key, c) in [(&keys.address, address), (&keys.pair, pair)] {
+        for (key, c) in counted {
             sqlx::query(UPDATE)
                 .bind(key)
                 .bind(c.failures)
@@ -90,7 +127,8 @@ pub async fn attempt(db: &Db, keys: &Keys, policy: &Policy, now: DateTime<Utc>) 
     })
 }
 
-/// The attempt succeeded: the pair starts again from nothing, the address gets its attempt back.
+/// The attempt succeeded: the pair starts again from nothing; the address (and the account,
+/// when counted) get this attempt back.
 pub async fn succeeded(db: &Db, keys: &Keys, policy: &Policy) -> StoreResult<()> {
     write_tx!(db, |tx, dialect| {
         let lock = if dialect == Dialect::Postgres {
@@ -100,22 +138,70 @@ pub async fn succeeded(db: &Db, keys: &Keys, policy: &Policy) -> StoreResult<()>
             ""
         };
         sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1").bind(&keys.pair).execute(&mut *tx).await?;
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1{lock}"
-        ))
-        .bind(&keys.address)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Some(c) = counter(&rows, &keys.address) {
-            let c = policy.address_success(c);
-            sqlx::query(UPDATE)
-                .bind(&keys.address)
-                .bind(c.failures)
-                .bind(c.first_at)
-                .bind(c.last_at)
-                .bind(c.next_allowed_at)
-                .execute(&mut *tx)
-                .await?;
+        let mut shared: Vec<&String> = [Some(&keys.address), keys.account.as_ref()].into_iter().flatten().collect();
+        shared.sort_unstable();
+        for key in shared {
+            let rows: Vec<Row> = sqlx::query_as(&format!(
+                "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1{lock}"
+            ))
+            .bind(key)
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(c) = counter(&rows, key) {
+                let c = policy.address_success(c);
+                sqlx::query(UPDATE)
+                    .bind(key)
+                    .bind(c.failures)
+                    .bind(c.first_at)
+                    .bind(c.last_at)
+                    .bind(c.next_allowed_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        StoreResult::Ok(())
+    })
+}
+
+/// The stored counters of these keys (a read: no write lock).
+pub async fn load(db: &Db, keys: &[&str]) -> StoreResult<Vec<(String, Counter)>> {
+    let mut found = Vec::new();
+    for key in keys {
+        let row: Option<Row> = read_pool!(db, |pool| sqlx::query_as(
+            "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1"
+        )
+        .bind(*key)
+        .fetch_optional(pool)
+        .await?);
+        found.extend(row.map(|r| (r.0.clone(), counter(&[r], key).expect("the row read"))));
+    }
+    Ok(found)
+}
+
+/// Writes counters kept in memory, in one transaction: Some(counter) stored, None deleted.
+pub async fn save(db: &Db, counters: &[(String, Option<Counter>)]) -> StoreResult<()> {
+    write_tx!(db, |tx| {
+        for (key, c) in counters {
+            match c {
+                Some(c) => {
+                    sqlx::query(
+                        "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+                         first_at = excluded.first_at, last_at = excluded.last_at, \
+                         next_allowed_at = excluded.next_allowed_at",
+                    )
+                    .bind(key)
+                    .bind(c.failures)
+                    .bind(c.first_at)
+                    .bind(c.last_at)
+                    .bind(c.next_allowed_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1").bind(key).execute(&mut *tx).await?;
+                }
+            }
         }
         StoreResult::Ok(())
     })

@@ -12,6 +12,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Set while the account is deactivated: no sign-in, no session.
     pub deactivated_at: Option<DateTime<Utc>>,
+    /// Moves on with every password set or reset and every deactivation; a session is stamped
+    /// with the version its sign-in verified and is good only while it is still the current one.
+    pub credential_version: i64,
 }
 
 impl User {
@@ -23,7 +26,7 @@ impl User {
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, email, role, password_hash, created_at, deactivated_at";
+pub(crate) const COLUMNS: &str = "id, email, role, password_hash, created_at, deactivated_at, credential_version";
 /// The one INSERT of a user, for `create` and for the audited actions in `store::people`.
 pub(crate) fn insert_sql() -> String {
     format!("INSERT INTO users (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}")

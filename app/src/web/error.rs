@@ -63,6 +63,15 @@ impl AppError {
     pub fn with_status(self) -> Self {
         if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             res.set_status(self.status());
+            // A 429 says when to come back, for clients and proxies that read it.
+            let retry_after = match &self {
+                AppError::SlowDown(secs) => Some(*secs),
+                AppError::TooManyAttempts(minutes) => Some(minutes * 60),
+                _ => None,
+            };
+            if let Some(secs) = retry_after {
+                res.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+            }
         }
         self
     }

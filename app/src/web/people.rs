@@ -9,8 +9,12 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 /// Where an action that made a set-password link leaves it for the next page, once:
-/// (email, link, valid until). Kept in the session, never in the address.
+/// (email, sealed link, valid until). Kept in the session, never in the address; the link is
+/// sealed (`ServerKeys::seal` with `ISSUED_LINK_PURPOSE`), so the session row does not hold a
+/// key to the account in plain text.
 pub const ISSUED_LINK_KEY: &str = "issued_link";
+/// What the issued link's seal is bound to.
+pub const ISSUED_LINK_PURPOSE: &str = "issued set-password link";
 
 /// How many people the list shows at most; a search narrows it.
 pub const PEOPLE_SHOWN: i64 = 200;
@@ -154,10 +158,10 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
 #[server]
 pub async fn take_issued_link() -> Result<Option<IssuedLink>, AppError> {
     super::auth::server::require_admin().await?;
-    Ok(super::auth::server::snapshot().await.and_then(|s| s.issued_link).map(|(email, url, until)| IssuedLink {
-        email,
-        url,
-        until,
+    let svc = super::services()?;
+    Ok(super::auth::server::snapshot().await.and_then(|s| s.issued_link).and_then(|(email, sealed, until)| {
+        let url = svc.keys.open(ISSUED_LINK_PURPOSE, &sealed)?;
+        Some(IssuedLink { email, url, until })
     }))
 }
 

@@ -327,6 +327,10 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
         secure_cookies: false,
         public_origin: None,
         client_ip_header: None,
+        trusted_proxies: app::services::sign_in_throttle::parse_networks(
+            app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES,
+        )
+        .unwrap(),
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 20,

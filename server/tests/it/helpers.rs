@@ -204,6 +204,10 @@ pub fn settings(db_url: &str) -> Settings {
         secure_cookies: false,
         public_origin: None,
         client_ip_header: None,
+        trusted_proxies: app::services::sign_in_throttle::parse_networks(
+            app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES,
+        )
+        .unwrap(),
         reconcile_interval: None,
         reconcile_window: chrono::Duration::days(3),
         reconcile_rate: 100,

@@ -15,6 +15,7 @@ mod processing;
 mod reconcile;
 mod revenue;
 mod scale;
+mod sessions;
 mod simulator;
 mod slack;
 mod small_doors;

@@ -97,6 +97,10 @@ impl Site {
         create_user(store, ADMIN.0, Role::Admin, ADMIN.1).await.unwrap();
     }
 
+    pub(crate) fn db(&self) -> &TestDb {
+        &self._db
+    }
+
     pub(crate) fn origin(&self) -> String {
         self.app.url()
     }
@@ -303,7 +307,14 @@ async fn failed_sign_ins_are_throttled(kind: DbKind) {
     let unknown = [("email", "nobody@web.test"), ("password", "whatever-password")];
     assert_eq!(site.call_with::<SignIn>(None, &from("203.0.113.21"), &unknown).await.status, 422);
 
-    // The counters are in the database: a second process refuses the attacker too.
+    // The counters are in the database: a second process refuses the attacker too. (On SQLite
+    // they are written from memory within a second: wait for the pair's and the address's.)
+    let db = site.app.services.db.clone();
+    let written = eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { crate::sessions::counters_with_at_least(&db, 5).await >= 2 }
+    });
+    assert!(written.await, "the attacker's counts are stored");
     let second = Site::start_on(site._db.shared(), proxied).await;
     let a = second.call_with::<SignIn>(None, &attacker, &right).await;
     assert_eq!(a.status, 429, "the other process knows: {}", a.body);
