@@ -171,9 +171,9 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
         return Err(stale());
     }
     let (_, _, _, _, moment) = state(svc, payment_id).await?;
-    let confirmed = match refund_quotes::consume(&svc.db, token, &moment, Utc::now()).await? {
-        Consumed::Now(q) if q.payment_id == payment_id => q,
-        Consumed::Now(_) | Consumed::Unknown => return Err(stale()),
+    let confirmed = match refund_quotes::consume(&svc.db, token, payment_id, &moment, Utc::now()).await? {
+        Consumed::Now(q) => q,
+        Consumed::Unknown => return Err(stale()),
         Consumed::Already => {
             return Err(RefundError::Refused(
                 "this confirmation was already used (its refund is made once); review the payment for another".into(),
@@ -184,12 +184,35 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
     match make_refund(svc, &confirmed, admin_email, reason, note).await {
         Ok(done) => Ok(done),
         // Stripe refused or could not be reached: the confirmation can be submitted again, with
-        // the same idempotency key. Booking failures keep it consumed: the refund exists.
+        // the same idempotency key. When Stripe's answer was lost (a timeout, a 5xx) the refund
+        // may exist all the same: its refunds are asked for and booked first, so the payment's
+        // moment moves and no other confirmation of the old moment can make a second one.
+        // Booking failures keep the confirmation consumed: the refund exists.
         Err(e @ (RefundError::Stripe(_) | RefundError::PaymentsUnavailable)) => {
+            if matches!(&e, RefundError::Stripe(s) if !s.definitely_refused()) {
+                book_what_stripe_holds(svc, payment_id).await;
+            }
             refund_quotes::release(&svc.db, token).await?;
             Err(e)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Books the payment's refunds as Stripe lists them now (best effort: a failure is logged, and
+/// the webhooks or the next reconciliation book them anyway).
+async fn book_what_stripe_holds(svc: &Services, payment_id: &str) {
+    let Some(stripe) = svc.stripe.as_ref() else { return };
+    let live = svc.mode == crate::domain::events::StripeMode::Live;
+    match stripe.refunds_of(payment_id, None).await {
+        Ok(refunds) => {
+            for r in refunds.iter().filter_map(|r| refund_record(r, live)).filter(|r| r.payment_id == payment_id) {
+                if let Err(e) = adjustments::book(&svc.db, &Fact::Refund(r), BookedBy::Admin, None, Utc::now()).await {
+                    tracing::error!(payment_id, error = %e, "booking a refund Stripe lists failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(payment_id, error = %e, "listing the refunds of a payment after a lost answer failed"),
     }
 }
 

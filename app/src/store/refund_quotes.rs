@@ -47,22 +47,34 @@ pub enum Consumed {
     /// The payment is not at the quoted moment any more, or another confirmation of that same
     /// moment was consumed first (its refund is what changes the payment).
     Changed,
-    /// No such confirmation.
+    /// No such confirmation (of this payment).
     Unknown,
 }
 
 const COLUMNS: &str = "token, payment_id, contract_id, ask, amount, moment, quoted_by";
 
-/// Consumes confirmation `token` if it is unused and the payment is still at its quoted
-/// `moment` (now). One conditional UPDATE: of two submits of one confirmation, one consumes it;
-/// of two confirmations of one moment, the UNIQUE `claim` lets one through.
-pub async fn consume(db: &Db, token: &str, moment: &str, now: DateTime<Utc>) -> StoreResult<Consumed> {
+/// Consumes confirmation `token` of `payment_id` if it is unused and the payment is still at
+/// its quoted `moment` (now). One conditional UPDATE: of two submits of one confirmation, one
+/// consumes it; of two confirmations of one moment, the UNIQUE `claim` lets one through.
+pub async fn consume(
+    db: &Db,
+    token: &str,
+    payment_id: &str,
+    moment: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Consumed> {
     let sql = format!(
-        "UPDATE refund_quotes SET consumed_at = $3, claim = payment_id || ' ' || moment \
-         WHERE token = $1 AND consumed_at IS NULL AND moment = $2 RETURNING {COLUMNS}"
+        "UPDATE refund_quotes SET consumed_at = $4, claim = payment_id || ' ' || moment \
+         WHERE token = $1 AND payment_id = $2 AND consumed_at IS NULL AND moment = $3 RETURNING {COLUMNS}"
     );
     let updated = write_pool!(db, |pool| {
-        sqlx::query_as::<_, RefundQuoteRow>(&sql).bind(token).bind(moment).bind(now).fetch_optional(pool).await
+        sqlx::query_as::<_, RefundQuoteRow>(&sql)
+            .bind(token)
+            .bind(payment_id)
+            .bind(moment)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
     });
     match updated {
         Ok(Some(row)) => return Ok(Consumed::Now(row)),
@@ -73,8 +85,9 @@ pub async fn consume(db: &Db, token: &str, moment: &str, now: DateTime<Utc>) -> 
         }
     }
     let consumed: Option<bool> = read_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT consumed_at IS NOT NULL FROM refund_quotes WHERE token = $1")
+        sqlx::query_scalar("SELECT consumed_at IS NOT NULL FROM refund_quotes WHERE token = $1 AND payment_id = $2")
             .bind(token)
+            .bind(payment_id)
             .fetch_optional(pool)
             .await?
     });
@@ -96,10 +109,4 @@ pub async fn release(db: &Db, token: &str) -> StoreResult<()> {
             .await?;
         Ok(())
     })
-}
-
-/// One confirmation, for the tests and the admin's trail.
-pub async fn find(db: &Db, token: &str) -> StoreResult<Option<RefundQuoteRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM refund_quotes WHERE token = $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RefundQuoteRow>(&sql).bind(token).fetch_optional(pool).await?))
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 on_both_databases!(
     two_confirmations_of_one_pack_make_one_refund_and_one_revocation,
+    a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds_once,
     a_pending_refund_holds_its_revisions_until_it_fails_or_succeeds,
     a_payment_whose_metadata_names_another_contract_than_its_purchase_is_credited_to_neither,
     shuffled_and_repeated_deliveries_of_a_payments_events_book_what_they_book_in_order,
@@ -39,7 +40,7 @@ async fn two_confirmations_of_one_pack_make_one_refund_and_one_revocation(kind: 
         other => panic!("exactly one of the two confirmations must refund: {other:?}"),
     };
     assert!(matches!(&refused, RefundError::Refused(why) if why == CHANGED), "{refused:?}");
-    assert_eq!(done.booking.revoked_now, 1);
+    assert_eq!(done.amount.minor, 7_500);
     // Submitting either confirmation again (a reload) is refused in words, not refunded.
     let again_a = refund_pack(svc, &order(&pi, &a.token)).await.unwrap_err();
     let again_b = refund_pack(svc, &order(&pi, &b.token)).await.unwrap_err();
@@ -69,6 +70,32 @@ async fn two_confirmations_of_one_pack_make_one_refund_and_one_revocation(kind: 
     let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.revoked).collect::<Vec<_>>(), vec![1, 1], "{rows:?}");
     assert_eq!(t.balance().await.available(), 3);
+}
+
+async fn a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds_once(kind: DbKind) {
+    let t = TestApp::spawn_simulated(kind).await;
+    let svc = &t.app.services;
+    let pi = buy(&t, "4242424242424242").await;
+    let q = offer(svc, &pi, RefundAsk::Full, "admin@example.com").await.unwrap();
+    // Stripe answers the refund, and the client's three retries, with a 500: nothing was made,
+    // and the confirmation is given back.
+    let faults =
+        app::stripe::simulator::Faults { api_error_status: Some(500), api_error_count: 4, ..Default::default() };
+    t.sim().set_faults(faults).unwrap();
+    let e = refund_pack(svc, &order(&pi, &q.token)).await.unwrap_err();
+    assert!(matches!(&e, RefundError::Stripe(_)), "{e:?}");
+    t.sim().set_faults(app::stripe::simulator::Faults::default()).unwrap();
+    // The same confirmation again: one refund, then spent.
+    let done = refund_pack(svc, &order(&pi, &q.token)).await.unwrap();
+    assert_eq!(done.amount.minor, 15_000);
+    // Booked by the admin's call or by its webhook, whichever came first: once.
+    settled_balance(&t, |b| b.revoked == 2).await;
+    let rows = adjustments::for_payment(t.store(), &pi).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.revoked).collect::<Vec<_>>(), vec![2], "{rows:?}");
+    let again = refund_pack(svc, &order(&pi, &q.token)).await.unwrap_err();
+    assert!(matches!(&again, RefundError::Refused(why) if why.contains("already used")), "{again:?}");
+    let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
 }
 
 /// Waits until no stored event is left to process and the balance satisfies `check`.
