@@ -15,6 +15,7 @@ use serde_json::json;
 on_both_databases!(
     two_confirmations_of_one_pack_make_one_refund_and_one_revocation,
     a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds_once,
+    two_confirmation_pages_of_one_pack_submitted_by_an_admin_refund_once,
     a_pending_refund_holds_its_revisions_until_it_fails_or_succeeds,
     a_payment_whose_metadata_names_another_contract_than_its_purchase_is_credited_to_neither,
     shuffled_and_repeated_deliveries_of_a_payments_events_book_what_they_book_in_order,
@@ -96,6 +97,73 @@ async fn a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds
     assert!(matches!(&again, RefundError::Refused(why) if why.contains("already used")), "{again:?}");
     let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
     assert_eq!(refunds.len(), 1, "{refunds:?}");
+}
+
+/// The one-time token a confirmation page's form carries.
+fn attempt_of(page: &str) -> String {
+    let at = page.find("name=\"attempt\" value=\"").expect("the confirmation form") + "name=\"attempt\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+async fn two_confirmation_pages_of_one_pack_submitted_by_an_admin_refund_once(kind: DbKind) {
+    use crate::web::{Site, ADMIN, ANN};
+    let site = Site::start(kind).await;
+    let svc = &site.app.services;
+    let anns = site.contract_of(ANN.0).await;
+    let ann_id = app::store::contracts::find(&svc.db, anns).await.unwrap().unwrap().advertiser_id;
+    let p = app::services::purchase::start_purchase(svc, ann_id, anns).await.unwrap();
+    let r = post_form(
+        &format!("{}/stripe-sim/v1/payment_intents/{}/confirm", site.app.url(), p.payment_intent_id),
+        app::stripe::simulator::PUBLISHABLE_KEY,
+        &[
+            ("client_secret", &p.client_secret),
+            ("payment_method_data[type]", "card"),
+            ("payment_method_data[card][number]", "4242424242424242"),
+        ],
+    )
+    .await;
+    assert_eq!(r.body["status"], "succeeded");
+    let pi = p.payment_intent_id;
+    assert!(
+        eventually(PATIENCE, || async {
+            app::store::ledger::credit_for_payment(&svc.db, &pi).await.unwrap().is_some()
+        })
+        .await
+    );
+    let admin = site.sign_in(ADMIN, None).await;
+    // Two tabs open the confirmation of the same refund; each page carries its own token.
+    let confirm = format!("/admin/contracts/{anns}/refund?payment={pi}&revisions=1&reason=duplicate");
+    let (one, two) = (site.get(&confirm, Some(&admin)).await, site.get(&confirm, Some(&admin)).await);
+    assert_eq!((one.status, two.status), (200, 200), "{}", one.body);
+    let (a, b) = (attempt_of(&one.body), attempt_of(&two.body));
+    assert_ne!(a, b);
+    let submit = |token: &str| {
+        let req = hyper::Request::post(format!("{}/admin/contracts/{anns}/refund", site.app.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", site.origin())
+            .header("cookie", admin.clone());
+        (req, format!("payment={pi}&revisions=1&reason=duplicate&note=&attempt={token}&amount=7500"))
+    };
+    let page = format!("/admin/contracts/{anns}");
+    for (token, says) in [(&a, "Refunded $75.00"), (&b, CHANGED), (&a, "already used")] {
+        let (req, body) = submit(token);
+        let answer = site.send(req, body).await;
+        assert_eq!((answer.status, answer.location()), (303, page.as_str()));
+        let shown = site.get(&page, Some(&admin)).await;
+        let flash = shown.body.split("data-testid=\"flash\"").nth(1).unwrap_or_default();
+        let flash = flash.split_once('>').map_or("", |(_, text)| text.split("</p>").next().unwrap_or_default());
+        assert!(flash.starts_with(says) || flash.contains(says), "expected {says:?}, the page says {flash:?}");
+    }
+    let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert!(
+        eventually(PATIENCE, || async {
+            adjustments::for_payment(&svc.db, &pi).await.unwrap().iter().map(|r| r.revoked).sum::<i64>() == 1
+        })
+        .await
+    );
+    assert_eq!(adjustments::for_payment(&svc.db, &pi).await.unwrap().len(), 1, "one revocation");
+    site.app.stop().await;
 }
 
 /// Waits until no stored event is left to process and the balance satisfies `check`.
