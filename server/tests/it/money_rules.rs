@@ -18,6 +18,7 @@ on_both_databases!(
     two_confirmation_pages_of_one_pack_submitted_by_an_admin_refund_once,
     a_pending_refund_holds_its_revisions_until_it_fails_or_succeeds,
     a_payment_whose_metadata_names_another_contract_than_its_purchase_is_credited_to_neither,
+    a_webhook_naming_another_contract_than_its_purchase_is_a_dead_letter_however_often_it_comes,
     shuffled_and_repeated_deliveries_of_a_payments_events_book_what_they_book_in_order,
 );
 
@@ -290,6 +291,39 @@ async fn a_payment_whose_metadata_names_another_contract_than_its_purchase_is_cr
     assert!(app::store::ledger::credit_for_payment(t.store(), &p.payment_intent_id).await.unwrap().is_none());
     assert_eq!(t.available().await, 3);
     assert_eq!(app::store::ledger::balance(t.store(), other.id).await.unwrap().unwrap().available(), 3);
+}
+
+async fn a_webhook_naming_another_contract_than_its_purchase_is_a_dead_letter_however_often_it_comes(kind: DbKind) {
+    let t = TestApp::spawn(kind).await;
+    let (_, other) = advertiser_with_contract(t.store()).await;
+    let pi = new_payment_id();
+    let now = chrono::Utc::now();
+    let purchase = app::store::purchases::Purchase {
+        payment_intent_id: pi.clone(),
+        contract_id: other,
+        created_by: t.advertiser_id,
+        amount: 15_000,
+        currency: "usd".into(),
+        revisions: 2,
+        status: "requires_payment_method".into(),
+        idempotency_key: format!("k-{}", unique()),
+        livemode: false,
+        created_at: now,
+        updated_at: now,
+    };
+    app::store::purchases::record(t.store(), &purchase).await.unwrap();
+    // The metadata names our contract, the purchase another: intake's shortcut does not credit,
+    // `apply` dead-letters, a redelivery changes nothing.
+    let event = new_event_id();
+    let body = paid(&event, &pi, t.contract_id);
+    for _ in 0..3 {
+        assert_eq!(t.deliver(&body).await.status, 200);
+    }
+    let s = t.event_status(&event).await;
+    assert_eq!(s.status, "failed", "{s:?}");
+    assert!(s.last_error.as_deref().unwrap_or_default().contains(&format!("bought for contract {other}")), "{s:?}");
+    assert!(app::store::ledger::credit_for_payment(t.store(), &pi).await.unwrap().is_none());
+    assert_eq!(t.available().await, 3);
 }
 
 /// One refund's life, as the statuses Stripe reports in turn.
