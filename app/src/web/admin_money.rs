@@ -275,7 +275,6 @@ pub struct RefundConfirmation {
     pub contract_id: i64,
     pub payment_id: String,
     pub amount: String,
-    pub amount_minor: i64,
     pub revisions: i64,
     pub available_after: i64,
     /// The confirmation's one-time token, kept server-side with the payment's moment
@@ -323,7 +322,6 @@ pub async fn quote_refund(
         contract_id,
         payment_id: q.payment_id,
         amount: q.amount.to_string(),
-        amount_minor: q.amount.minor,
         revisions: q.revisions,
         available_after: balance.available() - q.revisions,
         attempt: token,
@@ -352,7 +350,8 @@ pub fn RefundConfirmPage() -> impl IntoView {
         <h1>"Confirm the refund"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || quote.get().map(|r| {
-                let (id, _, revisions, reason, note) = args();
+                // How much, of which payment, is the confirmation's (kept with its token), not the form's.
+                let (id, _, _, reason, note) = args();
                 match r {
                     Err(e) => view! { <ErrorView error=e/><p><a href=format!("/admin/contracts/{id}")>"← Back to the contract"</a></p> }.into_any(),
                     Ok(q) => view! {
@@ -364,11 +363,9 @@ pub fn RefundConfirmPage() -> impl IntoView {
                         <p class="muted">"Reason: " {reason.replace('_', " ")} {(!note.is_empty()).then(|| format!(" · Note: {note}"))}</p>
                         <form method="post" action=format!("/admin/contracts/{}/refund", q.contract_id) class="stack narrow">
                             <input type="hidden" name="payment" value=q.payment_id.clone()/>
-                            <input type="hidden" name="revisions" value=revisions/>
                             <input type="hidden" name="reason" value=reason/>
                             <input type="hidden" name="note" value=note/>
                             <input type="hidden" name="attempt" value=q.attempt.clone()/>
-                            <input type="hidden" name="amount" value=q.amount_minor.to_string()/>
                             <button type="submit" class="primary danger">{format!("Refund {}", q.amount)}</button>
                             <a href=format!("/admin/contracts/{}", q.contract_id)>"Cancel"</a>
                         </form>
