@@ -4,7 +4,6 @@
 //! else gets 403 and nothing happens. Outcomes reach the next page as a one-time message kept
 //! in the session, never as text in the address (a link cannot make these pages say anything).
 use crate::AppState;
-use app::domain::adjustments::RefundAsk;
 use app::domain::users::Role;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::refunds::{refund_pack, RefundError, RefundOrder};
@@ -62,15 +61,12 @@ pub(crate) async fn flash(session: &Session, kind: &str, text: String) {
 #[derive(Deserialize)]
 pub struct RefundForm {
     payment: String,
-    /// `all`, or a number of revisions.
-    revisions: String,
     reason: String,
     #[serde(default)]
     note: String,
+    /// The confirmation's token: what is refunded (how much, of which payment) is what that
+    /// confirmation quoted and the server kept, not what the form says.
     attempt: String,
-    /// The amount the confirmation showed, minor units.
-    #[serde(default)]
-    amount: Option<i64>,
 }
 
 pub async fn refund(
@@ -94,25 +90,14 @@ pub async fn refund(
             return (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response();
         }
     }
-    let ask = match form.revisions.as_str() {
-        "all" => RefundAsk::Full,
-        n => match n.parse::<i64>() {
-            Ok(n) => RefundAsk::Revisions(n),
-            Err(_) => {
-                return (StatusCode::UNPROCESSABLE_ENTITY, "Choose how many revisions to refund.").into_response()
-            }
-        },
-    };
     match refund_pack(
         svc,
         &RefundOrder {
             admin_email: &email,
             payment_id: &form.payment,
-            ask,
             reason: &form.reason,
             note: &form.note,
-            attempt: &form.attempt,
-            confirmed_amount: form.amount,
+            token: &form.attempt,
         },
     )
     .await

@@ -15,6 +15,10 @@ pub struct RevisionBalance {
     /// Revisions of payments under an open dispute that are not revoked: the most a dispute
     /// can hold (see `held`).
     pub disputed: i64,
+    /// Revisions that refunds still pending would revoke (`Revocation::refunding`, summed over
+    /// the contract's payments): held like a dispute's until the refund succeeds or fails.
+    #[serde(default)]
+    pub refunding: i64,
 }
 
 /// Why a revision cannot be requested now.
@@ -25,7 +29,7 @@ pub struct NoRevisionsLeft(pub RevisionBalance);
 impl RevisionBalance {
     /// A contract's balance with nothing bought, revoked or used yet.
     pub fn new(base: i64) -> Self {
-        Self { base, purchased: 0, revoked: 0, requested: 0, disputed: 0 }
+        Self { base, purchased: 0, revoked: 0, requested: 0, disputed: 0, refunding: 0 }
     }
 
     /// available = base + Σ purchased − Σ revoked − Σ requested. The one formula used everywhere.
@@ -36,8 +40,19 @@ impl RevisionBalance {
 
     /// Revisions held while a payment is disputed: its revisions not revoked and not yet used
     /// (the dispute can only take back what is still there to take).
+    /// A pending refund's revisions are held the same way (the domain never counts a payment's
+    /// revisions under both).
     pub fn held(&self) -> i64 {
-        self.disputed.min(self.available()).max(0)
+        (self.disputed + self.refunding).min(self.available()).max(0)
+    }
+
+    /// Why revisions are held, in words that end "held while …".
+    fn holding(&self) -> &'static str {
+        match (self.disputed > 0, self.refunding > 0) {
+            (true, true) => "a payment is disputed or being refunded",
+            (false, true) => "a refund is pending",
+            _ => "a payment is disputed",
+        }
     }
 
     /// What may be requested now: available, less what a dispute holds, never below zero.
@@ -71,7 +86,7 @@ impl RevisionBalance {
             self.available()
         );
         if self.held() > 0 {
-            s.push_str(&format!(", {} held while a payment is disputed", self.held()));
+            s.push_str(&format!(", {} held while {}", self.held(), self.holding()));
         }
         s
     }
@@ -86,8 +101,9 @@ impl RevisionBalance {
             )
         } else if self.held() > 0 {
             format!(
-                "no revisions can be used now: {formula}. They are held until the dispute on a payment \
-                 is resolved; buy a revision pack to request more meanwhile"
+                "no revisions can be used now: {formula}. They are held until {} is resolved; buy a \
+                 revision pack to request more meanwhile",
+                if self.disputed > 0 { "the dispute on a payment" } else { "the pending refund" }
             )
         } else {
             format!("no revisions left on this contract: {formula}; buy a revision pack to request more")
@@ -104,9 +120,10 @@ impl RevisionBalance {
             ))
         } else if self.held() > 0 {
             Some(format!(
-                "{} of these {} held while a payment is disputed and cannot be used until it is resolved.",
+                "{} of these {} held while {} and cannot be used until it is resolved.",
                 self.held(),
-                if self.held() == 1 { "is" } else { "are" }
+                if self.held() == 1 { "is" } else { "are" },
+                self.holding()
             ))
         } else {
             None
@@ -119,7 +136,7 @@ mod tests {
     use super::*;
 
     fn b(base: i64, purchased: i64, revoked: i64, requested: i64, disputed: i64) -> RevisionBalance {
-        RevisionBalance { base, purchased, revoked, requested, disputed }
+        RevisionBalance { base, purchased, revoked, requested, disputed, refunding: 0 }
     }
 
     #[test]
@@ -161,6 +178,18 @@ mod tests {
         assert_eq!((x.available(), x.held(), x.spendable()), (1, 1, 0));
         assert!(x.check_can_request().unwrap_err().to_string().contains("held until the dispute"));
         assert!(x.explain().contains("1 held while a payment is disputed"));
+    }
+
+    #[test]
+    fn a_pending_refund_holds_its_revisions_like_a_dispute() {
+        // 3 included + 2 purchased, a refund of one revision pending: 5 available, 1 held.
+        let x = RevisionBalance { refunding: 1, ..b(3, 2, 0, 0, 0) };
+        assert_eq!((x.available(), x.held(), x.spendable()), (5, 1, 4));
+        assert!(x.explain().contains("1 held while a refund is pending"), "{}", x.explain());
+        // Everything else used: the pending refund's revision cannot be spent.
+        let x = RevisionBalance { refunding: 1, ..b(3, 2, 0, 4, 0) };
+        assert_eq!((x.available(), x.held(), x.spendable()), (1, 1, 0));
+        assert!(x.check_can_request().unwrap_err().to_string().contains("held until the pending refund"));
     }
 
     #[test]

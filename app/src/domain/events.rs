@@ -554,6 +554,30 @@ pub fn route(event: &StripeEvent, mode: StripeMode, terms: &PackTerms) -> Action
     }
 }
 
+/// A payment's metadata names another contract than the purchase we recorded for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the PaymentIntent's metadata names contract {metadata_names} but it was bought for contract {bought_for}: \
+     never credited to either (metadata can be edited after the purchase; ours cannot)"
+)]
+pub struct ContractMismatch {
+    pub bought_for: i64,
+    pub metadata_names: i64,
+}
+
+/// Which contract a paid pack is credited to: the contract of the purchase we recorded when we
+/// created the PaymentIntent, which the metadata must repeat; a payment we have no purchase for
+/// (started elsewhere, or before purchases were recorded) goes to the contract its metadata
+/// names. The one rule every credit path follows: intake's shortcut (which credits only when
+/// no purchase of ours differs, and leaves the rest to `apply`), `apply`, the return page and
+/// reconciliation.
+pub fn credit_target(bought_for: Option<i64>, metadata_names: i64) -> Result<i64, ContractMismatch> {
+    match bought_for {
+        Some(bought_for) if bought_for != metadata_names => Err(ContractMismatch { bought_for, metadata_names }),
+        _ => Ok(metadata_names),
+    }
+}
+
 /// How an event that may succeed later is retried: exponential backoff, then a dead letter.
 /// (A payment for a contract that does not exist *yet* is the case a retry can help.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,6 +641,15 @@ mod tests {
 
     fn terms() -> PackTerms {
         PackTerms::standard()
+    }
+
+    #[test]
+    fn a_credit_goes_to_the_contract_of_the_recorded_purchase_or_to_none() {
+        assert_eq!(credit_target(Some(7), 7), Ok(7));
+        assert_eq!(credit_target(None, 9), Ok(9), "no purchase of ours: the metadata decides");
+        let e = credit_target(Some(7), 9).unwrap_err();
+        assert_eq!(e, ContractMismatch { bought_for: 7, metadata_names: 9 });
+        assert!(e.to_string().contains("names contract 9 but it was bought for contract 7"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! two arrives first credits; the other finds the UNIQUE payment_id taken.
 use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::Services;
-use crate::domain::events::{route, valid_stripe_id, Action, PaymentIntentFacts, StripeEvent};
+use crate::domain::events::{credit_target, route, valid_stripe_id, Action, PaymentIntentFacts, StripeEvent};
 use crate::domain::RevisionBalance;
 use crate::store::{contracts, ledger, purchases, StoreError};
 use crate::stripe::StripeApiError;
@@ -90,7 +90,10 @@ pub async fn confirm_purchase(
             // Checked against the terms it was bought at, not today's.
             let terms = purchase.terms(svc.terms.base_revisions).map_err(ConfirmError::Rejected)?;
             match route(&event, svc.mode, &terms) {
-                Action::Credit(credit) if credit.contract_id == purchase.contract_id => {
+                Action::Credit(credit) => {
+                    if let Err(mismatch) = credit_target(Some(purchase.contract_id), credit.contract_id) {
+                        return Err(ConfirmError::Rejected(mismatch.to_string()));
+                    }
                     match fulfil(&svc.db, &credit, Evidence::Confirmed, Utc::now()).await? {
                         Fulfilled::Credited { .. } => {
                             super::stats::Stats::inc(&svc.stats.credited_return_page);
@@ -99,12 +102,6 @@ pub async fn confirm_purchase(
                         Fulfilled::AlreadyCredited { .. } => PaymentState::Credited,
                         other => return Err(ConfirmError::Rejected(format!("fulfilment answered {other:?}"))),
                     }
-                }
-                Action::Credit(credit) => {
-                    return Err(ConfirmError::Rejected(format!(
-                        "the PaymentIntent names contract {} but was bought for contract {}",
-                        credit.contract_id, purchase.contract_id
-                    )))
                 }
                 Action::Ignore { reason } | Action::DeadLetter { reason } => {
                     return Err(ConfirmError::Rejected(reason))

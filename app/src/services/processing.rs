@@ -8,7 +8,7 @@ use super::Services;
 use super::DELIVERY_LOG;
 use crate::domain::adjustments::RefundStatus;
 use crate::domain::events::RetryPolicy;
-use crate::domain::events::{route, Action, ChargeFacts, StripeEvent};
+use crate::domain::events::{credit_target, route, Action, ChargeFacts, StripeEvent};
 use crate::domain::PackTerms;
 use crate::store::adjustments::{self as store_adjustments, BookedBy, Fact};
 use crate::store::events::{self as event_store, FINISH_SQL};
@@ -61,14 +61,14 @@ pub async fn process_stored(svc: &Services, event_id: &str, now: DateTime<Utc>) 
 
 /// The terms a payment is checked against: those of the purchase we recorded when it was
 /// started (a price change since must not dead-letter a payment made at the old price), or,
-/// for a payment we have no purchase for, today's.
-async fn terms_for(svc: &Services, event: &StripeEvent) -> StoreResult<PackTerms> {
+/// for a payment we have no purchase for, today's; and that purchase's contract, if any.
+async fn terms_for(svc: &Services, event: &StripeEvent) -> StoreResult<(PackTerms, Option<i64>)> {
     let Some(pi) = event.payment_intent().filter(|_| event.event_type == "payment_intent.succeeded") else {
-        return Ok(svc.terms.clone());
+        return Ok((svc.terms.clone(), None));
     };
     Ok(match purchases::find(&svc.db, &pi.id).await? {
-        Some(p) => p.terms(svc.terms.base_revisions).unwrap_or_else(|_| svc.terms.clone()),
-        None => svc.terms.clone(),
+        Some(p) => (p.terms(svc.terms.base_revisions).unwrap_or_else(|_| svc.terms.clone()), Some(p.contract_id)),
+        None => (svc.terms.clone(), None),
     })
 }
 
@@ -84,8 +84,14 @@ pub async fn apply_as(
     booked_by: BookedBy,
     now: DateTime<Utc>,
 ) -> StoreResult<Processed> {
-    let terms = terms_for(svc, event).await?;
+    let (terms, bought_for) = terms_for(svc, event).await?;
     match route(event, svc.mode, &terms) {
+        Action::Credit(credit) if credit_target(bought_for, credit.contract_id).is_err() => {
+            let reason = credit_target(bought_for, credit.contract_id).unwrap_err().to_string();
+            tracing::error!(event_id = %event.id, payment_id = %credit.payment_id, %reason, "credit refused: contract mismatch");
+            Stats::inc(&svc.stats.dead_lettered);
+            finish(svc, &event.id, "failed", &reason, now).await
+        }
         Action::Credit(credit) => match fulfil(&svc.db, &credit, Evidence::Event(&event.id), now).await? {
             Fulfilled::Credited { ledger_id } => {
                 Stats::inc(&svc.stats.credited);

@@ -18,7 +18,9 @@ use super::fulfil::{fulfil, Evidence, Fulfilled};
 use super::processing::{apply_as, Processed};
 use super::Services;
 use crate::domain::adjustments::{DisputeStatus, RefundStatus};
-use crate::domain::events::{route, Action, EventObject, PaymentIntentFacts, PaymentSource, StripeEvent, StripeMode};
+use crate::domain::events::{
+    credit_target, route, Action, EventObject, PaymentIntentFacts, PaymentSource, StripeEvent, StripeMode,
+};
 use crate::store::adjustments::{self as facts, BookedBy, Fact};
 use crate::store::events::{self as event_store, NewEvent, Stored};
 use crate::store::reconciliation::{self as runs, NewFinding};
@@ -453,6 +455,21 @@ async fn payment(
     let succeeded = snap.status == "succeeded";
     match (&credit, succeeded) {
         (Some(c), true) => {
+            // Credited (before the rule was kept on every path) to another contract than the
+            // purchase's: an alert, the credit never moved automatically.
+            if let Err(mismatch) = credit_target(purchase.as_ref().map(|p| p.contract_id), c.contract_id) {
+                let detail = format!("{} is credited to contract {}, but {mismatch}", snap.id, c.contract_id);
+                run.found(
+                    Category::Mismatch,
+                    false,
+                    Some(&snap.id),
+                    None,
+                    Some(c.contract_id),
+                    &detail,
+                    json!({"ours": c, "purchase": purchase, "stripe": snap}),
+                )
+                .await?;
+            }
             if c.amount != snap.amount_received || c.currency != snap.currency || c.livemode != snap.livemode {
                 let detail = format!(
                     "credit of {} differs from Stripe's payment: ours {} {} ({}), Stripe's {} {} ({})",
@@ -571,6 +588,13 @@ async fn paid_not_credited(
     };
     let evidence = json!({"stripe": snap, "purchase": purchase});
     match route(&event, svc.mode, &terms) {
+        // The metadata names another contract than our purchase: credited to neither, an alert.
+        Action::Credit(credit) if credit_target(purchase.map(|p| p.contract_id), credit.contract_id).is_err() => {
+            let mismatch = credit_target(purchase.map(|p| p.contract_id), credit.contract_id).unwrap_err();
+            let detail = format!("{} succeeded at Stripe but cannot be credited: {mismatch}", snap.id);
+            run.found(Category::Mismatch, false, Some(&snap.id), None, Some(mismatch.bought_for), &detail, evidence)
+                .await?;
+        }
         Action::Credit(credit) => {
             let detail =
                 format!("{} paid {} for contract {} and was never credited", snap.id, snap.amount, credit.contract_id);

@@ -1,18 +1,26 @@
-//! An admin refunds a pack, fully or by a number of revisions. The server plans the amount
-//! (domain rules), asks Stripe for the Refund with an idempotency key (a double submit or a
-//! retry is the same refund) and metadata saying who and why, then books it through the same
-//! function the webhook uses: whichever of the two comes first books it, the other finds it
-//! booked.
+//! An admin refunds a pack, fully or by a number of revisions. The confirmation step `offer`s
+//! the refund: the server plans the amount (domain rules) and keeps the confirmation with the
+//! payment's moment (what was refunded, disputed and revoked then, `payment_moment`). The submit
+//! consumes that confirmation (once: a reload, a second tab or a confirmation of a payment that
+//! changed since is refused), asks Stripe for the Refund with an idempotency key made from the
+//! confirmation (a retry is the same refund) and metadata saying who and why, then books it
+//! through the same function the webhook uses: whichever of the two comes first books it, the
+//! other finds it booked.
 use super::adjustments::{self, refund_record, META_REFUNDED_BY, META_REFUND_NOTE};
 use super::Services;
 use crate::domain::adjustments::{
-    plan_refund, revocation, DisputeStatus, PaidPack, RefundAsk, RefundFact, RefundPlan, RefundStatus, Revocation,
+    payment_moment, plan_refund, revocation, DisputeStatus, PaidPack, RefundAsk, RefundFact, RefundPlan, RefundStatus,
+    Revocation,
 };
 use crate::domain::{Currency, Money};
 use crate::store::adjustments::{self as store, BookedBy, Booking, Fact};
+use crate::store::refund_quotes::{self, Consumed, RefundQuoteRow};
 use crate::store::{ledger, StoreError};
 use crate::stripe::StripeApiError;
 use chrono::Utc;
+
+/// What an admin reads when a confirmation no longer describes the payment.
+pub const CHANGED: &str = "this payment changed since you confirmed; review it again";
 
 /// Stripe's refund reasons; anything else is said in the note.
 pub const REASONS: [&str; 3] = ["requested_by_customer", "duplicate", "fraudulent"];
@@ -49,11 +57,11 @@ pub struct RefundDone {
     pub booking: Booking,
 }
 
-/// The payment's pack, known refunds and revocation.
+/// The payment's pack, known refunds and revocation, and its moment's fingerprint.
 async fn state(
     svc: &Services,
     payment_id: &str,
-) -> Result<(ledger::LedgerCredit, PaidPack, Vec<RefundFact>, Revocation), RefundError> {
+) -> Result<(ledger::LedgerCredit, PaidPack, Vec<RefundFact>, Revocation, String), RefundError> {
     let credit = ledger::credit_for_payment(&svc.db, payment_id).await?.ok_or(RefundError::NotFound)?;
     let pack = PaidPack { amount: credit.amount, revisions: credit.revisions };
     let refunds: Vec<RefundFact> = store::refunds_for_payment(&svc.db, payment_id)
@@ -67,20 +75,73 @@ async fn state(
         .filter_map(|d| DisputeStatus::parse(&d.status).ok())
         .collect();
     let r = revocation(&pack, &refunds, &disputes);
-    Ok((credit, pack, refunds, r))
+    let moment = payment_moment(&pack, &refunds, &disputes).fingerprint();
+    Ok((credit, pack, refunds, r, moment))
 }
 
-/// Plans a refund without making it: what the admin confirms.
+/// Plans a refund without making it.
 pub async fn quote(svc: &Services, payment_id: &str, ask: RefundAsk) -> Result<RefundQuote, RefundError> {
-    let (credit, pack, refunds, r) = state(svc, payment_id).await?;
+    Ok(quote_at(svc, payment_id, ask).await?.0)
+}
+
+/// The quote and the payment's moment it was made at.
+async fn quote_at(svc: &Services, payment_id: &str, ask: RefundAsk) -> Result<(RefundQuote, String), RefundError> {
+    let (credit, pack, refunds, r, moment) = state(svc, payment_id).await?;
     let RefundPlan { amount, revisions } = plan_refund(&pack, &refunds, &r, ask).map_err(RefundError::Refused)?;
     let currency = Currency::parse(&credit.currency).map_err(RefundError::Refused)?;
-    Ok(RefundQuote {
+    let quote = RefundQuote {
         payment_id: credit.payment_id,
         contract_id: credit.contract_id,
         amount: Money::new(amount, currency),
         revisions,
-    })
+    };
+    Ok((quote, moment))
+}
+
+/// A refund offered for confirmation: the quote and the one-time token its submit must bring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOffer {
+    pub quote: RefundQuote,
+    pub token: String,
+}
+
+/// What the confirmation page shows: plans the refund and keeps the confirmation, bound to the
+/// payment's moment, until a submit consumes it.
+pub async fn offer(
+    svc: &Services,
+    payment_id: &str,
+    ask: RefundAsk,
+    admin_email: &str,
+) -> Result<RefundOffer, RefundError> {
+    use rand::Rng;
+    let (quote, moment) = quote_at(svc, payment_id, ask).await?;
+    let token: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(32).map(char::from).collect();
+    let row = RefundQuoteRow {
+        token: token.clone(),
+        payment_id: quote.payment_id.clone(),
+        contract_id: quote.contract_id,
+        ask: ask_word(ask),
+        amount: quote.amount.minor,
+        moment,
+        quoted_by: admin_email.to_string(),
+    };
+    refund_quotes::insert(&svc.db, &row, Utc::now()).await?;
+    Ok(RefundOffer { quote, token })
+}
+
+fn ask_word(ask: RefundAsk) -> String {
+    match ask {
+        RefundAsk::Full => "all".into(),
+        RefundAsk::Revisions(n) => n.to_string(),
+    }
+}
+
+fn parse_ask(word: &str) -> Option<RefundAsk> {
+    match word {
+        "all" => Some(RefundAsk::Full),
+        n => n.parse().ok().map(RefundAsk::Revisions),
+    }
 }
 
 /// An admin's refund, as confirmed.
@@ -88,20 +149,16 @@ pub async fn quote(svc: &Services, payment_id: &str, ask: RefundAsk) -> Result<R
 pub struct RefundOrder<'a> {
     pub admin_email: &'a str,
     pub payment_id: &'a str,
-    pub ask: RefundAsk,
     /// One of Stripe's `REASONS`.
     pub reason: &'a str,
     pub note: &'a str,
-    /// The confirmation's one-time token: the same confirmation submitted twice is one refund
-    /// at Stripe (the idempotency key), never two.
-    pub attempt: &'a str,
-    /// The amount the confirmation showed, minor units.
-    pub confirmed_amount: Option<i64>,
+    /// The confirmation's one-time token (`offer`): what is refunded is what it quoted, once.
+    pub token: &'a str,
 }
 
-/// Makes the refund.
+/// Makes the refund a confirmation quoted, if the payment is still as it was then.
 pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<RefundDone, RefundError> {
-    let RefundOrder { admin_email, payment_id, ask, reason, note, attempt, confirmed_amount } = *order;
+    let RefundOrder { admin_email, payment_id, reason, note, token } = *order;
     if !REASONS.contains(&reason) {
         return Err(RefundError::Refused(format!("the reason must be one of {}", REASONS.join(", "))));
     }
@@ -109,17 +166,70 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
     if note.chars().count() > 500 {
         return Err(RefundError::Refused("the note is longer than 500 characters".into()));
     }
-    if attempt.is_empty() || attempt.len() > 64 || !attempt.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(RefundError::Refused("this confirmation is not valid any more; start the refund again".into()));
+    let stale = || RefundError::Refused("this confirmation is not valid any more; start the refund again".into());
+    if token.len() < 16 || token.len() > 64 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(stale());
     }
+    let (_, _, _, _, moment) = state(svc, payment_id).await?;
+    let confirmed = match refund_quotes::consume(&svc.db, token, payment_id, &moment, Utc::now()).await? {
+        Consumed::Now(q) => q,
+        Consumed::Unknown => return Err(stale()),
+        Consumed::Already => {
+            return Err(RefundError::Refused(
+                "this confirmation was already used (its refund is made once); review the payment for another".into(),
+            ))
+        }
+        Consumed::Changed => return Err(RefundError::Refused(CHANGED.into())),
+    };
+    match make_refund(svc, &confirmed, admin_email, reason, note).await {
+        Ok(done) => Ok(done),
+        // Stripe refused or could not be reached: the confirmation can be submitted again, with
+        // the same idempotency key. When Stripe's answer was lost (a timeout, a 5xx) the refund
+        // may exist all the same: its refunds are asked for and booked first, so the payment's
+        // moment moves and no other confirmation of the old moment can make a second one.
+        // Booking failures keep the confirmation consumed: the refund exists.
+        Err(e @ (RefundError::Stripe(_) | RefundError::PaymentsUnavailable)) => {
+            if matches!(&e, RefundError::Stripe(s) if !s.definitely_refused()) {
+                book_what_stripe_holds(svc, payment_id).await;
+            }
+            refund_quotes::release(&svc.db, token).await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Books the payment's refunds as Stripe lists them now (best effort: a failure is logged, and
+/// the webhooks or the next reconciliation book them anyway).
+async fn book_what_stripe_holds(svc: &Services, payment_id: &str) {
+    let Some(stripe) = svc.stripe.as_ref() else { return };
+    let live = svc.mode == crate::domain::events::StripeMode::Live;
+    match stripe.refunds_of(payment_id, None).await {
+        Ok(refunds) => {
+            for r in refunds.iter().filter_map(|r| refund_record(r, live)).filter(|r| r.payment_id == payment_id) {
+                if let Err(e) = adjustments::book(&svc.db, &Fact::Refund(r), BookedBy::Admin, None, Utc::now()).await {
+                    tracing::error!(payment_id, error = %e, "booking a refund Stripe lists failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(payment_id, error = %e, "listing the refunds of a payment after a lost answer failed"),
+    }
+}
+
+async fn make_refund(
+    svc: &Services,
+    confirmed: &RefundQuoteRow,
+    admin_email: &str,
+    reason: &str,
+    note: &str,
+) -> Result<RefundDone, RefundError> {
+    let payment_id = confirmed.payment_id.as_str();
+    let ask = parse_ask(&confirmed.ask)
+        .ok_or_else(|| RefundError::Refused(format!("the confirmation asks for `{}`", confirmed.ask)))?;
+    // The moment is unchanged, so the plan is the one confirmed; said loudly if it were not.
     let quote = quote(svc, payment_id, ask).await?;
-    // The admin confirmed an amount; if the payment changed since (another refund, a
-    // dispute), this is not that refund any more.
-    if confirmed_amount.is_some_and(|a| a != quote.amount.minor) {
-        return Err(RefundError::Refused(format!(
-            "the payment changed since you confirmed: the refund would now be {}; look at it again",
-            quote.amount
-        )));
+    if quote.amount.minor != confirmed.amount {
+        return Err(RefundError::Refused(CHANGED.into()));
     }
     let stripe = svc.stripe.as_ref().ok_or(RefundError::PaymentsUnavailable)?;
     let revisions = quote.revisions.to_string();
@@ -130,7 +240,7 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
             quote.amount.minor,
             Some(reason),
             &metadata,
-            &format!("admin-refund-{payment_id}-{attempt}"),
+            &format!("admin-refund-{payment_id}-{}", confirmed.token),
         )
         .await?;
     // Stripe answered for this payment; anything else would be a bug to refuse loudly.

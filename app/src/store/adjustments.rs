@@ -1,6 +1,7 @@
 //! The ledger going down: `payment_refunds` and `payment_disputes` (what Stripe reports, one row
 //! per refund or dispute, statuses merged forward by the domain's rules), `early_fraud_warnings`,
-//! and `revision_adjustments` (append-only rows that revoke or restore revisions).
+//! `revision_adjustments` (append-only rows that revoke or restore revisions), and `refund_holds`
+//! (revisions a pending refund holds).
 //!
 //! `book` is the one function that changes them, whoever calls (a webhook, the admin's refund,
 //! reconciliation, a late credit): in one transaction it takes the payment's lock, merges the
@@ -11,7 +12,8 @@
 //! database write lock of BEGIN IMMEDIATE), so concurrent events cannot book a difference twice.
 use super::{read_pool, write_tx, Db, Dialect, StoreResult};
 use crate::domain::adjustments::{
-    revocation, AdjustmentKind, DisputeStatus, PaidPack, RefundFact, RefundStatus, Revocation,
+    dispute_cause, entry, refund_cause, revocation, Cause, DisputeStatus, PaidPack, RefundFact, RefundStatus,
+    Revocation,
 };
 use chrono::{DateTime, Utc};
 
@@ -141,7 +143,7 @@ pub async fn book(
         }
         // 1. Merge the fact. A status only moves forward, decided by the domain, so a late or
         //    repeated event cannot undo a later one.
-        let cause: Option<(String, AdjustmentKind, i64, String)> = match fact {
+        let cause: Option<Cause> = match fact {
             Fact::Refund(r) => {
                 let held: Option<String> =
                     sqlx::query_scalar("SELECT status FROM payment_refunds WHERE refund_id = $1")
@@ -174,21 +176,7 @@ pub async fn book(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                match status {
-                    RefundStatus::Succeeded => Some((
-                        r.refund_id.clone(),
-                        AdjustmentKind::Refund,
-                        r.amount,
-                        format!("refund {} succeeded", r.refund_id),
-                    )),
-                    RefundStatus::Failed | RefundStatus::Canceled => Some((
-                        format!("{}:{}", r.refund_id, status.as_str()),
-                        AdjustmentKind::RefundFailed,
-                        r.amount,
-                        format!("refund {} {}: the money stayed with us", r.refund_id, status.as_str()),
-                    )),
-                    RefundStatus::Pending | RefundStatus::RequiresAction => None,
-                }
+                refund_cause(&r.refund_id, r.amount, status)
             }
             Fact::Dispute(d) => {
                 let held: Option<String> =
@@ -220,14 +208,7 @@ pub async fn book(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                (status == DisputeStatus::Lost).then(|| {
-                    (
-                        format!("{}:lost", d.dispute_id),
-                        AdjustmentKind::DisputeLost,
-                        d.amount,
-                        format!("dispute {} lost ({})", d.dispute_id, d.reason.as_deref().unwrap_or("no reason given")),
-                    )
-                })
+                dispute_cause(&d.dispute_id, d.amount, status, d.reason.as_deref())
             }
             Fact::Settle { .. } => None,
         };
@@ -275,6 +256,22 @@ pub async fn book(
         let disputes: Vec<DisputeStatus> = disputes.iter().filter_map(|s| DisputeStatus::parse(s).ok()).collect();
         let pack = PaidPack { amount: credit.amount, revisions: credit.revisions };
         let target = revocation(&pack, &refunds, &disputes);
+        // What pending refunds hold is the domain's figure, kept beside the payment so a
+        // balance sums it like an open dispute's; rewritten under the payment's lock, here only.
+        if target.refunding > 0 {
+            sqlx::query(
+                "INSERT INTO refund_holds (payment_id, contract_id, revisions, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (payment_id) DO UPDATE SET revisions = excluded.revisions, updated_at = excluded.updated_at",
+            )
+            .bind(&payment_id)
+            .bind(credit.contract_id)
+            .bind(target.refunding)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("DELETE FROM refund_holds WHERE payment_id = $1").bind(&payment_id).execute(&mut *tx).await?;
+        }
         let (held, booked): (i64, i64) = sqlx::query_as(
             "SELECT CAST(COALESCE(SUM(revoked), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
              FROM revision_adjustments WHERE payment_id = $1",
@@ -282,60 +279,31 @@ pub async fn book(
         .bind(&payment_id)
         .fetch_one(&mut *tx)
         .await?;
-        let delta = target.revoked - held;
-
-        // 4. Book the difference as one row keyed by its cause. A succeeded refund is booked
-        //    even when it revokes nothing (below one revision's value), so the trail shows it.
-        let (key, kind, amount, note) = match cause {
-            Some((key, kind, amount, note)) if delta != 0 || kind == AdjustmentKind::Refund => {
-                let kind = if delta < 0 { AdjustmentKind::RefundFailed } else { kind };
-                (key, kind, amount, note)
-            }
-            _ if delta != 0 => (
-                format!("{payment_id}:catch-up:{booked}"),
-                if delta < 0 { AdjustmentKind::RefundFailed } else { AdjustmentKind::CatchUp },
-                0,
-                "refunds or disputes reported before the payment was credited".to_string(),
-            ),
-            _ => {
-                break 'book Ok(Booking {
-                    owner: PaymentOwner::Contract(credit.contract_id),
-                    revocation: Some(target),
-                    revoked_now: 0,
-                    adjustment_id: None,
-                })
-            }
+        // 4. Book the difference as one row keyed by its cause (the domain's `entry`).
+        let Some(entry) = entry(&payment_id, cause, target.revoked, held, booked, credit.revisions) else {
+            break 'book Ok(Booking {
+                owner: PaymentOwner::Contract(credit.contract_id),
+                revocation: Some(target),
+                revoked_now: 0,
+                adjustment_id: None,
+            });
         };
-        let note = format!(
-            "{note}: {} revision{} {} ({} of {} now revoked)",
-            delta.abs(),
-            if delta.abs() == 1 { "" } else { "s" },
-            if delta < 0 { "given back" } else { "revoked" },
-            target.revoked,
-            credit.revisions
-        );
         let insert = "INSERT INTO revision_adjustments (contract_id, payment_id, cause_key, kind, revoked, amount, \
              currency, booked_by, stripe_event_id, note, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (cause_key) DO NOTHING RETURNING id";
         let mut adjustment_id: Option<i64> = None;
-        // The cause was booked before (a redelivery) yet the facts still differ: the
-        // difference is booked under a key derived from the ledger's state, so it is booked
-        // exactly once too.
-        for (attempt, key) in [key.clone(), format!("{key}:{booked}")].iter().enumerate() {
-            if attempt == 1 && delta == 0 {
-                break; // a redelivered cause that changes nothing: nothing to book
-            }
+        for key in &entry.keys {
             adjustment_id = sqlx::query_scalar(insert)
                 .bind(credit.contract_id)
                 .bind(&payment_id)
                 .bind(key)
-                .bind(kind.as_str())
-                .bind(delta)
-                .bind(amount)
+                .bind(entry.kind.as_str())
+                .bind(entry.revoked)
+                .bind(entry.amount)
                 .bind(&credit.currency)
                 .bind(booked_by.as_str())
                 .bind(event_id)
-                .bind(&note)
+                .bind(&entry.note)
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -343,6 +311,7 @@ pub async fn book(
                 break;
             }
         }
+        let delta = entry.revoked;
         Ok(Booking {
             owner: PaymentOwner::Contract(credit.contract_id),
             revocation: Some(target),

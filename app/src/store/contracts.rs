@@ -63,6 +63,7 @@ pub struct ContractBalanceRow {
     pub revoked: i64,
     pub requested: i64,
     pub disputed: i64,
+    pub refunding: i64,
 }
 
 impl ContractBalanceRow {
@@ -73,6 +74,7 @@ impl ContractBalanceRow {
             revoked: self.revoked,
             requested: self.requested,
             disputed: self.disputed,
+            refunding: self.refunding,
         }
     }
 }
@@ -179,7 +181,9 @@ pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<Contrac
            CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
              WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
              AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) \
-             AS BIGINT) AS disputed \
+             AS BIGINT) AS disputed, \
+           CAST(COALESCE((SELECT SUM(h.revisions) FROM refund_holds h WHERE h.contract_id = c.id), 0) AS BIGINT) \
+             AS refunding \
          FROM (SELECT b.contract_id AS id \
                FROM contract_balances b JOIN contracts c ON c.id = b.contract_id{users}{filter} \
                ORDER BY {} LIMIT ${limit} OFFSET ${offset}) p \

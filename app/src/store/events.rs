@@ -214,7 +214,10 @@ async fn store_batch_pg(
 
 /// A row when we recorded a purchase for the payment on other terms than the credit: the
 /// purchase's own terms decide (a price changed between purchase and webhook), so intake's
-/// shortcut must not credit and ordinary processing routes it against the purchase. Arguments:
+/// shortcut must not credit and ordinary processing routes it against the purchase. A purchase
+/// for another contract than the metadata names is such a row too: `apply` then follows
+/// `domain::events::credit_target` and dead-letters it, so the shortcut credits only what that
+/// rule would (its SQL form: no purchase, or the purchase's own contract). Arguments:
 /// the placeholders of the payment id, revisions, amount, currency and contract.
 fn purchase_differs(payment: &str, revisions: &str, amount: &str, currency: &str, contract: &str) -> String {
     format!(

@@ -53,10 +53,12 @@ struct BalanceRow {
     revoked: i64,
     requested: i64,
     disputed: i64,
+    refunding: i64,
 }
 
 /// The inputs of `RevisionBalance`, summed from rows (the rules that combine them are the
-/// domain's). `disputed`: revisions of payments with an open dispute not already revoked.
+/// domain's). `disputed`: revisions of payments with an open dispute not already revoked;
+/// `refunding`: revisions pending refunds hold (`refund_holds`, the domain's figure).
 /// CASTs because PostgreSQL's SUM(bigint) is numeric.
 pub(crate) const BALANCE_COLUMNS: &str = "c.base_revisions AS base, \
      CAST(COALESCE((SELECT SUM(r.revisions) FROM contract_revisions r WHERE r.contract_id = c.id), 0) AS BIGINT) AS purchased, \
@@ -64,7 +66,8 @@ pub(crate) const BALANCE_COLUMNS: &str = "c.base_revisions AS base, \
      CAST((SELECT COUNT(*) FROM revision_requests q WHERE q.contract_id = c.id) AS BIGINT) AS requested, \
      CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(a.revoked) FROM revision_adjustments a \
          WHERE a.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
-         AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed";
+         AND EXISTS (SELECT 1 FROM payment_disputes d WHERE d.payment_id = r.payment_id AND d.is_open)), 0) AS BIGINT) AS disputed, \
+     CAST(COALESCE((SELECT SUM(h.revisions) FROM refund_holds h WHERE h.contract_id = c.id), 0) AS BIGINT) AS refunding";
 
 fn balance_sql() -> String {
     format!("SELECT {BALANCE_COLUMNS} FROM contracts c WHERE c.id = $1")
@@ -78,6 +81,7 @@ impl From<BalanceRow> for RevisionBalance {
             revoked: r.revoked,
             requested: r.requested,
             disputed: r.disputed,
+            refunding: r.refunding,
         }
     }
 }

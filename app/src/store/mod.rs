@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod people;
 pub mod purchases;
 pub mod reconciliation;
+pub mod refund_quotes;
 pub mod revenue;
 pub mod seals;
 pub mod server_keys;

@@ -54,6 +54,14 @@ pub enum StripeApiError {
     Invalid(String),
 }
 
+impl StripeApiError {
+    /// Stripe answered that it did not do what was asked (an invalid request, a card error):
+    /// unlike a timeout, a lost connection, 429 or a 5xx, which leave it unknown.
+    pub fn definitely_refused(&self) -> bool {
+        matches!(self, Self::Api { status, .. } if (400..500).contains(status) && *status != 409 && *status != 429)
+    }
+}
+
 impl From<stripe::StripeError> for StripeApiError {
     fn from(e: stripe::StripeError) -> Self {
         match e {

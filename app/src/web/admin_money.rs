@@ -275,10 +275,11 @@ pub struct RefundConfirmation {
     pub contract_id: i64,
     pub payment_id: String,
     pub amount: String,
-    pub amount_minor: i64,
     pub revisions: i64,
     pub available_after: i64,
-    /// One-time token: the idempotency key's tail, so a double submit is one refund.
+    /// The confirmation's one-time token, kept server-side with the payment's moment
+    /// (`services::refunds::offer`): its submit is one refund, and only while the payment is
+    /// as quoted.
     pub attempt: String,
 }
 
@@ -289,9 +290,8 @@ pub async fn quote_refund(
     revisions: String,
 ) -> Result<RefundConfirmation, AppError> {
     use crate::domain::adjustments::RefundAsk;
-    use crate::services::refunds::{quote, RefundError};
-    use rand::Rng;
-    super::auth::server::require_admin().await?;
+    use crate::services::refunds::{offer, RefundError, RefundOffer};
+    let admin = super::auth::server::require_admin().await?;
     let svc = super::services()?;
     let ask = match revisions.as_str() {
         "all" => RefundAsk::Full,
@@ -299,11 +299,18 @@ pub async fn quote_refund(
             n.parse().map_err(|_| AppError::Invalid("Choose how many revisions to refund.".into()))?,
         ),
     };
-    let q = quote(&svc, payment.trim(), ask).await.map_err(|e| match e {
-        RefundError::NotFound => AppError::NotFound.with_status(),
-        RefundError::Refused(why) => AppError::Invalid(format!("This refund cannot be made: {why}.")).with_status(),
-        other => AppError::unavailable("The refund could not be planned", other),
-    })?;
+    // Another contract's payment is not offered (nor its confirmation kept).
+    match crate::store::ledger::credit_for_payment(&svc.db, payment.trim()).await {
+        Ok(Some(c)) if c.contract_id == contract_id => {}
+        Ok(_) => return Err(AppError::NotFound.with_status()),
+        Err(e) => return Err(AppError::unavailable("The payment could not be loaded", e)),
+    }
+    let RefundOffer { quote: q, token } =
+        offer(&svc, payment.trim(), ask, &admin.email).await.map_err(|e| match e {
+            RefundError::NotFound => AppError::NotFound.with_status(),
+            RefundError::Refused(why) => AppError::Invalid(format!("This refund cannot be made: {why}.")).with_status(),
+            other => AppError::unavailable("The refund could not be planned", other),
+        })?;
     if q.contract_id != contract_id {
         return Err(AppError::NotFound.with_status());
     }
@@ -311,16 +318,13 @@ pub async fn quote_refund(
         .await
         .map_err(|e| AppError::unavailable("The contract could not be loaded", e))?
         .ok_or_else(|| AppError::NotFound.with_status())?;
-    let attempt: String =
-        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(24).map(char::from).collect();
     Ok(RefundConfirmation {
         contract_id,
         payment_id: q.payment_id,
         amount: q.amount.to_string(),
-        amount_minor: q.amount.minor,
         revisions: q.revisions,
         available_after: balance.available() - q.revisions,
-        attempt,
+        attempt: token,
     })
 }
 
@@ -346,7 +350,8 @@ pub fn RefundConfirmPage() -> impl IntoView {
         <h1>"Confirm the refund"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || quote.get().map(|r| {
-                let (id, _, revisions, reason, note) = args();
+                // How much, of which payment, is the confirmation's (kept with its token), not the form's.
+                let (id, _, _, reason, note) = args();
                 match r {
                     Err(e) => view! { <ErrorView error=e/><p><a href=format!("/admin/contracts/{id}")>"← Back to the contract"</a></p> }.into_any(),
                     Ok(q) => view! {
@@ -358,11 +363,9 @@ pub fn RefundConfirmPage() -> impl IntoView {
                         <p class="muted">"Reason: " {reason.replace('_', " ")} {(!note.is_empty()).then(|| format!(" · Note: {note}"))}</p>
                         <form method="post" action=format!("/admin/contracts/{}/refund", q.contract_id) class="stack narrow">
                             <input type="hidden" name="payment" value=q.payment_id.clone()/>
-                            <input type="hidden" name="revisions" value=revisions/>
                             <input type="hidden" name="reason" value=reason/>
                             <input type="hidden" name="note" value=note/>
                             <input type="hidden" name="attempt" value=q.attempt.clone()/>
-                            <input type="hidden" name="amount" value=q.amount_minor.to_string()/>
                             <button type="submit" class="primary danger">{format!("Refund {}", q.amount)}</button>
                             <a href=format!("/admin/contracts/{}", q.contract_id)>"Cancel"</a>
                         </form>

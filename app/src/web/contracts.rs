@@ -319,6 +319,7 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
     // requests need a revision that is neither used nor held by a dispute.
     let available = c.balance.available().max(0);
     let spendable = c.balance.spendable();
+    let (refunding, disputed) = (c.balance.refunding, c.balance.disputed);
     let advisory = c.balance.advisory();
     let revoked = c.balance.revoked;
     let terms = detail.terms.clone();
@@ -355,7 +356,9 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 <input id="artwork" name="artwork" type="file" accept=".png,.jpg,.jpeg,.pdf,.tif,.tiff,image/png,image/jpeg,application/pdf,image/tiff" disabled=spendable <= 0/>
                 <button type="submit" disabled=spendable <= 0>"Request a revision"</button>
                 {(spendable <= 0).then(|| view! {
-                    <p class="muted" id="no-revisions">{if available > 0 {
+                    <p class="muted" id="no-revisions">{if available > 0 && refunding > 0 && disputed == 0 {
+                        "No revisions can be used while a refund is pending: purchase a revision pack to request more."
+                    } else if available > 0 {
                         "No revisions can be used while a payment is disputed: purchase a revision pack to request more."
                     } else {
                         "No revisions left: purchase a revision pack to request more."

@@ -10,6 +10,7 @@ mod edge;
 mod event_search;
 mod evidence;
 mod money_back;
+mod money_rules;
 mod people;
 mod processing;
 mod reconcile;

@@ -24,6 +24,9 @@ pub(super) enum AfterSuccess {
     Disputed,
     /// 4000 0000 0000 5126: a refund succeeds at first, then fails (the card was closed).
     RefundsFail,
+    /// 4000 0000 0000 7726: a refund starts `pending` and settles later (here: when
+    /// `Simulator::settle_refund` or `POST /_simulator/refunds/{id}/settle` says how).
+    RefundsPending,
 }
 
 /// The card a PaymentIntent was confirmed with, as far as later steps need it.
@@ -53,6 +56,7 @@ pub(super) fn card_outcome(number: &str) -> Result<(CardOutcome, Card), ApiError
         "4242424242424242" | "5555555555554444" => CardOutcome::Succeeds(AfterSuccess::Nothing),
         "4000000000000259" => CardOutcome::Succeeds(AfterSuccess::Disputed),
         "4000000000005126" => CardOutcome::Succeeds(AfterSuccess::RefundsFail),
+        "4000000000007726" => CardOutcome::Succeeds(AfterSuccess::RefundsPending),
         "4000002500003155" | "4000002760003184" => CardOutcome::RequiresAuthentication,
         "4000000000000002" => {
             CardOutcome::Declined { decline_code: "generic_decline", message: "Your card was declined." }
@@ -114,6 +118,13 @@ mod tests {
         for pm in ["pm_card_visa", "pm_card_createDispute", "pm_card_refundFail", "pm_card_threeDSecure2Required"] {
             assert!(card_outcome(test_payment_method_number(pm).unwrap()).is_ok(), "{pm}");
         }
+    }
+
+    #[test]
+    fn the_refund_pending_card_succeeds_and_remembers_its_refunds_wait() {
+        let (outcome, card) = card_outcome("4000 0000 0000 7726").unwrap();
+        assert_eq!(outcome, CardOutcome::Succeeds(AfterSuccess::RefundsPending));
+        assert_eq!((card.last4.as_str(), card.after_success), ("7726", AfterSuccess::RefundsPending));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The simulator's own endpoints under `/_simulator/`: what the cardholder, the bank or the
-//! card network would do (3-D Secure outcome, open and decide disputes, early fraud
-//! warnings), the delivery log, faults; and the Stripe.js stand-in under `/v3`. They take a
+//! card network would do (3-D Secure outcome, open and decide disputes, settle a pending
+//! refund, early fraud warnings), the delivery log, faults; and the Stripe.js stand-in under `/v3`. They take a
 //! form (or no body) and answer Stripe's objects and error shape, without an API key.
 use super::disputes::{self, DisputeOutcome};
 use super::http::{ok, ApiError, ApiResult, Params, RequestInfo};
+use super::refunds::{self, RefundSettlement};
 use super::{early_fraud_warnings, payment_intents, Faults, Simulator};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -19,6 +20,7 @@ pub(super) fn routes() -> Router<Simulator> {
         .route("/_simulator/disputes/{id}/close", post(close_dispute))
         .route("/_simulator/disputes/{id}/submit_evidence", post(submit_evidence))
         .route("/_simulator/charges/{id}/early_fraud_warning", post(early_fraud_warning))
+        .route("/_simulator/refunds/{id}/settle", post(settle_refund))
         .route("/_simulator/deliveries", get(list_deliveries))
         .route("/_simulator/faults", get(get_faults).post(set_faults))
         .route("/v3", get(stripe_js))
@@ -50,6 +52,18 @@ async fn open_dispute(State(sim): State<Simulator>, Path(id): Path<String>, body
     let fields = Params::parse(&body);
     let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
     ok(&disputes::open_for_payment(&sim, &mut state, &id, &fields)?)
+}
+
+/// A pending refund (the 7726 card's) ends: `outcome=succeeded|failed`.
+async fn settle_refund(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let fields = Params::parse(&body);
+    let outcome = match fields.get("outcome") {
+        Some("succeeded") => RefundSettlement::Succeeded,
+        Some("failed") => RefundSettlement::Failed,
+        _ => return Err(ApiError::invalid(None, "outcome must be succeeded or failed", Some("outcome"))),
+    };
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    ok(&refunds::settle(&sim, &mut state, &id, outcome)?)
 }
 
 /// The bank decides a dispute: `outcome=won|lost|warning_closed`.

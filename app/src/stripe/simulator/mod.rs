@@ -11,7 +11,7 @@
 //!   Stripe's test cards (`cards`), 3-D Secure completion or failure, cancel;
 //! - `charges`: retrieve, list by PaymentIntent;
 //! - `refunds`: create (full or partial, by PaymentIntent or charge), retrieve, list; the
-//!   4000 0000 0000 5126 card's refunds fail later;
+//!   4000 0000 0000 5126 card's refunds fail later, the 7726 card's wait `pending` until settled;
 //! - `disputes`: retrieve, list, update (evidence), close; opened by the 0259 card or on demand;
 //! - `early_fraud_warnings` (Radar): retrieve, list;
 //! - `events`: retrieve, list with Stripe's filters, each event's delivery state;
@@ -38,6 +38,7 @@ mod webhooks;
 pub use disputes::DisputeOutcome;
 pub use events::API_VERSION;
 pub use faults::Faults;
+pub use refunds::RefundSettlement;
 pub use webhooks::DeliveryAttempt;
 
 use self::http::{Params, RequestInfo};
@@ -98,6 +99,13 @@ impl Simulator {
         disputes::close(self, &mut state, dispute_id, outcome, &RequestInfo::default())
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+
+    /// A pending refund (the 4000 0000 0000 7726 card's) ends as `outcome` says, as
+    /// `POST /_simulator/refunds/{id}/settle` does.
+    pub fn settle_refund(&self, refund_id: &str, outcome: RefundSettlement) -> Result<(), String> {
+        let mut state = self.lock();
+        refunds::settle(self, &mut state, refund_id, outcome).map(drop).map_err(|e| e.to_string())
     }
 
     /// The card network warns of fraud on a charge, as

@@ -1,7 +1,10 @@
 //! Refunds: create (all or part of a charge, by `payment_intent` or `charge`), retrieve, list.
 //! Every refund emits `refund.created` (sent for all refunds since API 2024-10-28) and
 //! `charge.refunded`; the 4000 0000 0000 5126 card's refunds fail later with `refund.updated`
-//! and `refund.failed`, giving the amount back to the charge.
+//! and `refund.failed`, giving the amount back to the charge; the 4000 0000 0000 7726 card's
+//! refunds start `pending` (already counted in the charge's `amount_refunded`, as Stripe does)
+//! until `settle` decides them, with `refund.updated` and `charge.refund.updated` (and
+//! `refund.failed` when they fail).
 use super::cards::AfterSuccess;
 use super::charges::{self, Charge};
 use super::http::{authorize, new_id, now, ok, ApiError, ApiResult, Params, RequestInfo};
@@ -44,6 +47,14 @@ object!(Refund);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Status {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// How a pending refund ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundSettlement {
     Succeeded,
     Failed,
 }
@@ -155,7 +166,7 @@ fn refund(sim: &Simulator, state: &mut SimState, fields: &Params, request: &Requ
         reason,
         receipt_number: None,
         source_transfer_reversal: None,
-        status: Status::Succeeded,
+        status: if charge.after_success == AfterSuccess::RefundsPending { Status::Pending } else { Status::Succeeded },
         transfer_reversal: None,
     };
     let fails_later = charge.after_success == AfterSuccess::RefundsFail;
@@ -214,6 +225,41 @@ fn refunded_charge<'a>(state: &'a SimState, fields: &Params) -> Result<&'a Charg
 fn money(minor: i64, currency: &str) -> String {
     let sign = if currency == "usd" { "$" } else { "" };
     format!("{sign}{}.{:02}", minor / 100, minor % 100)
+}
+
+/// A pending refund ends: `succeeded` (`refund.updated`, `charge.refund.updated`), or `failed`
+/// with the amount back on the charge (and `refund.failed` too), as Stripe reports them.
+pub(super) fn settle(
+    sim: &Simulator,
+    state: &mut SimState,
+    id: &str,
+    outcome: RefundSettlement,
+) -> Result<Refund, ApiError> {
+    let refund = state.refunds.get_mut(id).ok_or_else(|| ApiError::no_such("refund", id, "id"))?;
+    if refund.status != Status::Pending {
+        return Err(ApiError::invalid(None, format!("Refund {id} is not pending."), None));
+    }
+    refund.status = match outcome {
+        RefundSettlement::Succeeded => Status::Succeeded,
+        RefundSettlement::Failed => Status::Failed,
+    };
+    if outcome == RefundSettlement::Failed {
+        refund.failure_reason = Some("lost_or_stolen_card");
+    }
+    let refund = refund.clone();
+    if outcome == RefundSettlement::Failed {
+        if let Some(charge) = state.charges.get_mut(&refund.charge) {
+            charge.add_refunded(-refund.amount);
+        }
+    }
+    let none = RequestInfo::default();
+    let previous = json!({"status": "pending"});
+    sim.emit_update(state, "refund.updated", &refund, previous.clone(), &none);
+    sim.emit_update(state, "charge.refund.updated", &refund, previous, &none);
+    if outcome == RefundSettlement::Failed {
+        sim.emit(state, "refund.failed", &refund, &none);
+    }
+    Ok(refund)
 }
 
 /// A refund the card refused after all (the 5126 card): `failed` with the reason Stripe gives,

@@ -1,0 +1,112 @@
+//! `refund_quotes`: an admin's refund confirmations, kept server-side until a submit consumes
+//! one (migration 0015 says why each column and constraint is there).
+use super::{read_pool, write_pool, ConstraintKind, Db, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+
+/// A confirmation as quoted.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefundQuoteRow {
+    pub token: String,
+    pub payment_id: String,
+    pub contract_id: i64,
+    /// `all`, or a number of revisions.
+    pub ask: String,
+    pub amount: i64,
+    /// `domain::adjustments::PaymentMoment::fingerprint` when quoted.
+    pub moment: String,
+    pub quoted_by: String,
+}
+
+pub async fn insert(db: &Db, q: &RefundQuoteRow, now: DateTime<Utc>) -> StoreResult<()> {
+    write_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO refund_quotes (token, payment_id, contract_id, ask, amount, moment, quoted_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&q.token)
+        .bind(&q.payment_id)
+        .bind(q.contract_id)
+        .bind(&q.ask)
+        .bind(q.amount)
+        .bind(&q.moment)
+        .bind(&q.quoted_by)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+}
+
+/// What consuming a confirmation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// Consumed now, by this call: the refund may go ahead.
+    Now(RefundQuoteRow),
+    /// Consumed before (a reload, a second submit).
+    Already,
+    /// The payment is not at the quoted moment any more, or another confirmation of that same
+    /// moment was consumed first (its refund is what changes the payment).
+    Changed,
+    /// No such confirmation (of this payment).
+    Unknown,
+}
+
+const COLUMNS: &str = "token, payment_id, contract_id, ask, amount, moment, quoted_by";
+
+/// Consumes confirmation `token` of `payment_id` if it is unused and the payment is still at
+/// its quoted `moment` (now). One conditional UPDATE: of two submits of one confirmation, one
+/// consumes it; of two confirmations of one moment, the UNIQUE `claim` lets one through.
+pub async fn consume(
+    db: &Db,
+    token: &str,
+    payment_id: &str,
+    moment: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Consumed> {
+    let sql = format!(
+        "UPDATE refund_quotes SET consumed_at = $4, claim = payment_id || ' ' || moment \
+         WHERE token = $1 AND payment_id = $2 AND consumed_at IS NULL AND moment = $3 RETURNING {COLUMNS}"
+    );
+    let updated = write_pool!(db, |pool| {
+        sqlx::query_as::<_, RefundQuoteRow>(&sql)
+            .bind(token)
+            .bind(payment_id)
+            .bind(moment)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+    });
+    match updated {
+        Ok(Some(row)) => return Ok(Consumed::Now(row)),
+        Ok(None) => {}
+        Err(e) => {
+            let e = StoreError::from(e);
+            return if e.is_constraint(ConstraintKind::Unique) { Ok(Consumed::Changed) } else { Err(e) };
+        }
+    }
+    let consumed: Option<bool> = read_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT consumed_at IS NOT NULL FROM refund_quotes WHERE token = $1 AND payment_id = $2")
+            .bind(token)
+            .bind(payment_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(match consumed {
+        None => Consumed::Unknown,
+        Some(true) => Consumed::Already,
+        Some(false) => Consumed::Changed,
+    })
+}
+
+/// Gives a consumed confirmation back after Stripe refused its refund (or could not be
+/// reached): the same confirmation may be submitted again, with the same idempotency key, so
+/// even a refund Stripe made without our hearing of it is not made twice.
+pub async fn release(db: &Db, token: &str) -> StoreResult<()> {
+    write_pool!(db, |pool| {
+        sqlx::query("UPDATE refund_quotes SET consumed_at = NULL, claim = NULL WHERE token = $1")
+            .bind(token)
+            .execute(pool)
+            .await?;
+        Ok(())
+    })
+}
