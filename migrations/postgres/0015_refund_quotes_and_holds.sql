@@ -7,7 +7,10 @@
 -- moment, and is UNIQUE: two confirmations quoted at the same moment cannot both be spent, even
 -- submitted at the same instant at two processes (the first refund changes the moment, so a
 -- later quote claims a different one). The idempotency key sent to Stripe derives from the
--- token, so a retried submit of one confirmation is one refund at Stripe as well.
+-- token, so a retried submit of one confirmation is one refund at Stripe as well. A consumed
+-- row always holds its claim; a row given back after Stripe's answer to it was lost, while what
+-- Stripe holds is unknown, keeps its claim unconsumed (`store::refund_quotes::reopen`), so only
+-- that confirmation, with the same idempotency key, can be submitted again.
 CREATE TABLE refund_quotes (
     token       TEXT PRIMARY KEY CHECK (length(token) BETWEEN 16 AND 64),
     payment_id  TEXT NOT NULL CHECK (payment_id LIKE 'pi\_%'),
@@ -19,7 +22,7 @@ CREATE TABLE refund_quotes (
     created_at  TIMESTAMPTZ NOT NULL,
     consumed_at TIMESTAMPTZ,
     claim       TEXT UNIQUE,
-    CHECK ((consumed_at IS NULL) = (claim IS NULL))
+    CHECK (consumed_at IS NULL OR claim IS NOT NULL)
 );
 CREATE INDEX refund_quotes_payment ON refund_quotes (payment_id);
 

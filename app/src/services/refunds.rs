@@ -21,6 +21,10 @@ use chrono::Utc;
 
 /// What an admin reads when a confirmation no longer describes the payment.
 pub const CHANGED: &str = "this payment changed since you confirmed; review it again";
+/// Another confirmation of this payment's moment was sent to Stripe, whose answer was lost, and
+/// Stripe cannot be asked now whether that refund was made: refunding again could make two.
+pub const WAITING: &str = "an earlier confirmation of this payment is waiting for Stripe's answer; \
+                           try again in a minute, or submit that confirmation again";
 
 /// Stripe's refund reasons; anything else is said in the note.
 pub const REASONS: [&str; 3] = ["requested_by_customer", "duplicate", "fraudulent"];
@@ -171,7 +175,19 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
         return Err(stale());
     }
     let (_, _, _, _, moment) = state(svc, payment_id).await?;
-    let confirmed = match refund_quotes::consume(&svc.db, token, payment_id, &moment, Utc::now()).await? {
+    let mut consumed = refund_quotes::consume(&svc.db, token, payment_id, &moment, Utc::now()).await?;
+    if let Consumed::Claimed { unsettled: Some(other) } = &consumed {
+        // Another confirmation of this moment is waiting on a lost Stripe answer. Learn what
+        // Stripe holds now: its refund, if made, is booked (the moment moves and this one is
+        // refused as changed); if Stripe holds none, that claim is freed and this one may go.
+        if !book_what_stripe_holds(svc, payment_id).await {
+            return Err(RefundError::Refused(WAITING.into()));
+        }
+        refund_quotes::release(&svc.db, other).await?;
+        let (_, _, _, _, moment) = state(svc, payment_id).await?;
+        consumed = refund_quotes::consume(&svc.db, token, payment_id, &moment, Utc::now()).await?;
+    }
+    let confirmed = match consumed {
         Consumed::Now(q) => q,
         Consumed::Unknown => return Err(stale()),
         Consumed::Already => {
@@ -179,7 +195,8 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
                 "this confirmation was already used (its refund is made once); review the payment for another".into(),
             ))
         }
-        Consumed::Changed => return Err(RefundError::Refused(CHANGED.into())),
+        Consumed::Changed | Consumed::Claimed { unsettled: None } => return Err(RefundError::Refused(CHANGED.into())),
+        Consumed::Claimed { unsettled: Some(_) } => return Err(RefundError::Refused(WAITING.into())),
     };
     match make_refund(svc, &confirmed, admin_email, reason, note).await {
         Ok(done) => Ok(done),
@@ -188,31 +205,45 @@ pub async fn refund_pack(svc: &Services, order: &RefundOrder<'_>) -> Result<Refu
         // may exist all the same: its refunds are asked for and booked first, so the payment's
         // moment moves and no other confirmation of the old moment can make a second one.
         // Booking failures keep the confirmation consumed: the refund exists.
+        //
+        // If even that fails, the refund may exist unseen: the confirmation is given back with
+        // its claim kept (`reopen`), so it alone (same key) can be submitted again, and another
+        // confirmation of this moment first asks Stripe again (above) instead of refunding twice.
         Err(e @ (RefundError::Stripe(_) | RefundError::PaymentsUnavailable)) => {
-            if matches!(&e, RefundError::Stripe(s) if !s.definitely_refused()) {
-                book_what_stripe_holds(svc, payment_id).await;
+            let lost = matches!(&e, RefundError::Stripe(s) if !s.definitely_refused());
+            if !lost || book_what_stripe_holds(svc, payment_id).await {
+                refund_quotes::release(&svc.db, token).await?;
+            } else {
+                refund_quotes::reopen(&svc.db, token).await?;
             }
-            refund_quotes::release(&svc.db, token).await?;
             Err(e)
         }
         Err(e) => Err(e),
     }
 }
 
-/// Books the payment's refunds as Stripe lists them now (best effort: a failure is logged, and
-/// the webhooks or the next reconciliation book them anyway).
-async fn book_what_stripe_holds(svc: &Services, payment_id: &str) {
-    let Some(stripe) = svc.stripe.as_ref() else { return };
+/// Books the payment's refunds as Stripe lists them now. True when every one Stripe holds is
+/// booked, so our moment of the payment is Stripe's; false (logged) when the listing or a booking
+/// failed: a refund may then exist that we have not booked, and the webhooks or the next
+/// reconciliation will book it.
+async fn book_what_stripe_holds(svc: &Services, payment_id: &str) -> bool {
+    let Some(stripe) = svc.stripe.as_ref() else { return false };
     let live = svc.mode == crate::domain::events::StripeMode::Live;
     match stripe.refunds_of(payment_id, None).await {
         Ok(refunds) => {
+            let mut all_booked = true;
             for r in refunds.iter().filter_map(|r| refund_record(r, live)).filter(|r| r.payment_id == payment_id) {
                 if let Err(e) = adjustments::book(&svc.db, &Fact::Refund(r), BookedBy::Admin, None, Utc::now()).await {
                     tracing::error!(payment_id, error = %e, "booking a refund Stripe lists failed");
+                    all_booked = false;
                 }
             }
+            all_booked
         }
-        Err(e) => tracing::warn!(payment_id, error = %e, "listing the refunds of a payment after a lost answer failed"),
+        Err(e) => {
+            tracing::warn!(payment_id, error = %e, "listing the refunds of a payment after a lost answer failed");
+            false
+        }
     }
 }
 

@@ -44,9 +44,12 @@ pub enum Consumed {
     Now(RefundQuoteRow),
     /// Consumed before (a reload, a second submit).
     Already,
-    /// The payment is not at the quoted moment any more, or another confirmation of that same
-    /// moment was consumed first (its refund is what changes the payment).
+    /// The payment is not at the quoted moment any more.
     Changed,
+    /// Another confirmation of this same moment holds its claim: consumed first (its refund is
+    /// what changes the payment), or given back after Stripe's answer to it was lost and what
+    /// Stripe holds could not be learnt (`reopen`): `unsettled` names that one.
+    Claimed { unsettled: Option<String> },
     /// No such confirmation (of this payment).
     Unknown,
 }
@@ -81,7 +84,21 @@ pub async fn consume(
         Ok(None) => {}
         Err(e) => {
             let e = StoreError::from(e);
-            return if e.is_constraint(ConstraintKind::Unique) { Ok(Consumed::Changed) } else { Err(e) };
+            if !e.is_constraint(ConstraintKind::Unique) {
+                return Err(e);
+            }
+            let unsettled: Option<String> = read_pool!(db, |pool| {
+                sqlx::query_scalar(
+                    "SELECT token FROM refund_quotes \
+                     WHERE claim = payment_id || ' ' || moment AND payment_id = $1 AND moment = $2 \
+                       AND consumed_at IS NULL",
+                )
+                .bind(payment_id)
+                .bind(moment)
+                .fetch_optional(pool)
+                .await?
+            });
+            return Ok(Consumed::Claimed { unsettled });
         }
     }
     let consumed: Option<bool> = read_pool!(db, |pool| {
@@ -107,6 +124,17 @@ pub async fn release(db: &Db, token: &str) -> StoreResult<()> {
             .bind(token)
             .execute(pool)
             .await?;
+        Ok(())
+    })
+}
+
+/// Gives a consumed confirmation back but keeps its claim on the payment's moment: Stripe's
+/// answer to its refund was lost and what Stripe holds could not be learnt, so the refund may
+/// exist. Only this confirmation (the same idempotency key) may be submitted again; another of
+/// the same moment is held off until Stripe's refunds are known (`release` then frees it).
+pub async fn reopen(db: &Db, token: &str) -> StoreResult<()> {
+    write_pool!(db, |pool| {
+        sqlx::query("UPDATE refund_quotes SET consumed_at = NULL WHERE token = $1").bind(token).execute(pool).await?;
         Ok(())
     })
 }

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use crate::money_back::buy;
 use crate::on_both_databases;
 use app::domain::adjustments::RefundAsk;
-use app::services::refunds::{offer, refund_pack, RefundError, RefundOrder, CHANGED};
+use app::services::refunds::{offer, refund_pack, RefundError, RefundOrder, CHANGED, WAITING};
 use app::store::adjustments;
 use app::store::ledger::request_revision;
 use app::stripe::simulator::RefundSettlement;
@@ -15,6 +15,7 @@ use serde_json::json;
 on_both_databases!(
     two_confirmations_of_one_pack_make_one_refund_and_one_revocation,
     a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds_once,
+    a_lost_answer_stripe_cannot_be_asked_about_holds_off_other_confirmations_of_that_moment,
     two_confirmation_pages_of_one_pack_submitted_by_an_admin_refund_once,
     a_pending_refund_holds_its_revisions_until_it_fails_or_succeeds,
     a_payment_whose_metadata_names_another_contract_than_its_purchase_is_credited_to_neither,
@@ -98,6 +99,33 @@ async fn a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds
     assert!(matches!(&again, RefundError::Refused(why) if why.contains("already used")), "{again:?}");
     let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
     assert_eq!(refunds.len(), 1, "{refunds:?}");
+}
+
+/// Stripe's answer to a refund is lost and Stripe cannot even be asked what it holds: the refund
+/// may exist. Another confirmation of the same moment (a second tab) must not make a second one;
+/// it waits until Stripe can be asked, and goes ahead only if Stripe holds none.
+async fn a_lost_answer_stripe_cannot_be_asked_about_holds_off_other_confirmations_of_that_moment(kind: DbKind) {
+    use app::stripe::simulator::Faults;
+    let t = TestApp::spawn_simulated(kind).await;
+    let svc = &t.app.services;
+    let pi = buy(&t, "4242424242424242").await;
+    let a = offer(svc, &pi, RefundAsk::Full, "admin@example.com").await.unwrap();
+    let b = offer(svc, &pi, RefundAsk::Full, "admin@example.com").await.unwrap();
+    // Every call fails: the refund, its retries and the listing after them.
+    t.sim().set_faults(Faults { api_error_status: Some(500), api_error_count: 1_000, ..Default::default() }).unwrap();
+    let lost = refund_pack(svc, &order(&pi, &a.token)).await.unwrap_err();
+    assert!(matches!(&lost, RefundError::Stripe(_)), "{lost:?}");
+    let held = refund_pack(svc, &order(&pi, &b.token)).await.unwrap_err();
+    assert!(matches!(&held, RefundError::Refused(why) if why == WAITING), "{held:?}");
+    // Stripe answers again and holds no refund of the payment: the second tab's goes ahead.
+    t.sim().set_faults(Faults::default()).unwrap();
+    let done = refund_pack(svc, &order(&pi, &b.token)).await.unwrap();
+    assert_eq!(done.amount.minor, 15_000);
+    let again = refund_pack(svc, &order(&pi, &a.token)).await.unwrap_err();
+    assert!(matches!(&again, RefundError::Refused(why) if why == CHANGED), "{again:?}");
+    let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    settled_balance(&t, |b| b.revoked == 2).await;
 }
 
 /// The one-time token a confirmation page's form carries.
