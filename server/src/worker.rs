@@ -53,6 +53,10 @@ pub async fn run(
             if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in.policy, now).await {
                 tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
             }
+            let unused = now - app::store::refund_quotes::UNUSED_KEPT;
+            if let Err(e) = app::store::refund_quotes::delete_unused(&svc.db, unused).await {
+                tracing::warn!(error = %e, "removing unused refund confirmations failed; trying again later");
+            }
             // What the look-back above cannot see (an event received long before the newest
             // indexed one), and contracts learned after their events were indexed.
             match app::store::event_search::index_missed(&svc.db, INDEX_BATCH).await {

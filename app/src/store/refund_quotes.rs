@@ -138,3 +138,21 @@ pub async fn reopen(db: &Db, token: &str) -> StoreResult<()> {
         Ok(())
     })
 }
+
+/// How long an unused confirmation is kept: an admin answers a confirmation page within
+/// minutes; one older than this is removed (a submit of it is told to start again), so the
+/// table does not grow by every page view. Consumed confirmations are kept as the record of
+/// who confirmed which refund, and one holding a claim (`reopen`) until Stripe is heard.
+pub const UNUSED_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// Removes confirmations never used that were quoted before `before`; returns how many.
+pub async fn delete_unused(db: &Db, before: DateTime<Utc>) -> StoreResult<u64> {
+    write_pool!(db, |pool| {
+        let done =
+            sqlx::query("DELETE FROM refund_quotes WHERE consumed_at IS NULL AND claim IS NULL AND created_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?;
+        Ok(done.rows_affected())
+    })
+}

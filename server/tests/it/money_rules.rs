@@ -16,6 +16,7 @@ on_both_databases!(
     two_confirmations_of_one_pack_make_one_refund_and_one_revocation,
     a_confirmation_stripe_did_not_answer_can_be_submitted_again_and_refunds_once,
     a_lost_answer_stripe_cannot_be_asked_about_holds_off_other_confirmations_of_that_moment,
+    unused_confirmations_are_removed_after_a_day_and_used_ones_kept,
     two_confirmation_pages_of_one_pack_submitted_by_an_admin_refund_once,
     a_pending_refund_holds_its_revisions_until_it_fails_or_succeeds,
     a_payment_whose_metadata_names_another_contract_than_its_purchase_is_credited_to_neither,
@@ -126,6 +127,25 @@ async fn a_lost_answer_stripe_cannot_be_asked_about_holds_off_other_confirmation
     let refunds = svc.stripe.as_ref().unwrap().refunds_of(&pi, None).await.unwrap();
     assert_eq!(refunds.len(), 1, "{refunds:?}");
     settled_balance(&t, |b| b.revoked == 2).await;
+}
+
+/// Every confirmation page stores a quote; those never submitted go after a day (a submit of
+/// one then starts again), while used ones stay as the record of who confirmed what.
+async fn unused_confirmations_are_removed_after_a_day_and_used_ones_kept(kind: DbKind) {
+    use app::store::refund_quotes::{delete_unused, UNUSED_KEPT};
+    let t = TestApp::spawn_simulated(kind).await;
+    let svc = &t.app.services;
+    let pi = buy(&t, "4242424242424242").await;
+    let used = offer(svc, &pi, RefundAsk::Revisions(1), "admin@example.com").await.unwrap();
+    refund_pack(svc, &order(&pi, &used.token)).await.unwrap();
+    let unused = offer(svc, &pi, RefundAsk::Revisions(1), "admin@example.com").await.unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(delete_unused(&svc.db, now - UNUSED_KEPT).await.unwrap(), 0, "a fresh one is kept");
+    assert_eq!(delete_unused(&svc.db, now + UNUSED_KEPT).await.unwrap(), 1, "only the unused one goes");
+    let late = refund_pack(svc, &order(&pi, &unused.token)).await.unwrap_err();
+    assert!(matches!(&late, RefundError::Refused(why) if why.contains("start the refund again")), "{late:?}");
+    let again = refund_pack(svc, &order(&pi, &used.token)).await.unwrap_err();
+    assert!(matches!(&again, RefundError::Refused(why) if why.contains("already used")), "{again:?}");
 }
 
 /// The one-time token a confirmation page's form carries.
