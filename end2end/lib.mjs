@@ -180,10 +180,21 @@ export const cards = {
  * the PaymentIntent the server created for it.
  */
 export async function payWith(page, number) {
+  const { dialog, answer } = await openBuyDialog(page);
+  return payInDialog(dialog, answer, number);
+}
+
+/** Presses "Purchase revisions"; returns the dialog and the server's answer to starting it. */
+export async function openBuyDialog(page) {
   const started = page.waitForResponse((r) => r.url().includes('/api/buy_pack'));
   await page.getByRole('button', { name: 'Purchase revisions' }).click();
   const dialog = page.getByRole('dialog', { name: 'Buy revisions' });
-  dialog.paymentIntentId = (await (await started).json()).payment_intent_id;
+  return { dialog, answer: await started };
+}
+
+/** Pays in a dialog `openBuyDialog` opened, whose purchase was started (`answer`). */
+export async function payInDialog(dialog, answer, number) {
+  dialog.paymentIntentId = (await answer.json()).payment_intent_id;
   await dialog.getByLabel('Card number').waitFor({ timeout: 10_000 });
   dialog.price = await dialog.getByTestId('price').textContent();
   await dialog.getByLabel('Card number').fill(number);
