@@ -8,7 +8,8 @@ use app::domain::users::Role;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::refunds::{refund_pack, RefundError, RefundOrder};
 use app::store::{reconciliation, users};
-use app::web::admin_money::{csv_row, FLASH_KEY};
+use app::web::admin_money::csv_row;
+use app::web::session_keys::{FLASH_KEY, USER_KEY};
 use axum::extract::{Form, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,7 +18,7 @@ use tower_sessions::Session;
 
 /// The signed-in admin, or the answer to give anyone else.
 pub(crate) async fn admin(state: &AppState, session: &Session) -> Result<users::User, Response> {
-    let user_id: Option<i64> = session.get("user_id").await.map_err(|e| {
+    let user_id: Option<i64> = session.get(USER_KEY).await.map_err(|e| {
         tracing::error!(error = %e, "session unreadable");
         (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
     })?;

@@ -62,7 +62,8 @@ pub async fn same_origin_writes(State(origins): State<Origins>, request: Request
 /// the session while it renders (see `app::web::auth::server::SessionSnapshot`). GET and HEAD
 /// only: other requests are server functions and forms, which read the session once themselves.
 pub async fn session_snapshot(session: tower_sessions::Session, mut request: Request, next: Next) -> Response {
-    use app::web::auth::server::{SessionSnapshot, DRAFT_KEY, USER_KEY};
+    use app::web::auth::server::SessionSnapshot;
+    use app::web::session_keys::{DRAFT_KEY, FLASH_KEY, ISSUED_LINK_KEY, USER_KEY};
     if matches!(*request.method(), Method::GET | Method::HEAD) && !request.uri().path().starts_with("/pkg/") {
         let user_id = match session.get::<i64>(USER_KEY).await {
             Ok(id) => id,
@@ -75,9 +76,9 @@ pub async fn session_snapshot(session: tower_sessions::Session, mut request: Req
         // (and so written) even when the key is absent.
         let (flash, draft, issued_link) = match user_id {
             Some(_) => (
-                take::<(String, String)>(&session, app::web::admin_money::FLASH_KEY).await,
+                take::<(String, String)>(&session, FLASH_KEY).await,
                 take::<(i64, String)>(&session, DRAFT_KEY).await,
-                take::<(String, String, String)>(&session, app::web::people::ISSUED_LINK_KEY).await,
+                take::<(String, String, String)>(&session, ISSUED_LINK_KEY).await,
             ),
             None => (None, None, None),
         };
@@ -109,7 +110,7 @@ const TOUCH_EVERY_SECS: i64 = 3600;
 /// what makes tower-sessions save it, with a fresh expiry. A failure only means the session ends
 /// sooner; the page still renders.
 async fn touch(session: &tower_sessions::Session) {
-    use app::web::auth::server::TOUCHED_KEY;
+    use app::web::session_keys::TOUCHED_KEY;
     let now = chrono::Utc::now().timestamp();
     let last = session.get::<i64>(TOUCHED_KEY).await.unwrap_or(None);
     if last.is_none_or(|t| now - t >= TOUCH_EVERY_SECS) {

@@ -48,7 +48,7 @@ async fn show_once(state: &AppState, session: &Session, link: &IssuedLink) {
     let until = app::web::fmt_time(link.expires_at);
     let sealed = state.services.keys.seal(app::web::people::ISSUED_LINK_PURPOSE, &link.url);
     let value = (link.user.email.clone(), sealed, until);
-    if let Err(e) = session.insert(app::web::people::ISSUED_LINK_KEY, value).await {
+    if let Err(e) = session.insert(app::web::session_keys::ISSUED_LINK_KEY, value).await {
         // The link exists but the admin cannot see it: say so; a reset makes another.
         tracing::error!(error = %e, "could not keep a set-password link to show");
         flash(session, "error", "The link was made but could not be shown: use Reset password for a new one.".into())

@@ -130,7 +130,7 @@ pub async fn request_revision(
         // The page the browser goes back to shows the notes again (only the file must be
         // chosen anew: browsers never pre-fill a file input). Bounded like the notes themselves.
         let notes: String = notes.chars().take(app::domain::artwork::MAX_NOTES_CHARS).collect();
-        if let Err(e) = session.insert(app::web::auth::server::DRAFT_KEY, (contract_id, notes)).await {
+        if let Err(e) = session.insert(app::web::session_keys::DRAFT_KEY, (contract_id, notes)).await {
             tracing::warn!(error = %e, "could not keep a refused request's notes");
         }
     }
@@ -164,7 +164,8 @@ async fn record(
     typed_notes: &mut Option<String>,
 ) -> Result<(), Refused> {
     let svc = &state.services;
-    let user_id: Option<i64> = session.get("user_id").await.map_err(|e| Refused::unavailable(&e))?;
+    let user_id: Option<i64> =
+        session.get(app::web::session_keys::USER_KEY).await.map_err(|e| Refused::unavailable(&e))?;
     let user = match user_id {
         Some(id) => users::find_active(&svc.db, id).await.map_err(|e| Refused::unavailable(&e))?,
         None => None,
@@ -406,7 +407,7 @@ pub async fn artwork(
         tracing::error!(error = %e, "serving artwork failed");
         (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
     };
-    let user = match session.get::<i64>("user_id").await {
+    let user = match session.get::<i64>(app::web::session_keys::USER_KEY).await {
         Ok(Some(id)) => match users::find_active(&svc.db, id).await {
             Ok(u) => u,
             Err(e) => return unavailable(&e),

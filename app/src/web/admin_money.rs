@@ -9,8 +9,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
-/// Where a money action leaves its one-time message for the next page.
-pub const FLASH_KEY: &str = "admin_flash";
+#[cfg(feature = "ssr")]
+use super::session_keys::FLASH_KEY;
 
 /// One CSV record; defined with the other exports.
 pub use crate::domain::event_search::csv_row;

@@ -29,12 +29,7 @@ pub mod server {
     use crate::services::Services;
     use tower_sessions::Session;
 
-    pub use crate::store::sessions::{SIGNED_IN_KEY, USER_KEY, VERSION_KEY};
-    /// A refused revision request's (contract id, notes), kept for the page it goes back to.
-    pub const DRAFT_KEY: &str = "revision_draft";
-    /// When the session was last marked as used (unix seconds): written at sign-in and then at
-    /// most hourly, which is what extends its expiry (`server::guard::touch`).
-    pub const TOUCHED_KEY: &str = "touched_at";
+    use crate::web::session_keys::USER_KEY;
 
     pub async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>().await.map_err(|e| AppError::unavailable("The session could not be read", e))
@@ -288,12 +283,13 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
     // Stamped with the credential version read together with the hash just verified: were the
     // password reset (or the account deactivated) while this sign-in was verifying, the version
     // has moved on and the session is refused on its first use (`store::sessions`).
+    use crate::web::session_keys as keys;
     let now = chrono::Utc::now().timestamp();
     for (key, value) in [
-        (server::USER_KEY, user.id),
-        (server::VERSION_KEY, user.credential_version),
-        (server::SIGNED_IN_KEY, now),
-        (server::TOUCHED_KEY, now),
+        (keys::USER_KEY, user.id),
+        (keys::VERSION_KEY, user.credential_version),
+        (keys::SIGNED_IN_KEY, now),
+        (keys::TOUCHED_KEY, now),
     ] {
         session.insert(key, value).await.map_err(|e| AppError::unavailable("Sign-in is not available right now", e))?;
     }

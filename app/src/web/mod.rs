@@ -20,6 +20,7 @@ pub mod login;
 pub mod people;
 pub mod revenue;
 pub mod security;
+pub mod session_keys;
 
 use auth::SignOut;
 use error::AppError;

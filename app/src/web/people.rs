@@ -9,10 +9,6 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 /// Where an action that made a set-password link leaves it for the next page, once:
-/// (email, sealed link, valid until). Kept in the session, never in the address; the link is
-/// sealed (`ServerKeys::seal` with `ISSUED_LINK_PURPOSE`), so the session row does not hold a
-/// key to the account in plain text.
-pub const ISSUED_LINK_KEY: &str = "issued_link";
 /// What the issued link's seal is bound to.
 pub const ISSUED_LINK_PURPOSE: &str = "issued set-password link";
 
