@@ -232,7 +232,7 @@ pub async fn revenue_csv(
     if let Err(r) = admin(&state, &session).await {
         return r;
     }
-    let range = app::web::revenue::page_range(
+    let range = app::domain::revenue::page_range(
         q.from.as_deref(),
         q.to.as_deref(),
         q.by.as_deref(),

@@ -8,10 +8,10 @@
 //!   search, newest first, with the `next` page's position; `GET /api/v1/events/export?<filters>
 //!   &format=csv|ndjson` streams the whole search.
 use crate::AppState;
+use app::domain::revenue::page_range;
 use app::domain::revenue::Period;
 use app::services::api_keys::Scope;
 use app::services::{api_keys, revenue};
-use app::web::revenue::page_range;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -487,7 +487,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Revenue { from, to, by, json } => {
-            let (from, to, period) = app::web::revenue::page_range(
+            let (from, to, period) = app::domain::revenue::page_range(
                 from.as_deref(),
                 to.as_deref(),
                 Some(&by),

@@ -326,6 +326,23 @@ pub fn check_range(from: NaiveDate, to: NaiveDate, max_days: i64) -> Result<(), 
     Ok(())
 }
 
+/// The range a page or CSV asks for: `from`/`to` as YYYY-MM-DD (default: the 30 days to today,
+/// UTC) and `by` (day, week, month), checked the same way the API checks them.
+pub fn page_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    by: Option<&str>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate, Period), String> {
+    fn blank(s: Option<&str>) -> Option<&str> {
+        s.map(str::trim).filter(|s| !s.is_empty())
+    }
+    let to = blank(to).map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
+    let from = blank(from).map(|f| parse_date("from", f)).transpose()?.unwrap_or(to - Duration::days(29));
+    check_range(from, to, MAX_DAYS)?;
+    Ok((from, to, Period::parse(by.unwrap_or("day"))?))
+}
+
 /// A date as the API, the CLI and the page take it: `YYYY-MM-DD`.
 pub fn parse_date(name: &str, s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| format!("{name}: `{s}` is not a date (YYYY-MM-DD)"))
@@ -492,5 +509,15 @@ mod tests {
         assert!(check_range(d("2026-02-01"), d("2026-01-01"), 366).unwrap_err().contains("before"));
         assert_eq!(parse_date("from", "2026-02-30").unwrap_err(), "from: `2026-02-30` is not a date (YYYY-MM-DD)");
         assert_eq!(Period::parse("fortnight").unwrap_err(), "`fortnight` is not a period: use day, week or month");
+    }
+
+    #[test]
+    fn the_page_range_defaults_to_thirty_days_and_refuses_bad_input() {
+        let today = d("2026-11-27");
+        let (f, t, p) = page_range(None, Some(""), None, today).unwrap();
+        assert_eq!((f, t, p), (d("2026-10-29"), today, Period::Day));
+        assert!(page_range(Some("2026-11-31"), None, None, today).unwrap_err().contains("not a date"));
+        assert!(page_range(Some("2024-01-01"), None, None, today).unwrap_err().contains("at most 366"));
+        assert!(page_range(None, None, Some("year"), today).unwrap_err().contains("not a period"));
     }
 }

@@ -17,24 +17,6 @@ pub struct RevenueView {
     pub slack: String,
 }
 
-/// The range a page or CSV asks for: `from`/`to` as YYYY-MM-DD (default: the 30 days to today,
-/// UTC) and `by` (day, week, month), checked the same way the API checks them.
-pub fn page_range(
-    from: Option<&str>,
-    to: Option<&str>,
-    by: Option<&str>,
-    today: chrono::NaiveDate,
-) -> Result<(chrono::NaiveDate, chrono::NaiveDate, crate::domain::revenue::Period), String> {
-    use crate::domain::revenue::{check_range, parse_date, Period, MAX_DAYS};
-    fn blank(s: Option<&str>) -> Option<&str> {
-        s.map(str::trim).filter(|s| !s.is_empty())
-    }
-    let to = blank(to).map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
-    let from = blank(from).map(|f| parse_date("from", f)).transpose()?.unwrap_or(to - chrono::Duration::days(29));
-    check_range(from, to, MAX_DAYS)?;
-    Ok((from, to, Period::parse(by.unwrap_or("day"))?))
-}
-
 #[server]
 pub async fn load_revenue(
     from: Option<String>,
@@ -43,8 +25,13 @@ pub async fn load_revenue(
 ) -> Result<RevenueView, AppError> {
     super::auth::server::require_admin().await?;
     let svc = super::services()?;
-    let (from, to, period) = page_range(from.as_deref(), to.as_deref(), by.as_deref(), chrono::Utc::now().date_naive())
-        .map_err(|e| AppError::Invalid(e).with_status())?;
+    let (from, to, period) = crate::domain::revenue::page_range(
+        from.as_deref(),
+        to.as_deref(),
+        by.as_deref(),
+        chrono::Utc::now().date_naive(),
+    )
+    .map_err(|e| AppError::Invalid(e).with_status())?;
     let load = |e| AppError::unavailable("Revenue could not be read", e);
     let report = crate::services::revenue::report(&svc, from, to, period).await.map_err(load)?;
     let coverage = crate::services::revenue::coverage(&svc, from, to).await.map_err(load)?;
@@ -289,15 +276,5 @@ mod tests {
         assert!(svg.contains(r#"data-period="2026-11-26" data-net="30000"><title>2026-11-26: net $300.00</title>"#));
         assert!(svg.contains(r#"class="bar negative""#) && svg.contains(r#"data-net="-7500""#));
         assert!(svg.contains(r#"data-period="2026-11-25" data-net="0""#));
-    }
-
-    #[test]
-    fn the_page_range_defaults_to_thirty_days_and_refuses_bad_input() {
-        let today = d("2026-11-27");
-        let (f, t, p) = page_range(None, Some(""), None, today).unwrap();
-        assert_eq!((f, t, p), (d("2026-10-29"), today, Period::Day));
-        assert!(page_range(Some("2026-11-31"), None, None, today).unwrap_err().contains("not a date"));
-        assert!(page_range(Some("2024-01-01"), None, None, today).unwrap_err().contains("at most 366"));
-        assert!(page_range(None, None, Some("year"), today).unwrap_err().contains("not a period"));
     }
 }
