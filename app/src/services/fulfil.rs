@@ -2,9 +2,8 @@
 //! webhook and the browser's return page call; safe to call any number of times, concurrently,
 //! for the same payment (insert-or-nothing on the UNIQUE payment_id).
 use crate::domain::events::Credit;
-use crate::store::events::FINISH_SQL;
-use crate::store::ledger::{insert_credit_in, CreditInsert};
-use crate::store::{write_tx, Db, StoreResult};
+use crate::store::ledger::{self, CreditInsert};
+use crate::store::{events, Db, StoreResult};
 use chrono::{DateTime, Utc};
 
 /// Who asks for the credit, and so what else the same transaction records.
@@ -58,37 +57,27 @@ pub async fn fulfil(db: &Db, credit: &Credit, evidence: Evidence<'_>, now: DateT
         Evidence::Confirmed | Evidence::Reconciled => None,
     };
     let credited_by = evidence.credited_by();
-    let result = write_tx!(db, |tx| {
-        let inserted = insert_credit_in!(tx, credit, event_id, credited_by, now);
-        let (result, outcome) = match inserted {
-            CreditInsert::Credited { ledger_id } => (Fulfilled::Credited { ledger_id }, credited_outcome(credit)),
-            CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
-                Fulfilled::AlreadyCredited { ledger_id },
-                format!(
-                    "payment {} was already credited to contract {contract_id} (ledger row {ledger_id})",
-                    credit.payment_id
-                ),
+    let mut tx = db.begin().await?;
+    let (result, outcome) = match ledger::insert_credit(&mut tx, credit, event_id, credited_by, now).await? {
+        CreditInsert::Credited { ledger_id } => (Fulfilled::Credited { ledger_id }, credited_outcome(credit)),
+        CreditInsert::AlreadyCredited { ledger_id, contract_id } => (
+            Fulfilled::AlreadyCredited { ledger_id },
+            format!(
+                "payment {} was already credited to contract {contract_id} (ledger row {ledger_id})",
+                credit.payment_id
             ),
-            // Nothing was written; no processing row to finish either.
-            CreditInsert::UnknownContract => return Ok(Fulfilled::UnknownContract),
-        };
-        if let Some(event_id) = event_id {
-            let finished = sqlx::query(FINISH_SQL)
-                .bind(event_id)
-                .bind("processed")
-                .bind(now)
-                .bind(None::<String>)
-                .bind(outcome)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if finished == 0 {
-                // Returning early drops the transaction uncommitted: the credit rolls back.
-                return Ok(Fulfilled::EventAlreadyFinished);
-            }
+        ),
+        // Nothing was written; no processing row to finish either.
+        CreditInsert::UnknownContract => return Ok(Fulfilled::UnknownContract),
+    };
+    if let Some(event_id) = event_id {
+        if !events::finish(&mut tx, event_id, "processed", None, &outcome, now).await? {
+            // Another processor finished the event first: this transaction is dropped
+            // uncommitted, so the credit it inserted rolls back.
+            return Ok(Fulfilled::EventAlreadyFinished);
         }
-        Ok::<_, crate::store::StoreError>(result)
-    })?;
+    }
+    tx.commit().await?;
     if let Fulfilled::Credited { .. } = result {
         // Refunds or disputes reported before this credit are booked now (see
         // services::adjustments for why this look happens after the commit).

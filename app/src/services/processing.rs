@@ -11,26 +11,11 @@ use crate::domain::events::RetryPolicy;
 use crate::domain::events::{credit_target, route, Action, ChargeFacts, StripeEvent};
 use crate::domain::PackTerms;
 use crate::store::adjustments::{self as store_adjustments, BookedBy, Fact};
-use crate::store::events::{self as event_store, FINISH_SQL};
+use crate::store::events as event_store;
 use crate::store::external_payments;
 use crate::store::purchases;
-use crate::store::{write_tx, StoreError, StoreResult};
+use crate::store::{StoreResult, Tx};
 use chrono::{DateTime, Duration, Utc};
-
-/// `FINISH_SQL` inside a transaction; evaluates to the rows affected (0: already finished).
-macro_rules! finish_in {
-    ($tx:expr, $event_id:expr, $status:expr, $error:expr, $outcome:expr, $now:expr) => {
-        sqlx::query(FINISH_SQL)
-            .bind($event_id)
-            .bind($status)
-            .bind($now)
-            .bind($error)
-            .bind($outcome)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected()
-    };
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Processed {
@@ -117,46 +102,16 @@ pub async fn apply_as(
                 "Rate Card payment recorded for advertiser {}, size {}, publication {}",
                 x.advertiser_ref, x.size_ref, x.publication_ref
             );
-            write_tx!(&svc.db, |tx| {
-                sqlx::query(external_payments::INSERT_SQL)
-                    .bind(&x.payment_id)
-                    .bind(&x.advertiser_ref)
-                    .bind(&x.size_ref)
-                    .bind(&x.publication_ref)
-                    .bind(x.amount)
-                    .bind(&x.currency)
-                    .bind(x.livemode)
-                    .bind(&event.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if finish_in!(tx, &event.id, "processed", None::<&str>, &detail, now) == 0 {
-                    return Ok(Processed::AlreadyFinished);
-                }
-                Ok(Processed::Finished { status: "processed", detail })
-            })
+            let mut tx = svc.db.begin().await?;
+            external_payments::insert(&mut tx, &x, &event.id, now).await?;
+            finish_in(tx, &event.id, "processed", None, &detail, now).await
         }
         Action::UpdatePurchase { payment_id, status } => {
             let detail = format!("purchase {payment_id} is now {status}");
-            write_tx!(&svc.db, |tx| {
-                // Stripe does not guarantee order: succeeded and canceled are final, so a late
-                // event can never move a purchase out of them.
-                let known = sqlx::query(
-                    "UPDATE purchases SET status = $2, updated_at = $3 \
-                     WHERE payment_intent_id = $1 AND status NOT IN ('succeeded', 'canceled')",
-                )
-                .bind(&payment_id)
-                .bind(&status)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                let detail = if known == 1 { detail } else { format!("{detail} (no open purchase of ours to update)") };
-                if finish_in!(tx, &event.id, "processed", None::<&str>, &detail, now) == 0 {
-                    return Ok(Processed::AlreadyFinished);
-                }
-                Ok(Processed::Finished { status: "processed", detail })
-            })
+            let mut tx = svc.db.begin().await?;
+            let known = purchases::move_status(&mut tx, &payment_id, &status, now).await?;
+            let detail = if known { detail } else { format!("{detail} (no open purchase of ours to update)") };
+            finish_in(tx, &event.id, "processed", None, &detail, now).await
         }
         Action::BookRefund(r) => {
             let Some(record) = refund_record(&r, event.livemode) else {
@@ -274,13 +229,7 @@ async fn sync_refunds(
 }
 
 async fn finish_processed(svc: &Services, event_id: &str, detail: &str, now: DateTime<Utc>) -> StoreResult<Processed> {
-    let n =
-        write_tx!(&svc.db, |tx| Ok::<_, StoreError>(finish_in!(tx, event_id, "processed", None::<&str>, detail, now)))?;
-    Ok(if n == 0 {
-        Processed::AlreadyFinished
-    } else {
-        Processed::Finished { status: "processed", detail: detail.to_string() }
-    })
+    finish_in(svc.db.begin().await?, event_id, "processed", None, detail, now).await
 }
 
 /// Finishes an event with nothing else to write. `reason` is both the error (for `failed` and
@@ -292,8 +241,25 @@ async fn finish(
     reason: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Processed> {
-    let n = write_tx!(&svc.db, |tx| Ok::<_, StoreError>(finish_in!(tx, event_id, status, Some(reason), reason, now)))?;
-    Ok(if n == 0 { Processed::AlreadyFinished } else { Processed::Finished { status, detail: reason.to_string() } })
+    finish_in(svc.db.begin().await?, event_id, status, Some(reason), reason, now).await
+}
+
+/// Finishes the event in `tx`, beside the work already done in it, and commits both; if
+/// another processor finished the event first, `tx` is dropped uncommitted and the work rolls
+/// back with it.
+async fn finish_in(
+    mut tx: Tx,
+    event_id: &str,
+    status: &'static str,
+    error: Option<&str>,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
+    if !event_store::finish(&mut tx, event_id, status, error, detail, now).await? {
+        return Ok(Processed::AlreadyFinished);
+    }
+    tx.commit().await?;
+    Ok(Processed::Finished { status, detail: detail.to_string() })
 }
 
 async fn retry_or_give_up(svc: &Services, event_id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<Processed> {

@@ -1,27 +1,9 @@
 //! `stripe_events` (the evidence, append-only) and `stripe_event_processing` (what we did with
 //! it). An event row and its processing row are written together, so every stored event is
 //! either finished or visibly pending.
-use super::{read_pool, write_pool, write_tx, Db, StoreResult};
+use super::{on, read_pool, write_pool, write_tx, Db, StoreResult, Tx};
 use crate::domain::events::Credit;
-use crate::store::{adjustments, ledger};
 use chrono::{DateTime, Utc};
-
-/// Binds a `NewEvent`'s ten columns, in `stripe_events` column order (a macro: the query type
-/// differs per dialect).
-macro_rules! bind_event {
-    ($q:expr, $e:expr) => {
-        $q.bind(&$e.event_id)
-            .bind(&$e.event_type)
-            .bind($e.livemode)
-            .bind(&$e.api_version)
-            .bind($e.stripe_created)
-            .bind(&$e.payload)
-            .bind(&$e.signature_header)
-            .bind(&$e.request_headers)
-            .bind($e.received_at)
-            .bind(&$e.payload_sha256)
-    };
-}
 
 /// An authentic event as received, ready to store.
 #[derive(Debug, Clone)]
@@ -129,56 +111,54 @@ async fn store_batch_pg(
     jobs: &[&StoreJob],
     order: &[usize],
 ) -> StoreResult<Vec<Stored>> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let credit_sql = ledger::credit_insert_sql(
-            "i.contract_id",
-            "i.payment_id, i.revisions, i.amount, i.currency, i.livemode, ev.event_id, i.received_at, 'webhook'",
-            "i JOIN ev ON ev.event_id = i.event_id, ",
-            &format!(
-                " AND NOT EXISTS ({})",
-                purchase_differs("i.payment_id", "i.revisions", "i.amount", "i.currency", "i.contract_id")
-            ),
-            "id, stripe_event_id, payment_id",
-        );
-        let purchase_sql = ledger::purchase_succeeded_sql(
-            "= ANY (SELECT payment_id FROM credit)",
-            "(SELECT MAX(received_at) FROM i)",
-            "",
-        );
-        format!(
-            "WITH i AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], $5::bigint[], \
-                 $6::bytea[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], \
-                 $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) \
-               AS t(event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
-                 request_headers, received_at, payload_sha256, lease_until, contract_id, payment_id, revisions, \
-                 amount, currency, outcome)), \
-             ev AS (INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
-                 payload, signature_header, request_headers, received_at, payload_sha256) \
-               SELECT event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
-                 request_headers, received_at, payload_sha256 FROM i ORDER BY event_id \
-               ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
-             credit AS ({credit_sql}), \
-             purchase AS ({purchase_sql}), \
-             processing AS (INSERT INTO stripe_event_processing \
-                 (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
-               SELECT ev.event_id, CASE WHEN credit.id IS NULL THEN 'pending' ELSE 'processed' END, \
-                 CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
-                 CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
-                 CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
-               FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id), \
-             facts AS MATERIALIZED (SELECT f.payment_id \
-               FROM facts_for_new_credits(ARRAY(SELECT payment_id FROM credit)) AS f(payment_id)) \
-             SELECT i.event_id, ev.event_id IS NOT NULL, credit.id, facts.payment_id IS NOT NULL FROM i \
-               LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id \
-               LEFT JOIN facts ON facts.payment_id = credit.payment_id"
-        )
-    });
+    // i: the batch's rows. ev: the events, insert-or-nothing. credit: for a new event carrying
+    // a credit, the ledger row, insert-or-nothing on its payment id, only if the contract exists
+    // and no purchase of ours disagrees with it (`PURCHASE_DIFFERS` says why), in contract
+    // order: the kept balances it moves (`contract_balances`) are locked in one order, so two
+    // batches crediting the same contracts never deadlock (the trigger moves them once per
+    // statement, itself in contract order: migration 0014). purchase: the credited payments'
+    // purchases become `succeeded`. processing: the new events' rows, finished where credited.
+    // facts: the credited payments that had refunds or disputes stored (migration 0013).
+    const SQL: &str = "WITH i AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], \
+           $5::bigint[], $6::bytea[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], \
+           $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) \
+         AS t(event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+           request_headers, received_at, payload_sha256, lease_until, contract_id, payment_id, revisions, \
+           amount, currency, outcome)), \
+       ev AS (INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
+           payload, signature_header, request_headers, received_at, payload_sha256) \
+         SELECT event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+           request_headers, received_at, payload_sha256 FROM i ORDER BY event_id \
+         ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
+       credit AS (INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, \
+           livemode, stripe_event_id, created_at, credited_by) \
+         SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, ev.event_id, i.received_at, \
+           'webhook' \
+         FROM i JOIN ev ON ev.event_id = i.event_id, contracts c \
+         WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
+           WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
+             OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
+         ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING RETURNING id, stripe_event_id, payment_id), \
+       purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = (SELECT MAX(received_at) FROM i) \
+         WHERE payment_intent_id = ANY (SELECT payment_id FROM credit) AND status <> 'succeeded'), \
+       processing AS (INSERT INTO stripe_event_processing \
+           (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+         SELECT ev.event_id, CASE WHEN credit.id IS NULL THEN 'pending' ELSE 'processed' END, \
+           CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
+           CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
+           CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
+         FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id), \
+       facts AS MATERIALIZED (SELECT f.payment_id \
+         FROM facts_for_new_credits(ARRAY(SELECT payment_id FROM credit)) AS f(payment_id)) \
+     SELECT i.event_id, ev.event_id IS NOT NULL, credit.id, facts.payment_id IS NOT NULL FROM i \
+       LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id \
+       LEFT JOIN facts ON facts.payment_id = credit.payment_id";
     let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
     let event = |f: fn(&NewEvent) -> String| jobs.iter().map(|j| f(&j.event)).collect::<Vec<_>>();
     let credit = |f: fn(&(crate::domain::events::Credit, String)) -> String| {
         jobs.iter().map(|j| j.credit.as_ref().map(f)).collect::<Vec<_>>()
     };
-    let rows: Vec<(String, bool, Option<i64>, bool)> = sqlx::query_as(&SQL)
+    let rows: Vec<(String, bool, Option<i64>, bool)> = sqlx::query_as(SQL)
         .bind(event(|e| e.event_id.clone()))
         .bind(event(|e| e.event_type.clone()))
         .bind(jobs.iter().map(|j| j.event.livemode).collect::<Vec<_>>())
@@ -212,19 +192,13 @@ async fn store_batch_pg(
         .collect())
 }
 
-/// A row when we recorded a purchase for the payment on other terms than the credit: the
-/// purchase's own terms decide (a price changed between purchase and webhook), so intake's
-/// shortcut must not credit and ordinary processing routes it against the purchase. A purchase
-/// for another contract than the metadata names is such a row too: `apply` then follows
-/// `domain::events::credit_target` and dead-letters it, so the shortcut credits only what that
-/// rule would (its SQL form: no purchase, or the purchase's own contract). Arguments:
-/// the placeholders of the payment id, revisions, amount, currency and contract.
-fn purchase_differs(payment: &str, revisions: &str, amount: &str, currency: &str, contract: &str) -> String {
-    format!(
-        "SELECT 1 FROM purchases p WHERE p.payment_intent_id = {payment} AND (p.revisions <> {revisions} \
-         OR p.amount <> {amount} OR p.currency <> {currency} OR p.contract_id <> {contract})"
-    )
-}
+// PURCHASE_DIFFERS, in both dialects' batch statements: a credit is not written at intake
+// when we recorded a purchase for the payment on other terms than the credit: the purchase's
+// own terms decide (a price changed between purchase and webhook), so intake's shortcut must
+// not credit and ordinary processing routes it against the purchase. A purchase for another
+// contract than the metadata names is such a row too: `apply` then follows
+// `domain::events::credit_target` and dead-letters it, so the shortcut credits only what that
+// rule would (its SQL form: no purchase, or the purchase's own contract).
 
 /// `count` numbered placeholders from `$first` on, `$3, $4, $5`.
 fn placeholders(first: usize, count: usize) -> String {
@@ -254,15 +228,28 @@ async fn store_batch_sqlite(
     use std::collections::{HashMap, HashSet};
     let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
 
+    // Each statement is written whole; only its VALUES list has one row per job (a text per
+    // batch size, each prepared once: `Db::connect` sizes the statement cache for them).
+    let rows = placeholder_rows(jobs.len(), 10);
     let sql = format!(
         "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
            signature_header, request_headers, received_at, payload_sha256) \
-         VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        placeholder_rows(jobs.len(), 10)
+         VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     );
     let mut insert = sqlx::query_scalar::<_, String>(&sql);
     for j in &jobs {
-        insert = bind_event!(insert, j.event);
+        let e = &j.event;
+        insert = insert
+            .bind(&e.event_id)
+            .bind(&e.event_type)
+            .bind(e.livemode)
+            .bind(&e.api_version)
+            .bind(e.stripe_created)
+            .bind(&e.payload)
+            .bind(&e.signature_header)
+            .bind(&e.request_headers)
+            .bind(e.received_at)
+            .bind(&e.payload_sha256);
     }
     let new: HashSet<String> = insert.fetch_all(&mut *conn).await?.into_iter().collect();
     let fresh: Vec<&StoreJob> = jobs.iter().copied().filter(|j| new.contains(&j.event.event_id)).collect();
@@ -272,34 +259,46 @@ async fn store_batch_sqlite(
     // Event id → (ledger row, whether earlier refunds or disputes must be settled).
     let mut credited: HashMap<String, (i64, bool)> = HashMap::new();
     if !crediting.is_empty() {
+        // As PostgreSQL's `credit` (PURCHASE_DIFFERS above; contract order), returning whether
+        // refunds or disputes of the payment were stored before: read in this transaction,
+        // which is race-free here because SQLite's one writer stores refunds too, one
+        // transaction after another.
+        let rows = placeholder_rows(crediting.len(), 8);
         let sql = format!(
             "WITH i (contract_id, payment_id, revisions, amount, currency, livemode, event_id, received_at) \
-               AS (VALUES {}) {}",
-            placeholder_rows(crediting.len(), 8),
-            ledger::credit_insert_sql(
-                "i.contract_id",
-                "i.payment_id, i.revisions, i.amount, i.currency, i.livemode, i.event_id, i.received_at, 'webhook'",
-                "i, ",
-                &format!(
-                    " AND NOT EXISTS ({})",
-                    purchase_differs("i.payment_id", "i.revisions", "i.amount", "i.currency", "i.contract_id")
-                ),
-                // Whether refunds or disputes of the payment were stored before: read in this
-                // transaction, which is race-free here because SQLite's one writer stores
-                // refunds too, one transaction after another.
-                &format!(
-                    "id, stripe_event_id, payment_id, EXISTS ({})",
-                    adjustments::known_facts_sql("= contract_revisions.payment_id")
-                ),
-            )
+               AS (VALUES {rows}) \
+             INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, livemode, \
+               stripe_event_id, created_at, credited_by) \
+             SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, i.event_id, i.received_at, \
+               'webhook' \
+             FROM i, contracts c \
+             WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
+               WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
+                 OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
+             ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING \
+             RETURNING id, stripe_event_id, payment_id, EXISTS ( \
+               SELECT payment_id FROM payment_refunds WHERE payment_id = contract_revisions.payment_id \
+               UNION SELECT payment_id FROM payment_disputes WHERE payment_id = contract_revisions.payment_id)"
         );
         let mut insert = sqlx::query_as::<_, (i64, String, String, bool)>(&sql);
         for (j, c) in &crediting {
-            insert = ledger::bind_credit!(insert, c).bind(&j.event.event_id).bind(j.event.received_at);
+            insert = insert
+                .bind(c.contract_id)
+                .bind(&c.payment_id)
+                .bind(c.revisions)
+                .bind(c.amount.minor)
+                .bind(c.amount.currency.as_str())
+                .bind(c.livemode)
+                .bind(&j.event.event_id)
+                .bind(j.event.received_at);
         }
         let rows = insert.fetch_all(&mut *conn).await?;
         if !rows.is_empty() {
-            let sql = ledger::purchase_succeeded_sql(&format!("IN ({})", placeholders(2, rows.len())), "$1", "");
+            let payments = placeholders(2, rows.len());
+            let sql = format!(
+                "UPDATE purchases SET status = 'succeeded', updated_at = $1 \
+                 WHERE payment_intent_id IN ({payments}) AND status <> 'succeeded'"
+            );
             let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
             let mut update = sqlx::query(&sql).bind(now);
             for (_, _, payment_id, _) in &rows {
@@ -311,10 +310,10 @@ async fn store_batch_sqlite(
     }
 
     if !fresh.is_empty() {
+        let rows = placeholder_rows(fresh.len(), 6);
         let sql = format!(
             "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
-             VALUES {}",
-            placeholder_rows(fresh.len(), 6)
+             VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
         for j in &fresh {
@@ -425,10 +424,30 @@ pub async fn oldest_pending(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
     .await?))
 }
 
-/// Finishes a pending event. Only a pending row changes, so of two processors racing on one
-/// event exactly one finishes it; the other sees `false` and must roll back its work.
-pub(crate) const FINISH_SQL: &str = "UPDATE stripe_event_processing SET status = $2, attempts = attempts + 1, \
-    processed_at = $3, last_error = $4, outcome = $5 WHERE event_id = $1 AND status = 'pending'";
+/// Finishes a pending event in the caller's transaction, beside the work it did. Only a
+/// pending row changes, so of two processors racing on one event exactly one finishes it; the
+/// other sees `false` and must roll its work back (drop its transaction uncommitted).
+pub async fn finish(
+    tx: &mut Tx,
+    event_id: &str,
+    status: &str,
+    error: Option<&str>,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE stripe_event_processing SET status = $2, attempts = attempts + 1, \
+        processed_at = $3, last_error = $4, outcome = $5 WHERE event_id = $1 AND status = 'pending'";
+    let done = on!(tx.conn(), |c| sqlx::query(SQL)
+        .bind(event_id)
+        .bind(status)
+        .bind(now)
+        .bind(error)
+        .bind(outcome)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(done == 1)
+}
 
 /// Records a failed attempt that may succeed later; the event stays pending until `next_at`.
 pub async fn retry_later(db: &Db, event_id: &str, error: &str, next_at: DateTime<Utc>) -> StoreResult<bool> {

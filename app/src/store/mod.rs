@@ -1,7 +1,9 @@
 //! Storage: one module per table, each query written for both SQLite and PostgreSQL.
-//! Most SQL is identical in both dialects (`$1` placeholders work in SQLite too), so a query is
-//! written once and compiled against each pool by the `read_pool!`/`write_pool!`/`write_tx!` macros;
-//! where the dialects differ, the module matches on `Db` and says why.
+//! Every function is a plain `async fn` over the database (`&Db`, for a read or a write of one
+//! statement) or over a write transaction (`&mut Tx`, which knows its dialect; the caller begins
+//! and commits it). Statements are written out whole. Most are the same text in both dialects
+//! (`$1` placeholders work in SQLite too) and `on!` compiles it for each; where the dialects
+//! differ, each gets its own whole statement and the function says why.
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
@@ -283,69 +285,87 @@ pub(crate) fn like_pattern(search: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Runs `$body` with `$pool` bound to a pool for reading, once per dialect.
-macro_rules! read_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                let $pool = &s.reader;
-                $body
-            }
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
+/// One of the two databases' values: a pool, a connection or a transaction of SQLite, or of
+/// PostgreSQL. sqlx's query types are generic over the database, so a statement is compiled for
+/// the side it runs on: the store's functions take `on!` over one of these and write the same
+/// (or, where the dialects differ, each side's own) whole statement in each arm.
+pub(crate) enum On<S, P> {
+    Sqlite(S),
+    Postgres(P),
 }
 
-/// Runs `$body` with `$pool` bound to a pool for a single-statement write, once per dialect.
-macro_rules! write_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                let $pool = &s.writer;
-                $body
-            }
-            $crate::store::Db::Postgres($pool) => $body,
+/// The store's one dispatch: evaluates `$body` with `$c` bound to SQLite's side of `$on`, or to
+/// PostgreSQL's. It is a plain `match`: nothing is committed, returned or rolled back by it; a
+/// `?` in the body returns from the enclosing function as it would anywhere.
+macro_rules! on {
+    ($on:expr, |$c:ident| $body:expr) => {
+        match $on {
+            $crate::store::On::Sqlite($c) => $body,
+            $crate::store::On::Postgres($c) => $body,
         }
     };
 }
+pub(crate) use on;
 
-/// Runs `$body` (which evaluates to a `StoreResult`) inside a write transaction bound to `$tx`,
-/// committing only if it returns `Ok`; an early `return` from the enclosing function drops the
-/// transaction uncommitted, which rolls it back. SQLite takes the write lock up front (BEGIN IMMEDIATE)
-/// so a read inside the transaction cannot be overtaken by another writer. The second form
-/// also binds the `Dialect`, for the few statements that differ (row locks).
-macro_rules! write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {
-        $crate::store::write_tx!($db, |$tx, _dialect| $body)
-    };
-    ($db:expr, |$tx:ident, $dialect:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                #[allow(unused_variables)]
-                let $dialect = $crate::store::Dialect::Sqlite;
-                let mut $tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await?;
-                }
-                out
-            }
-            $crate::store::Db::Postgres(p) => {
-                #[allow(unused_variables)]
-                let $dialect = $crate::store::Dialect::Postgres;
-                let mut $tx = p.begin().await?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await?;
-                }
-                out
-            }
+/// A write transaction that knows its dialect: begun by [`Db::begin`], passed as `&mut Tx` to
+/// the store's functions, ended by [`Tx::commit`]. Dropped without a commit (an error returned
+/// with `?`, say) it rolls back, as every sqlx transaction does: a caller that wants its work
+/// kept says so with `commit`, where it can be seen.
+pub struct Tx(On<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Transaction<'static, sqlx::Postgres>>);
+
+impl Tx {
+    /// The connection the transaction runs on, for `on!`.
+    pub(crate) fn conn(&mut self) -> On<&mut sqlx::SqliteConnection, &mut sqlx::PgConnection> {
+        match &mut self.0 {
+            On::Sqlite(tx) => On::Sqlite(&mut **tx),
+            On::Postgres(tx) => On::Postgres(&mut **tx),
         }
-    };
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.0 {
+            On::Sqlite(_) => Dialect::Sqlite,
+            On::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.0 {
+            On::Sqlite(tx) => tx.commit().await?,
+            On::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
 }
-pub(crate) use {read_pool, write_pool, write_tx};
 
 impl Db {
+    /// Begins a write transaction. SQLite takes the write lock up front (BEGIN IMMEDIATE), so a
+    /// read inside the transaction cannot be overtaken by another writer (another process, the
+    /// CLI, included); on PostgreSQL row locks (`FOR UPDATE`) do that where a function needs it.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(Tx(match self {
+            Db::Sqlite(s) => On::Sqlite(s.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => On::Postgres(p.begin().await?),
+        }))
+    }
+
+    /// The pools for reading: SQLite's read-only pool (WAL lets it run beside the writer), or
+    /// PostgreSQL's one pool.
+    pub(crate) fn reader(&self) -> On<&SqlitePool, &PgPool> {
+        match self {
+            Db::Sqlite(s) => On::Sqlite(&s.reader),
+            Db::Postgres(p) => On::Postgres(p),
+        }
+    }
+
+    /// The pools for a write of one statement (its own transaction): SQLite's one writer.
+    pub(crate) fn writer(&self) -> On<&SqlitePool, &PgPool> {
+        match self {
+            Db::Sqlite(s) => On::Sqlite(&s.writer),
+            Db::Postgres(p) => On::Postgres(p),
+        }
+    }
+
     /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a SQLite file and
     /// its folder if missing. Does not migrate.
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Self, String> {
@@ -469,6 +489,69 @@ impl Db {
         }
     }
 }
+
+// TRANSITIONAL (issue 23): the old dispatch macros, removed when the last module uses `on!` and `Tx`.
+/// Runs `$body` with `$pool` bound to a pool for reading, once per dialect.
+macro_rules! read_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                let $pool = &s.reader;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to a pool for a single-statement write, once per dialect.
+macro_rules! write_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                let $pool = &s.writer;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` (which evaluates to a `StoreResult`) inside a write transaction bound to `$tx`,
+/// committing only if it returns `Ok`; an early `return` from the enclosing function drops the
+/// transaction uncommitted, which rolls it back. SQLite takes the write lock up front (BEGIN IMMEDIATE)
+/// so a read inside the transaction cannot be overtaken by another writer. The second form
+/// also binds the `Dialect`, for the few statements that differ (row locks).
+macro_rules! write_tx {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        $crate::store::write_tx!($db, |$tx, _dialect| $body)
+    };
+    ($db:expr, |$tx:ident, $dialect:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(s) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::Dialect::Sqlite;
+                let mut $tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+            $crate::store::Db::Postgres(p) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::Dialect::Postgres;
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
+                out
+            }
+        }
+    };
+}
+pub(crate) use {read_pool, write_pool, write_tx};
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! `purchases`: the PaymentIntents we created, recorded before the browser ever sees them, so
 //! every payment that can reach the webhook is known locally with who started it.
-use super::{read_pool, write_pool, Db, StoreResult};
+use super::{on, read_pool, write_pool, Db, StoreResult, Tx};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -82,15 +82,30 @@ pub async fn refresh_status(db: &Db, payment_intent_id: &str, status: &str, now:
     if !STATUSES.contains(&status) {
         return Ok(false);
     }
-    write_pool!(db, |pool| Ok(sqlx::query(
-        "UPDATE purchases SET status = $2, updated_at = $3 \
-         WHERE payment_intent_id = $1 AND status NOT IN ('succeeded', 'canceled')"
-    )
-    .bind(payment_intent_id)
-    .bind(status)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected()
+    on!(db.writer(), |c| Ok(sqlx::query(MOVE_STATUS_SQL)
+        .bind(payment_intent_id)
+        .bind(status)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
         == 1))
+}
+
+/// Stripe does not guarantee order: succeeded and canceled are final, so a late event can never
+/// move a purchase out of them.
+const MOVE_STATUS_SQL: &str = "UPDATE purchases SET status = $2, updated_at = $3 \
+     WHERE payment_intent_id = $1 AND status NOT IN ('succeeded', 'canceled')";
+
+/// `refresh_status` in the caller's transaction, for a status an event of Stripe's reports
+/// (finished in the same transaction). Whether an open purchase of ours moved.
+pub async fn move_status(tx: &mut Tx, payment_intent_id: &str, status: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    let moved = on!(tx.conn(), |c| sqlx::query(MOVE_STATUS_SQL)
+        .bind(payment_intent_id)
+        .bind(status)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(moved == 1)
 }
