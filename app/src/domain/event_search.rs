@@ -98,15 +98,22 @@ impl EventFilter {
             Some("test") => Some(false),
             Some(m) => return Err(format!("mode: `{}` is not live or test", cut(m))),
         };
+        f.parse_parties(get)?;
+        Ok(f)
+    }
+
+    /// The filters that name a party to the payment: its PaymentIntent, the contract, the
+    /// buyer's email, or words of the event.
+    fn parse_parties<'a>(&mut self, get: impl Fn(&str) -> Option<&'a str>) -> Result<(), String> {
         if let Some(p) = get("payment") {
             if !super::events::valid_stripe_id(p, "pi_") {
                 return Err(format!("payment: `{}` is not a PaymentIntent id (pi_…)", cut(p)));
             }
-            f.payment_intent = Some(p.to_string());
+            self.payment_intent = Some(p.to_string());
         }
         if let Some(c) = get("contract") {
             match c.trim_start_matches('#').parse::<i64>() {
-                Ok(n) if n > 0 => f.contract_id = Some(n),
+                Ok(n) if n > 0 => self.contract_id = Some(n),
                 _ => return Err(format!("contract: `{}` is not a contract number", cut(c))),
             }
         }
@@ -114,7 +121,7 @@ impl EventFilter {
             if e.len() > 254 || !e.contains('@') {
                 return Err(format!("email: `{}` is not an email address", cut(e)));
             }
-            f.email = Some(e.to_lowercase());
+            self.email = Some(e.to_lowercase());
         }
         if let Some(q) = get("q") {
             if q.chars().count() > TEXT_MAX {
@@ -123,9 +130,9 @@ impl EventFilter {
             if !q.chars().any(char::is_alphanumeric) {
                 return Err("q: the text has no letters or digits to look for".into());
             }
-            f.text = Some(q.to_string());
+            self.text = Some(q.to_string());
         }
-        Ok(f)
+        Ok(())
     }
 
     /// The filter as `(name, value)` pairs, the inverse of `parse`: for links to the next page

@@ -35,6 +35,29 @@ pub enum Intake {
 
 pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>) -> Intake {
     Stats::inc(&svc.stats.deliveries);
+    let event = match authenticate(svc, &delivery, now) {
+        Ok(event) => event,
+        Err(refused) => return refused,
+    };
+    let route = route(&event, svc.mode, &svc.terms);
+    let job = store_job(svc, &event, &route, delivery, now);
+    // While the database is down the writer answers everything queued as soon as a batch fails,
+    // so a delivery gets its 503 within about the database timeout. This bound is only a safety
+    // net for a writer that stops answering at all: healthy but busy queues must not turn into
+    // 503s. The writer drops a job whose request has gone; one it had already started to write
+    // may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
+    let patience = (svc.db_timeout * 3).max(std::time::Duration::from_secs(10));
+    let stored = tokio::time::timeout(patience, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
+        Err(super::event_writer::WriteError::Unavailable(format!(
+            "no answer from the event writer within {patience:?}"
+        )))
+    });
+    answer(svc, event, route, stored, now).await
+}
+
+/// The delivery's event, if Stripe signed it with one of our secrets and it is an event; else
+/// the refusal, counted.
+fn authenticate(svc: &Services, delivery: &Delivery<'_>, now: DateTime<Utc>) -> Result<StripeEvent, Intake> {
     if let Err(e) =
         verify(delivery.body, delivery.signature, &svc.webhook_secrets, now.timestamp(), DEFAULT_TOLERANCE_SECS)
     {
@@ -46,23 +69,29 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
         };
         Stats::inc(counter);
         tracing::warn!(reason = e.label(), bytes = delivery.body.len(), "webhook signature rejected");
-        return Intake::Unauthentic(e);
+        return Err(Intake::Unauthentic(e));
     }
-    let event = match StripeEvent::parse(delivery.body) {
-        Ok(event) => event,
-        Err(reason) => {
-            Stats::inc(&svc.stats.rejected_malformed_body);
-            tracing::warn!(%reason, bytes = delivery.body.len(), "signed webhook body is not a Stripe event");
-            return Intake::Malformed(reason);
-        }
-    };
-    let route = route(&event, svc.mode, &svc.terms);
-    // The common case (a new payment for a pack) is stored, credited and finished in one commit.
-    let credit = match &route {
+    StripeEvent::parse(delivery.body).map_err(|reason| {
+        Stats::inc(&svc.stats.rejected_malformed_body);
+        tracing::warn!(%reason, bytes = delivery.body.len(), "signed webhook body is not a Stripe event");
+        Intake::Malformed(reason)
+    })
+}
+
+/// What the writer stores for this delivery: the raw event, and for the common case (a new
+/// payment for a pack) the credit, so both are stored, credited and finished in one commit.
+fn store_job(
+    svc: &Services,
+    event: &StripeEvent,
+    route: &Action,
+    delivery: Delivery<'_>,
+    now: DateTime<Utc>,
+) -> StoreJob {
+    let credit = match route {
         Action::Credit(credit) => Some((credit.clone(), credited_outcome(credit))),
         _ => None,
     };
-    let job = StoreJob {
+    StoreJob {
         event: NewEvent {
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
@@ -77,18 +106,17 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
         },
         credit,
         lease_until: svc.lease_until(now),
-    };
-    // While the database is down the writer answers everything queued as soon as a batch fails,
-    // so a delivery gets its 503 within about the database timeout. This bound is only a safety
-    // net for a writer that stops answering at all: healthy but busy queues must not turn into
-    // 503s. The writer drops a job whose request has gone; one it had already started to write
-    // may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
-    let patience = (svc.db_timeout * 3).max(std::time::Duration::from_secs(10));
-    let stored = tokio::time::timeout(patience, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
-        Err(super::event_writer::WriteError::Unavailable(format!(
-            "no answer from the event writer within {patience:?}"
-        )))
-    });
+    }
+}
+
+/// What became of a stored delivery: counted, logged, and for a pending event processed now.
+async fn answer(
+    svc: &Services,
+    event: StripeEvent,
+    route: Action,
+    stored: Result<Stored, super::event_writer::WriteError>,
+    now: DateTime<Utc>,
+) -> Intake {
     match stored {
         Ok(Stored::Duplicate) => {
             Stats::inc(&svc.stats.duplicates);

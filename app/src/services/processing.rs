@@ -8,7 +8,7 @@ use super::Services;
 use super::DELIVERY_LOG;
 use crate::domain::adjustments::RefundStatus;
 use crate::domain::events::RetryPolicy;
-use crate::domain::events::{credit_target, route, Action, ChargeFacts, StripeEvent};
+use crate::domain::events::{credit_target, route, Action, ChargeFacts, Credit, StripeEvent};
 use crate::domain::PackTerms;
 use crate::store::adjustments::{self as store_adjustments, BookedBy, Fact};
 use crate::store::events as event_store;
@@ -71,32 +71,7 @@ pub async fn apply_as(
 ) -> StoreResult<Processed> {
     let (terms, bought_for) = terms_for(svc, event).await?;
     match route(event, svc.mode, &terms) {
-        Action::Credit(credit) if credit_target(bought_for, credit.contract_id).is_err() => {
-            let reason = credit_target(bought_for, credit.contract_id).unwrap_err().to_string();
-            tracing::error!(event_id = %event.id, payment_id = %credit.payment_id, %reason, "credit refused: contract mismatch");
-            Stats::inc(&svc.stats.dead_lettered);
-            finish(svc, &event.id, "failed", &reason, now).await
-        }
-        Action::Credit(credit) => match fulfil(&svc.db, &credit, Evidence::Event(&event.id), now).await? {
-            Fulfilled::Credited { ledger_id } => {
-                Stats::inc(&svc.stats.credited);
-                tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
-                Ok(Processed::Finished { status: "processed", detail: format!("credited ledger row {ledger_id}") })
-            }
-            Fulfilled::AlreadyCredited { ledger_id } => {
-                tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
-                Ok(Processed::Finished {
-                    status: "processed",
-                    detail: format!("already credited as ledger row {ledger_id}"),
-                })
-            }
-            Fulfilled::EventAlreadyFinished => Ok(Processed::AlreadyFinished),
-            // The contract may not exist *yet* (created in another system, replicated late):
-            // a retry can help, so back off before dead-lettering.
-            Fulfilled::UnknownContract => {
-                retry_or_give_up(svc, &event.id, &format!("unknown contract {}", credit.contract_id), now).await
-            }
-        },
+        Action::Credit(credit) => apply_credit(svc, event, &credit, bought_for, now).await,
         Action::RecordExternal(x) => {
             let detail = format!(
                 "Rate Card payment recorded for advertiser {}, size {}, publication {}",
@@ -160,6 +135,42 @@ pub async fn apply_as(
             tracing::warn!(event_id = %event.id, %reason, "event dead-lettered");
             Stats::inc(&svc.stats.dead_lettered);
             finish(svc, &event.id, "failed", &reason, now).await
+        }
+    }
+}
+
+/// A paid pack: credited to the contract `credit_target` names, through `fulfil`.
+async fn apply_credit(
+    svc: &Services,
+    event: &StripeEvent,
+    credit: &Credit,
+    bought_for: Option<i64>,
+    now: DateTime<Utc>,
+) -> StoreResult<Processed> {
+    if let Err(mismatch) = credit_target(bought_for, credit.contract_id) {
+        let reason = mismatch.to_string();
+        tracing::error!(event_id = %event.id, payment_id = %credit.payment_id, %reason, "credit refused: contract mismatch");
+        Stats::inc(&svc.stats.dead_lettered);
+        return finish(svc, &event.id, "failed", &reason, now).await;
+    }
+    match fulfil(&svc.db, credit, Evidence::Event(&event.id), now).await? {
+        Fulfilled::Credited { ledger_id } => {
+            Stats::inc(&svc.stats.credited);
+            tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, contract_id = credit.contract_id, ledger_id, "credited revision pack");
+            Ok(Processed::Finished { status: "processed", detail: format!("credited ledger row {ledger_id}") })
+        }
+        Fulfilled::AlreadyCredited { ledger_id } => {
+            tracing::info!(target: DELIVERY_LOG, event_id = %event.id, payment_id = %credit.payment_id, ledger_id, "payment already credited");
+            Ok(Processed::Finished {
+                status: "processed",
+                detail: format!("already credited as ledger row {ledger_id}"),
+            })
+        }
+        Fulfilled::EventAlreadyFinished => Ok(Processed::AlreadyFinished),
+        // The contract may not exist *yet* (created in another system, replicated late):
+        // a retry can help, so back off before dead-lettering.
+        Fulfilled::UnknownContract => {
+            retry_or_give_up(svc, &event.id, &format!("unknown contract {}", credit.contract_id), now).await
         }
     }
 }

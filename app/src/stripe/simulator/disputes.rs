@@ -2,7 +2,7 @@
 //! second after its payment, or at once through the control endpoint; retrieve, list, update
 //! (evidence, metadata, submit), close (accept it as lost) as Stripe's API does; won, lost or
 //! warning_closed by the bank through the control endpoint.
-use super::charges;
+use super::charges::{self, Charge};
 use super::http::{authorize, new_id, now, ok, ApiError, ApiResult, Params, RequestInfo};
 use super::payment_intents;
 use super::state::{object, SimState};
@@ -232,8 +232,23 @@ pub(super) fn open(
             ))
         }
     };
+    let mut dispute = new_dispute(charge, amount, reason);
+    dispute.set_status(Status::NeedsResponse);
+    let Some(charge) = state.charges.get_mut(charge_id) else { unreachable!("found above") };
+    charge.disputed = true;
+    charge.dispute = Some(dispute.id.clone());
+    // The cardholder's bank opened it: no API request of ours caused it.
+    let none = RequestInfo::default();
+    sim.emit(state, "charge.dispute.created", &dispute, &none);
+    sim.emit(state, "charge.dispute.funds_withdrawn", &dispute, &none);
+    state.disputes.insert(dispute.clone());
+    Ok(dispute)
+}
+
+/// A dispute as Stripe shows one just opened by the cardholder's bank, awaiting our evidence.
+fn new_dispute(charge: &Charge, amount: i64, reason: &str) -> Dispute {
     let created = now();
-    let mut dispute = Dispute {
+    Dispute {
         id: new_id("du"),
         object: "dispute",
         amount,
@@ -263,17 +278,7 @@ pub(super) fn open(
         },
         reason: reason.to_string(),
         status: Status::NeedsResponse,
-    };
-    dispute.set_status(Status::NeedsResponse);
-    let Some(charge) = state.charges.get_mut(charge_id) else { unreachable!("found above") };
-    charge.disputed = true;
-    charge.dispute = Some(dispute.id.clone());
-    // The cardholder's bank opened it: no API request of ours caused it.
-    let none = RequestInfo::default();
-    sim.emit(state, "charge.dispute.created", &dispute, &none);
-    sim.emit(state, "charge.dispute.funds_withdrawn", &dispute, &none);
-    state.disputes.insert(dispute.clone());
-    Ok(dispute)
+    }
 }
 
 /// Opens a dispute on a succeeded PaymentIntent's charge.

@@ -423,42 +423,8 @@ pub(super) async fn idempotency(
         return ApiError::invalid(None, "The request body is too large.", None).into_response();
     };
     let fingerprint = format!("{credential} {} {}", parts.uri.path(), Params::parse(&body).fingerprint());
-    {
-        let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match state.idempotency.get(&key) {
-            Some(Idempotent::Answered(first, _, _) | Idempotent::InFlight(first)) if *first != fingerprint => {
-                return ApiError {
-                    kind: "idempotency_error",
-                    ..ApiError::invalid(
-                        None,
-                        "Keys for idempotent requests can only be used with the same parameters they were first used with.",
-                        None,
-                    )
-                }
-                .into_response();
-            }
-            Some(Idempotent::Answered(_, status, answer)) => {
-                let mut r =
-                    (*status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.clone()).into_response();
-                r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return r;
-            }
-            Some(Idempotent::InFlight(_)) => {
-                return ApiError {
-                    status: StatusCode::CONFLICT,
-                    kind: "idempotency_error",
-                    ..ApiError::invalid(
-                        Some("idempotency_key_in_use"),
-                        "There is currently another in-progress request using this Idempotency-Key. Please try again later.",
-                        None,
-                    )
-                }
-                .into_response();
-            }
-            None => {
-                state.idempotency.insert(key.clone(), Idempotent::InFlight(fingerprint.clone()));
-            }
-        }
+    if let Some(earlier) = claim_key(&sim, &key, &fingerprint) {
+        return earlier;
     }
     // Should this request never finish (dropped, or a handler panics), the key is freed again
     // rather than answering "in progress" for ever.
@@ -476,6 +442,46 @@ pub(super) async fn idempotency(
     }
     drop(in_flight);
     Response::from_parts(parts, axum::body::Body::from(answer))
+}
+
+/// Marks `key` in flight for a request with this fingerprint (None), or answers as Stripe would for a
+/// key already used: the first answer replayed, another request's parameters refused, a request
+/// still running a 409.
+fn claim_key(sim: &Simulator, key: &str, fingerprint: &str) -> Option<Response> {
+    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    match state.idempotency.get(key) {
+        Some(Idempotent::Answered(first, _, _) | Idempotent::InFlight(first)) if *first != fingerprint => Some(
+            ApiError {
+                kind: "idempotency_error",
+                ..ApiError::invalid(
+                    None,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                    None,
+                )
+            }
+            .into_response(),
+        ),
+        Some(Idempotent::Answered(_, status, answer)) => {
+            let mut r =
+                (*status, [(axum::http::header::CONTENT_TYPE, "application/json")], answer.clone()).into_response();
+            r.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Some(r)
+        }
+        Some(Idempotent::InFlight(_)) => Some(ApiError {
+            status: StatusCode::CONFLICT,
+            kind: "idempotency_error",
+            ..ApiError::invalid(
+                Some("idempotency_key_in_use"),
+                "There is currently another in-progress request using this Idempotency-Key. Please try again later.",
+                None,
+            )
+        }
+        .into_response()),
+        None => {
+            state.idempotency.insert(key.to_string(), Idempotent::InFlight(fingerprint.to_string()));
+            None
+        }
+    }
 }
 
 /// An Idempotency-Key marked in flight; removed on drop unless its answer was stored.

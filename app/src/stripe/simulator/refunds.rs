@@ -114,40 +114,8 @@ fn refund(sim: &Simulator, state: &mut SimState, fields: &Params, request: &Requ
             ));
         }
     }
-    let remaining = charge.refundable();
-    let amount = match fields.int("amount")? {
-        None => remaining,
-        Some(a) if a < 1 => {
-            return Err(ApiError::invalid(
-                Some("parameter_invalid_integer"),
-                "Invalid positive integer",
-                Some("amount"),
-            ))
-        }
-        Some(a) if a > remaining => {
-            return Err(ApiError::invalid(
-                Some("amount_too_large"),
-                format!(
-                    "Refund amount ({}) is greater than unrefunded amount on charge ({}).",
-                    money(a, &charge.currency),
-                    money(remaining, &charge.currency)
-                ),
-                Some("amount"),
-            ))
-        }
-        Some(a) => a,
-    };
-    let reason = match fields.string("reason")? {
-        None => None,
-        Some(r) if REASONS.contains(&r) => Some(r.to_string()),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                None,
-                "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer",
-                Some("reason"),
-            ))
-        }
-    };
+    let amount = refund_amount(fields, charge)?;
+    let reason = refund_reason(fields)?;
     let metadata = fields.metadata()?;
     let refund = Refund {
         id: new_id("re"),
@@ -187,6 +155,48 @@ fn refund(sim: &Simulator, state: &mut SimState, fields: &Params, request: &Requ
         });
     }
     Ok(refund)
+}
+
+/// The amount a create asks for (default: all that is left), as Stripe checks it.
+fn refund_amount(fields: &Params, charge: &Charge) -> Result<i64, ApiError> {
+    let remaining = charge.refundable();
+    Ok(match fields.int("amount")? {
+        None => remaining,
+        Some(a) if a < 1 => {
+            return Err(ApiError::invalid(
+                Some("parameter_invalid_integer"),
+                "Invalid positive integer",
+                Some("amount"),
+            ))
+        }
+        Some(a) if a > remaining => {
+            return Err(ApiError::invalid(
+                Some("amount_too_large"),
+                format!(
+                    "Refund amount ({}) is greater than unrefunded amount on charge ({}).",
+                    money(a, &charge.currency),
+                    money(remaining, &charge.currency)
+                ),
+                Some("amount"),
+            ))
+        }
+        Some(a) => a,
+    })
+}
+
+/// The reason a create gives, one of Stripe's three.
+fn refund_reason(fields: &Params) -> Result<Option<String>, ApiError> {
+    Ok(match fields.string("reason")? {
+        None => None,
+        Some(r) if REASONS.contains(&r) => Some(r.to_string()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                None,
+                "Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer",
+                Some("reason"),
+            ))
+        }
+    })
 }
 
 /// The charge a create names, by `charge` or `payment_intent` (both: they must agree).
