@@ -21,6 +21,7 @@ pub mod revenue;
 pub mod seals;
 pub mod sign_in_throttle;
 pub mod slack;
+pub mod statement;
 pub mod stats;
 
 use crate::domain::events::{RetryPolicy, StripeMode};

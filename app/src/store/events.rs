@@ -609,3 +609,130 @@ pub async fn store_fetched(db: &Db, event: &NewEvent, lease_until: DateTime<Utc>
         Ok(Stored::Pending)
     })
 }
+
+/// `about_payment` for several payments at once, in three queries whatever their number (a
+/// contract's statement lists every attempt with its events): the indexer's look-back, the
+/// indexed events of all the payments (at most `limit` each, newest first), and the few stored
+/// since the look-back that the indexer has not reached, found by any payment's id in their
+/// payload. Payment id → its events, most recent first.
+pub async fn about_payments(
+    db: &Db,
+    payment_ids: &[String],
+    limit: i64,
+) -> StoreResult<std::collections::HashMap<String, Vec<EventSummary>>> {
+    use std::collections::HashMap;
+    let patterns: HashMap<String, &String> =
+        payment_ids.iter().filter_map(|id| mention_pattern(id).map(|p| (p, id))).collect();
+    let mut found: HashMap<String, Vec<EventSummary>> = HashMap::new();
+    if patterns.is_empty() {
+        return Ok(found);
+    }
+    let ids: Vec<&String> = patterns.values().copied().collect();
+    let since = super::event_search::look_back(db).await?;
+    for (about, event) in indexed_about(db, &ids, limit).await? {
+        found.entry(about).or_default().push(event);
+    }
+    let pattern_list: Vec<&String> = patterns.keys().collect();
+    for (pattern, event) in recent_about(db, since, &pattern_list).await? {
+        if let Some(id) = patterns.get(&pattern) {
+            found.entry((*id).clone()).or_default().push(event);
+        }
+    }
+    for events in found.values_mut() {
+        events.sort_by(|x, y| (y.received_at, &y.event_id).cmp(&(x.received_at, &x.event_id)));
+        events.dedup_by(|x, y| x.event_id == y.event_id);
+        events.truncate(limit as usize);
+    }
+    Ok(found)
+}
+
+/// The indexed events of each payment (its id in the search index's payment column, an index
+/// seek each), at most `limit` per payment: (payment id, event).
+async fn indexed_about(db: &Db, ids: &[&String], limit: i64) -> StoreResult<Vec<(String, EventSummary)>> {
+    // The ids are passed as one JSON array (SQLite: json_each) or one array (PostgreSQL), so
+    // the statement's text is the same whatever their number.
+    const SQLITE: &str = "SELECT * FROM (SELECT s.payment_intent AS about, e.event_id, e.event_type, e.livemode, \
+           e.api_version, e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, \
+           p.processed_at, ROW_NUMBER() OVER (PARTITION BY s.payment_intent \
+             ORDER BY s.received_at DESC, s.event_id DESC) AS n \
+         FROM event_search s JOIN stripe_events e ON e.event_id = s.event_id \
+           JOIN stripe_event_processing p ON p.event_id = e.event_id \
+         WHERE s.payment_intent IN (SELECT value FROM json_each($1))) x WHERE n <= $2";
+    const POSTGRES: &str = "SELECT * FROM (SELECT s.payment_intent AS about, e.event_id, e.event_type, e.livemode, \
+           e.api_version, e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, \
+           p.processed_at, ROW_NUMBER() OVER (PARTITION BY s.payment_intent \
+             ORDER BY s.received_at DESC, s.event_id DESC) AS n \
+         FROM event_search s JOIN stripe_events e ON e.event_id = s.event_id \
+           JOIN stripe_event_processing p ON p.event_id = e.event_id \
+         WHERE s.payment_intent = ANY($1)) x WHERE n <= $2";
+    let rows: Vec<AboutRow> = match db.reader() {
+        super::On::Sqlite(c) => {
+            let json = serde_json::to_string(ids).expect("strings serialize");
+            sqlx::query_as(SQLITE).bind(json).bind(limit).fetch_all(c).await?
+        }
+        super::On::Postgres(c) => sqlx::query_as(POSTGRES).bind(ids).bind(limit).fetch_all(c).await?,
+    };
+    Ok(rows.into_iter().map(AboutRow::split).collect())
+}
+
+/// Events stored since the indexer's look-back and not indexed yet whose payload mentions one of
+/// `patterns` (`mention_pattern`s): (the pattern, event). A scan bounded by the received-time
+/// index to those few minutes; without a look-back (nothing indexed yet), every unindexed event.
+async fn recent_about(
+    db: &Db,
+    since: Option<DateTime<Utc>>,
+    patterns: &[&String],
+) -> StoreResult<Vec<(String, EventSummary)>> {
+    const SQLITE: &str = "SELECT m.value AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+           e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
+         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
+           JOIN json_each($2) m ON CAST(e.payload AS TEXT) LIKE m.value ESCAPE '\\' \
+         WHERE ($1 IS NULL OR e.received_at >= $1) \
+           AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    const POSTGRES: &str = "SELECT m AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+           e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
+         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
+           JOIN UNNEST($2::text[]) m ON convert_from(e.payload, 'UTF8') LIKE m ESCAPE '\\' \
+         WHERE ($1::timestamptz IS NULL OR e.received_at >= $1) \
+           AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    let rows: Vec<AboutRow> = match db.reader() {
+        super::On::Sqlite(c) => {
+            let json = serde_json::to_string(patterns).expect("strings serialize");
+            sqlx::query_as(SQLITE).bind(since).bind(json).fetch_all(c).await?
+        }
+        super::On::Postgres(c) => sqlx::query_as(POSTGRES).bind(since).bind(patterns).fetch_all(c).await?,
+    };
+    Ok(rows.into_iter().map(AboutRow::split).collect())
+}
+
+/// An event summary with what it is about (a payment id, or the pattern that found it).
+#[derive(sqlx::FromRow)]
+struct AboutRow {
+    about: String,
+    #[sqlx(flatten)]
+    event: EventSummary,
+}
+
+impl AboutRow {
+    fn split(self) -> (String, EventSummary) {
+        (self.about, self.event)
+    }
+}
+
+/// The raw payloads of the given events (those that exist): event id → bytes.
+pub async fn payloads(db: &Db, event_ids: &[String]) -> StoreResult<std::collections::HashMap<String, Vec<u8>>> {
+    const SQLITE: &str =
+        "SELECT event_id, payload FROM stripe_events WHERE event_id IN (SELECT value FROM json_each($1))";
+    const POSTGRES: &str = "SELECT event_id, payload FROM stripe_events WHERE event_id = ANY($1)";
+    if event_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, Vec<u8>)> = match db.reader() {
+        super::On::Sqlite(c) => {
+            let json = serde_json::to_string(event_ids).expect("strings serialize");
+            sqlx::query_as(SQLITE).bind(json).fetch_all(c).await?
+        }
+        super::On::Postgres(c) => sqlx::query_as(POSTGRES).bind(event_ids).fetch_all(c).await?,
+    };
+    Ok(rows.into_iter().collect())
+}

@@ -262,3 +262,23 @@ async fn lock_contract_read_committed(tx: &mut Tx, contract_id: i64) -> StoreRes
     });
     Ok(())
 }
+
+/// One contract with its owner and its balance inputs summed from the ledger rows (the view,
+/// not the kept sums the admin list sorts by): the head of a contract's statement. None: no
+/// such contract, or (with `advertiser_id`) not that advertiser's.
+pub async fn contract_with_balance(
+    db: &Db,
+    contract_id: i64,
+    advertiser_id: Option<i64>,
+) -> StoreResult<Option<super::contracts::ContractBalanceRow>> {
+    const SQL: &str = "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
+           i.base, i.purchased, i.revoked, i.requested, i.disputed, i.refunding \
+         FROM contracts c JOIN users u ON u.id = c.advertiser_id \
+           JOIN contract_balance_inputs i ON i.contract_id = c.id \
+         WHERE c.id = $1 AND ($2 IS NULL OR c.advertiser_id = $2)";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, super::contracts::ContractBalanceRow>(SQL)
+        .bind(contract_id)
+        .bind(advertiser_id)
+        .fetch_optional(c)
+        .await?))
+}

@@ -52,8 +52,9 @@ pub struct ContractDetail {
 #[cfg(feature = "ssr")]
 pub(crate) mod server {
     use super::*;
+    use crate::services::statement::ContractStatement;
     use crate::services::Services;
-    use crate::store::contracts::{self, ContractBalanceRow, ContractQuery};
+    use crate::store::contracts::ContractBalanceRow;
     use crate::web::fmt_time;
 
     pub fn summary(r: ContractBalanceRow) -> ContractSummary {
@@ -66,68 +67,58 @@ pub(crate) mod server {
         }
     }
 
-    /// One contract with its balance, if it exists and `advertiser_id` (when given) owns it.
-    pub async fn find_summary(
-        svc: &Services,
-        contract_id: i64,
-        advertiser_id: Option<i64>,
-    ) -> Result<ContractSummary, AppError> {
-        let q = ContractQuery { contract_id: Some(contract_id), advertiser_id, limit: 1, ..Default::default() };
-        let rows = contracts::balance_rows(&svc.db, &q)
-            .await
-            .map_err(|e| AppError::unavailable("The contract could not be loaded", e))?;
-        rows.into_iter().next().map(summary).ok_or_else(|| AppError::NotFound.with_status())
-    }
-
     /// The contract page's data, for its owner (`Some(advertiser)`) or an admin (`None`).
     pub async fn detail(
         svc: &Services,
         contract_id: i64,
         advertiser_id: Option<i64>,
     ) -> Result<ContractDetail, AppError> {
-        use crate::store::{ledger, purchases};
-        let load = |e| AppError::unavailable("The contract's history could not be loaded", e);
-        // The four reads at once, on their own connections, so the page waits for the slowest
-        // rather than the sum. The history is read before ownership is known, but it is
-        // returned only if `find_summary` found the contract for this advertiser.
-        let (contract, credits, purchases, requests) = tokio::try_join!(
-            find_summary(svc, contract_id, advertiser_id),
-            async { ledger::credits(&svc.db, contract_id).await.map_err(load) },
-            async { purchases::for_contract(&svc.db, contract_id).await.map_err(load) },
-            async { ledger::requests(&svc.db, contract_id).await.map_err(load) },
-        )?;
-        let credited: std::collections::HashSet<&str> = credits.iter().map(|c| c.payment_id.as_str()).collect();
-        let mut lines: Vec<PurchaseLine> = purchases
+        use crate::services::statement::{contract_statement, Reader};
+        let reader = advertiser_id.map_or(Reader::Admin, Reader::Owner);
+        let statement = contract_statement(&svc.db, contract_id, reader)
+            .await
+            .map_err(|e| AppError::unavailable("The contract's history could not be loaded", e))?
+            .ok_or_else(|| AppError::NotFound.with_status())?;
+        Ok(detail_of(svc, &statement))
+    }
+
+    /// The contract page's data from the contract's statement.
+    pub fn detail_of(svc: &Services, statement: &ContractStatement) -> ContractDetail {
+        let credited = |id: &str| statement.credited(id);
+        let purchases = statement
+            .purchases
             .iter()
+            .rev()
             // A purchase that never got past the card form is noise in a history.
-            .filter(|p| p.status != "requires_payment_method" || credited.contains(p.payment_intent_id.as_str()))
+            .filter(|p| p.status != "requires_payment_method" || credited(&p.payment_intent_id))
             .map(|p| PurchaseLine {
                 payment_intent_id: p.payment_intent_id.clone(),
                 amount: crate::web::money_text(p.amount, &p.currency),
                 revisions: p.revisions,
                 status: p.status.clone(),
-                credited: credited.contains(p.payment_intent_id.as_str()),
+                credited: credited(&p.payment_intent_id),
                 created_at: fmt_time(p.created_at),
             })
             .collect();
-        lines.reverse();
-        Ok(ContractDetail {
-            contract,
-            purchases: lines,
-            requests: requests
-                .into_iter()
-                .rev()
-                .map(|r| RequestLine {
-                    id: r.id,
-                    contract_id: r.contract_id,
-                    notes: r.notes,
-                    artwork_name: r.artwork_name,
-                    created_at: fmt_time(r.created_at),
-                })
-                .collect(),
+        let requests = statement
+            .requests
+            .iter()
+            .rev()
+            .map(|r| RequestLine {
+                id: r.id,
+                contract_id: r.contract_id,
+                notes: r.notes.clone(),
+                artwork_name: r.artwork_name.clone(),
+                created_at: fmt_time(r.created_at),
+            })
+            .collect();
+        ContractDetail {
+            contract: summary(statement.contract.clone()),
+            purchases,
+            requests,
             terms: svc.terms.clone(),
             draft_notes: None,
-        })
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! the real router on port 0.
 mod helpers;
 
+
 mod accounting;
 mod balances;
 mod cli;
@@ -20,6 +21,7 @@ mod sessions;
 mod simulator;
 mod slack;
 mod small_doors;
+mod statement;
 mod stripe;
 mod uploads;
 mod web;
