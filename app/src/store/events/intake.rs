@@ -4,6 +4,7 @@ use super::NewEvent;
 use crate::domain::events::Credit;
 use crate::store::{Db, StoreResult};
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 
 /// One event to store, and, for the common case of a new pack payment, the credit to write in
 /// the same commit (with the outcome text its processing row gets).
@@ -72,6 +73,50 @@ pub async fn store(db: &Db, job: &StoreJob) -> StoreResult<Stored> {
     Ok(store_batch(db, &[job]).await?[0])
 }
 
+/// PostgreSQL's batch statement (`store_batch_pg`). i: the batch's rows. ev: the events,
+/// insert-or-nothing. credit: for a new event carrying a credit, the ledger row,
+/// insert-or-nothing on its payment id, only if the contract exists and no purchase of ours
+/// disagrees with it (`PURCHASE_DIFFERS` says why), in contract order: the kept balances it
+/// moves (`contract_balances`) are locked in one order, so two batches crediting the same
+/// contracts never deadlock (the trigger moves them once per statement, itself in contract
+/// order: migration 0014). purchase: the credited payments' purchases become `succeeded`.
+/// processing: the new events' rows, finished where credited. facts: the credited payments
+/// that had refunds or disputes stored (migration 0013).
+const BATCH_PG: &str = "WITH i AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], \
+       $5::bigint[], $6::bytea[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], \
+       $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) \
+     AS t(event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+       request_headers, received_at, payload_sha256, lease_until, contract_id, payment_id, revisions, \
+       amount, currency, outcome)), \
+   ev AS (INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
+       payload, signature_header, request_headers, received_at, payload_sha256) \
+     SELECT event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
+       request_headers, received_at, payload_sha256 FROM i ORDER BY event_id \
+     ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
+   credit AS (INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, \
+       livemode, stripe_event_id, created_at, credited_by) \
+     SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, ev.event_id, i.received_at, \
+       'webhook' \
+     FROM i JOIN ev ON ev.event_id = i.event_id, contracts c \
+     WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
+       WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
+         OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
+     ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING RETURNING id, stripe_event_id, payment_id), \
+   purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = (SELECT MAX(received_at) FROM i) \
+     WHERE payment_intent_id = ANY (SELECT payment_id FROM credit) AND status <> 'succeeded'), \
+   processing AS (INSERT INTO stripe_event_processing \
+       (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
+     SELECT ev.event_id, CASE WHEN credit.id IS NULL THEN 'pending' ELSE 'processed' END, \
+       CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
+       CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
+       CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
+     FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id), \
+   facts AS MATERIALIZED (SELECT f.payment_id \
+     FROM facts_for_new_credits(ARRAY(SELECT payment_id FROM credit)) AS f(payment_id)) \
+ SELECT i.event_id, ev.event_id IS NOT NULL, credit.id, facts.payment_id IS NOT NULL FROM i \
+   LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id \
+   LEFT JOIN facts ON facts.payment_id = credit.payment_id";
+
 /// PostgreSQL: the whole batch in one statement, its rows passed as arrays (one round trip, one
 /// plan, set-based index work, instead of a statement per event). Data-modifying CTEs share a
 /// snapshot and commit together; foreign keys to the event rows inserted by `ev` are checked at
@@ -85,54 +130,10 @@ async fn store_batch_pg(
     jobs: &[&StoreJob],
     order: &[usize],
 ) -> StoreResult<Vec<Stored>> {
-    // i: the batch's rows. ev: the events, insert-or-nothing. credit: for a new event carrying
-    // a credit, the ledger row, insert-or-nothing on its payment id, only if the contract exists
-    // and no purchase of ours disagrees with it (`PURCHASE_DIFFERS` says why), in contract
-    // order: the kept balances it moves (`contract_balances`) are locked in one order, so two
-    // batches crediting the same contracts never deadlock (the trigger moves them once per
-    // statement, itself in contract order: migration 0014). purchase: the credited payments'
-    // purchases become `succeeded`. processing: the new events' rows, finished where credited.
-    // facts: the credited payments that had refunds or disputes stored (migration 0013).
-    const SQL: &str = "WITH i AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::text[], \
-           $5::bigint[], $6::bytea[], $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[], \
-           $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) \
-         AS t(event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
-           request_headers, received_at, payload_sha256, lease_until, contract_id, payment_id, revisions, \
-           amount, currency, outcome)), \
-       ev AS (INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
-           payload, signature_header, request_headers, received_at, payload_sha256) \
-         SELECT event_id, event_type, livemode, api_version, stripe_created, payload, signature_header, \
-           request_headers, received_at, payload_sha256 FROM i ORDER BY event_id \
-         ON CONFLICT (event_id) DO NOTHING RETURNING event_id), \
-       credit AS (INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, \
-           livemode, stripe_event_id, created_at, credited_by) \
-         SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, ev.event_id, i.received_at, \
-           'webhook' \
-         FROM i JOIN ev ON ev.event_id = i.event_id, contracts c \
-         WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
-           WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
-             OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
-         ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING RETURNING id, stripe_event_id, payment_id), \
-       purchase AS (UPDATE purchases SET status = 'succeeded', updated_at = (SELECT MAX(received_at) FROM i) \
-         WHERE payment_intent_id = ANY (SELECT payment_id FROM credit) AND status <> 'succeeded'), \
-       processing AS (INSERT INTO stripe_event_processing \
-           (event_id, status, attempts, next_attempt_at, processed_at, outcome) \
-         SELECT ev.event_id, CASE WHEN credit.id IS NULL THEN 'pending' ELSE 'processed' END, \
-           CASE WHEN credit.id IS NULL THEN 0 ELSE 1 END, i.lease_until, \
-           CASE WHEN credit.id IS NOT NULL THEN i.received_at END, \
-           CASE WHEN credit.id IS NOT NULL THEN i.outcome END \
-         FROM ev JOIN i ON i.event_id = ev.event_id LEFT JOIN credit ON credit.stripe_event_id = ev.event_id), \
-       facts AS MATERIALIZED (SELECT f.payment_id \
-         FROM facts_for_new_credits(ARRAY(SELECT payment_id FROM credit)) AS f(payment_id)) \
-     SELECT i.event_id, ev.event_id IS NOT NULL, credit.id, facts.payment_id IS NOT NULL FROM i \
-       LEFT JOIN ev ON ev.event_id = i.event_id LEFT JOIN credit ON credit.stripe_event_id = i.event_id \
-       LEFT JOIN facts ON facts.payment_id = credit.payment_id";
     let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
     let event = |f: fn(&NewEvent) -> String| jobs.iter().map(|j| f(&j.event)).collect::<Vec<_>>();
-    let credit = |f: fn(&(crate::domain::events::Credit, String)) -> String| {
-        jobs.iter().map(|j| j.credit.as_ref().map(f)).collect::<Vec<_>>()
-    };
-    let rows: Vec<(String, bool, Option<i64>, bool)> = sqlx::query_as(SQL)
+    let credit = |f: fn(&(Credit, String)) -> String| jobs.iter().map(|j| j.credit.as_ref().map(f)).collect::<Vec<_>>();
+    let rows: Vec<(String, bool, Option<i64>, bool)> = sqlx::query_as(BATCH_PG)
         .bind(event(|e| e.event_id.clone()))
         .bind(event(|e| e.event_type.clone()))
         .bind(jobs.iter().map(|j| j.event.livemode).collect::<Vec<_>>())
@@ -199,11 +200,25 @@ async fn store_batch_sqlite(
     jobs: &[&StoreJob],
     order: &[usize],
 ) -> StoreResult<Vec<Stored>> {
-    use std::collections::{HashMap, HashSet};
     let jobs: Vec<&StoreJob> = order.iter().map(|&i| jobs[i]).collect();
+    let new = insert_events_sqlite(&mut *conn, &jobs).await?;
+    let fresh: Vec<&StoreJob> = jobs.iter().copied().filter(|j| new.contains(&j.event.event_id)).collect();
+    let credited = credit_sqlite(&mut *conn, &fresh).await?;
+    insert_processing_sqlite(&mut *conn, &fresh, &credited).await?;
+    Ok(jobs
+        .iter()
+        .map(|j| match credited.get(&j.event.event_id) {
+            Some(&(ledger_id, earlier_facts)) => Stored::Credited { ledger_id, earlier_facts },
+            None if new.contains(&j.event.event_id) => Stored::Pending,
+            None => Stored::Duplicate,
+        })
+        .collect())
+}
 
-    // Each statement is written whole; only its VALUES list has one row per job (a text per
-    // batch size, each prepared once: `Db::connect` sizes the statement cache for them).
+/// `store_batch_sqlite`'s events, insert-or-nothing; the ids that were new. Each statement is
+/// written whole; only its VALUES list has one row per job (a text per batch size, each prepared
+/// once: `Db::connect` sizes the statement cache for them).
+async fn insert_events_sqlite(conn: &mut sqlx::SqliteConnection, jobs: &[&StoreJob]) -> StoreResult<HashSet<String>> {
     let rows = placeholder_rows(jobs.len(), 10);
     let sql = format!(
         "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
@@ -211,7 +226,7 @@ async fn store_batch_sqlite(
          VALUES {rows} ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     );
     let mut insert = sqlx::query_scalar::<_, String>(&sql);
-    for j in &jobs {
+    for j in jobs {
         let e = &j.event;
         insert = insert
             .bind(&e.event_id)
@@ -225,64 +240,76 @@ async fn store_batch_sqlite(
             .bind(e.received_at)
             .bind(&e.payload_sha256);
     }
-    let new: HashSet<String> = insert.fetch_all(&mut *conn).await?.into_iter().collect();
-    let fresh: Vec<&StoreJob> = jobs.iter().copied().filter(|j| new.contains(&j.event.event_id)).collect();
+    Ok(insert.fetch_all(&mut *conn).await?.into_iter().collect())
+}
 
-    let crediting: Vec<(&StoreJob, &crate::domain::events::Credit)> =
+/// `store_batch_sqlite`'s credits of the new events that carry one, and their purchases moved
+/// to `succeeded`: event id → (ledger row, whether earlier refunds or disputes must be settled).
+async fn credit_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    fresh: &[&StoreJob],
+) -> StoreResult<HashMap<String, (i64, bool)>> {
+    let crediting: Vec<(&StoreJob, &Credit)> =
         fresh.iter().filter_map(|j| j.credit.as_ref().map(|(c, _)| (*j, c))).collect();
-    // Event id → (ledger row, whether earlier refunds or disputes must be settled).
-    let mut credited: HashMap<String, (i64, bool)> = HashMap::new();
-    if !crediting.is_empty() {
-        // As PostgreSQL's `credit` (PURCHASE_DIFFERS above; contract order), returning whether
-        // refunds or disputes of the payment were stored before: read in this transaction,
-        // which is race-free here because SQLite's one writer stores refunds too, one
-        // transaction after another.
-        let rows = placeholder_rows(crediting.len(), 8);
-        let sql = format!(
-            "WITH i (contract_id, payment_id, revisions, amount, currency, livemode, event_id, received_at) \
-               AS (VALUES {rows}) \
-             INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, livemode, \
-               stripe_event_id, created_at, credited_by) \
-             SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, i.event_id, i.received_at, \
-               'webhook' \
-             FROM i, contracts c \
-             WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
-               WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
-                 OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
-             ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING \
-             RETURNING id, stripe_event_id, payment_id, EXISTS ( \
-               SELECT payment_id FROM payment_refunds WHERE payment_id = contract_revisions.payment_id \
-               UNION SELECT payment_id FROM payment_disputes WHERE payment_id = contract_revisions.payment_id)"
-        );
-        let mut insert = sqlx::query_as::<_, (i64, String, String, bool)>(&sql);
-        for (j, c) in &crediting {
-            insert = insert
-                .bind(c.contract_id)
-                .bind(&c.payment_id)
-                .bind(c.revisions)
-                .bind(c.amount.minor)
-                .bind(c.amount.currency.as_str())
-                .bind(c.livemode)
-                .bind(&j.event.event_id)
-                .bind(j.event.received_at);
-        }
-        let rows = insert.fetch_all(&mut *conn).await?;
-        if !rows.is_empty() {
-            let payments = placeholders(2, rows.len());
-            let sql = format!(
-                "UPDATE purchases SET status = 'succeeded', updated_at = $1 \
-                 WHERE payment_intent_id IN ({payments}) AND status <> 'succeeded'"
-            );
-            let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
-            let mut update = sqlx::query(&sql).bind(now);
-            for (_, _, payment_id, _) in &rows {
-                update = update.bind(payment_id);
-            }
-            update.execute(&mut *conn).await?;
-        }
-        credited = rows.into_iter().map(|(ledger_id, event_id, _, facts)| (event_id, (ledger_id, facts))).collect();
+    if crediting.is_empty() {
+        return Ok(HashMap::new());
     }
+    // As PostgreSQL's `credit` (PURCHASE_DIFFERS above; contract order), returning whether
+    // refunds or disputes of the payment were stored before: read in this transaction,
+    // which is race-free here because SQLite's one writer stores refunds too, one
+    // transaction after another.
+    let rows = placeholder_rows(crediting.len(), 8);
+    let sql = format!(
+        "WITH i (contract_id, payment_id, revisions, amount, currency, livemode, event_id, received_at) \
+           AS (VALUES {rows}) \
+         INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, livemode, \
+           stripe_event_id, created_at, credited_by) \
+         SELECT c.id, i.payment_id, i.revisions, i.amount, i.currency, i.livemode, i.event_id, i.received_at, \
+           'webhook' \
+         FROM i, contracts c \
+         WHERE c.id = i.contract_id AND NOT EXISTS (SELECT 1 FROM purchases p \
+           WHERE p.payment_intent_id = i.payment_id AND (p.revisions <> i.revisions OR p.amount <> i.amount \
+             OR p.currency <> i.currency OR p.contract_id <> i.contract_id)) \
+         ORDER BY c.id ON CONFLICT (payment_id) DO NOTHING \
+         RETURNING id, stripe_event_id, payment_id, EXISTS ( \
+           SELECT payment_id FROM payment_refunds WHERE payment_id = contract_revisions.payment_id \
+           UNION SELECT payment_id FROM payment_disputes WHERE payment_id = contract_revisions.payment_id)"
+    );
+    let mut insert = sqlx::query_as::<_, (i64, String, String, bool)>(&sql);
+    for (j, c) in &crediting {
+        insert = insert
+            .bind(c.contract_id)
+            .bind(&c.payment_id)
+            .bind(c.revisions)
+            .bind(c.amount.minor)
+            .bind(c.amount.currency.as_str())
+            .bind(c.livemode)
+            .bind(&j.event.event_id)
+            .bind(j.event.received_at);
+    }
+    let rows = insert.fetch_all(&mut *conn).await?;
+    if !rows.is_empty() {
+        let payments = placeholders(2, rows.len());
+        let sql = format!(
+            "UPDATE purchases SET status = 'succeeded', updated_at = $1 \
+             WHERE payment_intent_id IN ({payments}) AND status <> 'succeeded'"
+        );
+        let now = crediting.iter().map(|(j, _)| j.event.received_at).max();
+        let mut update = sqlx::query(&sql).bind(now);
+        for (_, _, payment_id, _) in &rows {
+            update = update.bind(payment_id);
+        }
+        update.execute(&mut *conn).await?;
+    }
+    Ok(rows.into_iter().map(|(ledger_id, event_id, _, facts)| (event_id, (ledger_id, facts))).collect())
+}
 
+/// `store_batch_sqlite`'s processing rows of the new events, finished where credited.
+async fn insert_processing_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    fresh: &[&StoreJob],
+    credited: &HashMap<String, (i64, bool)>,
+) -> StoreResult<()> {
     if !fresh.is_empty() {
         let rows = placeholder_rows(fresh.len(), 6);
         let sql = format!(
@@ -290,7 +317,7 @@ async fn store_batch_sqlite(
              VALUES {rows}"
         );
         let mut insert = sqlx::query(&sql);
-        for j in &fresh {
+        for j in fresh {
             let done = credited.contains_key(&j.event.event_id);
             insert = insert
                 .bind(&j.event.event_id)
@@ -302,12 +329,5 @@ async fn store_batch_sqlite(
         }
         insert.execute(&mut *conn).await?;
     }
-    Ok(jobs
-        .iter()
-        .map(|j| match credited.get(&j.event.event_id) {
-            Some(&(ledger_id, earlier_facts)) => Stored::Credited { ledger_id, earlier_facts },
-            None if new.contains(&j.event.event_id) => Stored::Pending,
-            None => Stored::Duplicate,
-        })
-        .collect())
+    Ok(())
 }
