@@ -331,6 +331,83 @@ pub fn entry(
     Some(Entry { keys, kind, revoked: delta, amount, note })
 }
 
+/// The status to keep for a refund reported as `incoming` when the store holds it as `held`
+/// (None: a refund not seen before; a held status this build cannot read counts as none).
+/// A status only moves forward, so a late or repeated event cannot undo a later one.
+pub fn merged_refund_status(held: Option<&str>, incoming: RefundStatus) -> RefundStatus {
+    match held.map(RefundStatus::parse) {
+        Some(Ok(held)) => held.merge(incoming),
+        _ => incoming,
+    }
+}
+
+/// `merged_refund_status` for a dispute.
+pub fn merged_dispute_status(held: Option<&str>, incoming: DisputeStatus) -> DisputeStatus {
+    match held.map(DisputeStatus::parse) {
+        Some(Ok(held)) => held.merge(incoming),
+        _ => incoming,
+    }
+}
+
+/// Whose payment a fact is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOwner {
+    /// Credited to this contract: its ledger follows the facts.
+    Contract(i64),
+    /// A Rate Card Landing Page payment: recorded against it, never a contract.
+    RateCard,
+    /// One of our purchases, not credited yet: booked when it is.
+    Uncredited(i64),
+    /// Not a payment we know.
+    Unknown,
+}
+
+/// The owner of a payment no contract has a credit for: a Rate Card payment's (whatever
+/// purchase shares its id), else the contract of our purchase, else no one we know.
+pub fn uncredited_owner(rate_card: bool, purchase_contract: Option<i64>) -> PaymentOwner {
+    match (rate_card, purchase_contract) {
+        (true, _) => PaymentOwner::RateCard,
+        (false, Some(contract)) => PaymentOwner::Uncredited(contract),
+        (false, None) => PaymentOwner::Unknown,
+    }
+}
+
+/// What the ledger already holds for one payment: `revoked` revisions in `rows` adjustment rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Booked {
+    pub revoked: i64,
+    pub rows: i64,
+}
+
+/// What a credited payment's facts, as merged now, ask of its ledger: all that booking them
+/// decides, so the store only reads the facts and writes this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// What the facts revoke and hold.
+    pub revocation: Revocation,
+    /// The revisions pending refunds hold, kept beside the payment so a balance sums them as it
+    /// sums an open dispute's (None: nothing is held, and no hold is kept).
+    pub hold: Option<i64>,
+    /// The adjustment row to book, if the ledger is short of the facts or `cause` must show.
+    pub entry: Option<Entry>,
+}
+
+/// Settles a credited payment: what its refunds and disputes revoke and hold now, against what
+/// the ledger `booked` before; `cause` is the fact just merged, if any (see `entry`).
+pub fn settlement(
+    payment_id: &str,
+    pack: &PaidPack,
+    refunds: &[RefundFact],
+    disputes: &[DisputeStatus],
+    cause: Option<Cause>,
+    booked: Booked,
+) -> Settlement {
+    let revocation = revocation(pack, refunds, disputes);
+    let hold = (revocation.refunding > 0).then_some(revocation.refunding);
+    let entry = entry(payment_id, cause, revocation.revoked, booked.revoked, booked.rows, pack.revisions);
+    Settlement { revocation, hold, entry }
+}
+
 /// What a refund an admin asks for should be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefundAsk {
@@ -444,399 +521,8 @@ impl PaymentMoment {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use DisputeStatus as D;
-    use RefundStatus as R;
+mod tests;
 
-    const PACK: PaidPack = PaidPack { amount: 15_000, revisions: 2 };
-
-    fn refund(amount: i64, status: RefundStatus) -> RefundFact {
-        RefundFact { amount, status }
-    }
-
-    #[test]
-    fn refunds_revoke_whole_revisions_by_the_payments_own_value() {
-        let revoked = |refunds: &[RefundFact]| revocation(&PACK, refunds, &[]).revoked;
-        assert_eq!(revoked(&[refund(15_000, R::Succeeded)]), 2, "a full refund takes the pack back");
-        assert_eq!(revoked(&[refund(7_500, R::Succeeded)]), 1, "$75 is one revision");
-        assert_eq!(revoked(&[refund(7_500, R::Succeeded), refund(7_500, R::Succeeded)]), 2);
-        assert_eq!(revoked(&[refund(10_000, R::Succeeded)]), 1, "$100 is one revision and change");
-        assert_eq!(revoked(&[refund(7_499, R::Succeeded)]), 0, "below one revision's value");
-        assert_eq!(revoked(&[refund(7_500, R::Pending)]), 0, "pending money has not gone back");
-        assert_eq!(revoked(&[refund(15_000, R::Failed)]), 0, "a failed refund counts for nothing");
-        // A pack bought at other terms is measured by its own: $100 for 3 revisions.
-        let odd = PaidPack { amount: 10_000, revisions: 3 };
-        assert_eq!(revocation(&odd, &[refund(3_334, R::Succeeded)], &[]).revoked, 1);
-        assert_eq!(revocation(&odd, &[refund(3_333, R::Succeeded)], &[]).revoked, 0);
-    }
-
-    #[test]
-    fn the_same_facts_in_any_order_give_the_same_revocation() {
-        let facts = [refund(7_500, R::Succeeded), refund(5_000, R::Failed), refund(2_500, R::Succeeded)];
-        let a = revocation(&PACK, &facts, &[D::UnderReview]);
-        let mut reversed = facts;
-        reversed.reverse();
-        assert_eq!(a, revocation(&PACK, &reversed, &[D::UnderReview]));
-        assert_eq!(a.revoked, 1);
-    }
-
-    #[test]
-    fn statuses_only_move_forward_whatever_order_events_arrive_in() {
-        assert_eq!(R::Succeeded.merge(R::Pending), R::Succeeded);
-        assert_eq!(R::Pending.merge(R::Succeeded), R::Succeeded);
-        assert_eq!(R::Failed.merge(R::Succeeded), R::Failed, "a late refund.created cannot undo refund.failed");
-        assert_eq!(R::Succeeded.merge(R::Failed), R::Failed);
-        assert_eq!(R::RequiresAction.merge(R::Pending), R::Pending);
-        assert_eq!(D::Lost.merge(D::NeedsResponse), D::Lost);
-        assert_eq!(D::NeedsResponse.merge(D::UnderReview), D::UnderReview);
-        assert_eq!(D::Won.merge(D::Lost), D::Won, "the first verdict stays");
-        assert_eq!(D::WarningClosed.merge(D::NeedsResponse), D::NeedsResponse, "an inquiry may escalate");
-        assert_eq!(D::NeedsResponse.merge(D::WarningClosed), D::NeedsResponse);
-    }
-
-    #[test]
-    fn a_pending_refund_holds_what_it_would_revoke_until_it_settles() {
-        let pending = revocation(&PACK, &[refund(7_500, R::Pending)], &[]);
-        assert_eq!((pending.revoked, pending.refunding), (0, 1), "held, not yet revoked");
-        let action = revocation(&PACK, &[refund(15_000, R::RequiresAction)], &[]);
-        assert_eq!((action.revoked, action.refunding), (0, 2));
-        let succeeded = revocation(&PACK, &[refund(7_500, R::Succeeded)], &[]);
-        assert_eq!((succeeded.revoked, succeeded.refunding), (1, 0), "revoked once it succeeds");
-        for released in [R::Failed, R::Canceled] {
-            let r = revocation(&PACK, &[refund(7_500, released)], &[]);
-            assert_eq!((r.revoked, r.refunding), (0, 0), "{released:?} releases the hold");
-        }
-        // $50 succeeded + $50 pending: the pending one completes the first revision's value.
-        let mixed = revocation(&PACK, &[refund(5_000, R::Succeeded), refund(5_000, R::Pending)], &[]);
-        assert_eq!((mixed.revoked, mixed.refunding), (0, 1));
-        // A status merged forward from pending to succeeded moves the revision from held to revoked.
-        let merged = R::Pending.merge(R::Succeeded);
-        assert_eq!(revocation(&PACK, &[refund(7_500, merged)], &[]).refunding, 0);
-        // An open dispute holds the whole pack already; a lost one revoked it.
-        let disputed = revocation(&PACK, &[refund(7_500, R::Pending)], &[D::NeedsResponse]);
-        assert_eq!(disputed.refunding, 0);
-        let lost = revocation(&PACK, &[refund(7_500, R::Pending)], &[D::Lost]);
-        assert_eq!((lost.revoked, lost.refunding), (2, 0));
-    }
-
-    #[test]
-    fn a_payments_moment_changes_with_every_refund_dispute_or_revocation() {
-        let m =
-            |refunds: &[RefundFact], disputes: &[DisputeStatus]| payment_moment(&PACK, refunds, disputes).fingerprint();
-        let quiet = m(&[], &[]);
-        assert_eq!(quiet, m(&[], &[]), "the same facts, the same moment");
-        let later = [
-            m(&[refund(100, R::Pending)], &[]),
-            m(&[refund(100, R::Succeeded)], &[]),
-            m(&[refund(100, R::Failed)], &[]),
-            m(&[refund(100, R::Failed), refund(100, R::Pending)], &[]),
-            m(&[], &[D::WarningNeedsResponse]),
-            m(&[], &[D::WarningClosed]),
-            m(&[], &[D::Lost]),
-        ];
-        let mut seen = vec![quiet];
-        for x in later {
-            assert!(!seen.contains(&x), "{x} repeats an earlier moment");
-            seen.push(x);
-        }
-        assert!(m(&[], &[D::Won]).len() <= 200, "fits the column");
-    }
-
-    #[test]
-    fn disputes_hold_while_open_and_revoke_when_lost() {
-        let open = revocation(&PACK, &[], &[D::NeedsResponse]);
-        assert!(open.disputed && !open.lost && open.revoked == 0);
-        let lost = revocation(&PACK, &[], &[D::Lost]);
-        assert!(!lost.disputed && lost.lost && lost.revoked == 2);
-        for released in [D::Won, D::WarningClosed] {
-            let r = revocation(&PACK, &[], &[released]);
-            assert!(!r.disputed && r.revoked == 0, "{released:?}");
-        }
-    }
-
-    #[test]
-    fn a_refund_racing_a_lost_dispute_never_revokes_more_than_the_pack() {
-        let r = revocation(&PACK, &[refund(15_000, R::Succeeded)], &[D::Lost]);
-        assert_eq!(r.revoked, 2);
-        let r = revocation(&PACK, &[refund(7_500, R::Succeeded)], &[D::Lost]);
-        assert_eq!(r.revoked, 2);
-    }
-
-    #[test]
-    fn an_admin_refund_is_planned_in_whole_revisions_and_never_past_what_remains() {
-        let none = revocation(&PACK, &[], &[]);
-        assert_eq!(plan_refund(&PACK, &[], &none, RefundAsk::Full), Ok(RefundPlan { amount: 15_000, revisions: 2 }));
-        assert_eq!(
-            plan_refund(&PACK, &[], &none, RefundAsk::Revisions(1)),
-            Ok(RefundPlan { amount: 7_500, revisions: 1 })
-        );
-        assert!(plan_refund(&PACK, &[], &none, RefundAsk::Revisions(3)).unwrap_err().contains("only 2 revisions"));
-        assert!(plan_refund(&PACK, &[], &none, RefundAsk::Revisions(0)).is_err());
-        // After a $50 refund (no revision yet), one more revision needs $25 more.
-        let facts = [refund(5_000, R::Succeeded)];
-        let r = revocation(&PACK, &facts, &[]);
-        assert_eq!(
-            plan_refund(&PACK, &facts, &r, RefundAsk::Revisions(1)),
-            Ok(RefundPlan { amount: 2_500, revisions: 1 })
-        );
-        assert_eq!(plan_refund(&PACK, &facts, &r, RefundAsk::Full), Ok(RefundPlan { amount: 10_000, revisions: 2 }));
-        // A pending $75 speaks for one revision already: only one more can be refunded.
-        let facts = [refund(7_500, R::Pending)];
-        let r = revocation(&PACK, &facts, &[]);
-        assert!(plan_refund(&PACK, &facts, &r, RefundAsk::Revisions(2)).unwrap_err().contains("only 1 revision "));
-        // Fully refunded: nothing left; a pending refund already reserves its amount.
-        let facts = [refund(15_000, R::Pending)];
-        let r = revocation(&PACK, &facts, &[]);
-        assert!(plan_refund(&PACK, &facts, &r, RefundAsk::Full).unwrap_err().contains("nothing is left"));
-        // Disputed: Stripe would refuse; say what to do instead.
-        let r = revocation(&PACK, &[], &[D::NeedsResponse]);
-        assert!(plan_refund(&PACK, &[], &r, RefundAsk::Full).unwrap_err().contains("disputed"));
-    }
-}
-
-/// The money rules under any delivery: a payment's events (its success, refunds created,
-/// updated, failed, `charge.refunded`, disputes opened, moved and closed, early fraud warnings)
-/// folded through the rules above in any order, any number of times, book the same ledger as in
-/// order, never let the contract spend what the payment's refunds and disputes speak for, and
-/// never book anything twice. The fold is what `store::adjustments::book` does around these
-/// rules: merge the fact, recompute, book the domain's `entry` under its first free key.
+/// The money rules under any delivery, folded as `store::adjustments::book` folds them.
 #[cfg(test)]
-mod properties {
-    use super::*;
-    use crate::domain::RevisionBalance;
-    use proptest::prelude::*;
-    use std::collections::BTreeMap;
-    use DisputeStatus as D;
-    use RefundStatus as R;
-
-    const PACK: PaidPack = PaidPack { amount: 15_000, revisions: 2 };
-    const BASE: i64 = 3;
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Event {
-        /// `payment_intent.succeeded`: the pack is credited.
-        Succeeded,
-        /// `refund.created` / `refund.updated` / `refund.failed` / `charge.refund.updated`.
-        Refund { id: usize, amount: i64, status: RefundStatus },
-        /// `charge.refunded`: the payment's refunds as Stripe lists them when it is processed,
-        /// which is at least as far along as when it was sent.
-        ChargeRefunded(Vec<(usize, i64, RefundStatus)>),
-        /// `charge.dispute.created` / `.updated` / `.closed`.
-        Dispute { id: usize, status: DisputeStatus },
-        /// `radar.early_fraud_warning.created`: recorded, never booked.
-        FraudWarning,
-    }
-
-    #[derive(Debug, Clone, Default, PartialEq)]
-    struct Book {
-        credited: bool,
-        refunds: BTreeMap<usize, (i64, RefundStatus)>,
-        disputes: BTreeMap<usize, DisputeStatus>,
-        /// The payment's adjustment rows: cause key → revisions revoked (negative: given back).
-        rows: BTreeMap<String, i64>,
-    }
-
-    impl Book {
-        fn refund_facts(&self) -> Vec<RefundFact> {
-            self.refunds.values().map(|&(amount, status)| RefundFact { amount, status }).collect()
-        }
-        fn dispute_facts(&self) -> Vec<DisputeStatus> {
-            self.disputes.values().copied().collect()
-        }
-        fn target(&self) -> Revocation {
-            revocation(&PACK, &self.refund_facts(), &self.dispute_facts())
-        }
-        fn booked(&self) -> i64 {
-            self.rows.values().sum()
-        }
-        fn merge_refund(&mut self, id: usize, amount: i64, status: RefundStatus) -> Option<Cause> {
-            let merged = self.refunds.get(&id).map_or(status, |&(_, held)| held.merge(status));
-            self.refunds.insert(id, (amount, merged));
-            refund_cause(&format!("re_{id}"), amount, merged)
-        }
-        fn apply(&mut self, e: &Event) {
-            match e {
-                Event::Succeeded => {
-                    self.credited = true;
-                    self.settle(None);
-                }
-                Event::Refund { id, amount, status } => {
-                    let cause = self.merge_refund(*id, *amount, *status);
-                    self.settle(cause);
-                }
-                Event::ChargeRefunded(listed) => {
-                    for &(id, amount, status) in listed {
-                        let cause = self.merge_refund(id, amount, status);
-                        self.settle(cause);
-                    }
-                }
-                Event::Dispute { id, status } => {
-                    let merged = self.disputes.get(id).map_or(*status, |held| held.merge(*status));
-                    self.disputes.insert(*id, merged);
-                    let cause = dispute_cause(&format!("du_{id}"), 15_000, merged, None);
-                    self.settle(cause);
-                }
-                Event::FraudWarning => {}
-            }
-        }
-        fn settle(&mut self, cause: Option<Cause>) {
-            if !self.credited {
-                return; // kept, booked when the credit lands
-            }
-            let target = self.target();
-            let Some(entry) =
-                entry("pi_1", cause, target.revoked, self.booked(), self.rows.len() as i64, PACK.revisions)
-            else {
-                return;
-            };
-            if let Some(key) = entry.keys.into_iter().find(|k| !self.rows.contains_key(k)) {
-                self.rows.insert(key, entry.revoked);
-            }
-        }
-        fn balance(&self) -> RevisionBalance {
-            let r = self.target();
-            let purchased = if self.credited { PACK.revisions } else { 0 };
-            let disputed = if self.credited && r.disputed { PACK.revisions - self.booked() } else { 0 };
-            let refunding = if self.credited { r.refunding } else { 0 };
-            RevisionBalance { base: BASE, purchased, revoked: self.booked(), requested: 0, disputed, refunding }
-        }
-    }
-
-    /// One refund's life as Stripe can report it.
-    fn refund_life() -> impl Strategy<Value = Vec<RefundStatus>> {
-        prop_oneof![
-            Just(vec![R::Succeeded]),
-            Just(vec![R::Pending]),
-            Just(vec![R::Pending, R::Succeeded]),
-            Just(vec![R::Pending, R::Failed]),
-            Just(vec![R::Pending, R::Canceled]),
-            Just(vec![R::Succeeded, R::Failed]),
-            Just(vec![R::RequiresAction, R::Pending, R::Succeeded]),
-        ]
-    }
-
-    /// One dispute's life.
-    fn dispute_life() -> impl Strategy<Value = Vec<DisputeStatus>> {
-        prop_oneof![
-            Just(vec![D::NeedsResponse]),
-            Just(vec![D::NeedsResponse, D::UnderReview]),
-            Just(vec![D::NeedsResponse, D::UnderReview, D::Won]),
-            Just(vec![D::NeedsResponse, D::UnderReview, D::Lost]),
-            Just(vec![D::NeedsResponse, D::Lost]),
-            Just(vec![D::WarningNeedsResponse, D::WarningUnderReview, D::WarningClosed]),
-            Just(vec![D::WarningNeedsResponse, D::NeedsResponse, D::Lost]),
-        ]
-    }
-
-    /// A payment's events in the order Stripe sends them: the success, then each refund's
-    /// statuses (each followed by `charge.refunded` as Stripe lists the refunds then), the
-    /// disputes' and maybe a fraud warning, interleaved as `order` says.
-    fn story() -> impl Strategy<Value = Vec<Event>> {
-        (
-            prop::collection::vec((1i64..=5_000, refund_life()), 0..=3),
-            prop::collection::vec(dispute_life(), 0..=1),
-            any::<bool>(),
-            any::<u64>(),
-        )
-            .prop_map(|(refunds, disputes, warning, seed)| {
-                // Each life is a queue; `seed` picks which queue speaks next, so lives interleave.
-                let mut queues: Vec<Vec<Event>> = Vec::new();
-                for (id, (amount, life)) in refunds.iter().enumerate() {
-                    queues.push(life.iter().map(|&status| Event::Refund { id, amount: *amount, status }).collect());
-                }
-                for (id, life) in disputes.iter().enumerate() {
-                    queues.push(life.iter().map(|&status| Event::Dispute { id, status }).collect());
-                }
-                if warning {
-                    queues.push(vec![Event::FraudWarning]);
-                }
-                let mut events = vec![Event::Succeeded];
-                let mut now: BTreeMap<usize, (i64, RefundStatus)> = BTreeMap::new();
-                let mut pick = seed;
-                while queues.iter().any(|q| !q.is_empty()) {
-                    let live: Vec<usize> = (0..queues.len()).filter(|&i| !queues[i].is_empty()).collect();
-                    let q = live[(pick % live.len() as u64) as usize];
-                    pick = pick.rotate_left(7) ^ 0x9e37_79b9_7f4a_7c15;
-                    let e = queues[q].remove(0);
-                    if let Event::Refund { id, amount, status } = e {
-                        now.insert(id, (amount, status));
-                        events.push(e);
-                        events.push(Event::ChargeRefunded(now.iter().map(|(&i, &(a, s))| (i, a, s)).collect()));
-                    } else {
-                        events.push(e);
-                    }
-                }
-                events
-            })
-    }
-
-    /// A story and a delivery of it: shuffled, with some events delivered more than once.
-    fn delivery() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
-        story().prop_flat_map(|events| {
-            let n = events.len();
-            let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
-            let copies = prop::collection::vec((0..n, 0..=n), 0..=n);
-            (Just(events), order, copies).prop_map(|(events, order, copies)| {
-                let mut delivered: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
-                for (which, at) in copies {
-                    let at = at.min(delivered.len());
-                    delivered.insert(at, events[which].clone());
-                }
-                (events, delivered)
-            })
-        })
-    }
-
-    /// What the facts speak for: revisions the contract must not be able to spend.
-    fn spoken_for(book: &Book) -> i64 {
-        if !book.credited {
-            return 0;
-        }
-        let r = book.target();
-        let reserved: i64 = book.refund_facts().iter().filter(|f| f.status.reserves_amount()).map(|f| f.amount).sum();
-        if r.disputed || r.lost {
-            PACK.revisions
-        } else {
-            PACK.revisions_refunded(reserved).max(r.revoked)
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        #[test]
-        fn any_order_and_any_repetition_of_a_payments_events_books_the_same_ledger((events, delivered) in delivery()) {
-            let mut in_order = Book::default();
-            for e in &events {
-                in_order.apply(e);
-            }
-            prop_assert_eq!(in_order.booked(), in_order.target().revoked, "in order, the ledger follows the rule");
-
-            let mut book = Book::default();
-            for e in &delivered {
-                book.apply(e);
-                // Nothing is booked twice: the same event again changes nothing.
-                let before = book.clone();
-                book.apply(e);
-                prop_assert_eq!(&book, &before, "a repeated {:?} booked again", e);
-                // The ledger never strays from the facts, nor from what the pack granted.
-                let booked = book.booked();
-                prop_assert!((0..=PACK.revisions).contains(&booked), "booked {}", booked);
-                if book.credited {
-                    prop_assert_eq!(booked, book.target().revoked);
-                }
-                // Available never exceeds what the payment allows.
-                let b = book.balance();
-                let allowed = BASE + if book.credited { PACK.revisions - spoken_for(&book) } else { 0 };
-                prop_assert!(b.spendable() <= allowed, "spendable {} > allowed {} after {:?}: {:?}", b.spendable(), allowed, e, b);
-            }
-            // The same end: facts, revocation, holds and Σ booked.
-            prop_assert_eq!(&book.refunds, &in_order.refunds);
-            prop_assert_eq!(&book.disputes, &in_order.disputes);
-            prop_assert_eq!(book.target(), in_order.target());
-            prop_assert_eq!(book.booked(), in_order.booked());
-            prop_assert_eq!(book.balance(), in_order.balance());
-        }
-    }
-}
+mod properties;

@@ -5,15 +5,16 @@
 //!
 //! `book` is the one function that changes them, whoever calls (a webhook, the admin's refund,
 //! reconciliation, a late credit): in one transaction it takes the payment's lock, merges the
-//! new fact, recomputes what the payment's facts revoke (`domain::adjustments::revocation`) and
+//! new fact, has the domain settle the payment's facts (`domain::adjustments::settlement`) and
 //! books the difference with what the ledger already holds as one row keyed by its cause. The
 //! lock serialises everything that moves one payment's revisions (PostgreSQL: a transaction
 //! advisory lock on the payment id, which exists even when no row does yet; SQLite: the
 //! database write lock of BEGIN IMMEDIATE), so concurrent events cannot book a difference twice.
-use super::{read_pool, write_tx, Db, Dialect, StoreResult};
+use super::{on, Db, Dialect, StoreResult, Tx};
+pub use crate::domain::adjustments::PaymentOwner;
 use crate::domain::adjustments::{
-    dispute_cause, entry, refund_cause, revocation, Cause, DisputeStatus, PaidPack, RefundFact, RefundStatus,
-    Revocation,
+    dispute_cause, merged_dispute_status, merged_refund_status, refund_cause, settlement, uncredited_owner, Booked,
+    Cause, DisputeStatus, Entry, PaidPack, RefundFact, RefundStatus, Revocation,
 };
 use chrono::{DateTime, Utc};
 
@@ -90,19 +91,6 @@ impl BookedBy {
     }
 }
 
-/// Whose payment a fact is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentOwner {
-    /// Credited to this contract: its ledger follows the facts.
-    Contract(i64),
-    /// A Rate Card Landing Page payment: recorded against it, never a contract.
-    RateCard,
-    /// One of our purchases, not credited yet: booked when it is.
-    Uncredited(i64),
-    /// Not a payment we know.
-    Unknown,
-}
-
 /// What `book` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Booking {
@@ -123,7 +111,10 @@ struct CreditRow {
     currency: String,
 }
 
-/// Merges `fact` and books what it changes, in one transaction (see the module's doc).
+/// Merges `fact` and books what it changes, in one transaction (see the module's doc): the
+/// store reads the payment's facts under its lock, the domain decides (`settlement`), the store
+/// writes what it decided. A fact about a payment no contract has a credit for is kept all the
+/// same (committed), to be booked when the payment is credited.
 pub async fn book(
     db: &Db,
     fact: &Fact,
@@ -131,212 +122,253 @@ pub async fn book(
     event_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<Booking> {
-    let payment_id = fact.payment_id().to_string();
-    // The body is a labelled block: an early answer `break`s out of it and still commits the
-    // fact merged above (a `return` would leave the transaction uncommitted).
-    write_tx!(db, |tx, dialect| 'book: {
-        if dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(&payment_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // 1. Merge the fact. A status only moves forward, decided by the domain, so a late or
-        //    repeated event cannot undo a later one.
-        let cause: Option<Cause> = match fact {
-            Fact::Refund(r) => {
-                let held: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM payment_refunds WHERE refund_id = $1")
-                        .bind(&r.refund_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let status = match held.as_deref().map(RefundStatus::parse) {
-                    Some(Ok(held)) => held.merge(r.status),
-                    _ => r.status,
-                };
-                sqlx::query(
-                    "INSERT INTO payment_refunds (refund_id, payment_id, charge_id, amount, currency, status, reason, \
-                     livemode, requested_by, note, first_seen, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-                     ON CONFLICT (refund_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
-                     charge_id = COALESCE(payment_refunds.charge_id, excluded.charge_id), \
-                     requested_by = COALESCE(payment_refunds.requested_by, excluded.requested_by), \
-                     note = COALESCE(payment_refunds.note, excluded.note)",
-                )
-                .bind(&r.refund_id)
-                .bind(&r.payment_id)
-                .bind(&r.charge_id)
-                .bind(r.amount)
-                .bind(&r.currency)
-                .bind(status.as_str())
-                .bind(&r.reason)
-                .bind(r.livemode)
-                .bind(&r.requested_by)
-                .bind(&r.note)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                refund_cause(&r.refund_id, r.amount, status)
-            }
-            Fact::Dispute(d) => {
-                let held: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM payment_disputes WHERE dispute_id = $1")
-                        .bind(&d.dispute_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let status = match held.as_deref().map(DisputeStatus::parse) {
-                    Some(Ok(held)) => held.merge(d.status),
-                    _ => d.status,
-                };
-                sqlx::query(
-                    "INSERT INTO payment_disputes (dispute_id, payment_id, charge_id, amount, currency, status, is_open, \
-                     reason, livemode, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-                     ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, is_open = excluded.is_open, \
-                     amount = excluded.amount, \
-                     updated_at = CASE WHEN payment_disputes.status = excluded.status \
-                                  THEN payment_disputes.updated_at ELSE excluded.updated_at END",
-                )
-                .bind(&d.dispute_id)
-                .bind(&d.payment_id)
-                .bind(&d.charge_id)
-                .bind(d.amount)
-                .bind(&d.currency)
-                .bind(status.as_str())
-                .bind(status.is_open())
-                .bind(&d.reason)
-                .bind(d.livemode)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                dispute_cause(&d.dispute_id, d.amount, status, d.reason.as_deref())
-            }
-            Fact::Settle { .. } => None,
-        };
+    let payment_id = fact.payment_id();
+    let mut tx = db.begin().await?;
+    lock_payment(&mut tx, payment_id).await?;
+    // 1. Merge the fact: what it causes is judged by its merged status.
+    let cause = match fact {
+        Fact::Refund(r) => merge_refund(&mut tx, r, now).await?,
+        Fact::Dispute(d) => merge_dispute(&mut tx, d, now).await?,
+        Fact::Settle { .. } => None,
+    };
+    // 2. Whose payment is it? Only a contract's credit has a ledger to follow the facts.
+    let booking = match credit(&mut tx, payment_id).await? {
+        Some(credit) => settle_credit(&mut tx, payment_id, &credit, cause, booked_by, event_id, now).await?,
+        None => Booking {
+            owner: uncredited_owner_of(&mut tx, payment_id).await?,
+            revocation: None,
+            revoked_now: 0,
+            adjustment_id: None,
+        },
+    };
+    tx.commit().await?;
+    Ok(booking)
+}
 
-        // 2. Whose payment is it?
-        let credit: Option<CreditRow> = sqlx::query_as(
-            "SELECT contract_id, revisions, amount, currency FROM contract_revisions WHERE payment_id = $1",
-        )
-        .bind(&payment_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(credit) = credit else {
-            let external: Option<String> =
-                sqlx::query_scalar("SELECT payment_id FROM external_payments WHERE payment_id = $1")
-                    .bind(&payment_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let purchase: Option<i64> =
-                sqlx::query_scalar("SELECT contract_id FROM purchases WHERE payment_intent_id = $1")
-                    .bind(&payment_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let owner = match (external, purchase) {
-                (Some(_), _) => PaymentOwner::RateCard,
-                (None, Some(contract)) => PaymentOwner::Uncredited(contract),
-                (None, None) => PaymentOwner::Unknown,
-            };
-            break 'book Ok(Booking { owner, revocation: None, revoked_now: 0, adjustment_id: None });
-        };
+/// Serialises everything that moves one payment's revisions until the transaction ends. On
+/// PostgreSQL a transaction advisory lock on the payment id, which exists even when no row does
+/// yet; SQLite's BEGIN IMMEDIATE already holds the database's write lock.
+async fn lock_payment(tx: &mut Tx, payment_id: &str) -> StoreResult<()> {
+    if tx.dialect() == Dialect::Postgres {
+        on!(tx.conn(), |c| {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(payment_id).execute(c).await?;
+        });
+    }
+    Ok(())
+}
 
-        // 3. What all the facts revoke now, against what the ledger already holds.
-        let refunds: Vec<(i64, String)> =
-            sqlx::query_as("SELECT amount, status FROM payment_refunds WHERE payment_id = $1")
-                .bind(&payment_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        let disputes: Vec<String> = sqlx::query_scalar("SELECT status FROM payment_disputes WHERE payment_id = $1")
-            .bind(&payment_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let refunds: Vec<RefundFact> = refunds
-            .into_iter()
-            .filter_map(|(amount, s)| RefundStatus::parse(&s).ok().map(|status| RefundFact { amount, status }))
-            .collect();
-        let disputes: Vec<DisputeStatus> = disputes.iter().filter_map(|s| DisputeStatus::parse(s).ok()).collect();
-        let pack = PaidPack { amount: credit.amount, revisions: credit.revisions };
-        let target = revocation(&pack, &refunds, &disputes);
-        // What pending refunds hold is the domain's figure, kept beside the payment so a
-        // balance sums it like an open dispute's; rewritten under the payment's lock, here only.
-        if target.refunding > 0 {
-            sqlx::query(
-                "INSERT INTO refund_holds (payment_id, contract_id, revisions, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (payment_id) DO UPDATE SET revisions = excluded.revisions, updated_at = excluded.updated_at",
-            )
-            .bind(&payment_id)
-            .bind(credit.contract_id)
-            .bind(target.refunding)
+/// Merges a refund into `payment_refunds` (its status by the domain's rule) and returns what
+/// its merged status causes.
+async fn merge_refund(tx: &mut Tx, r: &RefundRecord, now: DateTime<Utc>) -> StoreResult<Option<Cause>> {
+    const HELD: &str = "SELECT status FROM payment_refunds WHERE refund_id = $1";
+    const UPSERT: &str = "INSERT INTO payment_refunds (refund_id, payment_id, charge_id, amount, currency, status, \
+           reason, livemode, requested_by, note, first_seen, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+         ON CONFLICT (refund_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
+           charge_id = COALESCE(payment_refunds.charge_id, excluded.charge_id), \
+           requested_by = COALESCE(payment_refunds.requested_by, excluded.requested_by), \
+           note = COALESCE(payment_refunds.note, excluded.note)";
+    let held: Option<String> =
+        on!(tx.conn(), |c| sqlx::query_scalar(HELD).bind(&r.refund_id).fetch_optional(c).await?);
+    let status = merged_refund_status(held.as_deref(), r.status);
+    on!(tx.conn(), |c| {
+        sqlx::query(UPSERT)
+            .bind(&r.refund_id)
+            .bind(&r.payment_id)
+            .bind(&r.charge_id)
+            .bind(r.amount)
+            .bind(&r.currency)
+            .bind(status.as_str())
+            .bind(&r.reason)
+            .bind(r.livemode)
+            .bind(&r.requested_by)
+            .bind(&r.note)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(c)
             .await?;
-        } else {
-            sqlx::query("DELETE FROM refund_holds WHERE payment_id = $1").bind(&payment_id).execute(&mut *tx).await?;
+    });
+    Ok(refund_cause(&r.refund_id, r.amount, status))
+}
+
+/// Merges a dispute into `payment_disputes`; its `updated_at` moves only with its status (a
+/// lost dispute counts against revenue on the day it was lost).
+async fn merge_dispute(tx: &mut Tx, d: &DisputeRecord, now: DateTime<Utc>) -> StoreResult<Option<Cause>> {
+    const HELD: &str = "SELECT status FROM payment_disputes WHERE dispute_id = $1";
+    const UPSERT: &str = "INSERT INTO payment_disputes (dispute_id, payment_id, charge_id, amount, currency, status, \
+           is_open, reason, livemode, first_seen, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         ON CONFLICT (dispute_id) DO UPDATE SET status = excluded.status, is_open = excluded.is_open, \
+           amount = excluded.amount, \
+           updated_at = CASE WHEN payment_disputes.status = excluded.status \
+                        THEN payment_disputes.updated_at ELSE excluded.updated_at END";
+    let held: Option<String> =
+        on!(tx.conn(), |c| sqlx::query_scalar(HELD).bind(&d.dispute_id).fetch_optional(c).await?);
+    let status = merged_dispute_status(held.as_deref(), d.status);
+    on!(tx.conn(), |c| {
+        sqlx::query(UPSERT)
+            .bind(&d.dispute_id)
+            .bind(&d.payment_id)
+            .bind(&d.charge_id)
+            .bind(d.amount)
+            .bind(&d.currency)
+            .bind(status.as_str())
+            .bind(status.is_open())
+            .bind(&d.reason)
+            .bind(d.livemode)
+            .bind(now)
+            .execute(c)
+            .await?;
+    });
+    Ok(dispute_cause(&d.dispute_id, d.amount, status, d.reason.as_deref()))
+}
+
+async fn credit(tx: &mut Tx, payment_id: &str) -> StoreResult<Option<CreditRow>> {
+    const SQL: &str = "SELECT contract_id, revisions, amount, currency FROM contract_revisions WHERE payment_id = $1";
+    Ok(on!(tx.conn(), |c| sqlx::query_as::<_, CreditRow>(SQL).bind(payment_id).fetch_optional(c).await?))
+}
+
+/// Whose a payment without a credit is (the domain's `uncredited_owner`).
+async fn uncredited_owner_of(tx: &mut Tx, payment_id: &str) -> StoreResult<PaymentOwner> {
+    const RATE_CARD: &str = "SELECT payment_id FROM external_payments WHERE payment_id = $1";
+    const PURCHASE: &str = "SELECT contract_id FROM purchases WHERE payment_intent_id = $1";
+    let (rate_card, purchase): (Option<String>, Option<i64>) = on!(tx.conn(), |c| (
+        sqlx::query_scalar(RATE_CARD).bind(payment_id).fetch_optional(&mut *c).await?,
+        sqlx::query_scalar(PURCHASE).bind(payment_id).fetch_optional(&mut *c).await?,
+    ));
+    Ok(uncredited_owner(rate_card.is_some(), purchase))
+}
+
+/// 3 and 4: for a credited payment, reads all its facts and what its ledger holds, and writes
+/// what the domain's `settlement` of them says: the pending refunds' hold, and the difference
+/// booked as one row keyed by its cause.
+async fn settle_credit(
+    tx: &mut Tx,
+    payment_id: &str,
+    credit: &CreditRow,
+    cause: Option<Cause>,
+    booked_by: BookedBy,
+    event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Booking> {
+    let (refunds, disputes) = facts(tx, payment_id).await?;
+    let booked = booked(tx, payment_id).await?;
+    let pack = PaidPack { amount: credit.amount, revisions: credit.revisions };
+    let settled = settlement(payment_id, &pack, &refunds, &disputes, cause, booked);
+    write_hold(tx, payment_id, credit.contract_id, settled.hold, now).await?;
+    let adjustment_id = match &settled.entry {
+        Some(entry) => {
+            let row = AdjustmentRow { contract_id: credit.contract_id, payment_id, currency: &credit.currency };
+            insert_adjustment(tx, &row, entry, booked_by, event_id, now).await?
         }
-        let (held, booked): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(revoked), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
-             FROM revision_adjustments WHERE payment_id = $1",
-        )
-        .bind(&payment_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        // 4. Book the difference as one row keyed by its cause (the domain's `entry`).
-        let Some(entry) = entry(&payment_id, cause, target.revoked, held, booked, credit.revisions) else {
-            break 'book Ok(Booking {
-                owner: PaymentOwner::Contract(credit.contract_id),
-                revocation: Some(target),
-                revoked_now: 0,
-                adjustment_id: None,
-            });
-        };
-        let insert = "INSERT INTO revision_adjustments (contract_id, payment_id, cause_key, kind, revoked, amount, \
-             currency, booked_by, stripe_event_id, note, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (cause_key) DO NOTHING RETURNING id";
-        let mut adjustment_id: Option<i64> = None;
-        for key in &entry.keys {
-            adjustment_id = sqlx::query_scalar(insert)
-                .bind(credit.contract_id)
-                .bind(&payment_id)
-                .bind(key)
-                .bind(entry.kind.as_str())
-                .bind(entry.revoked)
-                .bind(entry.amount)
-                .bind(&credit.currency)
-                .bind(booked_by.as_str())
-                .bind(event_id)
-                .bind(&entry.note)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if adjustment_id.is_some() {
-                break;
-            }
-        }
-        let delta = entry.revoked;
-        Ok(Booking {
-            owner: PaymentOwner::Contract(credit.contract_id),
-            revocation: Some(target),
-            revoked_now: if adjustment_id.is_some() { delta } else { 0 },
-            adjustment_id,
-        })
+        None => None,
+    };
+    Ok(Booking {
+        owner: PaymentOwner::Contract(credit.contract_id),
+        revocation: Some(settled.revocation),
+        revoked_now: match (&settled.entry, adjustment_id) {
+            (Some(entry), Some(_)) => entry.revoked,
+            _ => 0,
+        },
+        adjustment_id,
     })
 }
 
-/// The payments, of those `matching` (the rest of a condition on `payment_id`: `"= $1"`,
-/// `"= contract_revisions.payment_id"`), that have refunds or disputes stored: a new credit for
-/// one must settle them. PostgreSQL's intake reads the same in `facts_for_new_credits`
-/// (migration 0013), which needs a function of its own for its fresh snapshot.
-pub(crate) fn known_facts_sql(matching: &str) -> String {
-    format!(
-        "SELECT payment_id FROM payment_refunds WHERE payment_id {matching} \
-         UNION SELECT payment_id FROM payment_disputes WHERE payment_id {matching}"
-    )
+/// A payment's refunds and disputes as stored (a status this build cannot read is left out).
+async fn facts(tx: &mut Tx, payment_id: &str) -> StoreResult<(Vec<RefundFact>, Vec<DisputeStatus>)> {
+    const REFUNDS: &str = "SELECT amount, status FROM payment_refunds WHERE payment_id = $1";
+    const DISPUTES: &str = "SELECT status FROM payment_disputes WHERE payment_id = $1";
+    let (refunds, disputes): (Vec<(i64, String)>, Vec<String>) = on!(tx.conn(), |c| (
+        sqlx::query_as(REFUNDS).bind(payment_id).fetch_all(&mut *c).await?,
+        sqlx::query_scalar(DISPUTES).bind(payment_id).fetch_all(&mut *c).await?,
+    ));
+    let refunds = refunds
+        .into_iter()
+        .filter_map(|(amount, s)| RefundStatus::parse(&s).ok().map(|status| RefundFact { amount, status }))
+        .collect();
+    let disputes = disputes.iter().filter_map(|s| DisputeStatus::parse(s).ok()).collect();
+    Ok((refunds, disputes))
+}
+
+/// What the payment's adjustment rows already revoke, and how many there are.
+async fn booked(tx: &mut Tx, payment_id: &str) -> StoreResult<Booked> {
+    const SQL: &str = "SELECT CAST(COALESCE(SUM(revoked), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+         FROM revision_adjustments WHERE payment_id = $1";
+    let (revoked, rows): (i64, i64) = on!(tx.conn(), |c| sqlx::query_as(SQL).bind(payment_id).fetch_one(c).await?);
+    Ok(Booked { revoked, rows })
+}
+
+/// Keeps what pending refunds hold beside the payment (`Settlement::hold`), or removes the hold
+/// when they hold nothing: rewritten under the payment's lock, here only.
+async fn write_hold(
+    tx: &mut Tx,
+    payment_id: &str,
+    contract_id: i64,
+    hold: Option<i64>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    const UPSERT: &str = "INSERT INTO refund_holds (payment_id, contract_id, revisions, updated_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (payment_id) DO UPDATE SET revisions = excluded.revisions, updated_at = excluded.updated_at";
+    const DELETE: &str = "DELETE FROM refund_holds WHERE payment_id = $1";
+    on!(tx.conn(), |c| {
+        match hold {
+            Some(revisions) => {
+                sqlx::query(UPSERT).bind(payment_id).bind(contract_id).bind(revisions).bind(now).execute(c).await?
+            }
+            None => sqlx::query(DELETE).bind(payment_id).execute(c).await?,
+        };
+    });
+    Ok(())
+}
+
+/// Whose ledger an adjustment row goes to.
+struct AdjustmentRow<'a> {
+    contract_id: i64,
+    payment_id: &'a str,
+    currency: &'a str,
+}
+
+/// Books `entry` under the first of its keys not yet booked (insert-or-nothing on the UNIQUE
+/// cause key); the row's id, or None when every key was booked before.
+async fn insert_adjustment(
+    tx: &mut Tx,
+    row: &AdjustmentRow<'_>,
+    entry: &Entry,
+    booked_by: BookedBy,
+    event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<i64>> {
+    const SQL: &str = "INSERT INTO revision_adjustments (contract_id, payment_id, cause_key, kind, revoked, amount, \
+           currency, booked_by, stripe_event_id, note, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (cause_key) DO NOTHING RETURNING id";
+    for key in &entry.keys {
+        let id: Option<i64> = on!(tx.conn(), |c| sqlx::query_scalar(SQL)
+            .bind(row.contract_id)
+            .bind(row.payment_id)
+            .bind(key)
+            .bind(entry.kind.as_str())
+            .bind(entry.revoked)
+            .bind(entry.amount)
+            .bind(row.currency)
+            .bind(booked_by.as_str())
+            .bind(event_id)
+            .bind(&entry.note)
+            .bind(now)
+            .fetch_optional(c)
+            .await?);
+        if id.is_some() {
+            return Ok(id);
+        }
+    }
+    Ok(None)
 }
 
 /// Whether refunds or disputes are known for a payment (so a new credit must settle them).
+/// Intake's batch statements ask the same of the payments they credit (`store::events`; on
+/// PostgreSQL through `facts_for_new_credits`, migration 0013).
 pub async fn has_facts(db: &Db, payment_id: &str) -> StoreResult<bool> {
-    static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("SELECT EXISTS ({})", known_facts_sql("= $1")));
-    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, bool>(&SQL).bind(payment_id).fetch_one(pool).await?))
+    const SQL: &str = "SELECT EXISTS (SELECT payment_id FROM payment_refunds WHERE payment_id = $1 \
+         UNION SELECT payment_id FROM payment_disputes WHERE payment_id = $1)";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, bool>(SQL).bind(payment_id).fetch_one(c).await?))
 }
 
 /// Records (or updates) a Radar early fraud warning.
@@ -352,24 +384,23 @@ pub async fn record_fraud_warning(
     event_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    super::write_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO early_fraud_warnings (warning_id, payment_id, charge_id, fraud_type, actionable, livemode, \
-             stripe_event_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (warning_id) DO UPDATE SET actionable = excluded.actionable, updated_at = excluded.updated_at",
-        )
-        .bind(warning_id)
-        .bind(payment_id)
-        .bind(charge_id)
-        .bind(fraud_type)
-        .bind(actionable)
-        .bind(livemode)
-        .bind(event_id)
-        .bind(now)
-        .execute(pool)
-        .await?;
-        Ok(())
-    })
+    const SQL: &str = "INSERT INTO early_fraud_warnings (warning_id, payment_id, charge_id, fraud_type, actionable, \
+           livemode, stripe_event_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         ON CONFLICT (warning_id) DO UPDATE SET actionable = excluded.actionable, updated_at = excluded.updated_at";
+    on!(db.writer(), |c| {
+        sqlx::query(SQL)
+            .bind(warning_id)
+            .bind(payment_id)
+            .bind(charge_id)
+            .bind(fraud_type)
+            .bind(actionable)
+            .bind(livemode)
+            .bind(event_id)
+            .bind(now)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -388,17 +419,16 @@ pub struct Adjustment {
     pub created_at: DateTime<Utc>,
 }
 
-const ADJUSTMENT_COLUMNS: &str = "id, contract_id, payment_id, cause_key, kind, revoked, amount, currency, booked_by, \
-     stripe_event_id, note, created_at";
-
 pub async fn for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<Adjustment>> {
-    let sql = format!("SELECT {ADJUSTMENT_COLUMNS} FROM revision_adjustments WHERE contract_id = $1 ORDER BY id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Adjustment>(&sql).bind(contract_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT id, contract_id, payment_id, cause_key, kind, revoked, amount, currency, booked_by, \
+         stripe_event_id, note, created_at FROM revision_adjustments WHERE contract_id = $1 ORDER BY id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Adjustment>(SQL).bind(contract_id).fetch_all(c).await?))
 }
 
 pub async fn for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<Adjustment>> {
-    let sql = format!("SELECT {ADJUSTMENT_COLUMNS} FROM revision_adjustments WHERE payment_id = $1 ORDER BY id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Adjustment>(&sql).bind(payment_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT id, contract_id, payment_id, cause_key, kind, revoked, amount, currency, booked_by, \
+         stripe_event_id, note, created_at FROM revision_adjustments WHERE payment_id = $1 ORDER BY id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Adjustment>(SQL).bind(payment_id).fetch_all(c).await?))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -417,23 +447,20 @@ pub struct RefundRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const REFUND_COLUMNS: &str = "refund_id, payment_id, charge_id, amount, currency, status, reason, livemode, \
-     requested_by, note, first_seen, updated_at";
-
 pub async fn refunds_for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<RefundRow>> {
-    let sql =
-        format!("SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE payment_id = $1 ORDER BY first_seen, refund_id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RefundRow>(&sql).bind(payment_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT refund_id, payment_id, charge_id, amount, currency, status, reason, livemode, \
+         requested_by, note, first_seen, updated_at FROM payment_refunds WHERE payment_id = $1 \
+         ORDER BY first_seen, refund_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, RefundRow>(SQL).bind(payment_id).fetch_all(c).await?))
 }
 
 /// Refunds of the payments credited to (or bought for) a contract.
 pub async fn refunds_for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<RefundRow>> {
-    let sql = format!(
-        "SELECT {REFUND_COLUMNS} FROM payment_refunds WHERE payment_id IN \
+    const SQL: &str = "SELECT refund_id, payment_id, charge_id, amount, currency, status, reason, livemode, \
+         requested_by, note, first_seen, updated_at FROM payment_refunds WHERE payment_id IN \
          (SELECT payment_id FROM contract_revisions WHERE contract_id = $1 \
-          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY first_seen, refund_id"
-    );
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, RefundRow>(&sql).bind(contract_id).fetch_all(pool).await?))
+          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY first_seen, refund_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, RefundRow>(SQL).bind(contract_id).fetch_all(c).await?))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -453,22 +480,18 @@ pub struct DisputeRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const DISPUTE_COLUMNS: &str =
-    "dispute_id, payment_id, charge_id, amount, currency, status, is_open, reason, livemode, first_seen, updated_at";
-
 pub async fn disputes_for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<DisputeRow>> {
-    let sql =
-        format!("SELECT {DISPUTE_COLUMNS} FROM payment_disputes WHERE payment_id = $1 ORDER BY first_seen, dispute_id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, DisputeRow>(&sql).bind(payment_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT dispute_id, payment_id, charge_id, amount, currency, status, is_open, reason, livemode, \
+         first_seen, updated_at FROM payment_disputes WHERE payment_id = $1 ORDER BY first_seen, dispute_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, DisputeRow>(SQL).bind(payment_id).fetch_all(c).await?))
 }
 
 pub async fn disputes_for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<DisputeRow>> {
-    let sql = format!(
-        "SELECT {DISPUTE_COLUMNS} FROM payment_disputes WHERE payment_id IN \
+    const SQL: &str = "SELECT dispute_id, payment_id, charge_id, amount, currency, status, is_open, reason, livemode, \
+         first_seen, updated_at FROM payment_disputes WHERE payment_id IN \
          (SELECT payment_id FROM contract_revisions WHERE contract_id = $1 \
-          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY first_seen, dispute_id"
-    );
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, DisputeRow>(&sql).bind(contract_id).fetch_all(pool).await?))
+          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY first_seen, dispute_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, DisputeRow>(SQL).bind(contract_id).fetch_all(c).await?))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -483,13 +506,9 @@ pub struct FraudWarningRow {
 }
 
 pub async fn fraud_warnings_for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<FraudWarningRow>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, FraudWarningRow>(
-        "SELECT warning_id, payment_id, charge_id, fraud_type, actionable, livemode, created_at \
+    const SQL: &str = "SELECT warning_id, payment_id, charge_id, fraud_type, actionable, livemode, created_at \
          FROM early_fraud_warnings WHERE payment_id IN \
          (SELECT payment_id FROM contract_revisions WHERE contract_id = $1 \
-          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY created_at, warning_id"
-    )
-    .bind(contract_id)
-    .fetch_all(pool)
-    .await?))
+          UNION SELECT payment_intent_id FROM purchases WHERE contract_id = $1) ORDER BY created_at, warning_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, FraudWarningRow>(SQL).bind(contract_id).fetch_all(c).await?))
 }

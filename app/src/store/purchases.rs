@@ -1,6 +1,6 @@
 //! `purchases`: the PaymentIntents we created, recorded before the browser ever sees them, so
 //! every payment that can reach the webhook is known locally with who started it.
-use super::{on, read_pool, write_pool, Db, StoreResult, Tx};
+use super::{on, Db, StoreResult, Tx};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -26,9 +26,6 @@ impl Purchase {
     }
 }
 
-const COLUMNS: &str = "payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
-                       idempotency_key, livemode, created_at, updated_at";
-
 /// Stripe's PaymentIntent statuses, as the `purchases.status` column allows.
 pub const STATUSES: [&str; 7] = [
     "requires_payment_method",
@@ -43,12 +40,12 @@ pub const STATUSES: [&str; 7] = [
 /// Records a purchase. A PaymentIntent recorded twice (a replayed idempotent create) keeps the
 /// first row.
 pub async fn record(db: &Db, p: &Purchase) -> StoreResult<()> {
-    let sql = format!(
-        "INSERT INTO purchases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (payment_intent_id) DO NOTHING"
-    );
-    write_pool!(db, |pool| {
-        sqlx::query(&sql)
+    const SQL: &str =
+        "INSERT INTO purchases (payment_intent_id, contract_id, created_by, amount, currency, revisions, \
+           status, idempotency_key, livemode, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (payment_intent_id) DO NOTHING";
+    on!(db.writer(), |c| {
+        sqlx::query(SQL)
             .bind(&p.payment_intent_id)
             .bind(p.contract_id)
             .bind(p.created_by)
@@ -60,20 +57,23 @@ pub async fn record(db: &Db, p: &Purchase) -> StoreResult<()> {
             .bind(p.livemode)
             .bind(p.created_at)
             .bind(p.updated_at)
-            .execute(pool)
+            .execute(c)
             .await?;
-        Ok(())
-    })
+    });
+    Ok(())
 }
 
 pub async fn find(db: &Db, payment_intent_id: &str) -> StoreResult<Option<Purchase>> {
-    let sql = format!("SELECT {COLUMNS} FROM purchases WHERE payment_intent_id = $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Purchase>(&sql).bind(payment_intent_id).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
+         idempotency_key, livemode, created_at, updated_at FROM purchases WHERE payment_intent_id = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Purchase>(SQL).bind(payment_intent_id).fetch_optional(c).await?))
 }
 
 pub async fn for_contract(db: &Db, contract_id: i64) -> StoreResult<Vec<Purchase>> {
-    let sql = format!("SELECT {COLUMNS} FROM purchases WHERE contract_id = $1 ORDER BY created_at, payment_intent_id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Purchase>(&sql).bind(contract_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
+         idempotency_key, livemode, created_at, updated_at FROM purchases WHERE contract_id = $1 \
+         ORDER BY created_at, payment_intent_id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Purchase>(SQL).bind(contract_id).fetch_all(c).await?))
 }
 
 /// Moves an open purchase to the status Stripe reports. Succeeded and canceled are final, so a

@@ -1,6 +1,6 @@
 //! `refund_quotes`: an admin's refund confirmations, kept server-side until a submit consumes
 //! one (migration 0015 says why each column and constraint is there).
-use super::{read_pool, write_pool, ConstraintKind, Db, StoreError, StoreResult};
+use super::{on, ConstraintKind, Db, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 
 /// A confirmation as quoted.
@@ -18,23 +18,22 @@ pub struct RefundQuoteRow {
 }
 
 pub async fn insert(db: &Db, q: &RefundQuoteRow, now: DateTime<Utc>) -> StoreResult<()> {
-    write_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO refund_quotes (token, payment_id, contract_id, ask, amount, moment, quoted_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&q.token)
-        .bind(&q.payment_id)
-        .bind(q.contract_id)
-        .bind(&q.ask)
-        .bind(q.amount)
-        .bind(&q.moment)
-        .bind(&q.quoted_by)
-        .bind(now)
-        .execute(pool)
-        .await?;
-        Ok(())
-    })
+    const SQL: &str = "INSERT INTO refund_quotes (token, payment_id, contract_id, ask, amount, moment, quoted_by, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    on!(db.writer(), |c| {
+        sqlx::query(SQL)
+            .bind(&q.token)
+            .bind(&q.payment_id)
+            .bind(q.contract_id)
+            .bind(&q.ask)
+            .bind(q.amount)
+            .bind(&q.moment)
+            .bind(&q.quoted_by)
+            .bind(now)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }
 
 /// What consuming a confirmation found.
@@ -54,8 +53,6 @@ pub enum Consumed {
     Unknown,
 }
 
-const COLUMNS: &str = "token, payment_id, contract_id, ask, amount, moment, quoted_by";
-
 /// Consumes confirmation `token` of `payment_id` if it is unused and the payment is still at
 /// its quoted `moment` (now). One conditional UPDATE: of two submits of one confirmation, one
 /// consumes it; of two confirmations of one moment, the UNIQUE `claim` lets one through.
@@ -66,19 +63,19 @@ pub async fn consume(
     moment: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Consumed> {
-    let sql = format!(
-        "UPDATE refund_quotes SET consumed_at = $4, claim = payment_id || ' ' || moment \
-         WHERE token = $1 AND payment_id = $2 AND consumed_at IS NULL AND moment = $3 RETURNING {COLUMNS}"
-    );
-    let updated = write_pool!(db, |pool| {
-        sqlx::query_as::<_, RefundQuoteRow>(&sql)
-            .bind(token)
-            .bind(payment_id)
-            .bind(moment)
-            .bind(now)
-            .fetch_optional(pool)
-            .await
-    });
+    const CONSUME: &str = "UPDATE refund_quotes SET consumed_at = $4, claim = payment_id || ' ' || moment \
+         WHERE token = $1 AND payment_id = $2 AND consumed_at IS NULL AND moment = $3 \
+         RETURNING token, payment_id, contract_id, ask, amount, moment, quoted_by";
+    const CLAIMED_BY: &str = "SELECT token FROM refund_quotes \
+         WHERE claim = payment_id || ' ' || moment AND payment_id = $1 AND moment = $2 AND consumed_at IS NULL";
+    const CONSUMED: &str = "SELECT consumed_at IS NOT NULL FROM refund_quotes WHERE token = $1 AND payment_id = $2";
+    let updated = on!(db.writer(), |c| sqlx::query_as::<_, RefundQuoteRow>(CONSUME)
+        .bind(token)
+        .bind(payment_id)
+        .bind(moment)
+        .bind(now)
+        .fetch_optional(c)
+        .await);
     match updated {
         Ok(Some(row)) => return Ok(Consumed::Now(row)),
         Ok(None) => {}
@@ -87,27 +84,16 @@ pub async fn consume(
             if !e.is_constraint(ConstraintKind::Unique) {
                 return Err(e);
             }
-            let unsettled: Option<String> = read_pool!(db, |pool| {
-                sqlx::query_scalar(
-                    "SELECT token FROM refund_quotes \
-                     WHERE claim = payment_id || ' ' || moment AND payment_id = $1 AND moment = $2 \
-                       AND consumed_at IS NULL",
-                )
+            let unsettled: Option<String> = on!(db.reader(), |c| sqlx::query_scalar(CLAIMED_BY)
                 .bind(payment_id)
                 .bind(moment)
-                .fetch_optional(pool)
-                .await?
-            });
+                .fetch_optional(c)
+                .await?);
             return Ok(Consumed::Claimed { unsettled });
         }
     }
-    let consumed: Option<bool> = read_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT consumed_at IS NOT NULL FROM refund_quotes WHERE token = $1 AND payment_id = $2")
-            .bind(token)
-            .bind(payment_id)
-            .fetch_optional(pool)
-            .await?
-    });
+    let consumed: Option<bool> =
+        on!(db.reader(), |c| sqlx::query_scalar(CONSUMED).bind(token).bind(payment_id).fetch_optional(c).await?);
     Ok(match consumed {
         None => Consumed::Unknown,
         Some(true) => Consumed::Already,
@@ -119,13 +105,11 @@ pub async fn consume(
 /// reached): the same confirmation may be submitted again, with the same idempotency key, so
 /// even a refund Stripe made without our hearing of it is not made twice.
 pub async fn release(db: &Db, token: &str) -> StoreResult<()> {
-    write_pool!(db, |pool| {
-        sqlx::query("UPDATE refund_quotes SET consumed_at = NULL, claim = NULL WHERE token = $1")
-            .bind(token)
-            .execute(pool)
-            .await?;
-        Ok(())
-    })
+    const SQL: &str = "UPDATE refund_quotes SET consumed_at = NULL, claim = NULL WHERE token = $1";
+    on!(db.writer(), |c| {
+        sqlx::query(SQL).bind(token).execute(c).await?;
+    });
+    Ok(())
 }
 
 /// Gives a consumed confirmation back but keeps its claim on the payment's moment: Stripe's
@@ -133,10 +117,11 @@ pub async fn release(db: &Db, token: &str) -> StoreResult<()> {
 /// exist. Only this confirmation (the same idempotency key) may be submitted again; another of
 /// the same moment is held off until Stripe's refunds are known (`release` then frees it).
 pub async fn reopen(db: &Db, token: &str) -> StoreResult<()> {
-    write_pool!(db, |pool| {
-        sqlx::query("UPDATE refund_quotes SET consumed_at = NULL WHERE token = $1").bind(token).execute(pool).await?;
-        Ok(())
-    })
+    const SQL: &str = "UPDATE refund_quotes SET consumed_at = NULL WHERE token = $1";
+    on!(db.writer(), |c| {
+        sqlx::query(SQL).bind(token).execute(c).await?;
+    });
+    Ok(())
 }
 
 /// How long an unused confirmation is kept: an admin answers a confirmation page within
@@ -147,12 +132,6 @@ pub const UNUSED_KEPT: chrono::Duration = chrono::Duration::days(1);
 
 /// Removes confirmations never used that were quoted before `before`; returns how many.
 pub async fn delete_unused(db: &Db, before: DateTime<Utc>) -> StoreResult<u64> {
-    write_pool!(db, |pool| {
-        let done =
-            sqlx::query("DELETE FROM refund_quotes WHERE consumed_at IS NULL AND claim IS NULL AND created_at < $1")
-                .bind(before)
-                .execute(pool)
-                .await?;
-        Ok(done.rows_affected())
-    })
+    const SQL: &str = "DELETE FROM refund_quotes WHERE consumed_at IS NULL AND claim IS NULL AND created_at < $1";
+    on!(db.writer(), |c| Ok(sqlx::query(SQL).bind(before).execute(c).await?.rows_affected()))
 }
