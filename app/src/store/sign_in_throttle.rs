@@ -120,9 +120,9 @@ async fn update(tx: &mut Tx, key: &str, c: &Counter) -> StoreResult<()> {
 /// Checks an attempt and counts it as a failure: Ok(Err(wait)) when the pair's delay or the
 /// address's cap says not yet (nothing is counted then).
 pub async fn attempt(db: &Db, keys: &Keys, policy: &Policy, now: DateTime<Utc>) -> StoreResult<Result<(), Duration>> {
-    // A placeholder long expired, so the rows exist to be locked; the rules read it as no count.
     const PLACEHOLDER: &str = "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
          VALUES ($1, 0, $2, $2, $2) ON CONFLICT (key) DO NOTHING";
+    // A placeholder long expired, so the rows exist to be locked; the rules read it as no count.
     let never = now - policy.window - policy.max_delay - Duration::days(1);
     let mut tx = begin(db).await?;
     let all = keys.all();
