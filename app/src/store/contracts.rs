@@ -1,6 +1,7 @@
 //! `contracts`: an advertiser's ad contract (publication, ad size) and the revisions it includes.
-use super::{like_pattern, read_pool, write_pool, Db, Dialect, StoreResult};
+use super::{like_pattern, on, Db, Dialect, StoreResult, Tx};
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Contract {
@@ -12,14 +13,9 @@ pub struct Contract {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, advertiser_id, publication, ad_size, base_revisions, created_at";
 /// The one INSERT of a contract, for `create` and for the audited action in `store::people`.
-pub(crate) fn insert_sql() -> String {
-    format!(
-        "INSERT INTO contracts (advertiser_id, publication, ad_size, base_revisions, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-    )
-}
+const INSERT: &str = "INSERT INTO contracts (advertiser_id, publication, ad_size, base_revisions, created_at) \
+    VALUES ($1, $2, $3, $4, $5) RETURNING id, advertiser_id, publication, ad_size, base_revisions, created_at";
 
 pub struct NewContract<'a> {
     pub advertiser_id: i64,
@@ -29,8 +25,7 @@ pub struct NewContract<'a> {
 }
 
 pub async fn create(db: &Db, c: &NewContract<'_>, now: DateTime<Utc>) -> StoreResult<Contract> {
-    let sql = insert_sql();
-    write_pool!(db, |pool| Ok(sqlx::query_as::<_, Contract>(&sql)
+    on!(db.writer(), |pool| Ok(sqlx::query_as::<_, Contract>(INSERT)
         .bind(c.advertiser_id)
         .bind(c.publication.trim())
         .bind(c.ad_size.trim())
@@ -40,14 +35,29 @@ pub async fn create(db: &Db, c: &NewContract<'_>, now: DateTime<Utc>) -> StoreRe
         .await?))
 }
 
+/// Stores a contract as given (no trimming: the caller's terms are checked already), in the
+/// caller's transaction: the audited action in `store::people`.
+pub(crate) async fn insert(tx: &mut Tx, c: &NewContract<'_>, now: DateTime<Utc>) -> StoreResult<Contract> {
+    on!(tx.conn(), |conn| Ok(sqlx::query_as::<_, Contract>(INSERT)
+        .bind(c.advertiser_id)
+        .bind(c.publication)
+        .bind(c.ad_size)
+        .bind(c.base_revisions)
+        .bind(now)
+        .fetch_one(conn)
+        .await?))
+}
+
 pub async fn find(db: &Db, id: i64) -> StoreResult<Option<Contract>> {
-    let sql = format!("SELECT {COLUMNS} FROM contracts WHERE id = $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Contract>(&sql).bind(id).fetch_optional(pool).await?))
+    const SQL: &str =
+        "SELECT id, advertiser_id, publication, ad_size, base_revisions, created_at FROM contracts WHERE id = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Contract>(SQL).bind(id).fetch_optional(c).await?))
 }
 
 pub async fn list_for_advertiser(db: &Db, advertiser_id: i64) -> StoreResult<Vec<Contract>> {
-    let sql = format!("SELECT {COLUMNS} FROM contracts WHERE advertiser_id = $1 ORDER BY id");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Contract>(&sql).bind(advertiser_id).fetch_all(pool).await?))
+    const SQL: &str = "SELECT id, advertiser_id, publication, ad_size, base_revisions, created_at FROM contracts \
+        WHERE advertiser_id = $1 ORDER BY id";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Contract>(SQL).bind(advertiser_id).fetch_all(c).await?))
 }
 
 /// A contract with its advertiser and the sums its balance is made of.
@@ -81,17 +91,19 @@ impl ContractBalanceRow {
 
 pub use crate::domain::listing::ContractSort;
 
-/// A fixed ORDER BY per choice over `contract_balances b`, `contracts c` and `users u`, ties
-/// broken by `id` (`b.contract_id` or `c.id`, the same value): user input never reaches the
-/// SQL text.
-fn order_by(sort: ContractSort, id: &str) -> String {
+/// A fixed ORDER BY per choice, ties broken by the contract's id: (the page's pick over
+/// `contract_balances b`, `contracts c` and `users u`, by `b.contract_id`; the page's rows, by
+/// `c.id`, the same value). User input never reaches the SQL text.
+fn order_by(sort: ContractSort) -> (&'static str, &'static str) {
     match sort {
-        ContractSort::Id => id.to_string(),
-        ContractSort::Advertiser => format!("u.email, {id}"),
-        ContractSort::Publication => format!("c.publication, {id}"),
+        ContractSort::Id => (" ORDER BY b.contract_id", " ORDER BY c.id"),
+        ContractSort::Advertiser => (" ORDER BY u.email, b.contract_id", " ORDER BY u.email, c.id"),
+        ContractSort::Publication => (" ORDER BY c.publication, b.contract_id", " ORDER BY c.publication, c.id"),
         // The kept balance's index (`contract_balances_available`) gives these in order.
-        ContractSort::AvailableAsc => format!("b.available, {id}"),
-        ContractSort::AvailableDesc => format!("b.available DESC, {id} DESC"),
+        ContractSort::AvailableAsc => (" ORDER BY b.available, b.contract_id", " ORDER BY b.available, c.id"),
+        ContractSort::AvailableDesc => {
+            (" ORDER BY b.available DESC, b.contract_id DESC", " ORDER BY b.available DESC, c.id DESC")
+        }
     }
 }
 
@@ -108,53 +120,40 @@ pub struct ContractQuery {
     pub offset: i64,
 }
 
-/// The filter of `q` on `contracts c`, as fixed SQL fragments with numbered parameters (only
-/// the filters given; user input is only ever bound): (WHERE clause, its binds in order).
+/// Pushes the filter of `q` on `contracts c` (only the filters given; user input is only ever
+/// bound). The shape of the statement varies with what is asked, on purpose: a fixed text with
+/// `($1 IS NULL OR c.advertiser_id = $1)`-style conditions would hide the filter from the
+/// planner, and over 100,000 contracts an advertiser's or a contract's page would walk every
+/// contract instead of seeking its index. So the page and the count are built here, with
+/// `QueryBuilder`, and each is planned for the filters it has.
 /// The search finds the advertiser's email through `users` and the publication on the row; on
 /// PostgreSQL both halves are trigram index scans (migration 0012), ORed as bitmaps.
-fn balances_filter(q: &ContractQuery, dialect: Dialect) -> (String, Vec<Bind>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut binds = Vec::new();
+fn push_filter<'a, DB: sqlx::Database>(qb: &mut QueryBuilder<'a, DB>, q: &ContractQuery, dialect: Dialect)
+where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut and = " WHERE ";
     if let Some(a) = q.advertiser_id {
-        binds.push(Bind::Int(a));
-        conds.push(format!("c.advertiser_id = ${}", binds.len()));
+        qb.push(and).push("c.advertiser_id = ").push_bind(a);
+        and = " AND ";
     }
     if let Some(id) = q.contract_id {
-        binds.push(Bind::Int(id));
-        conds.push(format!("c.id = ${}", binds.len()));
+        qb.push(and).push("c.id = ").push_bind(id);
+        and = " AND ";
     }
     if !q.search.trim().is_empty() {
-        binds.push(Bind::Text(like_pattern(&q.search)));
-        let n = binds.len();
-        let emails = format!("SELECT id FROM users WHERE lower(email) LIKE ${n} ESCAPE '\\'");
-        let advertiser = match dialect {
+        let pattern = like_pattern(&q.search);
+        let (advertiser, close) = match dialect {
             // An array the planner can turn into an index condition, unlike IN (subquery).
-            Dialect::Postgres => format!("c.advertiser_id = ANY (ARRAY({emails}))"),
-            Dialect::Sqlite => format!("c.advertiser_id IN ({emails})"),
+            Dialect::Postgres => {
+                ("(c.advertiser_id = ANY (ARRAY(SELECT id FROM users WHERE lower(email) LIKE ", " ESCAPE '\\'))")
+            }
+            Dialect::Sqlite => ("(c.advertiser_id IN (SELECT id FROM users WHERE lower(email) LIKE ", " ESCAPE '\\')"),
         };
-        conds.push(format!("({advertiser} OR lower(c.publication) LIKE ${n} ESCAPE '\\')"));
+        qb.push(and).push(advertiser).push_bind(pattern.clone()).push(close);
+        qb.push(" OR lower(c.publication) LIKE ").push_bind(pattern).push(" ESCAPE '\\')");
     }
-    let clause = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    (clause, binds)
-}
-
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-/// Binds `binds` in order to a query of either dialect.
-macro_rules! bound {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for b in $binds {
-            query = match b {
-                Bind::Int(i) => query.bind(*i),
-                Bind::Text(t) => query.bind(t.clone()),
-            };
-        }
-        query
-    }};
 }
 
 /// Contracts with their balances, filtered, sorted and paged; and how many match in all. The
@@ -170,13 +169,9 @@ pub async fn balances(db: &Db, q: &ContractQuery) -> StoreResult<(Vec<ContractBa
 /// contract rows (an index walk when sorted by available; the advertiser's row too when sorted
 /// by advertiser), and only its rows are read whole and have their disputed revisions counted.
 pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<ContractBalanceRow>> {
-    let (filter, binds) = balances_filter(q, db.sql_dialect());
-    let users = if q.sort == ContractSort::Advertiser { " JOIN users u ON u.id = c.advertiser_id" } else { "" };
-    let (limit, offset) = (binds.len() + 1, binds.len() + 2);
     // The page's ids are picked with the narrowest rows (the sort keys and the id), then only
     // those rows are read whole, joined to their advertiser and have their disputes counted.
-    let rows_sql = format!(
-        "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
+    const ROWS: &str = "SELECT c.id, c.advertiser_id, u.email AS advertiser_email, c.publication, c.ad_size, \
            b.base, b.purchased, b.revoked, b.requested, \
            CAST(COALESCE((SELECT SUM(r.revisions - COALESCE((SELECT SUM(x.revoked) FROM revision_adjustments x \
              WHERE x.payment_id = r.payment_id), 0)) FROM contract_revisions r WHERE r.contract_id = c.id \
@@ -185,19 +180,21 @@ pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<Contrac
            CAST(COALESCE((SELECT SUM(h.revisions) FROM refund_holds h WHERE h.contract_id = c.id), 0) AS BIGINT) \
              AS refunding \
          FROM (SELECT b.contract_id AS id \
-               FROM contract_balances b JOIN contracts c ON c.id = b.contract_id{users}{filter} \
-               ORDER BY {} LIMIT ${limit} OFFSET ${offset}) p \
-         JOIN contracts c ON c.id = p.id JOIN contract_balances b ON b.contract_id = p.id \
-         JOIN users u ON u.id = c.advertiser_id ORDER BY {}",
-        order_by(q.sort, "b.contract_id"),
-        order_by(q.sort, "c.id")
-    );
-    read_pool!(db, |pool| {
-        Ok(bound!(sqlx::query_as::<_, ContractBalanceRow>(&rows_sql), &binds)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(pool)
-            .await?)
+               FROM contract_balances b JOIN contracts c ON c.id = b.contract_id";
+    // Sorted by advertiser, the pick reads the advertiser's email too.
+    const BY_EMAIL: &str = " JOIN users u ON u.id = c.advertiser_id";
+    const PAGE_ROWS: &str = ") p JOIN contracts c ON c.id = p.id JOIN contract_balances b ON b.contract_id = p.id \
+         JOIN users u ON u.id = c.advertiser_id";
+    let (pick_order, rows_order) = order_by(q.sort);
+    on!(db.reader(), |c| {
+        let mut qb = QueryBuilder::new(ROWS);
+        if q.sort == ContractSort::Advertiser {
+            qb.push(BY_EMAIL);
+        }
+        push_filter(&mut qb, q, db.sql_dialect());
+        qb.push(pick_order).push(" LIMIT ").push_bind(q.limit).push(" OFFSET ").push_bind(q.offset);
+        qb.push(PAGE_ROWS).push(rows_order);
+        Ok(qb.build_query_as::<ContractBalanceRow>().fetch_all(c).await?)
     })
 }
 
@@ -205,10 +202,9 @@ pub async fn balance_rows(db: &Db, q: &ContractQuery) -> StoreResult<Vec<Contrac
 /// makes it with the contract) and an advertiser (a foreign key), so the count needs neither
 /// join.
 async fn count_matching(db: &Db, q: &ContractQuery) -> StoreResult<i64> {
-    let (filter, binds) = balances_filter(q, db.sql_dialect());
-    let count_sql = format!("SELECT COUNT(*) FROM contracts c{filter}");
-    read_pool!(db, |pool| {
-        let (total,): (i64,) = bound!(sqlx::query_as(&count_sql), &binds).fetch_one(pool).await?;
-        Ok(total)
+    on!(db.reader(), |c| {
+        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM contracts c");
+        push_filter(&mut qb, q, db.sql_dialect());
+        Ok(qb.build_query_scalar::<i64>().fetch_one(c).await?)
     })
 }

@@ -3,9 +3,9 @@
 //! deactivating and reactivating one, issuing and redeeming one-time set-password links
 //! (`password_links`), and creating a contract. Ending someone's sessions is part of the same
 //! transaction as the change that ends them.
-use super::contracts::Contract;
-use super::users::{User, COLUMNS};
-use super::{read_pool, write_tx, Db, StoreResult};
+use super::contracts::{self, Contract, NewContract};
+use super::users::{self, User};
+use super::{on, Db, StoreResult, Tx};
 use crate::domain::people::{Actor, AuditAction, ContractTerms, LinkPurpose, LinkState};
 use crate::domain::users::{Email, Role};
 use chrono::{DateTime, Utc};
@@ -31,47 +31,78 @@ pub struct AuditEntry {
     pub created_at: DateTime<Utc>,
 }
 
-const AUDIT: &str = "INSERT INTO audit_log (actor_id, actor, action, user_id, contract_id, detail, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-/// Writes the audit row of an action inside its transaction (a macro because the transaction's
-/// type differs per dialect; the statement is the one above).
-macro_rules! audit {
-    ($tx:ident, $actor:expr, $action:expr, $user:expr, $contract:expr, $detail:expr, $now:expr) => {
-        sqlx::query(AUDIT)
-            .bind($actor.id())
-            .bind($actor.name())
-            .bind($action.as_str())
-            .bind($user)
-            .bind($contract)
-            .bind($detail)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?
-    };
+/// Writes the audit row of an action inside its transaction.
+async fn audit(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: AuditAction,
+    user_id: Option<i64>,
+    contract_id: Option<i64>,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    const SQL: &str = "INSERT INTO audit_log (actor_id, actor, action, user_id, contract_id, detail, created_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    on!(tx.conn(), |c| {
+        sqlx::query(SQL)
+            .bind(actor.id())
+            .bind(actor.name())
+            .bind(action.as_str())
+            .bind(user_id)
+            .bind(contract_id)
+            .bind(detail)
+            .bind(now)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }
 
-const END_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+/// Ends every session of a person, in the transaction of the change that ends them.
+async fn end_sessions(tx: &mut Tx, user_id: i64) -> StoreResult<()> {
+    on!(tx.conn(), |c| {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(c).await?;
+    });
+    Ok(())
+}
+
 /// A person has at most one live link: a new one (or deactivation) voids the unused rest, so a
 /// link passed on earlier stops working the moment another is issued.
-const VOID_LINKS: &str = "DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL";
-const INSERT_LINK: &str = "INSERT INTO password_links \
-    (token_hash, user_id, purpose, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+async fn void_links(tx: &mut Tx, user_id: i64) -> StoreResult<()> {
+    on!(tx.conn(), |c| {
+        sqlx::query("DELETE FROM password_links WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
 
-/// Stores a set-password link for a user inside the action's transaction (a macro for the
-/// same reason as `audit!`).
-macro_rules! insert_link {
-    ($tx:ident, $link:expr, $user:expr, $actor:expr, $now:expr) => {
-        sqlx::query(INSERT_LINK)
-            .bind(&$link.token_hash)
-            .bind($user)
-            .bind($link.purpose.as_str())
-            .bind($actor.id())
-            .bind($now)
-            .bind($link.expires_at)
-            .execute(&mut *$tx)
-            .await?
-    };
+/// Stores a set-password link for a user inside the action's transaction.
+async fn insert_link(tx: &mut Tx, link: &NewLink, user_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<()> {
+    const SQL: &str = "INSERT INTO password_links \
+        (token_hash, user_id, purpose, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    on!(tx.conn(), |c| {
+        sqlx::query(SQL)
+            .bind(&link.token_hash)
+            .bind(user_id)
+            .bind(link.purpose.as_str())
+            .bind(actor.id())
+            .bind(now)
+            .bind(link.expires_at)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Gives an active user a new password hash and moves their credentials on (every session
+/// stamped with the old version stops being good); None when there is no such active user.
+async fn set_password(tx: &mut Tx, user_id: i64, password_hash: &str) -> StoreResult<Option<User>> {
+    const SQL: &str = "UPDATE users SET password_hash = $2, credential_version = credential_version + 1 \
+        WHERE id = $1 AND deactivated_at IS NULL \
+        RETURNING id, email, role, password_hash, created_at, deactivated_at, credential_version";
+    on!(tx.conn(), |c| Ok(sqlx::query_as::<_, User>(SQL).bind(user_id).bind(password_hash).fetch_optional(c).await?))
 }
 
 fn link_detail(link: &NewLink) -> String {
@@ -89,23 +120,16 @@ pub async fn create_user(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<User> {
-    let sql = super::users::insert_sql();
-    write_tx!(db, |tx| {
-        let user = sqlx::query_as::<_, User>(&sql)
-            .bind(email.as_str())
-            .bind(role.as_str())
-            .bind(password_hash)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut detail = role.as_str().to_string();
-        if let Some(link) = link {
-            insert_link!(tx, link, user.id, actor, now);
-            detail = format!("{detail}; {}", link_detail(link));
-        }
-        audit!(tx, actor, AuditAction::UserCreate, Some(user.id), None::<i64>, &detail, now);
-        StoreResult::Ok(user)
-    })
+    let mut tx = db.begin().await?;
+    let user = users::insert(&mut tx, email, role, password_hash, now).await?;
+    let mut detail = role.as_str().to_string();
+    if let Some(link) = link {
+        insert_link(&mut tx, link, user.id, actor, now).await?;
+        detail = format!("{detail}; {}", link_detail(link));
+    }
+    audit(&mut tx, actor, AuditAction::UserCreate, Some(user.id), None, &detail, now).await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// A new set-password link for an active user: their current password stops working and every
@@ -119,55 +143,49 @@ pub async fn reset_password(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<User>> {
-    let sql = format!(
-        "UPDATE users SET password_hash = $2, credential_version = credential_version + 1 \
-                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
-    );
-    write_tx!(db, |tx| {
-        let Some(user) =
-            sqlx::query_as::<_, User>(&sql).bind(user_id).bind(unusable_hash).fetch_optional(&mut *tx).await?
-        else {
-            return Ok(None);
-        };
-        sqlx::query(VOID_LINKS).bind(user_id).execute(&mut *tx).await?;
-        insert_link!(tx, link, user_id, actor, now);
-        sqlx::query(END_SESSIONS).bind(user_id).execute(&mut *tx).await?;
-        audit!(tx, actor, AuditAction::PasswordLink, Some(user_id), None::<i64>, &link_detail(link), now);
-        StoreResult::Ok(Some(user))
-    })
+    let mut tx = db.begin().await?;
+    let Some(user) = set_password(&mut tx, user_id, unusable_hash).await? else {
+        return Ok(None); // nothing was changed: the transaction rolls back
+    };
+    void_links(&mut tx, user_id).await?;
+    insert_link(&mut tx, link, user_id, actor, now).await?;
+    end_sessions(&mut tx, user_id).await?;
+    audit(&mut tx, actor, AuditAction::PasswordLink, Some(user_id), None, &link_detail(link), now).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
 /// Deactivates an active user: no sign-in, every session ends, unused links are void. None when
 /// there is no such user or they are deactivated already.
 pub async fn deactivate(db: &Db, user_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Option<User>> {
-    let sql = format!(
-        "UPDATE users SET deactivated_at = $2, credential_version = credential_version + 1 \
-                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
-    );
-    write_tx!(db, |tx| {
-        let Some(user) = sqlx::query_as::<_, User>(&sql).bind(user_id).bind(now).fetch_optional(&mut *tx).await? else {
-            return Ok(None);
-        };
-        sqlx::query(END_SESSIONS).bind(user_id).execute(&mut *tx).await?;
-        sqlx::query(VOID_LINKS).bind(user_id).execute(&mut *tx).await?;
-        audit!(tx, actor, AuditAction::UserDeactivate, Some(user_id), None::<i64>, "", now);
-        StoreResult::Ok(Some(user))
-    })
+    const SQL: &str = "UPDATE users SET deactivated_at = $2, credential_version = credential_version + 1 \
+        WHERE id = $1 AND deactivated_at IS NULL \
+        RETURNING id, email, role, password_hash, created_at, deactivated_at, credential_version";
+    let mut tx = db.begin().await?;
+    let user = on!(tx.conn(), |c| sqlx::query_as::<_, User>(SQL).bind(user_id).bind(now).fetch_optional(c).await?);
+    let Some(user) = user else {
+        return Ok(None); // nothing was changed: the transaction rolls back
+    };
+    end_sessions(&mut tx, user_id).await?;
+    void_links(&mut tx, user_id).await?;
+    audit(&mut tx, actor, AuditAction::UserDeactivate, Some(user_id), None, "", now).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
 /// Lets a deactivated user sign in again with the password they had. None when there is no such
 /// user or they are active.
 pub async fn reactivate(db: &Db, user_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Option<User>> {
-    let sql = format!(
-        "UPDATE users SET deactivated_at = NULL WHERE id = $1 AND deactivated_at IS NOT NULL RETURNING {COLUMNS}"
-    );
-    write_tx!(db, |tx| {
-        let Some(user) = sqlx::query_as::<_, User>(&sql).bind(user_id).fetch_optional(&mut *tx).await? else {
-            return Ok(None);
-        };
-        audit!(tx, actor, AuditAction::UserReactivate, Some(user_id), None::<i64>, "", now);
-        StoreResult::Ok(Some(user))
-    })
+    const SQL: &str = "UPDATE users SET deactivated_at = NULL WHERE id = $1 AND deactivated_at IS NOT NULL \
+        RETURNING id, email, role, password_hash, created_at, deactivated_at, credential_version";
+    let mut tx = db.begin().await?;
+    let user = on!(tx.conn(), |c| sqlx::query_as::<_, User>(SQL).bind(user_id).fetch_optional(c).await?);
+    let Some(user) = user else {
+        return Ok(None); // nothing was changed: the transaction rolls back
+    };
+    audit(&mut tx, actor, AuditAction::UserReactivate, Some(user_id), None, "", now).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
 /// Why a link could not set a password.
@@ -183,13 +201,9 @@ pub enum LinkRefused {
 /// A link's holder and where it stands, for the page that opens it.
 pub async fn link(db: &Db, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Result<String, LinkRefused>> {
     type Row = (String, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let row: Option<Row> = read_pool!(db, |pool| sqlx::query_as(
-        "SELECT u.email, l.expires_at, l.used_at, u.deactivated_at FROM password_links l \
-         JOIN users u ON u.id = l.user_id WHERE l.token_hash = $1"
-    )
-    .bind(token_hash)
-    .fetch_optional(pool)
-    .await?);
+    const SQL: &str = "SELECT u.email, l.expires_at, l.used_at, u.deactivated_at FROM password_links l \
+         JOIN users u ON u.id = l.user_id WHERE l.token_hash = $1";
+    let row: Option<Row> = on!(db.reader(), |c| sqlx::query_as(SQL).bind(token_hash).fetch_optional(c).await?);
     Ok(match row {
         None => Err(LinkRefused::Unknown),
         Some((_, _, _, Some(_))) => Err(LinkRefused::Deactivated),
@@ -209,39 +223,34 @@ pub async fn redeem_link(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<User, LinkRefused>> {
-    let set_password = format!(
-        "UPDATE users SET password_hash = $2, credential_version = credential_version + 1 \
-                 WHERE id = $1 AND deactivated_at IS NULL RETURNING {COLUMNS}"
-    );
-    write_tx!(db, |tx| {
-        let user_id: Option<i64> = sqlx::query_scalar(
-            "UPDATE password_links SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user_id) = user_id else {
-            let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> =
-                sqlx::query_as("SELECT expires_at, used_at FROM password_links WHERE token_hash = $1")
-                    .bind(token_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Ok(Err(match row {
-                None => LinkRefused::Unknown,
-                Some((expires_at, used_at)) => LinkRefused::State(LinkState::of(expires_at, used_at, now)),
-            }));
-        };
-        let user =
-            sqlx::query_as::<_, User>(&set_password).bind(user_id).bind(password_hash).fetch_optional(&mut *tx).await?;
-        // Deactivation voids links, so this is a link racing a deactivation: the link stays
-        // unused (returning rolls the transaction back) and the account stays shut.
-        let Some(user) = user else { return Ok(Err(LinkRefused::Deactivated)) };
-        sqlx::query(END_SESSIONS).bind(user_id).execute(&mut *tx).await?;
-        let actor = Actor::User { id: user.id, email: user.email.clone() };
-        audit!(tx, actor, AuditAction::PasswordSet, Some(user_id), None::<i64>, "", now);
-        StoreResult::Ok(Ok(user))
+    const USE_LINK: &str = "UPDATE password_links SET used_at = $2 \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id";
+    let mut tx = db.begin().await?;
+    let user_id: Option<i64> =
+        on!(tx.conn(), |c| sqlx::query_scalar(USE_LINK).bind(token_hash).bind(now).fetch_optional(c).await?);
+    let Some(user_id) = user_id else {
+        return Ok(Err(why_unusable(&mut tx, token_hash, now).await?)); // nothing written: rolls back
+    };
+    // Deactivation voids links, so no user here is a link racing a deactivation: the link stays
+    // unused (returning without a commit rolls the transaction back) and the account stays shut.
+    let Some(user) = set_password(&mut tx, user_id, password_hash).await? else {
+        return Ok(Err(LinkRefused::Deactivated));
+    };
+    end_sessions(&mut tx, user_id).await?;
+    let actor = Actor::User { id: user.id, email: user.email.clone() };
+    audit(&mut tx, &actor, AuditAction::PasswordSet, Some(user_id), None, "", now).await?;
+    tx.commit().await?;
+    Ok(Ok(user))
+}
+
+/// Why the link with this token could not be used: unknown, or used or expired.
+async fn why_unusable(tx: &mut Tx, token_hash: &str, now: DateTime<Utc>) -> StoreResult<LinkRefused> {
+    const SQL: &str = "SELECT expires_at, used_at FROM password_links WHERE token_hash = $1";
+    let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> =
+        on!(tx.conn(), |c| sqlx::query_as(SQL).bind(token_hash).fetch_optional(c).await?);
+    Ok(match row {
+        None => LinkRefused::Unknown,
+        Some((expires_at, used_at)) => LinkRefused::State(LinkState::of(expires_at, used_at, now)),
     })
 }
 
@@ -262,41 +271,28 @@ pub async fn create_contract(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> StoreResult<Result<Contract, ContractRefused>> {
-    let insert = super::contracts::insert_sql();
-    write_tx!(db, |tx| {
-        let owner: Option<(String, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT role, deactivated_at FROM users WHERE id = $1")
-                .bind(advertiser_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match owner {
-            Some((role, None)) if role == Role::Advertiser.as_str() => {}
-            Some((role, Some(_))) if role == Role::Advertiser.as_str() => return Ok(Err(ContractRefused::Deactivated)),
-            _ => return Ok(Err(ContractRefused::NotAnAdvertiser)),
-        }
-        let contract = sqlx::query_as::<_, Contract>(&insert)
-            .bind(advertiser_id)
-            .bind(&terms.publication)
-            .bind(&terms.ad_size)
-            .bind(base_revisions)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let detail = format!("#{}: {} · {}", contract.id, contract.publication, contract.ad_size);
-        audit!(tx, actor, AuditAction::ContractCreate, Some(advertiser_id), Some(contract.id), &detail, now);
-        StoreResult::Ok(Ok(contract))
-    })
+    const OWNER: &str = "SELECT role, deactivated_at FROM users WHERE id = $1";
+    let mut tx = db.begin().await?;
+    let owner: Option<(String, Option<DateTime<Utc>>)> =
+        on!(tx.conn(), |c| sqlx::query_as(OWNER).bind(advertiser_id).fetch_optional(c).await?);
+    match owner {
+        Some((role, None)) if role == Role::Advertiser.as_str() => {}
+        Some((role, Some(_))) if role == Role::Advertiser.as_str() => return Ok(Err(ContractRefused::Deactivated)),
+        _ => return Ok(Err(ContractRefused::NotAnAdvertiser)),
+    }
+    let new = NewContract { advertiser_id, publication: &terms.publication, ad_size: &terms.ad_size, base_revisions };
+    let contract = contracts::insert(&mut tx, &new, now).await?;
+    let detail = format!("#{}: {} · {}", contract.id, contract.publication, contract.ad_size);
+    audit(&mut tx, actor, AuditAction::ContractCreate, Some(advertiser_id), Some(contract.id), &detail, now).await?;
+    tx.commit().await?;
+    Ok(Ok(contract))
 }
 
 /// The newest audit entries, all or about one person; at most `limit`.
 pub async fn audit_log(db: &Db, user_id: Option<i64>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, AuditEntry>(
-        "SELECT a.id, a.actor, a.action, a.user_id, u.email AS user_email, a.contract_id, a.detail, a.created_at \
+    const SQL: &str = "SELECT a.id, a.actor, a.action, a.user_id, u.email AS user_email, a.contract_id, a.detail, \
+           a.created_at \
          FROM audit_log a LEFT JOIN users u ON u.id = a.user_id \
-         WHERE (CAST($1 AS BIGINT) IS NULL OR a.user_id = $1) ORDER BY a.id DESC LIMIT $2"
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?))
+         WHERE (CAST($1 AS BIGINT) IS NULL OR a.user_id = $1) ORDER BY a.id DESC LIMIT $2";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, AuditEntry>(SQL).bind(user_id).bind(limit).fetch_all(c).await?))
 }

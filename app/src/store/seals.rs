@@ -1,6 +1,6 @@
 //! `event_seals`: each closed hour of received events, sealed with a digest chained to the seal
 //! before it (see `services::seals` for how the digest is made). Append-only.
-use super::{read_pool, write_pool, Db, StoreResult};
+use super::{on, Db, StoreResult};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 
@@ -15,53 +15,51 @@ pub struct Seal {
     pub sealed_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "period_start, period_end, event_count, digest, previous, chained, sealed_at";
-
 /// The latest seal.
 pub async fn last(db: &Db) -> StoreResult<Option<Seal>> {
-    let sql = format!("SELECT {COLUMNS} FROM event_seals ORDER BY period_start DESC LIMIT 1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Seal>(&sql).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT period_start, period_end, event_count, digest, previous, chained, sealed_at \
+        FROM event_seals ORDER BY period_start DESC LIMIT 1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Seal>(SQL).fetch_optional(c).await?))
 }
 
 /// Seals from `since` on (all when None), oldest first.
 pub async fn since(db: &Db, since: Option<DateTime<Utc>>) -> StoreResult<Vec<Seal>> {
-    let sql = format!("SELECT {COLUMNS} FROM event_seals WHERE ($1 IS NULL OR period_end > $1) ORDER BY period_start");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Seal>(&sql).bind(since).fetch_all(pool).await?))
+    const SQL: &str = "SELECT period_start, period_end, event_count, digest, previous, chained, sealed_at \
+        FROM event_seals WHERE ($1 IS NULL OR period_end > $1) ORDER BY period_start";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Seal>(SQL).bind(since).fetch_all(c).await?))
 }
 
 /// The seal whose period holds `received_at`, if that period is sealed.
 pub async fn covering(db: &Db, received_at: DateTime<Utc>) -> StoreResult<Option<Seal>> {
-    let sql = format!("SELECT {COLUMNS} FROM event_seals WHERE period_start <= $1 AND period_end > $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Seal>(&sql).bind(received_at).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT period_start, period_end, event_count, digest, previous, chained, sealed_at \
+        FROM event_seals WHERE period_start <= $1 AND period_end > $1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Seal>(SQL).bind(received_at).fetch_optional(c).await?))
 }
 
 /// Writes a seal; false when the period was sealed already (by another process: the same
 /// events give the same digest, so either row is the truth).
 pub async fn insert(db: &Db, s: &Seal) -> StoreResult<bool> {
-    write_pool!(db, |pool| Ok(sqlx::query(
-        "INSERT INTO event_seals (period_start, period_end, event_count, digest, previous, chained, sealed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (period_start) DO NOTHING"
-    )
-    .bind(s.period_start)
-    .bind(s.period_end)
-    .bind(s.event_count)
-    .bind(&s.digest)
-    .bind(&s.previous)
-    .bind(&s.chained)
-    .bind(s.sealed_at)
-    .execute(pool)
-    .await?
-    .rows_affected()
-        == 1))
+    const SQL: &str = "INSERT INTO event_seals \
+         (period_start, period_end, event_count, digest, previous, chained, sealed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (period_start) DO NOTHING";
+    let inserted = on!(db.writer(), |c| sqlx::query(SQL)
+        .bind(s.period_start)
+        .bind(s.period_end)
+        .bind(s.event_count)
+        .bind(&s.digest)
+        .bind(&s.previous)
+        .bind(&s.chained)
+        .bind(s.sealed_at)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(inserted == 1)
 }
 
 /// When the first event was received (where sealing starts).
 pub async fn first_event_at(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
-    read_pool!(db, |pool| Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-        "SELECT MIN(received_at) FROM stripe_events"
-    )
-    .fetch_one(pool)
-    .await?))
+    const SQL: &str = "SELECT MIN(received_at) FROM stripe_events";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL).fetch_one(c).await?))
 }
 
 /// What a seal covers of one event.
@@ -83,11 +81,11 @@ pub async fn for_each_in_period(
 ) -> StoreResult<()> {
     const SQL: &str = "SELECT event_id, event_type, received_at, payload FROM stripe_events \
                        WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, event_id";
-    read_pool!(db, |pool| {
-        let mut rows = sqlx::query_as::<_, SealedFields>(SQL).bind(start).bind(end).fetch(pool);
+    on!(db.reader(), |c| {
+        let mut rows = sqlx::query_as::<_, SealedFields>(SQL).bind(start).bind(end).fetch(c);
         while let Some(row) = rows.try_next().await? {
             each(row);
         }
-        Ok(())
-    })
+    });
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //! Our own `SessionStore` rather than tower-sessions-sqlx-store: that crate brings its own
 //! schema and pool per dialect, while this one goes through the same `Db` as everything else
 //! (SQLite's single writer, both dialects, our migrations) in about sixty lines.
-use super::{read_pool, write_pool, ConstraintKind, Db, StoreError, StoreResult};
+use super::{on, ConstraintKind, Db, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result, SessionStore};
@@ -47,14 +47,14 @@ async fn write(db: &Db, sql: &str, record: &Record, data: &str) -> StoreResult<u
     let number = |key: &str| record.data.get(key).and_then(serde_json::Value::as_i64);
     let user_id = number(USER_KEY);
     let signed_in_at = number(SIGNED_IN_KEY).and_then(|t| DateTime::from_timestamp(t, 0));
-    write_pool!(db, |pool| Ok(sqlx::query(sql)
+    on!(db.writer(), |c| Ok(sqlx::query(sql)
         .bind(record.id.to_string())
         .bind(data)
         .bind(expires_at(record))
         .bind(user_id)
         .bind(number(VERSION_KEY))
         .bind(signed_in_at)
-        .execute(pool)
+        .execute(c)
         .await?
         .rows_affected()))
 }
@@ -70,18 +70,18 @@ const READ: &str = "SELECT s.data FROM sessions s LEFT JOIN users u ON u.id = s.
                       AND s.signed_in_at > $3))";
 
 async fn read(db: &Db, id: &Id, now: DateTime<Utc>) -> StoreResult<Option<String>> {
-    read_pool!(db, |pool| Ok(sqlx::query_scalar(READ)
+    on!(db.reader(), |c| Ok(sqlx::query_scalar(READ)
         .bind(id.to_string())
         .bind(now)
         .bind(now - max_lifetime())
-        .fetch_optional(pool)
+        .fetch_optional(c)
         .await?))
 }
 
 async fn remove(db: &Db, id: &Id) -> StoreResult<u64> {
-    write_pool!(db, |pool| Ok(sqlx::query("DELETE FROM sessions WHERE id = $1")
+    on!(db.writer(), |c| Ok(sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id.to_string())
-        .execute(pool)
+        .execute(c)
         .await?
         .rows_affected()))
 }
@@ -120,10 +120,10 @@ impl SessionStore for Db {
 /// Removes expired sessions, idle or past their absolute lifetime (the worker calls this now
 /// and then); returns how many.
 pub async fn delete_expired(db: &Db, now: DateTime<Utc>) -> super::StoreResult<u64> {
-    write_pool!(db, |pool| Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR signed_in_at <= $2")
+    on!(db.writer(), |c| Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR signed_in_at <= $2")
         .bind(now)
         .bind(now - max_lifetime())
-        .execute(pool)
+        .execute(c)
         .await?
         .rows_affected()))
 }

@@ -4,7 +4,7 @@
 //! `ledger::request_revision`), so parallel guesses are counted one after another. SQLite's one
 //! process keeps them in memory and writes them now and then (`services::sign_in_throttle`,
 //! through `load` and `save`), so a flood of refused sign-ins never queues on the write lock.
-use super::{read_pool, write_pool, write_tx, Db, Dialect, StoreResult};
+use super::{on, Db, Dialect, StoreResult, Tx};
 use crate::domain::throttle::{Counter, Policy};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -72,107 +72,104 @@ fn counter(rows: &[Row], key: &str) -> Option<Counter> {
     })
 }
 
-const UPDATE: &str =
-    "UPDATE sign_in_throttle SET failures = $2, first_at = $3, last_at = $4, next_allowed_at = $5 WHERE key = $1";
+const SELECT: &str = "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1";
+
+/// Begins an attempt's transaction. On PostgreSQL it reads what committed before each statement
+/// (READ COMMITTED, whatever the server's default: see the module's comment), so a row read
+/// after its lock is granted is the row the lock's holder left.
+async fn begin(db: &Db) -> StoreResult<Tx> {
+    let mut tx = db.begin().await?;
+    if tx.dialect() == Dialect::Postgres {
+        on!(tx.conn(), |c| {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(c).await?;
+        });
+    }
+    Ok(tx)
+}
+
+/// The row of `key`, held until the transaction ends: on PostgreSQL by its row lock (FOR
+/// UPDATE), on SQLite by the database's write lock that BEGIN IMMEDIATE took (SQLite has no
+/// FOR UPDATE, so its statement is the plain read).
+async fn locked_row(tx: &mut Tx, key: &str) -> StoreResult<Option<Row>> {
+    const FOR_UPDATE: &str =
+        "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1 FOR UPDATE";
+    let sql = match tx.dialect() {
+        Dialect::Postgres => FOR_UPDATE,
+        Dialect::Sqlite => SELECT,
+    };
+    on!(tx.conn(), |c| Ok(sqlx::query_as(sql).bind(key).fetch_optional(c).await?))
+}
+
+/// Writes a key's counter over the row it has.
+async fn update(tx: &mut Tx, key: &str, c: &Counter) -> StoreResult<()> {
+    const SQL: &str =
+        "UPDATE sign_in_throttle SET failures = $2, first_at = $3, last_at = $4, next_allowed_at = $5 WHERE key = $1";
+    on!(tx.conn(), |conn| {
+        sqlx::query(SQL)
+            .bind(key)
+            .bind(c.failures)
+            .bind(c.first_at)
+            .bind(c.last_at)
+            .bind(c.next_allowed_at)
+            .execute(conn)
+            .await?;
+    });
+    Ok(())
+}
 
 /// Checks an attempt and counts it as a failure: Ok(Err(wait)) when the pair's delay or the
 /// address's cap says not yet (nothing is counted then).
 pub async fn attempt(db: &Db, keys: &Keys, policy: &Policy, now: DateTime<Utc>) -> StoreResult<Result<(), Duration>> {
+    const PLACEHOLDER: &str = "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
+         VALUES ($1, 0, $2, $2, $2) ON CONFLICT (key) DO NOTHING";
     // A placeholder long expired, so the rows exist to be locked; the rules read it as no count.
     let never = now - policy.window - policy.max_delay - Duration::days(1);
-    write_tx!(db, |tx, dialect| {
-        let lock = if dialect == Dialect::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *tx).await?;
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        let all = keys.all();
-        for key in &all {
-            sqlx::query(
-                "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
-                 VALUES ($1, 0, $2, $2, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(*key)
-            .bind(never)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // In key order, so two attempts never wait on each other's second row.
-        let mut rows: Vec<Row> = Vec::new();
-        for key in &all {
-            let row: Option<Row> = sqlx::query_as(&format!(
-                "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1{lock}"
-            ))
-            .bind(*key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            rows.extend(row);
-        }
-        let counted = match decide(policy, keys, |key| counter(&rows, key), now) {
-            Ok(counted) => counted,
-            Err(wait) => return Ok(Err(wait)), // nothing written worth keeping: roll back
-        };
-        for (key, c) in counted {
-            sqlx::query(UPDATE)
-                .bind(key)
-                .bind(c.failures)
-                .bind(c.first_at)
-                .bind(c.last_at)
-                .bind(c.next_allowed_at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        StoreResult::Ok(Ok(()))
-    })
+    let mut tx = begin(db).await?;
+    let all = keys.all();
+    for key in &all {
+        on!(tx.conn(), |c| {
+            sqlx::query(PLACEHOLDER).bind(*key).bind(never).execute(c).await?;
+        });
+    }
+    // In key order, so two attempts never wait on each other's second row.
+    let mut rows: Vec<Row> = Vec::new();
+    for key in &all {
+        rows.extend(locked_row(&mut tx, key).await?);
+    }
+    let counted = match decide(policy, keys, |key| counter(&rows, key), now) {
+        Ok(counted) => counted,
+        Err(wait) => return Ok(Err(wait)), // nothing written worth keeping: dropped, it rolls back
+    };
+    for (key, c) in counted {
+        update(&mut tx, &key, &c).await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 /// The attempt succeeded: the pair starts again from nothing; the address (and the account,
 /// when counted) get this attempt back.
 pub async fn succeeded(db: &Db, keys: &Keys, policy: &Policy) -> StoreResult<()> {
-    write_tx!(db, |tx, dialect| {
-        let lock = if dialect == Dialect::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *tx).await?;
-            " FOR UPDATE"
-        } else {
-            ""
-        };
-        sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1").bind(&keys.pair).execute(&mut *tx).await?;
-        let mut shared: Vec<&String> = [Some(&keys.address), keys.account.as_ref()].into_iter().flatten().collect();
-        shared.sort_unstable();
-        for key in shared {
-            let rows: Vec<Row> = sqlx::query_as(&format!(
-                "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1{lock}"
-            ))
-            .bind(key)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some(c) = counter(&rows, key) {
-                let c = policy.address_success(c);
-                sqlx::query(UPDATE)
-                    .bind(key)
-                    .bind(c.failures)
-                    .bind(c.first_at)
-                    .bind(c.last_at)
-                    .bind(c.next_allowed_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+    let mut tx = begin(db).await?;
+    on!(tx.conn(), |c| {
+        sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1").bind(&keys.pair).execute(c).await?;
+    });
+    let mut shared: Vec<&String> = [Some(&keys.address), keys.account.as_ref()].into_iter().flatten().collect();
+    shared.sort_unstable();
+    for key in shared {
+        let rows: Vec<Row> = locked_row(&mut tx, key).await?.into_iter().collect();
+        if let Some(c) = counter(&rows, key) {
+            update(&mut tx, key, &policy.address_success(c)).await?;
         }
-        StoreResult::Ok(())
-    })
+    }
+    tx.commit().await
 }
 
 /// The stored counters of these keys (a read: no write lock).
 pub async fn load(db: &Db, keys: &[&str]) -> StoreResult<Vec<(String, Counter)>> {
     let mut found = Vec::new();
     for key in keys {
-        let row: Option<Row> = read_pool!(db, |pool| sqlx::query_as(
-            "SELECT key, failures, first_at, last_at, next_allowed_at FROM sign_in_throttle WHERE key = $1"
-        )
-        .bind(*key)
-        .fetch_optional(pool)
-        .await?);
+        let row: Option<Row> = on!(db.reader(), |c| sqlx::query_as(SELECT).bind(*key).fetch_optional(c).await?);
         found.extend(row.map(|r| (r.0.clone(), counter(&[r], key).expect("the row read"))));
     }
     Ok(found)
@@ -180,42 +177,34 @@ pub async fn load(db: &Db, keys: &[&str]) -> StoreResult<Vec<(String, Counter)>>
 
 /// Writes counters kept in memory, in one transaction: Some(counter) stored, None deleted.
 pub async fn save(db: &Db, counters: &[(String, Option<Counter>)]) -> StoreResult<()> {
-    write_tx!(db, |tx| {
-        for (key, c) in counters {
-            match c {
-                Some(c) => {
-                    sqlx::query(
-                        "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
-                         first_at = excluded.first_at, last_at = excluded.last_at, \
-                         next_allowed_at = excluded.next_allowed_at",
-                    )
-                    .bind(key)
-                    .bind(c.failures)
-                    .bind(c.first_at)
-                    .bind(c.last_at)
-                    .bind(c.next_allowed_at)
-                    .execute(&mut *tx)
-                    .await?;
+    const UPSERT: &str = "INSERT INTO sign_in_throttle (key, failures, first_at, last_at, next_allowed_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, \
+         first_at = excluded.first_at, last_at = excluded.last_at, next_allowed_at = excluded.next_allowed_at";
+    const DELETE: &str = "DELETE FROM sign_in_throttle WHERE key = $1";
+    let mut tx = db.begin().await?;
+    for (key, counter) in counters {
+        on!(tx.conn(), |c| {
+            match counter {
+                Some(n) => {
+                    sqlx::query(UPSERT)
+                        .bind(key)
+                        .bind(n.failures)
+                        .bind(n.first_at)
+                        .bind(n.last_at)
+                        .bind(n.next_allowed_at)
+                        .execute(c)
+                        .await?
                 }
-                None => {
-                    sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1").bind(key).execute(&mut *tx).await?;
-                }
-            }
-        }
-        StoreResult::Ok(())
-    })
+                None => sqlx::query(DELETE).bind(key).execute(c).await?,
+            };
+        });
+    }
+    tx.commit().await
 }
 
 /// Removes counters that no longer hold anything back (`Policy::expired`, as SQL): keeps the
 /// table to about a window of attempts. How many went.
 pub async fn delete_expired(db: &Db, policy: &Policy, now: DateTime<Utc>) -> StoreResult<u64> {
-    write_pool!(db, |pool| Ok(sqlx::query(
-        "DELETE FROM sign_in_throttle WHERE last_at <= $1 AND next_allowed_at <= $2"
-    )
-    .bind(now - policy.window)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected()))
+    const SQL: &str = "DELETE FROM sign_in_throttle WHERE last_at <= $1 AND next_allowed_at <= $2";
+    on!(db.writer(), |c| Ok(sqlx::query(SQL).bind(now - policy.window).bind(now).execute(c).await?.rows_affected()))
 }

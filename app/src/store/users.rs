@@ -1,5 +1,5 @@
 //! `users`: advertisers and admins.
-use super::{read_pool, Db, StoreResult};
+use super::{on, Db, StoreResult, Tx};
 use crate::domain::users::{Email, Role};
 use chrono::{DateTime, Utc};
 
@@ -26,28 +26,44 @@ impl User {
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, email, role, password_hash, created_at, deactivated_at, credential_version";
-/// The one INSERT of a user, for `create` and for the audited actions in `store::people`.
-pub(crate) fn insert_sql() -> String {
-    format!("INSERT INTO users (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}")
+/// Stores a user in the caller's transaction (the audited actions in `store::people`).
+pub(crate) async fn insert(
+    tx: &mut Tx,
+    email: &Email,
+    role: Role,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<User> {
+    const SQL: &str = "INSERT INTO users (email, role, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+        RETURNING id, email, role, password_hash, created_at, deactivated_at, credential_version";
+    on!(tx.conn(), |c| Ok(sqlx::query_as::<_, User>(SQL)
+        .bind(email.as_str())
+        .bind(role.as_str())
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(c)
+        .await?))
 }
 
 pub async fn find_by_email(db: &Db, email: &Email) -> StoreResult<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, User>(&sql).bind(email.as_str()).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT id, email, role, password_hash, created_at, deactivated_at, credential_version \
+        FROM users WHERE email = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, User>(SQL).bind(email.as_str()).fetch_optional(c).await?))
 }
 
 pub async fn find(db: &Db, id: i64) -> StoreResult<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT id, email, role, password_hash, created_at, deactivated_at, credential_version \
+        FROM users WHERE id = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, User>(SQL).bind(id).fetch_optional(c).await?))
 }
 
 /// The user behind a session: only while the account is active. Every check of who is signed in
 /// goes through this, so a deactivated account is signed out on its next request whatever
 /// session it still holds.
 pub async fn find_active(db: &Db, id: i64) -> StoreResult<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND deactivated_at IS NULL");
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(pool).await?))
+    const SQL: &str = "SELECT id, email, role, password_hash, created_at, deactivated_at, credential_version \
+        FROM users WHERE id = $1 AND deactivated_at IS NULL";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, User>(SQL).bind(id).fetch_optional(c).await?))
 }
 
 /// A person as the admin's people page lists them.
@@ -66,12 +82,12 @@ pub struct Person {
 /// People whose email contains `search` (all when empty), admins first, then by email; at most
 /// `limit`. A publisher has hundreds of advertisers, not millions: one page with a search.
 pub async fn people(db: &Db, search: &str, limit: i64) -> StoreResult<Vec<Person>> {
-    let sql = "SELECT u.id, u.email, u.role, u.created_at, u.deactivated_at, \
+    const SQL: &str = "SELECT u.id, u.email, u.role, u.created_at, u.deactivated_at, \
                 (SELECT COUNT(*) FROM contracts c WHERE c.advertiser_id = u.id) AS contracts, \
                 (SELECT MAX(l.expires_at) FROM password_links l WHERE l.user_id = u.id AND l.used_at IS NULL) \
                   AS link_expires_at \
                FROM users u WHERE ($1 = '' OR u.email LIKE $1 ESCAPE '\\') \
                ORDER BY CASE u.role WHEN 'admin' THEN 0 ELSE 1 END, u.email LIMIT $2";
     let pattern = super::like_pattern(search);
-    read_pool!(db, |pool| Ok(sqlx::query_as::<_, Person>(sql).bind(&pattern).bind(limit).fetch_all(pool).await?))
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Person>(SQL).bind(&pattern).bind(limit).fetch_all(c).await?))
 }
