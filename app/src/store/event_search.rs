@@ -195,14 +195,6 @@ pub async fn unindexed(db: &Db) -> StoreResult<i64> {
     }))
 }
 
-// TRANSITIONAL (issue 23): the condition "stored, not indexed, received since $1" (or ever, with
-// no `since`) as a fragment, for `events::about_payment` until that module writes its statements
-// whole; this module's own statements (`index_since`, `unindexed`) are written out per case.
-pub(crate) fn not_indexed(since: bool) -> String {
-    let range = if since { "e.received_at >= $1 AND " } else { "($1 IS NULL) AND " };
-    format!("{range}NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)")
-}
-
 /// Where the indexer starts looking: `LOOK_BACK_MINUTES` before the newest indexed event, or
 /// the beginning when nothing is indexed.
 pub(crate) async fn look_back(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {

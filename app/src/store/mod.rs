@@ -490,69 +490,6 @@ impl Db {
     }
 }
 
-// TRANSITIONAL (issue 23): the old dispatch macros, removed when the last module uses `on!` and `Tx`.
-/// Runs `$body` with `$pool` bound to a pool for reading, once per dialect.
-macro_rules! read_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                let $pool = &s.reader;
-                $body
-            }
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$pool` bound to a pool for a single-statement write, once per dialect.
-macro_rules! write_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                let $pool = &s.writer;
-                $body
-            }
-            $crate::store::Db::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` (which evaluates to a `StoreResult`) inside a write transaction bound to `$tx`,
-/// committing only if it returns `Ok`; an early `return` from the enclosing function drops the
-/// transaction uncommitted, which rolls it back. SQLite takes the write lock up front (BEGIN IMMEDIATE)
-/// so a read inside the transaction cannot be overtaken by another writer. The second form
-/// also binds the `Dialect`, for the few statements that differ (row locks).
-macro_rules! write_tx {
-    ($db:expr, |$tx:ident| $body:expr) => {
-        $crate::store::write_tx!($db, |$tx, _dialect| $body)
-    };
-    ($db:expr, |$tx:ident, $dialect:ident| $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite(s) => {
-                #[allow(unused_variables)]
-                let $dialect = $crate::store::Dialect::Sqlite;
-                let mut $tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await?;
-                }
-                out
-            }
-            $crate::store::Db::Postgres(p) => {
-                #[allow(unused_variables)]
-                let $dialect = $crate::store::Dialect::Postgres;
-                let mut $tx = p.begin().await?;
-                let out = $body;
-                if out.is_ok() {
-                    $tx.commit().await?;
-                }
-                out
-            }
-        }
-    };
-}
-pub(crate) use {read_pool, write_pool, write_tx};
-
 #[cfg(test)]
 mod tests {
     #[test]
