@@ -1,17 +1,50 @@
-//! The simulator's own endpoints under `/_simulator/`: what the cardholder, the bank or the
-//! card network would do (3-D Secure outcome, open and decide disputes, settle a pending
-//! refund, early fraud warnings), the delivery log, faults; and the Stripe.js stand-in under `/v3`. They take a
-//! form (or no body) and answer Stripe's objects and error shape, without an API key.
-use super::disputes::{self, DisputeOutcome};
-use super::http::{ok, ApiError, ApiResult, Params, RequestInfo};
-use super::refunds::{self, RefundSettlement};
-use super::{early_fraud_warnings, payment_intents, Faults, Simulator};
+//! The simulator's own controls: what the cardholder, the bank or the card network would do
+//! (3-D Secure outcome, open and decide disputes, settle a pending refund, early fraud
+//! warnings), as `Simulator` methods for tests and as endpoints under `/_simulator/`, with the
+//! delivery log and faults; and the Stripe.js stand-in under `/v3`. The endpoints take a form
+//! (or no body) and answer Stripe's objects and error shape, without an API key.
+use super::faults::Faults;
+use super::handle::Simulator;
+use super::objects::{DisputeOutcome, RefundSettlement};
+use super::wire::{ok, ApiError, ApiResult, Params, RequestInfo};
+use super::{disputes, early_fraud_warnings, payment_intents, refunds};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::sync::PoisonError;
+
+impl Simulator {
+    /// The cardholder disputes a succeeded payment now, for what was not refunded, as
+    /// `POST /_simulator/payment_intents/{id}/dispute` does. Returns the dispute's id.
+    pub fn open_dispute(&self, payment_intent_id: &str) -> Result<String, String> {
+        let mut state = self.lock();
+        let dispute = disputes::open_for_payment(self, &mut state, payment_intent_id, &Params::default());
+        dispute.map(|d| d.id).map_err(|e| e.to_string())
+    }
+
+    /// The bank decides a dispute, as `POST /_simulator/disputes/{id}/close` does.
+    pub fn close_dispute(&self, dispute_id: &str, outcome: DisputeOutcome) -> Result<(), String> {
+        let mut state = self.lock();
+        disputes::close(self, &mut state, dispute_id, outcome, &RequestInfo::default())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A pending refund (the 4000 0000 0000 7726 card's) ends as `outcome` says, as
+    /// `POST /_simulator/refunds/{id}/settle` does.
+    pub fn settle_refund(&self, refund_id: &str, outcome: RefundSettlement) -> Result<(), String> {
+        let mut state = self.lock();
+        refunds::settle(self, &mut state, refund_id, outcome).map(drop).map_err(|e| e.to_string())
+    }
+
+    /// The card network warns of fraud on a charge, as
+    /// `POST /_simulator/charges/{id}/early_fraud_warning` does. Returns the warning's id.
+    pub fn early_fraud_warning(&self, charge_id: &str) -> Result<String, String> {
+        let mut state = self.lock();
+        early_fraud_warnings::raise(self, &mut state, charge_id).map(|w| w.id).map_err(|e| e.to_string())
+    }
+}
 
 pub(super) fn routes() -> Router<Simulator> {
     Router::new()
@@ -43,14 +76,14 @@ async fn stripe_js() -> Response {
 /// The 3-D Secure challenge: `outcome=complete` or `outcome=fail`.
 async fn authenticate(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let fields = Params::parse(&body);
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     payment_intents::authenticate(&sim, &mut state, &id, fields.get("outcome"))
 }
 
 /// The cardholder disputes a succeeded payment now (optional `reason`, `amount`).
 async fn open_dispute(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let fields = Params::parse(&body);
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     ok(&disputes::open_for_payment(&sim, &mut state, &id, &fields)?)
 }
 
@@ -62,7 +95,7 @@ async fn settle_refund(State(sim): State<Simulator>, Path(id): Path<String>, bod
         Some("failed") => RefundSettlement::Failed,
         _ => return Err(ApiError::invalid(None, "outcome must be succeeded or failed", Some("outcome"))),
     };
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     ok(&refunds::settle(&sim, &mut state, &id, outcome)?)
 }
 
@@ -74,20 +107,20 @@ async fn close_dispute(State(sim): State<Simulator>, Path(id): Path<String>, bod
         .ok_or_else(|| ApiError::missing("outcome"))?
         .parse()
         .map_err(|e: String| ApiError::invalid(None, e, Some("outcome")))?;
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     ok(&disputes::close(&sim, &mut state, &id, outcome, &RequestInfo::default())?)
 }
 
 /// Evidence (`evidence[...]`) sent to the bank: the dispute goes `under_review`.
 async fn submit_evidence(State(sim): State<Simulator>, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let fields = Params::parse(&body);
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     disputes::submit_evidence(&sim, &mut state, &id, &fields)
 }
 
 /// The card network warns that a charge looks fraudulent.
 async fn early_fraud_warning(State(sim): State<Simulator>, Path(id): Path<String>) -> ApiResult {
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     ok(&early_fraud_warnings::raise(&sim, &mut state, &id)?)
 }
 

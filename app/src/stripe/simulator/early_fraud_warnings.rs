@@ -1,44 +1,18 @@
-//! Radar early fraud warnings: a card network's notice that a charge looks fraudulent, often
-//! ahead of a dispute. Raised through the control endpoint; retrieve and list as Stripe's
-//! `/v1/radar/early_fraud_warnings`.
-use super::charges;
-use super::http::{authorize, new_id, now, ok, ApiError, ApiResult, Params, RequestInfo};
-use super::state::{object, SimState};
-use super::Simulator;
+//! Radar early fraud warnings: raised through the control endpoint; retrieve and list as
+//! Stripe's `/v1/radar/early_fraud_warnings`.
+use super::handle::Simulator;
+use super::http::authorize;
+use super::objects::EarlyFraudWarning;
+use super::state::SimState;
+use super::wire::{ok, ApiError, ApiResult, Params, RequestInfo};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
-use std::sync::PoisonError;
-
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct EarlyFraudWarning {
-    pub id: String,
-    pub object: &'static str,
-    pub actionable: bool,
-    pub charge: String,
-    pub created: i64,
-    pub fraud_type: &'static str,
-    pub livemode: bool,
-    pub payment_intent: String,
-}
-object!(EarlyFraudWarning);
 
 /// Raises a warning on a charge: `radar.early_fraud_warning.created`.
 pub(super) fn raise(sim: &Simulator, state: &mut SimState, charge_id: &str) -> Result<EarlyFraudWarning, ApiError> {
-    let charge = charges::find(state, charge_id, "charge")?;
-    let warning = EarlyFraudWarning {
-        id: new_id("issfr"),
-        object: "radar.early_fraud_warning",
-        // Actionable while the charge can still be refunded to head off a dispute.
-        actionable: charge.dispute.is_none() && charge.refundable() > 0,
-        charge: charge.id.clone(),
-        created: now(),
-        fraud_type: "made_with_stolen_card",
-        livemode: false,
-        payment_intent: charge.payment_intent.clone(),
-    };
+    let warning = EarlyFraudWarning::on(state.charge(charge_id, "charge")?);
     sim.emit(state, "radar.early_fraud_warning.created", &warning, &RequestInfo::default());
     state.early_fraud_warnings.insert(warning.clone());
     Ok(warning)
@@ -52,7 +26,7 @@ pub(super) fn routes() -> Router<Simulator> {
 
 async fn retrieve(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     authorize(&headers)?;
-    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = sim.lock();
     ok(state
         .early_fraud_warnings
         .get(&id)
@@ -65,7 +39,7 @@ async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(query):
     let q = Params::query(query);
     let (page, created) = (q.page()?, q.created("created")?);
     let (payment_intent, charge) = (q.string("payment_intent")?, q.string("charge")?);
-    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = sim.lock();
     let matching: Vec<&EarlyFraudWarning> = state
         .early_fraud_warnings
         .newest_first()

@@ -1,77 +1,22 @@
-//! Refunds: create (all or part of a charge, by `payment_intent` or `charge`), retrieve, list.
+//! The Refunds API: create (all or part of a charge, by `payment_intent` or `charge`), retrieve, list.
 //! Every refund emits `refund.created` (sent for all refunds since API 2024-10-28) and
 //! `charge.refunded`; the 4000 0000 0000 5126 card's refunds fail later with `refund.updated`
 //! and `refund.failed`, giving the amount back to the charge; the 4000 0000 0000 7726 card's
 //! refunds start `pending` (already counted in the charge's `amount_refunded`, as Stripe does)
 //! until `settle` decides them, with `refund.updated` and `charge.refund.updated` (and
 //! `refund.failed` when they fail).
-use super::cards::AfterSuccess;
-use super::charges::{self, Charge};
-use super::http::{authorize, new_id, now, ok, ApiError, ApiResult, Params, RequestInfo};
-use super::state::{object, SimState};
-use super::Simulator;
+use super::handle::Simulator;
+use super::http::authorize;
+use super::objects::{AfterSuccess, Charge, Refund, RefundSettlement};
+use super::state::SimState;
+use super::wire::{ok, ApiError, ApiResult, Params, RequestInfo};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Router};
-use serde::Serialize;
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::sync::PoisonError;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct Refund {
-    pub id: String,
-    pub object: &'static str,
-    pub amount: i64,
-    pub balance_transaction: Option<String>,
-    pub charge: String,
-    pub created: i64,
-    pub currency: String,
-    pub customer: Option<String>,
-    pub destination_details: DestinationDetails,
-    pub failure_reason: Option<&'static str>,
-    pub metadata: BTreeMap<String, String>,
-    pub payment_intent: String,
-    pub payment_method: Option<String>,
-    pub reason: Option<String>,
-    pub receipt_number: Option<String>,
-    pub source_transfer_reversal: Option<String>,
-    pub status: Status,
-    pub transfer_reversal: Option<String>,
-}
-object!(Refund);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum Status {
-    Pending,
-    Succeeded,
-    Failed,
-}
-
-/// How a pending refund ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundSettlement {
-    Succeeded,
-    Failed,
-}
-
-/// Where the money goes back to: the card, as a reversal.
-#[derive(Debug, Clone, Serialize)]
-pub(super) struct DestinationDetails {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    card: CardDestination,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct CardDestination {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
 
 /// The reasons Stripe accepts on create.
 const REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
@@ -90,7 +35,7 @@ async fn create(
 ) -> ApiResult {
     authorize(&headers)?;
     let fields = Params::parse(&body);
-    let mut state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = sim.lock();
     let refund = refund(&sim, &mut state, &fields, &request)?;
     ok(&refund)
 }
@@ -117,26 +62,7 @@ fn refund(sim: &Simulator, state: &mut SimState, fields: &Params, request: &Requ
     let amount = refund_amount(fields, charge)?;
     let reason = refund_reason(fields)?;
     let metadata = fields.metadata()?;
-    let refund = Refund {
-        id: new_id("re"),
-        object: "refund",
-        amount,
-        balance_transaction: None,
-        charge: charge.id.clone(),
-        created: now(),
-        currency: charge.currency.clone(),
-        customer: None,
-        destination_details: DestinationDetails { kind: "card", card: CardDestination { kind: "reversal" } },
-        failure_reason: None,
-        metadata,
-        payment_intent: charge.payment_intent.clone(),
-        payment_method: charge.payment_method.clone(),
-        reason,
-        receipt_number: None,
-        source_transfer_reversal: None,
-        status: if charge.after_success == AfterSuccess::RefundsPending { Status::Pending } else { Status::Succeeded },
-        transfer_reversal: None,
-    };
+    let refund = Refund::of_charge(charge, amount, reason, metadata);
     let fails_later = charge.after_success == AfterSuccess::RefundsFail;
     let charge_id = charge.id.clone();
     let Some(charge) = state.charges.get_mut(&charge_id) else { unreachable!("found above") };
@@ -150,7 +76,7 @@ fn refund(sim: &Simulator, state: &mut SimState, fields: &Params, request: &Requ
         let after = Duration::from_millis(sim.faults().refund_failure_ms);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let mut guard = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = sim.lock();
             fail(&sim, &mut guard, &id);
         });
     }
@@ -201,11 +127,11 @@ fn refund_reason(fields: &Params) -> Result<Option<String>, ApiError> {
 
 /// The charge a create names, by `charge` or `payment_intent` (both: they must agree).
 fn refunded_charge<'a>(state: &'a SimState, fields: &Params) -> Result<&'a Charge, ApiError> {
-    let by_charge = fields.string("charge")?.map(|id| charges::find(state, id, "charge")).transpose()?;
+    let by_charge = fields.string("charge")?.map(|id| state.charge(id, "charge")).transpose()?;
     let by_intent = match fields.string("payment_intent")? {
         None => None,
         Some(id) => {
-            let pi = super::payment_intents::find(state, id, "payment_intent")?;
+            let pi = state.payment_intent(id, "payment_intent")?;
             let charge = pi.latest_charge.as_deref().and_then(|c| state.charges.get(c));
             Some(charge.ok_or_else(|| {
                 ApiError::invalid(
@@ -246,16 +172,7 @@ pub(super) fn settle(
     outcome: RefundSettlement,
 ) -> Result<Refund, ApiError> {
     let refund = state.refunds.get_mut(id).ok_or_else(|| ApiError::no_such("refund", id, "id"))?;
-    if refund.status != Status::Pending {
-        return Err(ApiError::invalid(None, format!("Refund {id} is not pending."), None));
-    }
-    refund.status = match outcome {
-        RefundSettlement::Succeeded => Status::Succeeded,
-        RefundSettlement::Failed => Status::Failed,
-    };
-    if outcome == RefundSettlement::Failed {
-        refund.failure_reason = Some("lost_or_stolen_card");
-    }
+    refund.settle(outcome)?;
     let refund = refund.clone();
     if outcome == RefundSettlement::Failed {
         if let Some(charge) = state.charges.get_mut(&refund.charge) {
@@ -276,11 +193,9 @@ pub(super) fn settle(
 /// the amount back on the charge, `refund.updated` and `refund.failed`.
 fn fail(sim: &Simulator, state: &mut SimState, id: &str) {
     let Some(refund) = state.refunds.get_mut(id) else { return };
-    if refund.status != Status::Succeeded {
+    if !refund.fail() {
         return;
     }
-    refund.status = Status::Failed;
-    refund.failure_reason = Some("expired_or_canceled_card");
     let refund = refund.clone();
     if let Some(charge) = state.charges.get_mut(&refund.charge) {
         charge.add_refunded(-refund.amount);
@@ -293,7 +208,7 @@ fn fail(sim: &Simulator, state: &mut SimState, id: &str) {
 
 async fn retrieve(State(sim): State<Simulator>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     authorize(&headers)?;
-    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = sim.lock();
     ok(state.refunds.get(&id).ok_or_else(|| ApiError::no_such("refund", &id, "id"))?)
 }
 
@@ -303,7 +218,7 @@ async fn list(State(sim): State<Simulator>, headers: HeaderMap, RawQuery(query):
     let q = Params::query(query);
     let (page, created) = (q.page()?, q.created("created")?);
     let (payment_intent, charge) = (q.string("payment_intent")?, q.string("charge")?);
-    let state = sim.state.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = sim.lock();
     let matching: Vec<&Refund> = state
         .refunds
         .newest_first()

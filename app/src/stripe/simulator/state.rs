@@ -1,19 +1,10 @@
 //! The simulator's memory: one table per resource, each in creation order (Stripe lists newest
 //! first) with an index by id, so a retrieve is a lookup rather than a scan.
-use super::charges::Charge;
-use super::disputes::Dispute;
-use super::early_fraud_warnings::EarlyFraudWarning;
-use super::events::Event;
-use super::payment_intents::PaymentIntent;
-use super::refunds::Refund;
+use super::objects::{Charge, Dispute, EarlyFraudWarning, Event, PaymentIntent, Refund};
+use super::wire::{ApiError, Object};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use std::collections::HashMap;
-
-/// A Stripe object as the tables and lists need it: by its id.
-pub(super) trait Object {
-    fn id(&self) -> &str;
-}
 
 /// The objects of one resource, in creation order, indexed by id.
 pub(super) struct Table<T> {
@@ -75,6 +66,18 @@ pub(super) struct SimState {
     pub idempotency: HashMap<String, Idempotent>,
 }
 
+impl SimState {
+    /// A PaymentIntent, or Stripe's 404 naming `param`.
+    pub fn payment_intent(&self, id: &str, param: &str) -> Result<&PaymentIntent, ApiError> {
+        self.intents.get(id).ok_or_else(|| ApiError::no_such("payment_intent", id, param))
+    }
+
+    /// A charge, or Stripe's 404 naming `param`.
+    pub fn charge(&self, id: &str, param: &str) -> Result<&Charge, ApiError> {
+        self.charges.get(id).ok_or_else(|| ApiError::no_such("charge", id, param))
+    }
+}
+
 /// What an Idempotency-Key stands for.
 pub(super) enum Idempotent {
     /// A request with this key is being answered now (fingerprint of that request).
@@ -82,15 +85,3 @@ pub(super) enum Idempotent {
     /// Answered: the fingerprint, and the answer every retry with this key replays.
     Answered(String, StatusCode, Bytes),
 }
-
-/// Implements `Object` for a struct with an `id: String` field.
-macro_rules! object {
-    ($($t:ty),*) => {$(
-        impl $crate::stripe::simulator::state::Object for $t {
-            fn id(&self) -> &str {
-                &self.id
-            }
-        }
-    )*};
-}
-pub(super) use object;

@@ -1,14 +1,36 @@
 //! Webhook delivery as Stripe does it: POST the event JSON with `Stripe-Signature:
 //! t=...,v1=...` (a fresh timestamp and signature per attempt), retry non-2xx answers with
 //! exponential backoff, and log every attempt.
-use super::{Faults, WebhookConfig};
+use super::faults::Faults;
 use crate::stripe::signature::sign;
+use crate::stripe::WebhookSecret;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Where and how the simulator delivers webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The endpoint to POST events to, e.g. `http://127.0.0.1:3000/webhooks/stripe`.
+    pub url: String,
+    /// The endpoint's signing secret.
+    pub secret: WebhookSecret,
+    /// First retry delay; doubles per attempt (Stripe's own scale is hours: tests shrink it).
+    pub retry_base: Duration,
+    /// Attempts before giving up on a delivery.
+    pub max_attempts: u32,
+}
+
+/// A fresh endpoint secret for an in-process simulator and the app that verifies it.
+pub fn random_webhook_secret() -> WebhookSecret {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    WebhookSecret::parse(&format!("whsec_sim{}", hex::encode(bytes))).expect("well-formed")
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeliveryAttempt {
@@ -74,15 +96,15 @@ async fn deliver_one(
     log: Arc<Mutex<Vec<DeliveryAttempt>>>,
     delivered: Arc<AtomicBool>,
 ) {
-    let mut delay = std::time::Duration::from_millis(faults.delay_ms);
+    let mut delay = Duration::from_millis(faults.delay_ms);
     if faults.out_of_order {
-        delay += std::time::Duration::from_millis(holdback_ms(&event_type));
+        delay += Duration::from_millis(holdback_ms(&event_type));
     }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let secret = if faults.wrong_secret {
-        crate::stripe::WebhookSecret::parse("whsec_simulator_wrong_secret").expect("well-formed")
+        WebhookSecret::parse("whsec_simulator_wrong_secret").expect("well-formed")
     } else {
         config.secret.clone()
     };

@@ -1,11 +1,11 @@
 //! Stripe's test cards and test PaymentMethods, and what each does in test mode, as Stripe
 //! documents them (https://docs.stripe.com/testing).
-use super::http::ApiError;
+use crate::stripe::simulator::wire::ApiError;
 use axum::http::StatusCode;
 
 /// What a test card does when a PaymentIntent is confirmed with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CardOutcome {
+pub enum CardOutcome {
     /// The payment succeeds; `then` says what happens to it afterwards.
     Succeeds(AfterSuccess),
     RequiresAuthentication,
@@ -17,7 +17,7 @@ pub(super) enum CardOutcome {
 
 /// What a succeeded payment's card does later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) enum AfterSuccess {
+pub enum AfterSuccess {
     #[default]
     Nothing,
     /// 4000 0000 0000 0259: the cardholder disputes the charge.
@@ -31,7 +31,7 @@ pub(super) enum AfterSuccess {
 
 /// The card a PaymentIntent was confirmed with, as far as later steps need it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Card {
+pub struct Card {
     pub last4: String,
     pub after_success: AfterSuccess,
 }
@@ -39,7 +39,7 @@ pub(super) struct Card {
 /// What a test card number does, and the card (its last four digits come from the cleaned
 /// digits: the number as typed may hold spaces of any width, and cutting that by bytes could
 /// split a character).
-pub(super) fn card_outcome(number: &str) -> Result<(CardOutcome, Card), ApiError> {
+pub fn card_outcome(number: &str) -> Result<(CardOutcome, Card), ApiError> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     if digits.len() < 12 || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) || !luhn(&digits) {
         return Err(ApiError {
@@ -94,7 +94,7 @@ fn luhn(digits: &str) -> bool {
 }
 
 /// Stripe's ready-made test PaymentMethods, mapped to their card numbers.
-pub(super) fn test_payment_method_number(pm: &str) -> Option<&'static str> {
+pub fn test_payment_method_number(pm: &str) -> Option<&'static str> {
     Some(match pm {
         "pm_card_visa" => "4242424242424242",
         "pm_card_mastercard" => "5555555555554444",
