@@ -5,6 +5,8 @@
 use super::browser::{self, Checkout, ConfirmResult};
 use super::error::AppError;
 use crate::domain::accounting::{poll_delay_ms, PENDING_PATIENCE_MS};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, Advertiser};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{Deserialize, Serialize};
@@ -34,8 +36,8 @@ pub enum PaymentView {
 #[server]
 pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
     use crate::services::purchase::{start_purchase, PurchaseError};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     // Starting a purchase always calls Stripe (it creates the PaymentIntent), so it spends the
     // budget up front; `confirm_purchase` spends it only when its answer needs Stripe.
     svc.stripe_call_allowed(user.id).map_err(|wait| AppError::SlowDown(wait).with_status())?;
@@ -63,8 +65,8 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
 #[server]
 pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, AppError> {
     use crate::services::confirm::{confirm_purchase, ConfirmError, PaymentState};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     let confirmation = confirm_purchase(&svc, user.id, &payment_intent_id).await.map_err(|e| match e {
         ConfirmError::NotFound => AppError::NotFound.with_status(),
         ConfirmError::SlowDown(wait) => AppError::SlowDown(wait).with_status(),

@@ -6,6 +6,8 @@ use super::error::AppError;
 use super::ErrorView;
 use crate::domain::artwork::{RequestProblem, ACCEPTED, MAX_NOTES_CHARS};
 use crate::domain::{PackTerms, RevisionBalance};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, Advertiser};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
@@ -134,8 +136,8 @@ pub(crate) mod server {
 #[server]
 pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
     use crate::store::contracts::{balance_rows, ContractQuery};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     let q = ContractQuery { advertiser_id: Some(user.id), limit: 1000, ..Default::default() };
     let rows =
         balance_rows(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
@@ -144,8 +146,9 @@ pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
 
 #[server]
 pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
-    let user = super::auth::server::require_advertiser().await?;
-    let mut detail = server::detail(&super::services()?, contract_id, Some(user.id)).await?;
+    let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
+    let mut detail = server::detail(&svc, contract_id, Some(user.id)).await?;
     if let Some(snapshot) = super::auth::server::snapshot().await {
         detail.draft_notes = snapshot.draft.filter(|(id, _)| *id == contract_id).map(|(_, notes)| notes);
     }

@@ -8,6 +8,8 @@ use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
+#[cfg(feature = "ssr")]
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod browser;

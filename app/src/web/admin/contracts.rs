@@ -4,6 +4,8 @@
 use super::events::{EventLine, EventRows};
 use super::AdminNav;
 use crate::domain::listing::ContractSort;
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::contracts::{ContractDetail, ContractSummary};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
@@ -64,8 +66,8 @@ pub struct Attempt {
 #[server]
 pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> Result<ContractList, AppError> {
     use crate::store::contracts::{balances, ContractQuery};
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let page = page.max(1);
     let q = ContractQuery { search, sort, limit: PER_PAGE, offset: (page - 1) * PER_PAGE, ..Default::default() };
     let (rows, total) =
@@ -81,8 +83,8 @@ pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> R
 #[server]
 pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppError> {
     use crate::store::{events, ledger};
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let detail = crate::web::contracts::server::detail(&svc, contract_id, None).await?;
     let load = |e| AppError::unavailable("The ledger could not be loaded", e);
     let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;

@@ -2,6 +2,8 @@
 //! (status, failure reason, raw payload). The contract page lists a payment's events with
 //! `EventRows`.
 use super::AdminNav;
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
 use leptos::prelude::*;
@@ -60,8 +62,8 @@ pub struct EventResults {
 #[server]
 pub async fn admin_events(query: String) -> Result<EventResults, AppError> {
     use crate::domain::event_search::parse_page;
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let pairs: Vec<(String, String)> =
         form_urlencoded::parse(query.trim_start_matches('?').as_bytes()).into_owned().collect();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -82,8 +84,8 @@ pub async fn admin_events(query: String) -> Result<EventResults, AppError> {
 #[server]
 pub async fn admin_event(event_id: String) -> Result<EventDetail, AppError> {
     use crate::store::events;
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let load = |e| AppError::unavailable("The event could not be loaded", e);
     let summary =
         events::summary(&svc.db, &event_id).await.map_err(load)?.ok_or_else(|| AppError::NotFound.with_status())?;

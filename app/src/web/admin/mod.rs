@@ -14,6 +14,8 @@ pub mod refunds;
 pub mod revenue;
 
 #[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
+#[cfg(feature = "ssr")]
 use crate::web::session_keys::FLASH_KEY;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +27,7 @@ pub struct Flash {
 /// The message a money action left for this page, once.
 #[server]
 pub async fn take_flash() -> Result<Option<Flash>, AppError> {
+    caller::<AdminUser>(&crate::web::services()?).await?;
     let flash: Option<(String, String)> = match crate::web::auth::server::snapshot().await {
         Some(snapshot) => snapshot.flash,
         None => crate::web::auth::server::session().await?.remove(FLASH_KEY).await.unwrap_or(None),
@@ -48,8 +51,8 @@ pub fn FlashMessage() -> impl IntoView {
 /// Open findings of the last reconciliation, for the banner.
 #[server]
 pub async fn open_findings() -> Result<i64, AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     crate::store::reconciliation::open_findings(&svc.db)
         .await
         .map_err(|e| AppError::unavailable("Reconciliation could not be read", e))

@@ -2,6 +2,8 @@
 //! contracts and the actions on their account, the audit log. Pages render on the server; the
 //! forms post to plain routes (`server::people`) so they work without JavaScript. Every action is
 //! recorded with who did it (`store::people`).
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
 use leptos::prelude::*;
@@ -102,8 +104,8 @@ mod ssr {
 
 #[server]
 pub async fn admin_people(search: String) -> Result<People, AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let now = chrono::Utc::now();
     let people = crate::store::users::people(&svc.db, &search, PEOPLE_SHOWN).await.map_err(ssr::load)?;
     let audit = crate::store::people::audit_log(&svc.db, None, 50).await.map_err(ssr::load)?;
@@ -116,8 +118,8 @@ pub async fn admin_people(search: String) -> Result<People, AppError> {
 #[server]
 pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
     use crate::store::contracts::{balance_rows, ContractQuery};
-    let me = crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    let AdminUser(me) = caller::<AdminUser>(&svc).await?;
     let now = chrono::Utc::now();
     let user = crate::store::users::find(&svc.db, user_id)
         .await
@@ -149,8 +151,8 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
 /// The set-password link an action just made, once (read before the page rendered).
 #[server]
 pub async fn take_issued_link() -> Result<Option<IssuedLink>, AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     Ok(crate::web::auth::server::snapshot().await.and_then(|s| s.issued_link).and_then(|(email, sealed, until)| {
         let url = svc.keys.open(crate::web::session_keys::ISSUED_LINK_PURPOSE, &sealed)?;
         Some(IssuedLink { email, url, until })

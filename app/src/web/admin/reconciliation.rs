@@ -1,5 +1,7 @@
 //! Reconciliation: the runs and their findings. Each run compares Stripe with our books; the
 //! "Reconcile now" form and the findings' CSV are plain routes (`server::admin_actions`).
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
 use leptos::prelude::*;
@@ -55,8 +57,8 @@ async fn run_line(svc: &crate::services::Services, r: crate::store::reconciliati
 
 #[server]
 pub async fn reconciliation_runs() -> Result<Vec<RunLine>, AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let runs = crate::store::reconciliation::runs(&svc.db, 50)
         .await
         .map_err(|e| AppError::unavailable("Reconciliation could not be read", e))?;
@@ -69,8 +71,8 @@ pub async fn reconciliation_runs() -> Result<Vec<RunLine>, AppError> {
 
 #[server]
 pub async fn reconciliation_run(run_id: i64) -> Result<(RunLine, Vec<FindingLine>), AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let load = |e| AppError::unavailable("Reconciliation could not be read", e);
     let run = crate::store::reconciliation::run(&svc.db, run_id)
         .await

@@ -1,6 +1,8 @@
 //! The admin's view of money moving back: a contract's refunds, disputes and fraud warnings,
 //! the refund form and its confirmation step. Pages render on the server; the refund form posts
 //! to a plain route (`server::admin_actions`) so it works without JavaScript.
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
 use leptos::prelude::*;
@@ -228,8 +230,8 @@ pub async fn quote_refund(
 ) -> Result<RefundConfirmation, AppError> {
     use crate::domain::adjustments::RefundAsk;
     use crate::services::refunds::{offer, RefundError, RefundOffer};
-    let admin = crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    let AdminUser(admin) = caller::<AdminUser>(&svc).await?;
     let ask = match revisions.as_str() {
         "all" => RefundAsk::Full,
         n => RefundAsk::Revisions(

@@ -2,6 +2,8 @@
 //! without JavaScript, each bar labelled), the table it is drawn from, a CSV download, and a line
 //! saying whether the last reconciliation vouched for the period.
 use crate::domain::revenue::{Report, Source};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
 use crate::web::error::AppError;
 use crate::web::ErrorView;
 use leptos::prelude::*;
@@ -23,8 +25,8 @@ pub async fn load_revenue(
     to: Option<String>,
     by: Option<String>,
 ) -> Result<RevenueView, AppError> {
-    crate::web::auth::server::require_admin().await?;
     let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let (from, to, period) = crate::domain::revenue::page_range(
         from.as_deref(),
         to.as_deref(),
