@@ -263,44 +263,7 @@ pub fn PendingPaymentModal(
         // does not run this again.
         browser::clear_query();
         browser::mark("rs-return");
-        spawn_local(async move {
-            let started = browser::now_ms();
-            let mut attempt = 0;
-            while !closed.load(Ordering::Relaxed) {
-                match confirm_payment(pi.clone()).await {
-                    Ok(PaymentView::Credited { available, added }) => {
-                        state.set(PendingState::Credited { available, added });
-                        browser::mark("rs-balance-shown");
-                        on_credited.run(());
-                        return;
-                    }
-                    Ok(PaymentView::Failed { message }) => {
-                        state.set(PendingState::Failed(message));
-                        return;
-                    }
-                    Err(
-                        e @ (AppError::NotFound
-                        | AppError::NotSignedIn
-                        | AppError::Forbidden
-                        | AppError::NeedsReview(_)),
-                    ) => {
-                        state.set(PendingState::Error(e.to_string()));
-                        return;
-                    }
-                    // Pending, or a passing failure (network, Stripe busy): ask again later.
-                    Ok(PaymentView::Pending) | Err(_) => {}
-                }
-                if browser::now_ms() - started > f64::from(PENDING_PATIENCE_MS) {
-                    state.update(|s| {
-                        if *s == PendingState::Checking {
-                            *s = PendingState::Slow
-                        }
-                    });
-                }
-                browser::sleep_ms(poll_delay_ms(attempt)).await;
-                attempt += 1;
-            }
-        });
+        spawn_local(watch_payment(pi, closed, state, on_credited));
     });
     view! {
         <Modal title="Payment".into() id="pending-modal" on_close>
@@ -333,5 +296,41 @@ pub fn PendingPaymentModal(
                 }}
             </div>
         </Modal>
+    }
+}
+
+/// Asks the server about the payment until it is credited, fails, or the modal closes; past the
+/// patience limit the modal says the payment is safe and keeps asking.
+async fn watch_payment(pi: String, closed: Arc<AtomicBool>, state: RwSignal<PendingState>, on_credited: Callback<()>) {
+    let started = browser::now_ms();
+    let mut attempt = 0;
+    while !closed.load(Ordering::Relaxed) {
+        match confirm_payment(pi.clone()).await {
+            Ok(PaymentView::Credited { available, added }) => {
+                state.set(PendingState::Credited { available, added });
+                browser::mark("rs-balance-shown");
+                on_credited.run(());
+                return;
+            }
+            Ok(PaymentView::Failed { message }) => {
+                state.set(PendingState::Failed(message));
+                return;
+            }
+            Err(e @ (AppError::NotFound | AppError::NotSignedIn | AppError::Forbidden | AppError::NeedsReview(_))) => {
+                state.set(PendingState::Error(e.to_string()));
+                return;
+            }
+            // Pending, or a passing failure (network, Stripe busy): ask again later.
+            Ok(PaymentView::Pending) | Err(_) => {}
+        }
+        if browser::now_ms() - started > f64::from(PENDING_PATIENCE_MS) {
+            state.update(|s| {
+                if *s == PendingState::Checking {
+                    *s = PendingState::Slow
+                }
+            });
+        }
+        browser::sleep_ms(poll_delay_ms(attempt)).await;
+        attempt += 1;
     }
 }

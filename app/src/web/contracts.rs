@@ -369,16 +369,25 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 })}
             </form>
         </section>
+        <PurchaseHistory purchases=detail.purchases/>
+        <RequestHistory requests=detail.requests/>
+    }
+}
+
+/// The contract's purchases, newest first, as the advertiser sees them.
+#[component]
+fn PurchaseHistory(purchases: Vec<PurchaseLine>) -> impl IntoView {
+    view! {
         <section aria-labelledby="purchases-h">
             <h2 id="purchases-h">"Purchases"</h2>
-            {if detail.purchases.is_empty() {
+            {if purchases.is_empty() {
                 view! { <p class="muted">"No purchases yet."</p> }.into_any()
             } else {
                 view! {
                     <div class="table-wrap"><table class="purchases">
                         <thead><tr><th>"Date"</th><th>"Revisions"</th><th>"Amount"</th><th>"Status"</th></tr></thead>
                         <tbody>
-                            {detail.purchases.iter().map(|p| view! {
+                            {purchases.iter().map(|p| view! {
                                 <tr>
                                     <td>{p.created_at.clone()}</td>
                                     <td>{format!("+{}", p.revisions)}</td>
@@ -391,14 +400,21 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 }.into_any()
             }}
         </section>
+    }
+}
+
+/// The contract's revision requests, with their artwork.
+#[component]
+fn RequestHistory(requests: Vec<RequestLine>) -> impl IntoView {
+    view! {
         <section aria-labelledby="requests-h">
             <h2 id="requests-h">"Revision requests"</h2>
-            {if detail.requests.is_empty() {
+            {if requests.is_empty() {
                 view! { <p class="muted">"No revision requests yet."</p> }.into_any()
             } else {
                 view! {
                     <ul class="history">
-                        {detail.requests.iter().map(|r| view! {
+                        {requests.iter().map(|r| view! {
                             <li>
                                 <span class="muted">{r.created_at.clone()}</span>
                                 <p>{r.notes.clone()}</p>
