@@ -4,11 +4,11 @@
 //! else gets 403 and nothing happens. Outcomes reach the next page as a one-time message kept
 //! in the session, never as text in the address (a link cannot make these pages say anything).
 use crate::AppState;
+use app::domain::event_search::csv_row;
 use app::domain::users::Role;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::refunds::{refund_pack, RefundError, RefundOrder};
 use app::store::{reconciliation, users};
-use app::web::admin_money::csv_row;
 use app::web::session_keys::{FLASH_KEY, USER_KEY};
 use axum::extract::{Form, Path, State};
 use axum::http::{header, StatusCode};

@@ -46,7 +46,7 @@ async fn refused(session: &Session, page: &str, e: PeopleError) -> Response {
 /// Keeps a new link, sealed, for the person's page to show once.
 async fn show_once(state: &AppState, session: &Session, link: &IssuedLink) {
     let until = app::web::fmt_time(link.expires_at);
-    let sealed = state.services.keys.seal(app::web::people::ISSUED_LINK_PURPOSE, &link.url);
+    let sealed = state.services.keys.seal(app::web::session_keys::ISSUED_LINK_PURPOSE, &link.url);
     let value = (link.user.email.clone(), sealed, until);
     if let Err(e) = session.insert(app::web::session_keys::ISSUED_LINK_KEY, value).await {
         // The link exists but the admin cannot see it: say so; a reset makes another.

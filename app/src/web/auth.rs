@@ -1,6 +1,6 @@
 //! Who is signed in. Sessions are tower-sessions records in our database; the session holds only
 //! the user id, and the user is loaded on every request, so a removed user or a changed role
-//! takes effect at once.
+//! takes effect at once. Who may call what is checked by `web::access`'s extractors.
 use super::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,6 @@ pub mod server {
     use crate::services::Services;
     use tower_sessions::Session;
 
-    use crate::web::session_keys::USER_KEY;
-
     pub async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>().await.map_err(|e| AppError::unavailable("The session could not be read", e))
     }
@@ -51,8 +49,8 @@ pub mod server {
         pub draft: Option<(i64, String)>,
         /// A set-password link an admin's action just made (email, link, valid until), taken.
         pub issued_link: Option<(String, String, String)>,
-        /// The account of `user_id`, loaded by the render's first `current_user` and shared by
-        /// the rest (the header, the page's data): one read per page, not one per resource.
+        /// The account of `user_id`, loaded by the render's first caller check (`web::access`)
+        /// and shared by the rest (the header, the page's data): one read per page, not one per resource.
         /// Still fresh: it lives only as long as this one request.
         pub account: std::sync::Arc<tokio::sync::OnceCell<Option<CurrentUser>>>,
     }
@@ -62,54 +60,11 @@ pub mod server {
         leptos_axum::extract::<axum::Extension<SessionSnapshot>>().await.ok().map(|axum::Extension(s)| s)
     }
 
-    /// The signed-in user, if any.
+    /// The signed-in user, if any (read as `web::access` reads every caller: once per page).
     pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
-        if let Some(s) = snapshot().await {
-            return s.account.get_or_try_init(|| account(s.user_id)).await.cloned();
-        }
-        let id = session()
-            .await?
-            .get::<i64>(USER_KEY)
-            .await
-            .map_err(|e| AppError::unavailable("The session could not be read", e))?;
-        account(id).await
-    }
-
-    /// The account a session names, if it is still active.
-    async fn account(id: Option<i64>) -> Result<Option<CurrentUser>, AppError> {
         let svc = crate::web::services()?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let user = crate::store::users::find_active(&svc.db, id)
-            .await
-            .map_err(|e| AppError::unavailable("Your account could not be loaded", e))?;
-        Ok(user.map(|u| CurrentUser {
-            id: u.id,
-            is_admin: u.role() == crate::domain::users::Role::Admin,
-            email: u.email,
-        }))
-    }
-
-    pub async fn require_user() -> Result<CurrentUser, AppError> {
-        current_user().await?.ok_or_else(|| AppError::NotSignedIn.with_status())
-    }
-
-    /// Advertiser pages are for advertisers; an admin uses the admin pages.
-    pub async fn require_advertiser() -> Result<CurrentUser, AppError> {
-        let user = require_user().await?;
-        if user.is_admin {
-            return Err(AppError::Forbidden.with_status());
-        }
-        Ok(user)
-    }
-
-    pub async fn require_admin() -> Result<CurrentUser, AppError> {
-        let user = require_user().await?;
-        if !user.is_admin {
-            return Err(AppError::Forbidden.with_status());
-        }
-        Ok(user)
+        let me = crate::web::access::caller::<Option<crate::web::access::SignedIn>>(&svc).await?;
+        Ok(me.map(|crate::web::access::SignedIn(user)| user))
     }
 
     /// The client's address, for throttling: the socket peer, or, when that peer is a proxy we

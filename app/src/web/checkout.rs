@@ -5,6 +5,8 @@
 use super::browser::{self, Checkout, ConfirmResult};
 use super::error::AppError;
 use crate::domain::accounting::{poll_delay_ms, PENDING_PATIENCE_MS};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, Advertiser};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{Deserialize, Serialize};
@@ -34,8 +36,8 @@ pub enum PaymentView {
 #[server]
 pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
     use crate::services::purchase::{start_purchase, PurchaseError};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     // Starting a purchase always calls Stripe (it creates the PaymentIntent), so it spends the
     // budget up front; `confirm_purchase` spends it only when its answer needs Stripe.
     svc.stripe_call_allowed(user.id).map_err(|wait| AppError::SlowDown(wait).with_status())?;
@@ -63,8 +65,8 @@ pub async fn buy_pack(contract_id: i64) -> Result<CheckoutStart, AppError> {
 #[server]
 pub async fn confirm_payment(payment_intent_id: String) -> Result<PaymentView, AppError> {
     use crate::services::confirm::{confirm_purchase, ConfirmError, PaymentState};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     let confirmation = confirm_purchase(&svc, user.id, &payment_intent_id).await.map_err(|e| match e {
         ConfirmError::NotFound => AppError::NotFound.with_status(),
         ConfirmError::SlowDown(wait) => AppError::SlowDown(wait).with_status(),
@@ -261,44 +263,7 @@ pub fn PendingPaymentModal(
         // does not run this again.
         browser::clear_query();
         browser::mark("rs-return");
-        spawn_local(async move {
-            let started = browser::now_ms();
-            let mut attempt = 0;
-            while !closed.load(Ordering::Relaxed) {
-                match confirm_payment(pi.clone()).await {
-                    Ok(PaymentView::Credited { available, added }) => {
-                        state.set(PendingState::Credited { available, added });
-                        browser::mark("rs-balance-shown");
-                        on_credited.run(());
-                        return;
-                    }
-                    Ok(PaymentView::Failed { message }) => {
-                        state.set(PendingState::Failed(message));
-                        return;
-                    }
-                    Err(
-                        e @ (AppError::NotFound
-                        | AppError::NotSignedIn
-                        | AppError::Forbidden
-                        | AppError::NeedsReview(_)),
-                    ) => {
-                        state.set(PendingState::Error(e.to_string()));
-                        return;
-                    }
-                    // Pending, or a passing failure (network, Stripe busy): ask again later.
-                    Ok(PaymentView::Pending) | Err(_) => {}
-                }
-                if browser::now_ms() - started > f64::from(PENDING_PATIENCE_MS) {
-                    state.update(|s| {
-                        if *s == PendingState::Checking {
-                            *s = PendingState::Slow
-                        }
-                    });
-                }
-                browser::sleep_ms(poll_delay_ms(attempt)).await;
-                attempt += 1;
-            }
-        });
+        spawn_local(watch_payment(pi, closed, state, on_credited));
     });
     view! {
         <Modal title="Payment".into() id="pending-modal" on_close>
@@ -331,5 +296,41 @@ pub fn PendingPaymentModal(
                 }}
             </div>
         </Modal>
+    }
+}
+
+/// Asks the server about the payment until it is credited, fails, or the modal closes; past the
+/// patience limit the modal says the payment is safe and keeps asking.
+async fn watch_payment(pi: String, closed: Arc<AtomicBool>, state: RwSignal<PendingState>, on_credited: Callback<()>) {
+    let started = browser::now_ms();
+    let mut attempt = 0;
+    while !closed.load(Ordering::Relaxed) {
+        match confirm_payment(pi.clone()).await {
+            Ok(PaymentView::Credited { available, added }) => {
+                state.set(PendingState::Credited { available, added });
+                browser::mark("rs-balance-shown");
+                on_credited.run(());
+                return;
+            }
+            Ok(PaymentView::Failed { message }) => {
+                state.set(PendingState::Failed(message));
+                return;
+            }
+            Err(e @ (AppError::NotFound | AppError::NotSignedIn | AppError::Forbidden | AppError::NeedsReview(_))) => {
+                state.set(PendingState::Error(e.to_string()));
+                return;
+            }
+            // Pending, or a passing failure (network, Stripe busy): ask again later.
+            Ok(PaymentView::Pending) | Err(_) => {}
+        }
+        if browser::now_ms() - started > f64::from(PENDING_PATIENCE_MS) {
+            state.update(|s| {
+                if *s == PendingState::Checking {
+                    *s = PendingState::Slow
+                }
+            });
+        }
+        browser::sleep_ms(poll_delay_ms(attempt)).await;
+        attempt += 1;
     }
 }

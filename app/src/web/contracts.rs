@@ -6,6 +6,8 @@ use super::error::AppError;
 use super::ErrorView;
 use crate::domain::artwork::{RequestProblem, ACCEPTED, MAX_NOTES_CHARS};
 use crate::domain::{PackTerms, RevisionBalance};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, Advertiser};
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
@@ -125,8 +127,8 @@ pub(crate) mod server {
 #[server]
 pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
     use crate::store::contracts::{balance_rows, ContractQuery};
-    let user = super::auth::server::require_advertiser().await?;
     let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
     let q = ContractQuery { advertiser_id: Some(user.id), limit: 1000, ..Default::default() };
     let rows =
         balance_rows(&svc.db, &q).await.map_err(|e| AppError::unavailable("Your contracts could not be loaded", e))?;
@@ -135,8 +137,9 @@ pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
 
 #[server]
 pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
-    let user = super::auth::server::require_advertiser().await?;
-    let mut detail = server::detail(&super::services()?, contract_id, Some(user.id)).await?;
+    let svc = super::services()?;
+    let Advertiser(user) = caller::<Advertiser>(&svc).await?;
+    let mut detail = server::detail(&svc, contract_id, Some(user.id)).await?;
     if let Some(snapshot) = super::auth::server::snapshot().await {
         detail.draft_notes = snapshot.draft.filter(|(id, _)| *id == contract_id).map(|(_, notes)| notes);
     }
@@ -357,16 +360,25 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 })}
             </form>
         </section>
+        <PurchaseHistory purchases=detail.purchases/>
+        <RequestHistory requests=detail.requests/>
+    }
+}
+
+/// The contract's purchases, newest first, as the advertiser sees them.
+#[component]
+fn PurchaseHistory(purchases: Vec<PurchaseLine>) -> impl IntoView {
+    view! {
         <section aria-labelledby="purchases-h">
             <h2 id="purchases-h">"Purchases"</h2>
-            {if detail.purchases.is_empty() {
+            {if purchases.is_empty() {
                 view! { <p class="muted">"No purchases yet."</p> }.into_any()
             } else {
                 view! {
                     <div class="table-wrap"><table class="purchases">
                         <thead><tr><th>"Date"</th><th>"Revisions"</th><th>"Amount"</th><th>"Status"</th></tr></thead>
                         <tbody>
-                            {detail.purchases.iter().map(|p| view! {
+                            {purchases.iter().map(|p| view! {
                                 <tr>
                                     <td>{p.created_at.clone()}</td>
                                     <td>{format!("+{}", p.revisions)}</td>
@@ -379,14 +391,21 @@ fn ContractView(detail: ContractDetail, buying: RwSignal<bool>, notice: Option<N
                 }.into_any()
             }}
         </section>
+    }
+}
+
+/// The contract's revision requests, with their artwork.
+#[component]
+fn RequestHistory(requests: Vec<RequestLine>) -> impl IntoView {
+    view! {
         <section aria-labelledby="requests-h">
             <h2 id="requests-h">"Revision requests"</h2>
-            {if detail.requests.is_empty() {
+            {if requests.is_empty() {
                 view! { <p class="muted">"No revision requests yet."</p> }.into_any()
             } else {
                 view! {
                     <ul class="history">
-                        {detail.requests.iter().map(|r| view! {
+                        {requests.iter().map(|r| view! {
                             <li>
                                 <span class="muted">{r.created_at.clone()}</span>
                                 <p>{r.notes.clone()}</p>

@@ -63,22 +63,38 @@ impl AppError {
     pub fn with_status(self) -> Self {
         if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
             res.set_status(self.status());
-            // A 429 says when to come back, for clients and proxies that read it.
-            let retry_after = match &self {
-                AppError::SlowDown(secs) => Some(*secs),
-                AppError::TooManyAttempts(minutes) => Some(minutes * 60),
-                _ => None,
-            };
-            if let Some(secs) = retry_after {
+            if let Some(secs) = self.retry_after() {
                 res.insert_header(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
             }
         }
         self
     }
 
+    /// When a 429 says to come back (seconds), for clients and proxies that read it.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::SlowDown(secs) => Some(*secs),
+            AppError::TooManyAttempts(minutes) => Some(minutes * 60),
+            _ => None,
+        }
+    }
+
     /// A store or Stripe failure: logged with its detail, shown as a retryable message.
     pub fn unavailable(context: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "{context}");
         AppError::Unavailable(format!("{context}. Nothing was lost; please try again in a moment."))
+    }
+}
+
+/// The answer of a plain axum handler (an extractor's refusal, `web::access`): the status and
+/// the words, as text.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = (self.status(), self.to_string()).into_response();
+        if let Some(secs) = self.retry_after() {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }

@@ -8,8 +8,9 @@ use leptos_router::components::{Redirect, Route, Router, Routes};
 use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
+#[cfg(feature = "ssr")]
+pub mod access;
 pub mod admin;
-pub mod admin_money;
 pub mod auth;
 pub mod browser;
 pub mod checkout;
@@ -17,8 +18,7 @@ pub mod contracts;
 pub mod error;
 pub mod home;
 pub mod login;
-pub mod people;
-pub mod revenue;
+pub mod password;
 pub mod security;
 pub mod session_keys;
 
@@ -162,17 +162,17 @@ pub fn App() -> impl IntoView {
                     // loads, and a 404 or a sign-in redirect can still set the HTTP status.
                     <Route path=path!("/contracts") view=contracts::ContractsPage ssr=SsrMode::Async/>
                     <Route path=path!("/contracts/:id") view=contracts::ContractPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin") view=admin::AdminContractsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/contracts/:id") view=admin::AdminContractPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/contracts/:id/refund") view=admin_money::RefundConfirmPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/reconciliation") view=admin_money::ReconciliationPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/reconciliation/:id") view=admin_money::ReconciliationRunPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/revenue") view=revenue::RevenuePage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/events") view=admin::AdminEventsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/events/:id") view=admin::AdminEventPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/people") view=people::AdminPeoplePage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/people/:id") view=people::AdminPersonPage ssr=SsrMode::Async/>
-                    <Route path=path!("/password/:token") view=people::SetPasswordPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=admin::contracts::AdminContractsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/contracts/:id") view=admin::contracts::AdminContractPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/contracts/:id/refund") view=admin::refunds::RefundConfirmPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/reconciliation") view=admin::reconciliation::ReconciliationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/reconciliation/:id") view=admin::reconciliation::ReconciliationRunPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/revenue") view=admin::revenue::RevenuePage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/events") view=admin::events::AdminEventsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/events/:id") view=admin::events::AdminEventPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/people") view=admin::people::AdminPeoplePage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/people/:id") view=admin::people::AdminPersonPage ssr=SsrMode::Async/>
+                    <Route path=path!("/password/:token") view=password::SetPasswordPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

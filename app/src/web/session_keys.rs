@@ -16,6 +16,7 @@ pub const TOUCHED_KEY: &str = "touched_at";
 pub const FLASH_KEY: &str = "admin_flash";
 /// (email, sealed link, valid until) of a set-password link an admin just issued. Kept in the
 /// session, never in the address; the link is sealed (`ServerKeys::seal` with
-/// `web::people::ISSUED_LINK_PURPOSE`), so the session row does not hold a key to the account
-/// in plain text.
+/// `ISSUED_LINK_PURPOSE`), so the session row does not hold a key to the account in plain text.
 pub const ISSUED_LINK_KEY: &str = "issued_link";
+/// What the seal of an issued set-password link (`ISSUED_LINK_KEY`) is bound to.
+pub const ISSUED_LINK_PURPOSE: &str = "issued set-password link";

@@ -3,7 +3,8 @@
 //! and the return page's confirmation racing the webhook.
 use crate::helpers::*;
 use crate::on_both_databases;
-use app::web::admin::{AdminContracts, AdminEvent, AdminEvents, LoadAdminContract};
+use app::web::admin::contracts::{AdminContracts, LoadAdminContract};
+use app::web::admin::events::{AdminEvent, AdminEvents};
 use app::web::auth::{SignIn, SignOut};
 use app::web::checkout::{BuyPack, ConfirmPayment};
 use app::web::contracts::{LoadContract, MyContracts};

@@ -1,9 +1,11 @@
 //! The admin's Revenue page: a chart of net revenue drawn on the server as SVG (readable
 //! without JavaScript, each bar labelled), the table it is drawn from, a CSV download, and a line
 //! saying whether the last reconciliation vouched for the period.
-use super::error::AppError;
-use super::ErrorView;
 use crate::domain::revenue::{Report, Source};
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
+use crate::web::error::AppError;
+use crate::web::ErrorView;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -23,8 +25,8 @@ pub async fn load_revenue(
     to: Option<String>,
     by: Option<String>,
 ) -> Result<RevenueView, AppError> {
-    super::auth::server::require_admin().await?;
-    let svc = super::services()?;
+    let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let (from, to, period) = crate::domain::revenue::page_range(
         from.as_deref(),
         to.as_deref(),
@@ -182,7 +184,7 @@ pub fn RevenuePage() -> impl IntoView {
     let data = Resource::new(args, |(from, to, by)| load_revenue(from, to, by));
     view! {
         <h1>"Revenue"</h1>
-        <super::admin::AdminNav/>
+        <super::AdminNav/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || data.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),

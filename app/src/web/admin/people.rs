@@ -1,16 +1,14 @@
 //! People, from the admin pages: everyone with an account, inviting an advertiser, a person's
-//! contracts and the actions on their account, the audit log; and the page a set-password link
-//! opens. Pages render on the server; the forms post to plain routes (`server::people`) so they
-//! work without JavaScript. Every action is recorded with who did it (`store::people`).
-use super::error::AppError;
-use super::ErrorView;
+//! contracts and the actions on their account, the audit log. Pages render on the server; the
+//! forms post to plain routes (`server::people`) so they work without JavaScript. Every action is
+//! recorded with who did it (`store::people`).
+#[cfg(feature = "ssr")]
+use crate::web::access::{caller, AdminUser};
+use crate::web::error::AppError;
+use crate::web::ErrorView;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
-
-/// Where an action that made a set-password link leaves it for the next page, once:
-/// What the issued link's seal is bound to.
-pub const ISSUED_LINK_PURPOSE: &str = "issued set-password link";
 
 /// How many people the list shows at most; a search narrows it.
 pub const PEOPLE_SHOWN: i64 = 200;
@@ -52,7 +50,7 @@ pub struct PersonDetail {
     pub active: bool,
     /// Until when their unused set-password link works, if one does.
     pub link_until: Option<String>,
-    pub contracts: Vec<super::contracts::ContractSummary>,
+    pub contracts: Vec<crate::web::contracts::ContractSummary>,
     pub audit: Vec<AuditLine>,
 }
 
@@ -106,8 +104,8 @@ mod ssr {
 
 #[server]
 pub async fn admin_people(search: String) -> Result<People, AppError> {
-    super::auth::server::require_admin().await?;
-    let svc = super::services()?;
+    let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
     let now = chrono::Utc::now();
     let people = crate::store::users::people(&svc.db, &search, PEOPLE_SHOWN).await.map_err(ssr::load)?;
     let audit = crate::store::people::audit_log(&svc.db, None, 50).await.map_err(ssr::load)?;
@@ -120,8 +118,8 @@ pub async fn admin_people(search: String) -> Result<People, AppError> {
 #[server]
 pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
     use crate::store::contracts::{balance_rows, ContractQuery};
-    let me = super::auth::server::require_admin().await?;
-    let svc = super::services()?;
+    let svc = crate::web::services()?;
+    let AdminUser(me) = caller::<AdminUser>(&svc).await?;
     let now = chrono::Utc::now();
     let user = crate::store::users::find(&svc.db, user_id)
         .await
@@ -135,7 +133,7 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
         .find(|p| p.id == user_id)
         .ok_or_else(|| AppError::NotFound.with_status())?;
     let link_until =
-        person.link_expires_at.filter(|e| crate::services::people::link_open(Some(*e), now)).map(super::fmt_time);
+        person.link_expires_at.filter(|e| crate::services::people::link_open(Some(*e), now)).map(crate::web::fmt_time);
     let q = ContractQuery { advertiser_id: Some(user_id), limit: 1000, ..Default::default() };
     let contracts = balance_rows(&svc.db, &q).await.map_err(ssr::load)?;
     let audit = crate::store::people::audit_log(&svc.db, Some(user_id), 100).await.map_err(ssr::load)?;
@@ -145,7 +143,7 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
         active: user.is_active(),
         link_until,
         person: ssr::person_line(person, now),
-        contracts: contracts.into_iter().map(super::contracts::server::summary).collect(),
+        contracts: contracts.into_iter().map(crate::web::contracts::server::summary).collect(),
         audit: audit.into_iter().map(ssr::audit_line).collect(),
     })
 }
@@ -153,22 +151,12 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
 /// The set-password link an action just made, once (read before the page rendered).
 #[server]
 pub async fn take_issued_link() -> Result<Option<IssuedLink>, AppError> {
-    super::auth::server::require_admin().await?;
-    let svc = super::services()?;
-    Ok(super::auth::server::snapshot().await.and_then(|s| s.issued_link).and_then(|(email, sealed, until)| {
-        let url = svc.keys.open(ISSUED_LINK_PURPOSE, &sealed)?;
+    let svc = crate::web::services()?;
+    caller::<AdminUser>(&svc).await?;
+    Ok(crate::web::auth::server::snapshot().await.and_then(|s| s.issued_link).and_then(|(email, sealed, until)| {
+        let url = svc.keys.open(crate::web::session_keys::ISSUED_LINK_PURPOSE, &sealed)?;
         Some(IssuedLink { email, url, until })
     }))
-}
-
-/// The email a set-password link is for; the refusal in words when it cannot be used.
-#[server]
-pub async fn password_link(token: String) -> Result<String, AppError> {
-    let svc = super::services()?;
-    crate::services::people::open_link(&svc, &token)
-        .await
-        .map_err(|e| AppError::unavailable("The link could not be checked", e))?
-        .map_err(|why| AppError::Invalid(why.into()).with_status())
 }
 
 #[component]
@@ -178,8 +166,8 @@ pub fn AdminPeoplePage() -> impl IntoView {
     let data = Resource::new(search, admin_people);
     view! {
         <h1>"People"</h1>
-        <super::admin::AdminNav/>
-        <super::admin_money::FlashMessage/>
+        <super::AdminNav/>
+        <super::FlashMessage/>
         <section class="card narrow">
             <h2>"Invite an advertiser"</h2>
             <p class="muted">"Creates their account and a one-time link, valid for 72 hours, with which they set their own password. You pass the link on."</p>
@@ -269,8 +257,8 @@ pub fn AdminPersonPage() -> impl IntoView {
         }
     });
     view! {
-        <super::admin::AdminNav/>
-        <super::admin_money::FlashMessage/>
+        <super::AdminNav/>
+        <super::FlashMessage/>
         <IssuedLinkNotice/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || data.get().map(|r| match r {
@@ -325,43 +313,6 @@ pub fn AdminPersonPage() -> impl IntoView {
                         <AuditRows rows=d.audit.clone()/>
                     }.into_any()
                 }
-            })}
-        </Suspense>
-    }
-}
-
-/// The page a set-password link opens: who it is for, and the form (or why it cannot be used).
-#[component]
-pub fn SetPasswordPage() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let token = move || params.read().get("token").unwrap_or_default();
-    let problem =
-        move || query.with(|q| q.get("error")).and_then(|c| crate::domain::people::PasswordProblem::from_code(&c));
-    let link = Resource::new(token, password_link);
-    view! {
-        <h1>"Set your password"</h1>
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-            {move || link.get().map(|r| match r {
-                Err(AppError::Invalid(why)) => view! {
-                    <p class="error" role="alert" data-testid="link-refused">{why}</p>
-                    <p><a href="/login">"Sign in"</a></p>
-                }.into_any(),
-                Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                Ok(email) => view! {
-                    <form method="post" action=format!("/password/{}", token()) class="stack narrow" data-testid="set-password-form">
-                        <p>"For " <strong>{email.clone()}</strong></p>
-                        // Lets password managers file the new password under the right account.
-                        <input type="hidden" name="username" autocomplete="username" value=email/>
-                        {problem().map(|p| view! { <p class="error" role="alert">{p.message()}</p> })}
-                        <label for="new-password">{format!("New password (at least {} characters)", crate::domain::people::MIN_PASSWORD_LEN)}</label>
-                        <input id="new-password" name="password" type="password" autocomplete="new-password" required
-                            minlength=crate::domain::people::MIN_PASSWORD_LEN.to_string()/>
-                        <label for="confirm-password">"The same again"</label>
-                        <input id="confirm-password" name="confirm" type="password" autocomplete="new-password" required/>
-                        <button type="submit" class="primary">"Set password"</button>
-                    </form>
-                }.into_any(),
             })}
         </Suspense>
     }
