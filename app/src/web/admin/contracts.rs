@@ -82,52 +82,53 @@ pub async fn admin_contracts(search: String, sort: ContractSort, page: i64) -> R
 
 #[server]
 pub async fn load_admin_contract(contract_id: i64) -> Result<AdminContract, AppError> {
-    use crate::store::{events, ledger};
+    use crate::services::statement::{contract_statement, Reader};
     let svc = crate::web::services()?;
     caller::<AdminUser>(&svc).await?;
-    let detail = crate::web::contracts::server::detail(&svc, contract_id, None).await?;
-    let load = |e| AppError::unavailable("The ledger could not be loaded", e);
-    let credits = ledger::credits(&svc.db, contract_id).await.map_err(load)?;
+    let statement = contract_statement(&svc.db, contract_id, Reader::Admin)
+        .await
+        .map_err(|e| AppError::unavailable("The ledger could not be loaded", e))?
+        .ok_or_else(|| AppError::NotFound.with_status())?;
+    let admin = statement.admin.as_ref().expect("an admin's statement has the admin's detail");
     // Every attempt, not the advertiser's history (which leaves out cards never paid with).
-    let mut attempts = Vec::new();
-    for p in crate::store::purchases::for_contract(&svc.db, contract_id).await.map_err(load)?.into_iter().rev() {
-        let found = events::about_payment(&svc.db, &p.payment_intent_id, 50).await.map_err(load)?;
-        let credited = credits.iter().any(|c| c.payment_id == p.payment_intent_id);
-        // The newest failure says why, unless the attempt was paid after it.
-        let failure = match found.iter().find(|e| e.event_type == "payment_intent.payment_failed") {
-            Some(e) if !credited && p.status != "succeeded" => events::evidence(&svc.db, &e.event_id)
-                .await
-                .map_err(load)?
-                .and_then(|ev| crate::domain::events::payment_failure(&ev.payload)),
-            _ => None,
-        };
-        attempts.push(Attempt {
+    let attempts = statement
+        .purchases
+        .iter()
+        .rev()
+        .map(|p| Attempt {
             amount: crate::web::money_text(p.amount, &p.currency),
             created_at: crate::web::fmt_time(p.created_at),
-            status: p.status,
-            credited,
-            failure,
-            events: found.into_iter().map(super::events::event_line).collect(),
-            payment_intent_id: p.payment_intent_id,
-        });
-    }
-    let money_back = super::refunds::money_back(&svc, contract_id).await?;
-    let mut lines = Vec::with_capacity(credits.len());
-    for c in credits {
-        let revoked: i64 =
-            money_back.adjustments.iter().filter(|a| a.payment_id == c.payment_id).map(|a| -a.change).sum();
-        lines.push(CreditLine {
+            status: p.status.clone(),
+            credited: statement.credited(&p.payment_intent_id),
+            failure: admin.failures.get(&p.payment_intent_id).cloned(),
+            events: admin
+                .events
+                .get(&p.payment_intent_id)
+                .map(|found| found.iter().cloned().map(super::events::event_line).collect())
+                .unwrap_or_default(),
+            payment_intent_id: p.payment_intent_id.clone(),
+        })
+        .collect();
+    let credits = statement
+        .credits
+        .iter()
+        .map(|c| CreditLine {
             amount: crate::web::money_text(c.amount, &c.currency),
-            remaining: c.revisions - revoked,
-            disputed: money_back.disputes.iter().any(|d| d.payment_id == c.payment_id && d.is_open),
-            payment_id: c.payment_id,
+            remaining: c.revisions - statement.revoked(&c.payment_id),
+            disputed: statement.disputed(&c.payment_id),
+            payment_id: c.payment_id.clone(),
             revisions: c.revisions,
-            event_id: c.stripe_event_id,
-            credited_by: c.credited_by,
+            event_id: c.stripe_event_id.clone(),
+            credited_by: c.credited_by.clone(),
             created_at: crate::web::fmt_time(c.created_at),
-        });
-    }
-    Ok(AdminContract { credits: lines, attempts, detail, money_back })
+        })
+        .collect();
+    Ok(AdminContract {
+        credits,
+        attempts,
+        detail: crate::web::contracts::server::detail_of(&svc, &statement),
+        money_back: super::refunds::money_back(admin),
+    })
 }
 
 fn sort_from(s: &str) -> ContractSort {

@@ -63,66 +63,62 @@ pub struct MoneyBack {
 #[cfg(feature = "ssr")]
 use crate::domain::money::format_amount as money;
 
+/// The money that went back, as the admin's contract page shows it, from the contract's
+/// statement (`services::statement`).
 #[cfg(feature = "ssr")]
-pub(crate) async fn money_back(svc: &crate::services::Services, contract_id: i64) -> Result<MoneyBack, AppError> {
-    use crate::store::adjustments as a;
-    let load = |e| AppError::unavailable("Refunds and disputes could not be loaded", e);
-    Ok(MoneyBack {
-        adjustments: a::for_contract(&svc.db, contract_id)
-            .await
-            .map_err(load)?
-            .into_iter()
+pub(crate) fn money_back(a: &crate::services::statement::AdminDetail) -> MoneyBack {
+    MoneyBack {
+        adjustments: a
+            .adjustments
+            .iter()
             .map(|x| AdjustmentLine {
                 change: -x.revoked,
                 amount: money(x.amount, &x.currency),
-                payment_id: x.payment_id,
+                payment_id: x.payment_id.clone(),
                 kind: x.kind.replace('_', " "),
-                booked_by: x.booked_by,
-                note: x.note,
-                event_id: x.stripe_event_id,
+                booked_by: x.booked_by.clone(),
+                note: x.note.clone(),
+                event_id: x.stripe_event_id.clone(),
                 created_at: crate::web::fmt_time(x.created_at),
             })
             .collect(),
-        refunds: a::refunds_for_contract(&svc.db, contract_id)
-            .await
-            .map_err(load)?
-            .into_iter()
+        refunds: a
+            .refunds
+            .iter()
             .map(|r| RefundLine {
                 amount: money(r.amount, &r.currency),
-                refund_id: r.refund_id,
-                payment_id: r.payment_id,
-                status: r.status,
-                requested_by: r.requested_by,
-                note: r.note,
+                refund_id: r.refund_id.clone(),
+                payment_id: r.payment_id.clone(),
+                status: r.status.clone(),
+                requested_by: r.requested_by.clone(),
+                note: r.note.clone(),
                 first_seen: crate::web::fmt_time(r.first_seen),
             })
             .collect(),
-        disputes: a::disputes_for_contract(&svc.db, contract_id)
-            .await
-            .map_err(load)?
-            .into_iter()
+        disputes: a
+            .disputes
+            .iter()
             .map(|d| DisputeLine {
                 amount: money(d.amount, &d.currency),
-                dispute_id: d.dispute_id,
-                payment_id: d.payment_id,
+                dispute_id: d.dispute_id.clone(),
+                payment_id: d.payment_id.clone(),
                 status: d.status.replace('_', " "),
                 is_open: d.is_open,
-                reason: d.reason,
+                reason: d.reason.clone(),
             })
             .collect(),
-        warnings: a::fraud_warnings_for_contract(&svc.db, contract_id)
-            .await
-            .map_err(load)?
-            .into_iter()
+        warnings: a
+            .warnings
+            .iter()
             .map(|w| WarningLine {
-                warning_id: w.warning_id,
-                payment_id: w.payment_id,
+                warning_id: w.warning_id.clone(),
+                payment_id: w.payment_id.clone(),
                 fraud_type: w.fraud_type.replace('_', " "),
                 actionable: w.actionable,
                 created_at: crate::web::fmt_time(w.created_at),
             })
             .collect(),
-    })
+    }
 }
 
 #[component]
