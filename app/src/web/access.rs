@@ -16,9 +16,9 @@
 //! `SessionSnapshot` (one read shared by the header, the banner and the page's data); any other
 //! request reads the session's user id and loads the account, so a removed user or a changed
 //! role takes effect at once.
-use super::auth::server::SessionSnapshot;
-use super::auth::CurrentUser;
 use super::error::AppError;
+use super::session::server::SessionSnapshot;
+use super::session::CurrentUser;
 use super::session_keys::USER_KEY;
 use crate::services::Services;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};

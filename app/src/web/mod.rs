@@ -20,6 +20,7 @@ pub mod home;
 pub mod login;
 pub mod password;
 pub mod security;
+pub mod session;
 pub mod session_keys;
 
 use auth::SignOut;
