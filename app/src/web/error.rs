@@ -98,3 +98,13 @@ impl axum::response::IntoResponse for AppError {
         response
     }
 }
+
+/// A store failure reaching a page or a server function with no more particular words: logged
+/// with its detail, shown as retryable. (Where the page can say what failed, it uses
+/// `AppError::unavailable` with its own context instead.)
+#[cfg(feature = "ssr")]
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AppError::unavailable("The data could not be read or written", e)
+    }
+}
