@@ -85,14 +85,14 @@ pub struct Config {
     /// Connections one client address may hold open at once (0: no cap); more from it are
     /// closed as soon as they are accepted. Not applied with CLIENT_IP_HEADER (every peer is
     /// then the proxy).
-    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::serve::MAX_CONNECTIONS_PER_CLIENT, global = true)]
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::application::serve::MAX_CONNECTIONS_PER_CLIENT, global = true)]
     pub max_connections_per_client: usize,
     /// Seconds a whole request body may take to arrive, however it trickles (then 408); an
     /// artwork upload has UPLOAD_DEADLINE_SECS instead.
-    #[arg(long, env = "BODY_DEADLINE_SECS", default_value_t = crate::body_deadline::BODY_DEADLINE_SECS as f64, global = true)]
+    #[arg(long, env = "BODY_DEADLINE_SECS", default_value_t = crate::application::middleware::body_deadline::BODY_DEADLINE_SECS as f64, global = true)]
     pub body_deadline_secs: f64,
     /// Seconds a whole artwork upload may take to arrive (then 408).
-    #[arg(long, env = "UPLOAD_DEADLINE_SECS", default_value_t = crate::body_deadline::UPLOAD_DEADLINE_SECS as f64, global = true)]
+    #[arg(long, env = "UPLOAD_DEADLINE_SECS", default_value_t = crate::application::middleware::body_deadline::UPLOAD_DEADLINE_SECS as f64, global = true)]
     pub upload_deadline_secs: f64,
     /// Seconds a stopping server (SIGTERM, Ctrl-C) waits for in-flight requests.
     #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 30.0, global = true)]
@@ -155,7 +155,7 @@ pub struct Config {
     pub revenue_owner_contracts: Vec<i64>,
     /// Revision requests (with their artwork) one user may have in progress at once; one more
     /// is refused with 429 and Retry-After before its body is read.
-    #[arg(long, env = "UPLOADS_PER_USER", default_value_t = crate::upload::UPLOADS_PER_USER, global = true)]
+    #[arg(long, env = "UPLOADS_PER_USER", default_value_t = crate::routes::revisions::UPLOADS_PER_USER, global = true)]
     pub uploads_per_user: usize,
     /// Requests a minute each API key may make (`/api/v1/...`); beyond it, 429 with Retry-After.
     #[arg(long, env = "API_RATE_PER_MINUTE", default_value_t = 60, global = true)]
@@ -208,10 +208,10 @@ pub struct Settings {
     pub publishable_key: Option<String>,
     pub webhook_secrets: Vec<WebhookSecret>,
     pub bind: SocketAddr,
-    pub connections: crate::serve::ConnectionLimits,
+    pub connections: crate::application::serve::ConnectionLimits,
     pub worker_interval: Duration,
     pub data_dir: std::path::PathBuf,
-    pub artwork: crate::artwork_store::ArtworkStorage,
+    pub artwork: crate::artwork::store::ArtworkStorage,
     pub secure_cookies: bool,
     /// `PUBLIC_URL`'s origin (`https://host[:port]`, lower-case), when set.
     pub public_origin: Option<String>,
@@ -410,7 +410,7 @@ impl Config {
             publishable_key,
             webhook_secrets,
             bind,
-            connections: crate::serve::ConnectionLimits {
+            connections: crate::application::serve::ConnectionLimits {
                 header_timeout: positive_secs("HEADER_TIMEOUT_SECS", self.header_timeout_secs)?,
                 body_timeout: positive_secs("BODY_TIMEOUT_SECS", self.body_timeout_secs)?,
                 max_connections: match self.max_connections {
@@ -424,7 +424,7 @@ impl Config {
                     0 => None,
                     n => Some(n),
                 },
-                body_deadlines: crate::body_deadline::BodyDeadlines {
+                body_deadlines: crate::application::middleware::body_deadline::BodyDeadlines {
                     body: positive_secs("BODY_DEADLINE_SECS", self.body_deadline_secs)?,
                     upload: positive_secs("UPLOAD_DEADLINE_SECS", self.upload_deadline_secs)?,
                 },
@@ -432,7 +432,7 @@ impl Config {
             },
             worker_interval: positive_secs("WORKER_INTERVAL_SECS", self.worker_interval_secs)?,
             data_dir: self.data_dir.clone(),
-            artwork: crate::artwork_store::ArtworkStorage::parse(self.artwork_store.as_deref(), std::env::vars())?,
+            artwork: crate::artwork::store::ArtworkStorage::parse(self.artwork_store.as_deref(), std::env::vars())?,
             secure_cookies: self.secure_cookies || public_origin.as_deref().is_some_and(|o| o.starts_with("https://")),
             public_origin,
             client_ip_header: self.client_ip_header.clone().filter(|h| !h.trim().is_empty()),
@@ -579,8 +579,8 @@ mod tests {
     #[test]
     fn the_cap_per_client_is_off_behind_a_proxy() {
         let direct = parse(&[]).unwrap().connections;
-        assert_eq!(direct.max_connections_per_client, Some(crate::serve::MAX_CONNECTIONS_PER_CLIENT));
-        assert_eq!(direct.body_deadlines, crate::body_deadline::BodyDeadlines::default());
+        assert_eq!(direct.max_connections_per_client, Some(crate::application::serve::MAX_CONNECTIONS_PER_CLIENT));
+        assert_eq!(direct.body_deadlines, crate::application::middleware::body_deadline::BodyDeadlines::default());
         assert_eq!(parse(&["--max-connections-per-client", "0"]).unwrap().connections.max_connections_per_client, None);
         let proxied = parse(&["--client-ip-header", "X-Forwarded-For"]).unwrap().connections;
         assert_eq!(proxied.max_connections_per_client, None, "every peer is the proxy");

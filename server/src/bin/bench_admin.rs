@@ -10,6 +10,8 @@
 //! contract page (its ledger and each purchase's events), and an advertiser's contract page at
 //! 50 requests in flight (`--advertiser-only`: that page alone). `--seed-only` stops after seeding
 //! and prints the database URL.
+
+mod bench_support;
 use clap::Parser;
 use std::time::{Duration, Instant};
 
@@ -52,7 +54,7 @@ async fn run(args: &Args) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = match &args.seeded {
         Some(url) => url.clone(),
-        None => server::bench_database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await,
+        None => bench_support::database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await,
     };
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let mut settings = cli.config.settings().expect("settings");
@@ -71,7 +73,7 @@ async fn run(args: &Args) {
             let logins = seed(&db, pg, args.contracts).await;
             let seeded = t.elapsed();
             let t = Instant::now();
-            let indexed = server::index_everything(&db).await;
+            let indexed = bench_support::index_everything(&db).await;
             let indexing = t.elapsed();
             // The seed moves every kept balance about ten times within seconds (one trigger
             // update per ledger row, in a handful of statements), leaving nine dead versions of

@@ -4,6 +4,8 @@
 //! contracts of 100 advertisers and refunds 5 % of them, indexes it all, then measures search
 //! pages (first, 1,000th, filtered, payload text), a streamed export of everything, and a year
 //! of revenue. Run through `.ci/bench`, which also starts a throwaway PostgreSQL.
+
+mod bench_support;
 use app::domain::event_search::{Cursor, EventFilter, ExportFormat};
 use app::domain::revenue::Period;
 use app::services::event_search::{page, Export};
@@ -52,7 +54,7 @@ fn main() {
         eprintln!("error: --payments must be positive and --events at least --payments");
         std::process::exit(2);
     }
-    let dbs = server::bench_kinds(&args.db);
+    let dbs = bench_support::kinds(&args.db);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for db in dbs {
         rt.block_on(run(&args, db));
@@ -71,7 +73,7 @@ macro_rules! exec {
 
 async fn run(args: &Args, kind: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = server::bench_database(kind, args.postgres_url.as_deref(), "bench_search", tmp.path()).await;
+    let url = bench_support::database(kind, args.postgres_url.as_deref(), "bench_search", tmp.path()).await;
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let settings = cli.config.settings().expect("settings");
     let db = server::open_database(&settings).await.expect("database");
@@ -82,7 +84,7 @@ async fn run(args: &Args, kind: &str) {
     seed(&db, args).await;
     let seeded = t.elapsed();
     let t = Instant::now();
-    let indexed = server::index_everything(&db).await;
+    let indexed = bench_support::index_everything(&db).await;
     let indexing = t.elapsed();
     println!(
         "seeded in {:.1} s; indexed {indexed} events in {:.1} s ({:.0} events/s)",

@@ -197,7 +197,10 @@ pub fn settings(db_url: &str) -> Settings {
         webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
         bind: "127.0.0.1:0".parse().unwrap(),
         // Tests send everything from 127.0.0.1; the one that tests the cap per client sets it.
-        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
+        connections: server::application::serve::ConnectionLimits {
+            max_connections_per_client: None,
+            ..Default::default()
+        },
         worker_interval: Duration::from_secs(3600),
         data_dir: std::env::temp_dir().join("revision-store-tests"),
         artwork: Default::default(),

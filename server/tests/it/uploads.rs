@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use leptos::server_fn::ServerFn;
 use object_store::{ObjectStore, ObjectStoreExt};
-use server::artwork_store::{ArtworkStorage, ARTWORK_DIR, PART_BYTES};
-use server::artwork_sweep::{sweep, Swept, GRACE};
+use server::artwork::store::{ArtworkStorage, ARTWORK_DIR, PART_BYTES};
+use server::artwork::sweep::{sweep, Swept, GRACE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -204,7 +204,7 @@ impl Uploads {
         c
     }
 
-    fn store(&self) -> &server::artwork_store::ArtworkStore {
+    fn store(&self) -> &server::artwork::store::ArtworkStore {
         &self.t.app.artwork
     }
 

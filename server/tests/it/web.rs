@@ -484,7 +484,7 @@ async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
     assert_eq!(empty.status, 422);
     // Too large: one byte over the limit (refused by the size check), and far over it (the body
     // limit stops the upload while it streams in).
-    for size in [app::domain::artwork::MAX_ARTWORK_BYTES + 1, server::upload::MAX_BODY + 1024 * 1024] {
+    for size in [app::domain::artwork::MAX_ARTWORK_BYTES + 1, server::routes::revisions::MAX_BODY + 1024 * 1024] {
         let mut big = PNG.to_vec();
         big.resize(size, 0);
         let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
@@ -1067,7 +1067,7 @@ async fn an_upload_refused_while_it_streams_in_is_answered_not_reset() {
     let contract = site.contract_of(ANN.0).await;
     let origin = site.origin();
     let mut big = PNG.to_vec();
-    big.resize(server::upload::MAX_BODY + 16 * 1024 * 1024, 0);
+    big.resize(server::routes::revisions::MAX_BODY + 16 * 1024 * 1024, 0);
     for round in 0..6 {
         let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
         assert_eq!(r.status, 422, "round {round}: {}", r.body);

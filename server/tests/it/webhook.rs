@@ -112,7 +112,7 @@ async fn stale_and_future_timestamps_are_rejected(kind: DbKind) {
 async fn a_body_over_the_limit_is_413_and_never_stored(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let event = new_event_id();
-    let padding = "x".repeat(server::webhook::MAX_BODY);
+    let padding = "x".repeat(server::routes::webhook::MAX_BODY);
     let body = pi_event(
         &event,
         "payment_intent.succeeded",
@@ -348,7 +348,7 @@ async fn ready_only_while_the_database_takes_writes(kind: DbKind) {
     let t = TestApp::spawn_for_outage(kind).await;
     assert_eq!(t.get("/readyz").await, (200, "ready".to_string()));
     let outage = t.db.make_unavailable().await;
-    // The last answer stands for up to a second (`server::readiness`), then the outage shows.
+    // The last answer stands for up to a second (`server::routes::health`), then the outage shows.
     let last = std::sync::Mutex::new((0, String::new()));
     eventually(PATIENCE, || async {
         let answer = t.get("/readyz").await;
