@@ -42,7 +42,7 @@ impl Application {
         let mode = settings.serving_mode()?;
         let db = open_database(settings).await?;
         // Before anything is processed: a database served in another mode is refused here.
-        app::services::deployment::claim(&db, mode, settings.switch_mode).await?;
+        app::services::deployment::claim(&db, mode, settings.stripe.switch_mode).await?;
         // Events a previous run stored but never processed (it stopped in between) still hold
         // that run's fresh lease. A SQLite database has one serving process, so such a lease is
         // a dead process's and is taken at once. On PostgreSQL other processes may be serving
@@ -50,7 +50,7 @@ impl Application {
         // right now), so start-up leaves them to run out (`lease_secs`), after which any
         // process's worker takes what is still pending.
         let take_fresh_leases = matches!(db, Db::Sqlite(_));
-        let artwork = crate::artwork::store::ArtworkStore::open(&settings.artwork, &settings.data_dir)?;
+        let artwork = crate::artwork::store::ArtworkStore::open(&settings.artwork.storage, &settings.artwork.data_dir)?;
         let mut services = services(settings, db, mode);
         // Shared by every process of this database, so a device cookie or a sealed session value
         // made by one is read by any other, and after a restart.
@@ -68,25 +68,25 @@ impl Application {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (services, simulator) = match mode {
             app::domain::deployment::DeploymentMode::Simulator => {
-                wiring::with_simulator(services, addr, settings.stripe_timeout)?
+                wiring::with_simulator(services, addr, settings.stripe.timeout)?
             }
             _ => (services, None),
         };
         let state = AppState::new(AppStateInner {
             leptos_options: wiring::leptos_options(addr),
             services: services.clone(),
-            api_limits: crate::routes::api::ApiLimits::per_minute(settings.api_rate_per_minute),
-            metrics_token_hash: settings.metrics_token_hash.as_deref().map(Into::into),
+            api_limits: crate::routes::api::ApiLimits::per_minute(settings.web.api_rate_per_minute),
+            metrics_token_hash: settings.metrics.token_hash.as_deref().map(Into::into),
             artwork: artwork.clone(),
             readiness: Default::default(),
-            uploads: crate::routes::revisions::UploadSlots::new(settings.uploads_per_user),
+            uploads: crate::routes::revisions::UploadSlots::new(settings.artwork.uploads_per_user),
         });
         let app = router(
             state,
             simulator.clone(),
             WebPolicy {
-                secure: settings.secure_cookies,
-                public_origin: settings.public_origin.clone(),
+                secure: settings.web.secure_cookies,
+                public_origin: settings.web.public_origin.clone(),
                 body_timeout: settings.connections.body_timeout,
                 body_deadlines: settings.connections.body_deadlines,
             },
@@ -96,8 +96,8 @@ impl Application {
         let worker = tokio::spawn(worker::run(
             services.clone(),
             artwork.clone(),
-            settings.worker_interval,
-            settings.reconcile_interval,
+            settings.reconcile.worker_interval,
+            settings.reconcile.interval,
             stopping,
         ));
         let drain = settings.connections.drain_timeout;

@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 /// Opens the database and migrates it. A failed migration stops the program.
 pub async fn open_database(settings: &Settings) -> Result<Db, String> {
     let db = Db::connect(
-        &settings.database_url,
+        &settings.database.url,
         &DbOptions {
-            max_connections: settings.db_max_connections,
-            acquire_timeout: settings.db_timeout,
+            max_connections: settings.database.max_connections,
+            acquire_timeout: settings.database.timeout,
             ..DbOptions::default()
         },
     )
@@ -27,20 +27,20 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         db,
         settings.terms.clone(),
         mode.stripe_mode(),
-        settings.webhook_secrets.clone(),
-        settings.stripe.clone(),
+        settings.stripe.webhook_secrets.clone(),
+        settings.stripe.api.clone(),
     );
-    svc.db_timeout = settings.db_timeout;
-    svc.publishable_key = settings.publishable_key.clone();
-    svc.client_ip_header = settings.client_ip_header.clone();
-    svc.trusted_proxies = std::sync::Arc::new(settings.trusted_proxies.clone());
-    svc.secure_cookies = settings.secure_cookies;
-    svc.public_origin = settings.public_origin.clone();
-    svc.reconcile_rate = settings.reconcile_rate;
-    svc.reconcile_window = settings.reconcile_window;
+    svc.db_timeout = settings.database.timeout;
+    svc.publishable_key = settings.stripe.publishable_key.clone();
+    svc.client_ip_header = settings.web.client_ip_header.clone();
+    svc.trusted_proxies = std::sync::Arc::new(settings.web.trusted_proxies.clone());
+    svc.secure_cookies = settings.web.secure_cookies;
+    svc.public_origin = settings.web.public_origin.clone();
+    svc.reconcile_rate = settings.reconcile.rate;
+    svc.reconcile_window = settings.reconcile.window;
     svc.owners = settings.owners.clone();
     svc.slack = settings.slack.clone();
-    if let Some(name) = &settings.instance {
+    if let Some(name) = &settings.metrics.instance {
         svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));
     }
     svc

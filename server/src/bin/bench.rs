@@ -4,7 +4,6 @@
 //! starts a throwaway PostgreSQL with fsync on.
 
 mod bench_support;
-use app::domain::PackTerms;
 use app::stripe::signature::sign;
 use app::stripe::WebhookSecret;
 use bytes::Bytes;
@@ -12,7 +11,7 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use server::config::Settings;
+use server::config::Config;
 use server::Application;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -308,44 +307,18 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
         .build()
         .unwrap()
         .block_on(bench_support::database(db, args.postgres_url.as_deref(), "bench", tmp.path()));
-    let settings = Settings {
-        database_url: url,
-        db_max_connections: (concurrency as u32).max(4),
-        db_timeout: Duration::from_secs(5),
-        terms: PackTerms::standard(),
-        mode: Some(app::domain::deployment::DeploymentMode::Test),
-        switch_mode: false,
-        simulator_public: false,
-        stripe: None,
-        stripe_timeout: app::stripe::client::DEFAULT_TIMEOUT,
-        publishable_key: None,
-        webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        // Every delivery comes from this one loopback client: no cap per client address.
-        connections: server::application::serve::ConnectionLimits {
-            max_connections_per_client: None,
-            ..Default::default()
-        },
-        worker_interval: Duration::from_secs(3600),
-        data_dir: std::env::temp_dir(),
-        artwork: Default::default(),
-        secure_cookies: false,
-        public_origin: None,
-        client_ip_header: None,
-        trusted_proxies: app::services::sign_in_throttle::parse_networks(
-            app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES,
-        )
-        .unwrap(),
-        reconcile_interval: None,
-        reconcile_window: chrono::Duration::days(3),
-        reconcile_rate: 20,
-        owners: Default::default(),
-        uploads_per_user: server::routes::revisions::UPLOADS_PER_USER,
-        api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
-        slack: Default::default(),
-        metrics_token_hash: None,
-        instance: None,
-    };
+    // The flags' defaults (never the environment's), then what the benchmark needs.
+    let mut settings = Config::defaults().settings().expect("the defaults are valid");
+    settings.database.url = url;
+    settings.database.max_connections = (concurrency as u32).max(4);
+    settings.stripe.mode = Some(app::domain::deployment::DeploymentMode::Test);
+    settings.stripe.webhook_secrets = WebhookSecret::parse_list(SECRET).unwrap();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    // Every delivery comes from this one loopback client: no cap per client address.
+    settings.connections.max_connections_per_client = None;
+    settings.reconcile.worker_interval = Duration::from_secs(3600);
+    settings.reconcile.interval = None;
+    settings.artwork.data_dir = std::env::temp_dir();
 
     // The server gets a runtime (and threads) of its own, like a separate process would.
     let server_rt =

@@ -58,10 +58,10 @@ async fn run(args: &Args) {
     };
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let mut settings = cli.config.settings().expect("settings");
-    settings.mode = Some(app::domain::deployment::DeploymentMode::Test);
-    settings.data_dir = tmp.path().to_path_buf();
-    settings.worker_interval = Duration::from_secs(3600);
-    settings.reconcile_interval = None;
+    settings.stripe.mode = Some(app::domain::deployment::DeploymentMode::Test);
+    settings.artwork.data_dir = tmp.path().to_path_buf();
+    settings.reconcile.worker_interval = Duration::from_secs(3600);
+    settings.reconcile.interval = None;
     let db = server::open_database(&settings).await.expect("database");
     let app::store::Db::Postgres(pg) = &db else { unreachable!("a PostgreSQL URL") };
     println!("\n## {} contracts on PostgreSQL", args.contracts);

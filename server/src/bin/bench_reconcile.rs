@@ -53,8 +53,8 @@ async fn run(args: &Args, db: &str) {
     let cli =
         server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0", "--stripe-simulator"]);
     let mut settings = cli.config.settings().expect("settings");
-    settings.reconcile_interval = None;
-    settings.data_dir = tmp.path().to_path_buf();
+    settings.reconcile.interval = None;
+    settings.artwork.data_dir = tmp.path().to_path_buf();
     let app = Application::start(&settings).await.expect("server starts");
     let svc = app.services.clone();
     let sim = app.simulator.clone().expect("simulator mode");

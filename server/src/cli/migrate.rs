@@ -5,6 +5,6 @@ use crate::open_database;
 
 pub async fn run(settings: &Settings) -> Outcome {
     let db = open_database(settings).await?;
-    println!("Migrations applied to {} ({})", redact_url(&settings.database_url), db.dialect());
+    println!("Migrations applied to {} ({})", redact_url(&settings.database.url), db.dialect());
     Ok(())
 }

@@ -25,20 +25,20 @@ pub async fn run(settings: &Settings, Args { since, until, dry_run }: Args) -> O
     };
     let from = match since {
         Some(s) => parse_when(&s, false)?,
-        None => to - settings.reconcile_window,
+        None => to - settings.reconcile.window,
     };
     if to <= from {
         return Err("--until must be after --since".into());
     }
     let svc = services(settings).await?;
     let opts =
-        app::services::reconcile::Options { from, to, dry_run, started_by: "cli", rate: settings.reconcile_rate };
+        app::services::reconcile::Options { from, to, dry_run, started_by: "cli", rate: settings.reconcile.rate };
     eprintln!(
         "Reconciling payments created {} .. {}{} (at most {} Stripe calls/s)",
         from.format("%Y-%m-%d %H:%M:%S"),
         to.format("%Y-%m-%d %H:%M:%S"),
         if dry_run { ", dry run: nothing is healed" } else { "" },
-        settings.reconcile_rate
+        settings.reconcile.rate
     );
     let progress = |p: app::services::reconcile::Progress| {
         eprintln!("  {} payments checked, {} API calls, {} findings", p.payments_checked, p.api_calls, p.findings)
@@ -62,12 +62,12 @@ pub async fn run(settings: &Settings, Args { since, until, dry_run }: Args) -> O
 /// process, or the configured key when it is of that mode.
 async fn services(settings: &Settings) -> Result<app::services::Services, String> {
     let (mut svc, mode) = cli_services(settings, true).await?;
-    match (mode, &settings.mode) {
+    match (mode, &settings.stripe.mode) {
         // The simulator lives in the serving process (BIND_ADDR); ask it there.
         (DeploymentMode::Simulator, _) => {
             let base = format!("http://{}{}/", settings.bind, app::stripe::simulator::MOUNT);
             let key = app::stripe::simulator::SECRET_KEY;
-            svc.stripe = Some(app::stripe::StripeApi::with_timeout(key, &base, settings.stripe_timeout)?);
+            svc.stripe = Some(app::stripe::StripeApi::with_timeout(key, &base, settings.stripe.timeout)?);
         }
         (db_mode, Some(key_mode)) if svc.stripe.is_some() && *key_mode == db_mode => {}
         (db_mode, _) => {

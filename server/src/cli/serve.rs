@@ -25,8 +25,8 @@ pub async fn run(settings: &Settings, Args { demo }: Args) -> Outcome {
         seed_demo(&app.services.db, settings).await?;
     }
     println!("Revision Store is running at {}", app.url());
-    tracing::info!(artwork = %settings.artwork.describe(&settings.data_dir), "artwork store");
-    if let Some(public) = &settings.public_origin {
+    tracing::info!(artwork = %settings.artwork.storage.describe(&settings.artwork.data_dir), "artwork store");
+    if let Some(public) = &settings.web.public_origin {
         println!("Users reach it at {public} (PUBLIC_URL)");
     }
     if demo {
@@ -35,7 +35,7 @@ pub async fn run(settings: &Settings, Args { demo }: Args) -> Outcome {
             println!("  {:<10} {email:<16} password: {password}", role.as_str());
         }
     }
-    println!("Database: {} ({})", redact_url(&settings.database_url), app.services.db.dialect());
+    println!("Database: {} ({})", redact_url(&settings.database.url), app.services.db.dialect());
     println!("Stripe: {}", app.mode.describe());
     app.run_until_stopped(stop).await;
     Ok(())
