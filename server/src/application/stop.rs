@@ -1,3 +1,4 @@
+//! Stopping: SIGTERM or Ctrl-C, listened for from start-up.
 /// SIGTERM (what service managers and container runtimes send) or Ctrl-C (SIGINT), listened
 /// for from the moment it is made. Made before the server takes its first connection: a
 /// listener made later, when the serving task first waited on it, left a window after start-up
