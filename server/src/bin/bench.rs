@@ -2,7 +2,8 @@
 //! runtime) and sends signed `payment_intent.succeeded` deliveries from a loopback client.
 //! Reports credited events/s and latency percentiles. Run through `.ci/bench`, which also
 //! starts a throwaway PostgreSQL with fsync on.
-use app::domain::PackTerms;
+
+mod bench_support;
 use app::stripe::signature::sign;
 use app::stripe::WebhookSecret;
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use server::config::Settings;
+use server::config::Config;
 use server::Application;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,7 +88,7 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let dbs = server::bench_kinds(&args.db);
+    let dbs = bench_support::kinds(&args.db);
     println!(
         "| server | database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |"
     );
@@ -305,49 +306,26 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(server::bench_database(db, args.postgres_url.as_deref(), "bench", tmp.path()));
-    let settings = Settings {
-        database_url: url,
-        db_max_connections: (concurrency as u32).max(4),
-        db_timeout: Duration::from_secs(5),
-        terms: PackTerms::standard(),
-        mode: Some(app::domain::deployment::DeploymentMode::Test),
-        switch_mode: false,
-        simulator_public: false,
-        stripe: None,
-        stripe_timeout: app::stripe::client::DEFAULT_TIMEOUT,
-        publishable_key: None,
-        webhook_secrets: WebhookSecret::parse_list(SECRET).unwrap(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        // Every delivery comes from this one loopback client: no cap per client address.
-        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
-        worker_interval: Duration::from_secs(3600),
-        data_dir: std::env::temp_dir(),
-        artwork: Default::default(),
-        secure_cookies: false,
-        public_origin: None,
-        client_ip_header: None,
-        trusted_proxies: app::services::sign_in_throttle::parse_networks(
-            app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES,
-        )
-        .unwrap(),
-        reconcile_interval: None,
-        reconcile_window: chrono::Duration::days(3),
-        reconcile_rate: 20,
-        owners: Default::default(),
-        uploads_per_user: server::upload::UPLOADS_PER_USER,
-        api_rate_per_minute: std::num::NonZeroU32::new(60).unwrap(),
-        slack: Default::default(),
-        metrics_token_hash: None,
-        instance: None,
-    };
+        .block_on(bench_support::database(db, args.postgres_url.as_deref(), "bench", tmp.path()));
+    // The flags' defaults (never the environment's), then what the benchmark needs.
+    let mut settings = Config::defaults().settings().expect("the defaults are valid");
+    settings.database.url = url;
+    settings.database.max_connections = (concurrency as u32).max(4);
+    settings.stripe.mode = Some(app::domain::deployment::DeploymentMode::Test);
+    settings.stripe.webhook_secrets = WebhookSecret::parse_list(SECRET).unwrap();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    // Every delivery comes from this one loopback client: no cap per client address.
+    settings.connections.max_connections_per_client = None;
+    settings.reconcile.worker_interval = Duration::from_secs(3600);
+    settings.reconcile.interval = None;
+    settings.artwork.data_dir = std::env::temp_dir();
 
     // The server gets a runtime (and threads) of its own, like a separate process would.
     let server_rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
     let (app, contracts) = server_rt.block_on(async {
         let app = Application::start(&settings).await.expect("server starts");
-        let (_, contracts) = server::bench_contracts(&app.services.db, args.contracts).await;
+        let (_, contracts) = bench_support::contracts(&app.services.db, args.contracts).await;
         (app, contracts)
     });
     let load = load(args, "bench", &contracts);
@@ -395,7 +373,7 @@ fn run_reference(args: &Args, dir: &std::path::Path, concurrency: usize) -> f64 
     use std::io::BufRead;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = rt.block_on(server::bench_database("postgres", args.postgres_url.as_deref(), "bench_ref", tmp.path()));
+    let url = rt.block_on(bench_support::database("postgres", args.postgres_url.as_deref(), "bench_ref", tmp.path()));
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = std::process::Command::new("node")
         .arg("server.mjs")

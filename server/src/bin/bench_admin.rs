@@ -10,6 +10,8 @@
 //! contract page (its ledger and each purchase's events), and an advertiser's contract page at
 //! 50 requests in flight (`--advertiser-only`: that page alone). `--seed-only` stops after seeding
 //! and prints the database URL.
+
+mod bench_support;
 use clap::Parser;
 use std::time::{Duration, Instant};
 
@@ -52,43 +54,19 @@ async fn run(args: &Args) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = match &args.seeded {
         Some(url) => url.clone(),
-        None => server::bench_database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await,
+        None => bench_support::database("postgres", args.postgres_url.as_deref(), "bench_admin", tmp.path()).await,
     };
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let mut settings = cli.config.settings().expect("settings");
-    settings.mode = Some(app::domain::deployment::DeploymentMode::Test);
-    settings.data_dir = tmp.path().to_path_buf();
-    settings.worker_interval = Duration::from_secs(3600);
-    settings.reconcile_interval = None;
+    settings.stripe.mode = Some(app::domain::deployment::DeploymentMode::Test);
+    settings.artwork.data_dir = tmp.path().to_path_buf();
+    settings.reconcile.worker_interval = Duration::from_secs(3600);
+    settings.reconcile.interval = None;
     let db = server::open_database(&settings).await.expect("database");
     let app::store::Db::Postgres(pg) = &db else { unreachable!("a PostgreSQL URL") };
     println!("\n## {} contracts on PostgreSQL", args.contracts);
 
-    let (admin, advertiser) = match &args.seeded {
-        Some(_) => seeded_logins(pg).await,
-        None => {
-            let t = Instant::now();
-            let logins = seed(&db, pg, args.contracts).await;
-            let seeded = t.elapsed();
-            let t = Instant::now();
-            let indexed = server::index_everything(&db).await;
-            let indexing = t.elapsed();
-            // The seed moves every kept balance about ten times within seconds (one trigger
-            // update per ledger row, in a handful of statements), leaving nine dead versions of
-            // each row and of its `available` index entry: ten times the table a live database
-            // has, where autovacuum runs between a contract's purchases months apart and its
-            // space is reused. Compacted here so the pages measure the live shape; BENCHMARKS.md
-            // gives the figure on the bloated table too.
-            sqlx::query("VACUUM FULL contract_balances").execute(pg).await.unwrap();
-            sqlx::query("VACUUM ANALYZE").execute(pg).await.unwrap();
-            println!(
-                "seeded in {:.0} s; indexed {indexed} events in {:.0} s",
-                seeded.as_secs_f64(),
-                indexing.as_secs_f64()
-            );
-            logins
-        }
-    };
+    let (admin, advertiser) = logins(args, &db, pg).await;
     let count = |table: &str| {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pg).await.unwrap() }
@@ -112,14 +90,58 @@ async fn run(args: &Args) {
     let admin_cookie = sign_in(&http, &base, &admin).await;
     let advertiser_cookie = sign_in(&http, &base, &advertiser.0).await;
 
+    measure_pages(args, pg, &http, &base, &admin_cookie, &advertiser_cookie, &advertiser.1).await;
+    app.shut_down().await;
+}
+
+/// The logins to measure with: the seeded database's, or those of the data set seeded (and
+/// indexed) now.
+async fn logins(args: &Args, db: &app::store::Db, pg: &sqlx::PgPool) -> (String, (String, Vec<i64>)) {
+    match &args.seeded {
+        Some(_) => seeded_logins(pg).await,
+        None => {
+            let t = Instant::now();
+            let logins = seed(db, pg, args.contracts).await;
+            let seeded = t.elapsed();
+            let t = Instant::now();
+            let indexed = bench_support::index_everything(db).await;
+            let indexing = t.elapsed();
+            // The seed moves every kept balance about ten times within seconds (one trigger
+            // update per ledger row, in a handful of statements), leaving nine dead versions of
+            // each row and of its `available` index entry: ten times the table a live database
+            // has, where autovacuum runs between a contract's purchases months apart and its
+            // space is reused. Compacted here so the pages measure the live shape; BENCHMARKS.md
+            // gives the figure on the bloated table too.
+            sqlx::query("VACUUM FULL contract_balances").execute(pg).await.unwrap();
+            sqlx::query("VACUUM ANALYZE").execute(pg).await.unwrap();
+            println!(
+                "seeded in {:.0} s; indexed {indexed} events in {:.0} s",
+                seeded.as_secs_f64(),
+                indexing.as_secs_f64()
+            );
+            logins
+        }
+    }
+}
+
+/// Every page measured: the admin's (unless `--advertiser-only`), then the advertiser's.
+async fn measure_pages(
+    args: &Args,
+    pg: &sqlx::PgPool,
+    http: &Http,
+    base: &str,
+    admin_cookie: &str,
+    advertiser_cookie: &str,
+    contracts: &[i64],
+) {
     println!("\n| page | requests in flight | p50 ms | p95 ms |\n|---|---:|---:|---:|");
     if !args.advertiser_only {
         let balances = "/admin?q=daily&sort=available&page=400".to_string();
         measure(
             pg,
-            &http,
-            &base,
-            &admin_cookie,
+            http,
+            base,
+            admin_cookie,
             "admin balances: search, sort by available, page 400",
             &[balances],
             1,
@@ -129,9 +151,9 @@ async fn run(args: &Args) {
         let unfiltered = "/admin?sort=available&page=400".to_string();
         measure(
             pg,
-            &http,
-            &base,
-            &admin_cookie,
+            http,
+            base,
+            admin_cookie,
             "admin balances: sort by available, page 400",
             &[unfiltered],
             1,
@@ -142,13 +164,11 @@ async fn run(args: &Args) {
         // Spread over the table: contracts with 1 to 10 packs.
         let ledgers: Vec<String> =
             (0..50).map(|i| format!("/admin/contracts/{}", first_contract + (i * 7919) % args.contracts)).collect();
-        measure(pg, &http, &base, &admin_cookie, "admin contract page (ledger and events)", &ledgers, 1, args.runs)
-            .await;
+        measure(pg, http, base, admin_cookie, "admin contract page (ledger and events)", &ledgers, 1, args.runs).await;
     }
-    let own: Vec<String> = advertiser.1.iter().map(|id| format!("/contracts/{id}")).collect();
-    measure(pg, &http, &base, &advertiser_cookie, "advertiser contract page", &own, 1, args.runs).await;
-    measure(pg, &http, &base, &advertiser_cookie, "advertiser contract page", &own, 50, args.runs.max(1000)).await;
-    app.shut_down().await;
+    let own: Vec<String> = contracts.iter().map(|id| format!("/contracts/{id}")).collect();
+    measure(pg, http, base, advertiser_cookie, "advertiser contract page", &own, 1, args.runs).await;
+    measure(pg, http, base, advertiser_cookie, "advertiser contract page", &own, 50, args.runs.max(1000)).await;
 }
 
 /// Times `runs` GETs of `paths` (in turn) with `in_flight` at a time; prints p50 and p95.
@@ -268,6 +288,51 @@ async fn seeded_logins(pg: &sqlx::PgPool) -> (String, (String, Vec<i64>)) {
     ("admin@scale.example".into(), ("advertiser0@scale.example".into(), own))
 }
 
+/// The seed's statements after the users and contracts, in order.
+const SEED_STATEMENTS: [&str; 7] = [
+    // Pack k (1..=n) of a contract with n = 1 + (its index % 10) packs, paid over the last year.
+    "CREATE UNLOGGED TABLE seed_packs AS \
+         SELECT c.id AS contract_id, c.advertiser_id, 'pi_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS pi, \
+                'ch_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS ch, \
+                'evt_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS evt, \
+                now() - interval '365 days' + (((c.id * 7 + k * 104729) % 31536000) || ' seconds')::interval AS paid_at \
+         FROM contracts c, generate_series(1, 10) k WHERE k <= 1 + c.id % 10",
+    // The four events of each pack, as Stripe sends them (trimmed to what is read).
+    "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
+           signature_header, request_headers, received_at, payload_sha256) \
+         SELECT e.id, e.type, false, '2026-09-30.endive', extract(epoch FROM e.at)::bigint, e.body, 't=1,v1=seed', '{}', \
+                e.at, encode(sha256(e.body), 'hex') \
+         FROM (SELECT p.evt || '_' || t.n AS id, t.type, p.paid_at + (t.n || ' seconds')::interval AS at, \
+                 convert_to(json_build_object('id', p.evt || '_' || t.n, 'object', 'event', 'type', t.type, \
+                   'livemode', false, 'created', extract(epoch FROM p.paid_at)::bigint + t.n, \
+                   'data', json_build_object('object', CASE WHEN t.type LIKE 'charge.%' THEN \
+                     json_build_object('id', p.ch, 'object', 'charge', 'amount', 15000, 'amount_refunded', 0, \
+                       'currency', 'usd', 'payment_intent', p.pi, 'refunded', false, 'disputed', false) \
+                   ELSE json_build_object('id', p.pi, 'object', 'payment_intent', 'amount', 15000, \
+                       'amount_received', CASE WHEN t.type = 'payment_intent.succeeded' THEN 15000 ELSE 0 END, \
+                       'currency', 'usd', 'status', CASE WHEN t.type = 'payment_intent.succeeded' THEN 'succeeded' \
+                       ELSE 'requires_payment_method' END, \
+                       'metadata', json_build_object('contractId', p.contract_id::text)) END))::text, 'UTF8') AS body \
+               FROM seed_packs p, (VALUES (0, 'payment_intent.created'), (1, 'payment_intent.succeeded'), \
+                 (2, 'charge.succeeded'), (3, 'charge.updated')) t(n, type)) e",
+    "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, outcome, processed_at) \
+         SELECT event_id, 'processed', 1, received_at, 'seeded', received_at FROM stripe_events",
+    "INSERT INTO purchases (payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
+           idempotency_key, livemode, created_at, updated_at) \
+         SELECT pi, contract_id, advertiser_id, 15000, 'usd', 2, 'succeeded', 'seed-' || pi, false, paid_at, paid_at \
+         FROM seed_packs",
+    "INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, livemode, \
+           stripe_event_id, created_at, credited_by) \
+         SELECT contract_id, pi, 2, 15000, 'usd', false, evt || '_1', paid_at + interval '1 second', 'webhook' \
+         FROM seed_packs",
+    // Contract index i has i % 10 requests: never more than its 3 + 2 × (1 + i % 10) revisions.
+    "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
+         SELECT c.id, c.advertiser_id, 'Revision ' || r || ': move the logo, brighter headline', \
+                now() - interval '300 days' + (r || ' days')::interval \
+         FROM contracts c, generate_series(1, 9) r WHERE r <= c.id % 10",
+    "DROP TABLE seed_packs",
+];
+
 /// Seeds the data set; returns the admin's email and one advertiser's email with their
 /// contracts. Everyone's password is `PASSWORD` (one real hash, copied).
 async fn seed(db: &app::store::Db, pg: &sqlx::PgPool, contracts: i64) -> (String, (String, Vec<i64>)) {
@@ -304,71 +369,9 @@ async fn seed(db: &app::store::Db, pg: &sqlx::PgPool, contracts: i64) -> (String
         first = first.id
     ))
     .await;
-    // Pack k (1..=n) of a contract with n = 1 + (its index % 10) packs, paid over the last year.
-    exec(
-        "CREATE UNLOGGED TABLE seed_packs AS \
-         SELECT c.id AS contract_id, c.advertiser_id, 'pi_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS pi, \
-                'ch_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS ch, \
-                'evt_scale' || lpad(c.id::text, 7, '0') || 'k' || k AS evt, \
-                now() - interval '365 days' + (((c.id * 7 + k * 104729) % 31536000) || ' seconds')::interval AS paid_at \
-         FROM contracts c, generate_series(1, 10) k WHERE k <= 1 + c.id % 10"
-            .into(),
-    )
-    .await;
-    // The four events of each pack, as Stripe sends them (trimmed to what is read).
-    exec(
-        "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, \
-           signature_header, request_headers, received_at, payload_sha256) \
-         SELECT e.id, e.type, false, '2026-09-30.endive', extract(epoch FROM e.at)::bigint, e.body, 't=1,v1=seed', '{}', \
-                e.at, encode(sha256(e.body), 'hex') \
-         FROM (SELECT p.evt || '_' || t.n AS id, t.type, p.paid_at + (t.n || ' seconds')::interval AS at, \
-                 convert_to(json_build_object('id', p.evt || '_' || t.n, 'object', 'event', 'type', t.type, \
-                   'livemode', false, 'created', extract(epoch FROM p.paid_at)::bigint + t.n, \
-                   'data', json_build_object('object', CASE WHEN t.type LIKE 'charge.%' THEN \
-                     json_build_object('id', p.ch, 'object', 'charge', 'amount', 15000, 'amount_refunded', 0, \
-                       'currency', 'usd', 'payment_intent', p.pi, 'refunded', false, 'disputed', false) \
-                   ELSE json_build_object('id', p.pi, 'object', 'payment_intent', 'amount', 15000, \
-                       'amount_received', CASE WHEN t.type = 'payment_intent.succeeded' THEN 15000 ELSE 0 END, \
-                       'currency', 'usd', 'status', CASE WHEN t.type = 'payment_intent.succeeded' THEN 'succeeded' \
-                       ELSE 'requires_payment_method' END, \
-                       'metadata', json_build_object('contractId', p.contract_id::text)) END))::text, 'UTF8') AS body \
-               FROM seed_packs p, (VALUES (0, 'payment_intent.created'), (1, 'payment_intent.succeeded'), \
-                 (2, 'charge.succeeded'), (3, 'charge.updated')) t(n, type)) e"
-            .into(),
-    )
-    .await;
-    exec(
-        "INSERT INTO stripe_event_processing (event_id, status, attempts, next_attempt_at, outcome, processed_at) \
-         SELECT event_id, 'processed', 1, received_at, 'seeded', received_at FROM stripe_events"
-            .into(),
-    )
-    .await;
-    exec(
-        "INSERT INTO purchases (payment_intent_id, contract_id, created_by, amount, currency, revisions, status, \
-           idempotency_key, livemode, created_at, updated_at) \
-         SELECT pi, contract_id, advertiser_id, 15000, 'usd', 2, 'succeeded', 'seed-' || pi, false, paid_at, paid_at \
-         FROM seed_packs"
-            .into(),
-    )
-    .await;
-    exec(
-        "INSERT INTO contract_revisions (contract_id, payment_id, revisions, amount, currency, livemode, \
-           stripe_event_id, created_at, credited_by) \
-         SELECT contract_id, pi, 2, 15000, 'usd', false, evt || '_1', paid_at + interval '1 second', 'webhook' \
-         FROM seed_packs"
-            .into(),
-    )
-    .await;
-    // Contract index i has i % 10 requests: never more than its 3 + 2 × (1 + i % 10) revisions.
-    exec(
-        "INSERT INTO revision_requests (contract_id, requested_by, notes, created_at) \
-         SELECT c.id, c.advertiser_id, 'Revision ' || r || ': move the logo, brighter headline', \
-                now() - interval '300 days' + (r || ' days')::interval \
-         FROM contracts c, generate_series(1, 9) r WHERE r <= c.id % 10"
-            .into(),
-    )
-    .await;
-    exec("DROP TABLE seed_packs".into()).await;
+    for sql in SEED_STATEMENTS {
+        exec(sql.to_string()).await;
+    }
     let own: Vec<i64> = sqlx::query_scalar("SELECT id FROM contracts WHERE advertiser_id = $1 ORDER BY id")
         .bind(first.id)
         .fetch_all(pg)

@@ -3,6 +3,8 @@
 //! reconciliation runs over the window at Stripe's pace. Reports wall time, Stripe API calls and
 //! findings, and checks every dropped payment was credited exactly once. Run through
 //! `.ci/bench`, which also starts a throwaway PostgreSQL.
+
+mod bench_support;
 use app::services::purchase::start_purchase;
 use app::services::reconcile::{self, Category};
 use app::stripe::simulator::Faults;
@@ -35,7 +37,7 @@ fn main() {
         eprintln!("error: --payments and --drop-one-in must be positive");
         std::process::exit(2);
     }
-    let dbs = server::bench_kinds(&args.db);
+    let dbs = bench_support::kinds(&args.db);
     println!("| database | payments | dropped payments | dropped events | set-up s | reconcile s | Stripe API calls | findings healed | credited by the run | credits in all |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -46,17 +48,17 @@ fn main() {
 
 async fn run(args: &Args, db: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = server::bench_database(db, args.postgres_url.as_deref(), "bench_reconcile", tmp.path()).await;
+    let url = bench_support::database(db, args.postgres_url.as_deref(), "bench_reconcile", tmp.path()).await;
     // Simulator mode, as `make run`.
     let cli =
         server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0", "--stripe-simulator"]);
     let mut settings = cli.config.settings().expect("settings");
-    settings.reconcile_interval = None;
-    settings.data_dir = tmp.path().to_path_buf();
+    settings.reconcile.interval = None;
+    settings.artwork.data_dir = tmp.path().to_path_buf();
     let app = Application::start(&settings).await.expect("server starts");
     let svc = app.services.clone();
     let sim = app.simulator.clone().expect("simulator mode");
-    let (user, contracts) = server::bench_contracts(&svc.db, 1).await;
+    let (user, contracts) = bench_support::contracts(&svc.db, 1).await;
     let contract = contracts[0];
     let window_from = chrono::Utc::now() - chrono::Duration::minutes(1);
     let client = reqwest_like::Client::new();

@@ -4,6 +4,8 @@
 //! contracts of 100 advertisers and refunds 5 % of them, indexes it all, then measures search
 //! pages (first, 1,000th, filtered, payload text), a streamed export of everything, and a year
 //! of revenue. Run through `.ci/bench`, which also starts a throwaway PostgreSQL.
+
+mod bench_support;
 use app::domain::event_search::{Cursor, EventFilter, ExportFormat};
 use app::domain::revenue::Period;
 use app::services::event_search::{page, Export};
@@ -52,7 +54,7 @@ fn main() {
         eprintln!("error: --payments must be positive and --events at least --payments");
         std::process::exit(2);
     }
-    let dbs = server::bench_kinds(&args.db);
+    let dbs = bench_support::kinds(&args.db);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for db in dbs {
         rt.block_on(run(&args, db));
@@ -71,7 +73,7 @@ macro_rules! exec {
 
 async fn run(args: &Args, kind: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let url = server::bench_database(kind, args.postgres_url.as_deref(), "bench_search", tmp.path()).await;
+    let url = bench_support::database(kind, args.postgres_url.as_deref(), "bench_search", tmp.path()).await;
     let cli = server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0"]);
     let settings = cli.config.settings().expect("settings");
     let db = server::open_database(&settings).await.expect("database");
@@ -82,7 +84,7 @@ async fn run(args: &Args, kind: &str) {
     seed(&db, args).await;
     let seeded = t.elapsed();
     let t = Instant::now();
-    let indexed = server::index_everything(&db).await;
+    let indexed = bench_support::index_everything(&db).await;
     let indexing = t.elapsed();
     println!(
         "seeded in {:.1} s; indexed {indexed} events in {:.1} s ({:.0} events/s)",
@@ -94,42 +96,55 @@ async fn run(args: &Args, kind: &str) {
         sqlx::query("ANALYZE").execute(p).await.unwrap();
     }
 
-    println!("\n| query | rows | p50 ms | p95 ms |\n|---|---|---|---|");
     let all = EventFilter::default();
-    measure(args, "first page (50, no filter)", || page(&db, &all, None, 50)).await;
+    queries(args, &db, &all).await;
+    export(&db, &all).await;
+    revenue(args, &svc).await;
+    if let Db::Postgres(p) = &db {
+        p.close().await;
+    }
+}
+
+/// The search's pages: unfiltered, deep, and by each kind of filter.
+async fn queries(args: &Args, db: &Db, all: &EventFilter) {
+    println!("\n| query | rows | p50 ms | p95 ms |\n|---|---|---|---|");
+    measure(args, "first page (50, no filter)", || page(db, all, None, 50)).await;
     // The 1,000th page's position, found by walking the pages as a reader would.
     let t = Instant::now();
     let mut cursor: Option<Cursor> = None;
     for _ in 0..999 {
-        cursor = page(&db, &all, cursor.as_ref(), 50).await.unwrap().next;
+        cursor = page(db, all, cursor.as_ref(), 50).await.unwrap().next;
     }
     let walk = t.elapsed();
     let c = cursor.expect("1,000 pages");
-    measure(args, "1,000th page (50, no filter)", || page(&db, &all, Some(&c), 50)).await;
+    measure(args, "1,000th page (50, no filter)", || page(db, all, Some(&c), 50)).await;
     let filter = |pairs: &[(&str, &str)]| {
         EventFilter::parse(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)).expect("a filter")
     };
     let pi = format!("pi_bench{:08}", args.payments / 2);
     let by_pi = filter(&[("payment", &pi)]);
-    measure(args, "a PaymentIntent's events", || page(&db, &by_pi, None, 50)).await;
+    measure(args, "a PaymentIntent's events", || page(db, &by_pi, None, 50)).await;
     let by_email = filter(&[("email", "advertiser42@bench.example")]);
-    measure(args, "an advertiser's events (email)", || page(&db, &by_email, None, 50)).await;
+    measure(args, "an advertiser's events (email)", || page(db, &by_email, None, 50)).await;
     let by_type = filter(&[("type", "charge."), ("min", "150"), ("max", "150"), ("currency", "usd"), ("mode", "test")]);
-    measure(args, "type prefix + amount + mode", || page(&db, &by_type, None, 50)).await;
+    measure(args, "type prefix + amount + mode", || page(db, &by_type, None, 50)).await;
     let by_month = filter(&[("from", "2025-06-01"), ("to", "2025-06-30"), ("status", "processed")]);
-    measure(args, "a month, processed", || page(&db, &by_month, None, 50)).await;
+    measure(args, "a month, processed", || page(db, &by_month, None, 50)).await;
     let text_pi = filter(&[("q", &pi)]);
-    measure(args, "payload text: a PaymentIntent id", || page(&db, &text_pi, None, 50)).await;
+    measure(args, "payload text: a PaymentIntent id", || page(db, &text_pi, None, 50)).await;
     let text_rare = filter(&[("q", "fraudulent")]);
-    measure(args, "payload text: a word in 1 % of events", || page(&db, &text_rare, None, 50)).await;
+    measure(args, "payload text: a word in 1 % of events", || page(db, &text_rare, None, 50)).await;
     let text_name = filter(&[("q", "Customer 4242")]);
-    measure(args, "payload text: a two-word phrase", || page(&db, &text_name, None, 50)).await;
+    measure(args, "payload text: a two-word phrase", || page(db, &text_name, None, 50)).await;
     println!(
         "(walking pages 1 to 999 to find the 1,000th: {:.2} s, {:.1} ms a page)",
         walk.as_secs_f64(),
         walk.as_secs_f64() * 1000.0 / 999.0
     );
+}
 
+/// Everything exported as NDJSON (into a sink, the resident set sampled) and as CSV.
+async fn export(db: &Db, all: &EventFilter) {
     // Export everything as NDJSON, a page at a time, into a sink; sample the resident set.
     let rss_before = rss_kib();
     let peak = Arc::new(AtomicU64::new(rss_before));
@@ -172,22 +187,22 @@ async fn run(args: &Args, kind: &str) {
         csv_rows += chunk.matches("\r\n").count();
     }
     println!("export (CSV, all): {} rows in {:.1} s", csv_rows - 1, t.elapsed().as_secs_f64());
+}
 
+/// The revenue report over a year, by day and by month.
+async fn revenue(args: &Args, svc: &app::services::Services) {
     println!("\n| revenue | p50 ms | p95 ms |\n|---|---|---|");
     let (from, to) = (NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(), NaiveDate::from_ymd_opt(2025, 12, 31).unwrap());
     for period in [Period::Day, Period::Month] {
         let mut times = Vec::new();
         for _ in 0..args.runs {
             let t = Instant::now();
-            let r = app::services::revenue::report(&svc, from, to, period).await.unwrap();
+            let r = app::services::revenue::report(svc, from, to, period).await.unwrap();
             times.push(t.elapsed());
             assert!(!r.lines.is_empty());
         }
         let (p50, p95) = percentiles(&mut times);
         println!("| a year by {} | {p50:.1} | {p95:.1} |", period.as_str());
-    }
-    if let Db::Postgres(p) = &db {
-        p.close().await;
     }
 }
 
@@ -265,39 +280,7 @@ async fn seed(db: &Db, args: &Args) {
         let events = per_payment + i64::from(p < args.events % args.payments);
         for e in 0..events {
             n += 1;
-            let ty = TYPES[(e as usize) % TYPES.len()];
-            let object = match ty.split('.').next().unwrap() {
-                "payment_intent" => serde_json::json!({"id": pi, "object": "payment_intent", "amount": 15000,
-                    "amount_received": 15000, "currency": "usd", "status": "succeeded",
-                    "metadata": {"contractId": contract.to_string()}}),
-                "charge" => serde_json::json!({"id": format!("ch_bench{p:08}"), "object": "charge", "amount": 15000,
-                    "amount_refunded": 0, "currency": "usd", "payment_intent": pi, "refunded": false, "disputed": false,
-                    "outcome": {"type": "authorized", "risk_level": if n % 100 == 0 { "fraudulent" } else { "normal" }}}),
-                _ => serde_json::json!({"id": format!("cus_bench{:06}", p % 100_000), "object": "customer",
-                    "name": format!("Customer {}", p % 10_000), "description": format!("paid with {pi}"),
-                    "metadata": {"note": if n % 100 == 0 { "fraudulent" } else { "regular" }}}),
-            };
-            let event_id = format!("evt_bench{n:09}");
-            let body = serde_json::json!({"id": event_id, "object": "event", "api_version": "2026-09-30.endive",
-                "created": paid_at.timestamp() + e, "livemode": false, "type": ty, "data": {"object": object}})
-            .to_string();
-            let received_at = paid_at + Days::seconds(e);
-            jobs.push(StoreJob {
-                event: NewEvent {
-                    event_id,
-                    event_type: ty.to_string(),
-                    livemode: false,
-                    api_version: Some("2026-09-30.endive".into()),
-                    stripe_created: paid_at.timestamp() + e,
-                    payload_sha256: NewEvent::digest(body.as_bytes()),
-                    payload: body.into_bytes(),
-                    signature_header: "t=1,v1=bench".into(),
-                    request_headers: "{}".into(),
-                    received_at,
-                },
-                credit: None,
-                lease_until: now + Days::days(3650),
-            });
+            jobs.push(event_job(p, e, n, &pi, contract, paid_at, now));
         }
         credits.push((contract, pi, paid_at));
         if jobs.len() >= 1_000 {
@@ -316,6 +299,43 @@ async fn seed(db: &Db, args: &Args) {
         "UPDATE stripe_event_processing SET status = 'processed', attempts = 1, processed_at = $1, outcome = 'seeded'",
         now
     );
+}
+
+/// Event `e` of payment `p` (the `n`th stored), as intake stores it.
+fn event_job(p: i64, e: i64, n: i64, pi: &str, contract: i64, paid_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreJob {
+    let ty = TYPES[(e as usize) % TYPES.len()];
+    let object = match ty.split('.').next().unwrap() {
+        "payment_intent" => serde_json::json!({"id": pi, "object": "payment_intent", "amount": 15000,
+            "amount_received": 15000, "currency": "usd", "status": "succeeded",
+            "metadata": {"contractId": contract.to_string()}}),
+        "charge" => serde_json::json!({"id": format!("ch_bench{p:08}"), "object": "charge", "amount": 15000,
+            "amount_refunded": 0, "currency": "usd", "payment_intent": pi, "refunded": false, "disputed": false,
+            "outcome": {"type": "authorized", "risk_level": if n % 100 == 0 { "fraudulent" } else { "normal" }}}),
+        _ => serde_json::json!({"id": format!("cus_bench{:06}", p % 100_000), "object": "customer",
+            "name": format!("Customer {}", p % 10_000), "description": format!("paid with {pi}"),
+            "metadata": {"note": if n % 100 == 0 { "fraudulent" } else { "regular" }}}),
+    };
+    let event_id = format!("evt_bench{n:09}");
+    let body = serde_json::json!({"id": event_id, "object": "event", "api_version": "2026-09-30.endive",
+        "created": paid_at.timestamp() + e, "livemode": false, "type": ty, "data": {"object": object}})
+    .to_string();
+    let received_at = paid_at + Days::seconds(e);
+    StoreJob {
+        event: NewEvent {
+            event_id,
+            event_type: ty.to_string(),
+            livemode: false,
+            api_version: Some("2026-09-30.endive".into()),
+            stripe_created: paid_at.timestamp() + e,
+            payload_sha256: NewEvent::digest(body.as_bytes()),
+            payload: body.into_bytes(),
+            signature_header: "t=1,v1=bench".into(),
+            request_headers: "{}".into(),
+            received_at,
+        },
+        credit: None,
+        lease_until: now + Days::days(3650),
+    }
 }
 
 async fn write_credits(db: &Db, credits: &[(i64, String, DateTime<Utc>)]) {

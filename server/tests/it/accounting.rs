@@ -82,8 +82,8 @@ async fn requests_hold_when_postgres_defaults_to_repeatable_read() {
     // In a startup `options` value a space is escaped with a backslash (%5C).
     for (level, shown_as) in [("repeatable%5C%20read", "repeatable read"), ("serializable", "serializable")] {
         let t = TestApp::spawn_with(DbKind::Postgres, |s| {
-            let sep = if s.database_url.contains('?') { '&' } else { '?' };
-            s.database_url = format!("{}{sep}options=-c%20default_transaction_isolation%3D{level}", s.database_url);
+            let sep = if s.database.url.contains('?') { '&' } else { '?' };
+            s.database.url = format!("{}{sep}options=-c%20default_transaction_isolation%3D{level}", s.database.url);
         })
         .await;
         let shown: String = match t.store() {

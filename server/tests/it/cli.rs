@@ -195,7 +195,7 @@ async fn the_cli_reconciles_with_the_running_simulator(kind: DbKind) {
 async fn the_cli_takes_the_stripe_mode_from_the_database(kind: DbKind) {
     // A live deployment; an operator's shell without its keys (the old trap: the CLI then ran in
     // test mode and a replay marked a live payment `ignored` for ever).
-    let t = TestApp::spawn_with(kind, |s| s.mode = Some(app::domain::deployment::DeploymentMode::Live)).await;
+    let t = TestApp::spawn_with(kind, |s| s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Live)).await;
     let (event, payment) = (new_event_id(), new_payment_id());
     t.deliver(&paid(&event, &payment, t.contract_id).replace("\"livemode\":false", "\"livemode\":true")).await;
     assert_eq!(t.available().await, 5, "a live payment credits a live deployment");

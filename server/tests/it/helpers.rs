@@ -2,7 +2,6 @@
 //! small HTTP client.
 use app::domain::events::RetryPolicy;
 use app::domain::users::Role;
-use app::domain::PackTerms;
 use app::services::accounts::create_user;
 use app::store::contracts::{self, NewContract};
 use app::store::Db;
@@ -183,42 +182,25 @@ fn with_database(url: &str, db: &str) -> String {
 }
 
 pub fn settings(db_url: &str) -> Settings {
-    Settings {
-        database_url: db_url.to_string(),
-        db_max_connections: 8,
-        db_timeout: DB_TIMEOUT,
-        terms: PackTerms::standard(),
-        mode: Some(app::domain::deployment::DeploymentMode::Test),
-        switch_mode: false,
-        simulator_public: false,
-        stripe: None,
-        stripe_timeout: app::stripe::client::DEFAULT_TIMEOUT,
-        publishable_key: None,
-        webhook_secrets: WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        // Tests send everything from 127.0.0.1; the one that tests the cap per client sets it.
-        connections: server::serve::ConnectionLimits { max_connections_per_client: None, ..Default::default() },
-        worker_interval: Duration::from_secs(3600),
-        data_dir: std::env::temp_dir().join("revision-store-tests"),
-        artwork: Default::default(),
-        secure_cookies: false,
-        public_origin: None,
-        client_ip_header: None,
-        trusted_proxies: app::services::sign_in_throttle::parse_networks(
-            app::services::sign_in_throttle::DEFAULT_TRUSTED_PROXIES,
-        )
-        .unwrap(),
-        reconcile_interval: None,
-        reconcile_window: chrono::Duration::days(3),
-        reconcile_rate: 100,
-        owners: Default::default(),
-        // Some tests race several requests of one advertiser; the test of the cap sets it.
-        uploads_per_user: 16,
-        api_rate_per_minute: std::num::NonZeroU32::new(600).unwrap(),
-        slack: Default::default(),
-        metrics_token_hash: Some(app::services::api_keys::hash(METRICS_TOKEN)),
-        instance: None,
-    }
+    // The flags' defaults (never the environment's), then what the tests need.
+    let mut s = server::config::Config::defaults().settings().unwrap();
+    s.database.url = db_url.to_string();
+    s.database.max_connections = 8;
+    s.database.timeout = DB_TIMEOUT;
+    s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Test);
+    s.stripe.webhook_secrets = WebhookSecret::parse_list(&format!("{SECRET},{OLD_SECRET}")).unwrap();
+    s.bind = "127.0.0.1:0".parse().unwrap();
+    // Tests send everything from 127.0.0.1; the one that tests the cap per client sets it.
+    s.connections.max_connections_per_client = None;
+    s.reconcile.worker_interval = Duration::from_secs(3600);
+    s.reconcile.interval = None;
+    s.reconcile.rate = 100;
+    s.artwork.data_dir = std::env::temp_dir().join("revision-store-tests");
+    // Some tests race several requests of one advertiser; the test of the cap sets it.
+    s.artwork.uploads_per_user = 16;
+    s.web.api_rate_per_minute = std::num::NonZeroU32::new(600).unwrap();
+    s.metrics.token_hash = Some(app::services::api_keys::hash(METRICS_TOKEN));
+    s
 }
 
 /// A new advertiser (unique email) with one contract of 3 included revisions:
@@ -261,7 +243,7 @@ impl TestApp {
     /// The app in simulator mode (its Stripe is the in-process simulator, which delivers signed
     /// webhooks to it), with a fresh database, an advertiser and one contract.
     pub async fn spawn_simulated(kind: DbKind) -> Self {
-        Self::spawn_with(kind, |s| s.mode = Some(app::domain::deployment::DeploymentMode::Simulator)).await
+        Self::spawn_with(kind, |s| s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Simulator)).await
     }
 
     /// The app with settings changed by `change`.
@@ -276,7 +258,7 @@ impl TestApp {
 
     /// The app with the short database timeout of outage tests (`OUTAGE_DB_TIMEOUT`).
     pub async fn spawn_for_outage(kind: DbKind) -> Self {
-        Self::spawn_with(kind, |s| s.db_timeout = OUTAGE_DB_TIMEOUT).await
+        Self::spawn_with(kind, |s| s.database.timeout = OUTAGE_DB_TIMEOUT).await
     }
 
     pub fn sim(&self) -> &app::stripe::simulator::Simulator {

@@ -426,7 +426,7 @@ async fn a_closed_inquiry_releases_the_hold(kind: DbKind) {
 }
 
 async fn a_test_mode_refund_never_touches_a_live_ledger(kind: DbKind) {
-    let t = TestApp::spawn_with(kind, |s| s.mode = Some(app::domain::deployment::DeploymentMode::Live)).await;
+    let t = TestApp::spawn_with(kind, |s| s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Live)).await;
     let pi = new_payment_id();
     let credit = json!({"id": pi, "object": "payment_intent", "amount": 15000, "amount_received": 15000,
         "currency": "usd", "status": "succeeded", "livemode": true, "metadata": {"contractId": t.contract_id.to_string()}});

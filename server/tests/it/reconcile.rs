@@ -178,8 +178,8 @@ async fn only_one_run_at_a_time(kind: DbKind) {
     // start, from this process and from a second one on the same database.
     let slow = Options { rate: 2, ..window() };
     let other = TestApp::spawn_with(kind, |s| {
-        s.database_url = t.db.url.clone();
-        s.mode = Some(t.app.mode); // the database refuses a process in another mode
+        s.database.url = t.db.url.clone();
+        s.stripe.mode = Some(t.app.mode); // the database refuses a process in another mode
     })
     .await;
     let mut other_svc = other.app.services.clone();
@@ -208,9 +208,9 @@ async fn the_schedule_reconciles_unattended(kind: DbKind) {
     // The schedule on, no run before: the worker starts one by itself and records it as the
     // schedule's; the next look (every 12 sweeps) finds it done within the interval.
     let t = TestApp::spawn_with(kind, |s| {
-        s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
-        s.reconcile_interval = Some(Duration::from_secs(3600));
-        s.worker_interval = Duration::from_millis(20);
+        s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
+        s.reconcile.interval = Some(Duration::from_secs(3600));
+        s.reconcile.worker_interval = Duration::from_millis(20);
     })
     .await;
     let runs = || async { app::store::reconciliation::runs(t.store(), 5).await.unwrap() };

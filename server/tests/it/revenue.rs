@@ -264,7 +264,7 @@ async fn the_api_answers_totals_only_to_a_live_key(kind: DbKind) {
 }
 
 async fn the_api_limits_each_key_and_refuses_bad_ranges(kind: DbKind) {
-    let t = TestApp::spawn_with(kind, |s| s.api_rate_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
+    let t = TestApp::spawn_with(kind, |s| s.web.api_rate_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
     let db = t.store();
     let (_, a) =
         app::services::api_keys::create(db, "a", app::services::api_keys::Scope::Revenue, Utc::now()).await.unwrap();

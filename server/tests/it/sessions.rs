@@ -73,7 +73,7 @@ async fn sign_ins_racing_a_reset_leave_no_working_session(kind: DbKind) {
     let ann = user(&site, ANN.0).await;
     let admin = Actor::User { id: user(&site, ADMIN.0).await.id, email: ADMIN.0.into() };
     // Sign-ins from several addresses (so throttling stays out of it) while the reset commits.
-    let proxied = Site::start_on(site_db(&site), |s| s.client_ip_header = Some("x-forwarded-for".into())).await;
+    let proxied = Site::start_on(site_db(&site), |s| s.web.client_ip_header = Some("x-forwarded-for".into())).await;
     let addresses: Vec<String> = (0..6).map(|i| format!("203.0.113.{}", 40 + i)).collect();
     let fields = [("email", ANN.0), ("password", ANN.1)];
     let sign_ins = futures_util::future::join_all(addresses.iter().map(|a| {
@@ -186,7 +186,7 @@ async fn a_set_password_link_waits_in_the_session_sealed(kind: DbKind) {
 
 /// A site behind a proxy (`CLIENT_IP_HEADER`), so a test can speak from several addresses.
 async fn proxied(kind: DbKind) -> Site {
-    Site::start_with(kind, |s| s.client_ip_header = Some("x-forwarded-for".into())).await
+    Site::start_with(kind, |s| s.web.client_ip_header = Some("x-forwarded-for".into())).await
 }
 
 const WRONG: &str = "wrong-password-x";
@@ -212,8 +212,8 @@ async fn a_forged_client_header_from_an_untrusted_peer_is_ignored(kind: DbKind) 
     // The header is named, but the test (127.0.0.1) is not among the trusted proxies: it is a
     // client reaching the app directly, and what it says of itself is ignored.
     let site = Site::start_with(kind, |s| {
-        s.client_ip_header = Some("x-forwarded-for".into());
-        s.trusted_proxies = app::services::sign_in_throttle::parse_networks("10.0.0.0/8").unwrap();
+        s.web.client_ip_header = Some("x-forwarded-for".into());
+        s.web.trusted_proxies = app::services::sign_in_throttle::parse_networks("10.0.0.0/8").unwrap();
     })
     .await;
     let fields = [("email", crate::web::BOB.0), ("password", WRONG)];

@@ -271,8 +271,8 @@ async fn simulator_webhooks_verify_under_an_independent_implementation() {
 async fn the_chosen_simulator_takes_payments_and_the_database_remembers_it(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let mut s = settings(&db.url);
-    s.mode = Some(DeploymentMode::Simulator);
-    s.webhook_secrets.clear();
+    s.stripe.mode = Some(DeploymentMode::Simulator);
+    s.stripe.webhook_secrets.clear();
     let app = server::Application::start(&s).await.unwrap();
     assert!(app.services.simulated);
     let (user_id, contract_id) = advertiser_with_contract(&app.services.db).await;
@@ -301,15 +301,15 @@ async fn the_chosen_simulator_takes_payments_and_the_database_remembers_it(kind:
     // The database remembers the simulator: starting it with a live key is refused, so test
     // cards can never have credited what a live deployment then serves...
     let mut live = settings(&db.url);
-    live.mode = Some(DeploymentMode::Live);
+    live.stripe.mode = Some(DeploymentMode::Live);
     let e = server::Application::start(&live).await.err().unwrap();
     assert!(e.contains("served with the built-in Stripe simulator") && e.contains("--switch-mode"), "{e}");
     // ...unless the move is deliberate; then it is recorded, and the database is live from now on.
-    live.switch_mode = true;
+    live.stripe.switch_mode = true;
     let app = server::Application::start(&live).await.unwrap();
     assert_eq!(app.mode, DeploymentMode::Live);
     app.stop().await;
-    live.switch_mode = false;
+    live.stripe.switch_mode = false;
     server::Application::start(&live).await.unwrap().stop().await;
     let e = server::Application::start(&s).await.err().unwrap();
     assert!(e.contains("served with Stripe in live mode"), "back to the simulator is refused too: {e}");

@@ -56,7 +56,7 @@ async fn admin_downloads_are_never_kept_by_a_cache(kind: DbKind) {
 /// ends the buyer's wait at the client's deadline with words they can act on; without a
 /// deadline the click waited as long as the socket lived (here, past the test's own patience).
 async fn a_stripe_that_never_answers_fails_the_purchase_with_a_clear_message(kind: DbKind) {
-    let site = Site::start_with(kind, |s| s.stripe_timeout = Duration::from_secs(1)).await;
+    let site = Site::start_with(kind, |s| s.stripe.timeout = Duration::from_secs(1)).await;
     let anns = site.contract_of(ANN.0).await.to_string();
     let ann = site.sign_in(ANN, None).await;
     let sim = site.app.simulator.as_ref().unwrap();

@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use leptos::server_fn::ServerFn;
 use object_store::{ObjectStore, ObjectStoreExt};
-use server::artwork_store::{ArtworkStorage, ARTWORK_DIR, PART_BYTES};
-use server::artwork_sweep::{sweep, Swept, GRACE};
+use server::artwork::store::{ArtworkStorage, ARTWORK_DIR, PART_BYTES};
+use server::artwork::sweep::{sweep, Swept, GRACE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,8 +129,8 @@ impl Uploads {
             .unwrap(),
         };
         let t = TestApp::spawn_with(kind, |s| {
-            s.data_dir = dir;
-            s.artwork = storage;
+            s.artwork.data_dir = dir;
+            s.artwork.storage = storage;
             change(s);
         })
         .await;
@@ -204,7 +204,7 @@ impl Uploads {
         c
     }
 
-    fn store(&self) -> &server::artwork_store::ArtworkStore {
+    fn store(&self) -> &server::artwork::store::ArtworkStore {
         &self.t.app.artwork
     }
 
@@ -507,7 +507,7 @@ async fn an_upload_is_refused_before_its_body_is_read_when_no_revision_is_left(k
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_in_progress_per_user_are_capped() {
     let site = Uploads::start_with(DbKind::Sqlite, Store::Local, |s| {
-        s.uploads_per_user = 2;
+        s.artwork.uploads_per_user = 2;
         s.connections.body_timeout = Duration::from_secs(600);
     })
     .await;

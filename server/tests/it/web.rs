@@ -74,9 +74,9 @@ impl Site {
     /// A process on `db` (a second one when `db` is another site's, shared).
     pub(crate) async fn start_on(db: TestDb, adjust: impl FnOnce(&mut server::config::Settings)) -> Self {
         let mut s = settings(&db.url);
-        s.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
-        s.webhook_secrets.clear();
-        s.data_dir = std::env::temp_dir().join(format!("revision-store-web-{}", unique()));
+        s.stripe.mode = Some(app::domain::deployment::DeploymentMode::Simulator);
+        s.stripe.webhook_secrets.clear();
+        s.artwork.data_dir = std::env::temp_dir().join(format!("revision-store-web-{}", unique()));
         adjust(&mut s);
         let app = server::Application::start(&s).await.unwrap();
         let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
@@ -227,7 +227,7 @@ async fn sign_in_gives_a_fresh_http_only_session_and_sign_out_ends_it(kind: DbKi
     assert_eq!(site.get("/contracts", Some(&second)).await.status, 303);
     site.app.stop().await;
 
-    let secure = Site::start_with(kind, |s| s.secure_cookies = true).await;
+    let secure = Site::start_with(kind, |s| s.web.secure_cookies = true).await;
     let a = secure.call::<SignIn>(None, &[("email", ANN.0), ("password", ANN.1)]).await;
     assert!(a.session_cookie().unwrap().1.contains("Secure"));
     secure.app.stop().await;
@@ -283,7 +283,7 @@ async fn sessions_are_written_only_when_they_change(kind: DbKind) {
 
 async fn failed_sign_ins_are_throttled(kind: DbKind) {
     // Behind a proxy (CLIENT_IP_HEADER), so the test can speak from several addresses.
-    let proxied = |s: &mut server::config::Settings| s.client_ip_header = Some("x-forwarded-for".into());
+    let proxied = |s: &mut server::config::Settings| s.web.client_ip_header = Some("x-forwarded-for".into());
     let site = Site::start_with(kind, proxied).await;
     let from = |client: &'static str| [("x-forwarded-for", client)];
     let attacker = from("198.51.100.66");
@@ -485,7 +485,7 @@ async fn revision_requests_take_artwork_and_stop_at_zero(kind: DbKind) {
     assert_eq!(empty.status, 422);
     // Too large: one byte over the limit (refused by the size check), and far over it (the body
     // limit stops the upload while it streams in).
-    for size in [app::domain::artwork::MAX_ARTWORK_BYTES + 1, server::upload::MAX_BODY + 1024 * 1024] {
+    for size in [app::domain::artwork::MAX_ARTWORK_BYTES + 1, server::routes::revisions::MAX_BODY + 1024 * 1024] {
         let mut big = PNG.to_vec();
         big.resize(size, 0);
         let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
@@ -603,7 +603,8 @@ async fn the_return_page_credits_before_a_late_webhook_and_only_once(kind: DbKin
 
 async fn admins_sort_and_page_contracts_and_see_why_an_event_failed(kind: DbKind) {
     let site =
-        Site::start_with(kind, |s| s.webhook_secrets = vec![app::stripe::WebhookSecret::parse(SECRET).unwrap()]).await;
+        Site::start_with(kind, |s| s.stripe.webhook_secrets = vec![app::stripe::WebhookSecret::parse(SECRET).unwrap()])
+            .await;
     let store = &site.app.services.db;
     let admin = site.sign_in(ADMIN, None).await;
     // 30 more contracts for Bob, created in reverse order of their names, and one for Aaron,
@@ -878,7 +879,7 @@ async fn every_response_carries_the_security_headers() {
     assert_eq!(h["content-security-policy"], app::web::security::INERT_POLICY);
 
     // With Stripe (not the simulator) and behind https: Stripe's hosts, and HSTS.
-    let live = TestApp::spawn_with(DbKind::Sqlite, |s| s.secure_cookies = true).await;
+    let live = TestApp::spawn_with(DbKind::Sqlite, |s| s.web.secure_cookies = true).await;
     let (_, h, _) = get_with(&live, "/login", None).await;
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self' 'nonce-") && csp.contains("https://js.stripe.com"), "{csp}");
@@ -890,7 +891,7 @@ async fn every_response_carries_the_security_headers() {
 /// address users reach; and then only that origin may post.
 #[tokio::test]
 async fn behind_a_proxy_forms_are_checked_against_the_public_url() {
-    let t = TestApp::spawn_with(DbKind::Sqlite, |s| s.public_origin = Some("https://shop.example".into())).await;
+    let t = TestApp::spawn_with(DbKind::Sqlite, |s| s.web.public_origin = Some("https://shop.example".into())).await;
     app::services::accounts::create_user(
         &t.app.services.db,
         "proxy@example.com",
@@ -1068,7 +1069,7 @@ async fn an_upload_refused_while_it_streams_in_is_answered_not_reset() {
     let contract = site.contract_of(ANN.0).await;
     let origin = site.origin();
     let mut big = PNG.to_vec();
-    big.resize(server::upload::MAX_BODY + 16 * 1024 * 1024, 0);
+    big.resize(server::routes::revisions::MAX_BODY + 16 * 1024 * 1024, 0);
     for round in 0..6 {
         let r = site.upload(&ann, contract, &origin, "big", Some(("big.png", &big))).await;
         assert_eq!(r.status, 422, "round {round}: {}", r.body);

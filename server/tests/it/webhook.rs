@@ -112,7 +112,7 @@ async fn stale_and_future_timestamps_are_rejected(kind: DbKind) {
 async fn a_body_over_the_limit_is_413_and_never_stored(kind: DbKind) {
     let t = TestApp::spawn(kind).await;
     let event = new_event_id();
-    let padding = "x".repeat(server::webhook::MAX_BODY);
+    let padding = "x".repeat(server::routes::webhook::MAX_BODY);
     let body = pi_event(
         &event,
         "payment_intent.succeeded",
@@ -241,7 +241,7 @@ async fn an_unroutable_event_is_a_dead_letter_with_its_reason(kind: DbKind) {
 async fn a_test_event_in_a_live_deployment_never_credits(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let mut settings = settings(&db.url);
-    settings.mode = Some(app::domain::deployment::DeploymentMode::Live);
+    settings.stripe.mode = Some(app::domain::deployment::DeploymentMode::Live);
     let app = server::Application::start(&settings).await.unwrap();
     let (_, contract_id) = advertiser_with_contract(&app.services.db).await;
     let event = new_event_id();
@@ -272,7 +272,7 @@ async fn an_outage_answers_every_delivery_within_the_database_timeout(kind: DbKi
     // the bound below leaves a loaded machine two seconds of room and still catches the double
     // wait (where a batch waits out the whole timeout, 7.5 s at least for the last one sent).
     let timeout = Duration::from_secs(4);
-    let t = TestApp::spawn_with(kind, |s| s.db_timeout = timeout).await;
+    let t = TestApp::spawn_with(kind, |s| s.database.timeout = timeout).await;
     let outage = t.db.make_unavailable().await;
     let started = std::time::Instant::now();
     let answers = futures_util::future::join_all((0..6).map(|i| {
@@ -348,7 +348,7 @@ async fn ready_only_while_the_database_takes_writes(kind: DbKind) {
     let t = TestApp::spawn_for_outage(kind).await;
     assert_eq!(t.get("/readyz").await, (200, "ready".to_string()));
     let outage = t.db.make_unavailable().await;
-    // The last answer stands for up to a second (`server::readiness`), then the outage shows.
+    // The last answer stands for up to a second (`server::routes::health`), then the outage shows.
     let last = std::sync::Mutex::new((0, String::new()));
     eventually(PATIENCE, || async {
         let answer = t.get("/readyz").await;
@@ -408,7 +408,7 @@ async fn hold_what_readiness_needs(t: &TestApp) -> Box<dyn std::any::Any + Send>
 /// (a load balancer's probe would otherwise time out instead of reading 503), whatever the
 /// database timeout. Here that timeout is longer than the test waits for any answer.
 async fn readiness_answers_promptly_when_the_database_does_not_answer(kind: DbKind) {
-    let t = TestApp::spawn_with(kind, |s| s.db_timeout = Duration::from_secs(120)).await;
+    let t = TestApp::spawn_with(kind, |s| s.database.timeout = Duration::from_secs(120)).await;
     let held = hold_what_readiness_needs(&t).await;
     let (status, why) = t.get("/readyz").await;
     assert_eq!((status, why.as_str()), (503, "database unavailable: no answer within 1 s"));

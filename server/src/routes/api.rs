@@ -150,5 +150,14 @@ pub async fn events_export(
     if let Err(r) = admit(&state, &headers, Scope::Events).await {
         return r;
     }
-    crate::admin_actions::stream_events(state.services.db.clone(), &q, None).await
+    crate::routes::admin::stream_events(state.services.db.clone(), &q, None).await
+}
+
+/// Called by scripts and dashboards with an API key, never with a session.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/api/v1/revenue", get(revenue))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/events/export", get(events_export))
 }

@@ -40,7 +40,7 @@ impl Default for BodyDeadlines {
 impl BodyDeadlines {
     /// The deadline of a request: the upload's for a revision request with its artwork.
     fn of(&self, request: &Request) -> Duration {
-        if request.method() == Method::POST && crate::upload::is_upload_path(request.uri().path()) {
+        if request.method() == Method::POST && crate::routes::revisions::is_upload_path(request.uri().path()) {
             self.upload
         } else {
             self.body

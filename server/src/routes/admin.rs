@@ -359,3 +359,16 @@ pub async fn evidence_bundle(State(state): State<AppState>, session: Session, Pa
         }
     }
 }
+
+/// The admin's money actions and downloads (pages' routes: sessions and the cross-site check).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/admin/contracts/{id}/refund", post(refund))
+        .route("/admin/reconciliation/run", post(start_reconciliation))
+        .route("/admin/reconciliation/{id}/findings.csv", get(findings_csv))
+        .route("/admin/revenue.csv", get(revenue_csv))
+        .route("/admin/events.csv", get(events_csv))
+        .route("/admin/events.ndjson", get(events_ndjson))
+        .route("/admin/payments/{payment}/evidence.tar", get(evidence_bundle))
+}

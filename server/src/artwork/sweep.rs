@@ -15,7 +15,7 @@
 //! about to commit. So a bucket's objects are aged by this process's own clock, from when it
 //! first saw each one unchanged (`Sightings`); a local folder's files are stamped by this
 //! machine's clock, so there their modification time is compared as before.
-use crate::artwork_store::{contract_of, is_stored_name, ArtworkStore, ARTWORK_DIR};
+use crate::artwork::store::{contract_of, is_stored_name, ArtworkStore, ARTWORK_DIR};
 use app::store::{ledger, Db};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -39,7 +39,7 @@ pub struct ConnectionLimits {
     /// proxy, or where tests and benchmarks send everything from one address).
     pub max_connections_per_client: Option<usize>,
     /// How long a whole request body may take (`body_deadline`).
-    pub body_deadlines: crate::body_deadline::BodyDeadlines,
+    pub body_deadlines: crate::application::middleware::body_deadline::BodyDeadlines,
     pub drain_timeout: Duration,
 }
 

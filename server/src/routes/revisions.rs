@@ -4,10 +4,10 @@
 //! page showed. Browsers get a redirect back to the contract page with a message; other
 //! clients get the status and the message.
 //!
-//! The artwork streams into the artwork store (`artwork_store`: a folder or an S3 bucket) a
+//! The artwork streams into the artwork store (`artwork::store`: a folder or an S3 bucket) a
 //! chunk at a time, checked as it arrives; its object appears under its final name only when it
 //! passed every check and is complete.
-use crate::artwork_store::{ArtworkStore, Incoming};
+use crate::artwork::store::{ArtworkStore, Incoming};
 use crate::AppState;
 use app::domain::artwork::{check_notes, ArtworkCheck, ArtworkKind, RequestProblem, MAX_ARTWORK_BYTES};
 use app::store::ledger::{self, Artwork, RequestError};
@@ -164,30 +164,7 @@ async fn record(
     typed_notes: &mut Option<String>,
 ) -> Result<(), Refused> {
     let svc = &state.services;
-    let user_id: Option<i64> =
-        session.get(app::web::session_keys::USER_KEY).await.map_err(|e| Refused::unavailable(&e))?;
-    let user = match user_id {
-        Some(id) => users::find_active(&svc.db, id).await.map_err(|e| Refused::unavailable(&e))?,
-        None => None,
-    }
-    .ok_or(Refused::SignIn)?;
-    // Not yours and does not exist get the same answer.
-    let contract = contracts::find(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
-    if contract.is_none_or(|c| c.advertiser_id != user.id) {
-        return Err(Refused::NotFound);
-    }
-    // Refused before a byte of the body is read (the multipart form is read lazily, below):
-    // with nothing to spend, a 25 MiB upload would only be received to be thrown away. The
-    // transaction checks again under the contract's lock, since a request may win the last
-    // revision meanwhile.
-    let balance = ledger::balance(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
-    if let Some(Err(n)) = balance.map(|b| b.check_can_request()) {
-        return Err(Refused::Problem(
-            StatusCode::CONFLICT,
-            RequestProblem::NoRevisionsLeft,
-            capitalise(&n.to_string()),
-        ));
-    }
+    let user = admit(state, session, contract_id).await?;
     // Held until this request is answered or abandoned.
     let _slot = state.uploads.take(user.id, &svc.stats).ok_or_else(|| {
         app::services::stats::Stats::inc(&svc.stats.uploads_refused_busy);
@@ -208,7 +185,7 @@ async fn record(
     };
     // Crash safety: the object is complete (synced, or acknowledged by S3) under its final name
     // before the row that names it commits. A crash (or a lost answer) in between leaves an
-    // object no row references, which the worker's sweep (`artwork_sweep`) removes once it is
+    // object no row references, which the worker's sweep (`artwork::sweep`) removes once it is
     // older than the grace period. The other order could commit a request, a revision paid for,
     // whose artwork never reached its name.
     let artwork = match file {
@@ -237,6 +214,36 @@ async fn record(
             Err(refused)
         }
     }
+}
+
+/// The signed-in owner of the contract, when it has a revision left to spend.
+async fn admit(state: &AppState, session: &Session, contract_id: i64) -> Result<users::User, Refused> {
+    let svc = &state.services;
+    let user_id: Option<i64> =
+        session.get(app::web::session_keys::USER_KEY).await.map_err(|e| Refused::unavailable(&e))?;
+    let user = match user_id {
+        Some(id) => users::find_active(&svc.db, id).await.map_err(|e| Refused::unavailable(&e))?,
+        None => None,
+    }
+    .ok_or(Refused::SignIn)?;
+    // Not yours and does not exist get the same answer.
+    let contract = contracts::find(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
+    if contract.is_none_or(|c| c.advertiser_id != user.id) {
+        return Err(Refused::NotFound);
+    }
+    // Refused before a byte of the body is read (the multipart form is read lazily, below):
+    // with nothing to spend, a 25 MiB upload would only be received to be thrown away. The
+    // transaction checks again under the contract's lock, since a request may win the last
+    // revision meanwhile.
+    let balance = ledger::balance(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
+    if let Some(Err(n)) = balance.map(|b| b.check_can_request()) {
+        return Err(Refused::Problem(
+            StatusCode::CONFLICT,
+            RequestProblem::NoRevisionsLeft,
+            capitalise(&n.to_string()),
+        ));
+    }
+    Ok(user)
 }
 
 /// Reads the form's parts: the artwork into `file` (streamed into the store), and the notes,
@@ -473,6 +480,18 @@ fn capitalise(s: &str) -> String {
 fn display_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     base.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// Requesting a revision and reading its artwork (pages' routes: sessions and the cross-site
+/// check).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(
+            "/contracts/{id}/revisions",
+            post(request_revision).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)),
+        )
+        .route("/contracts/{id}/revisions/{request}/artwork", get(artwork))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ const BALANCE_CHECK_EVERY: u32 = 17_280;
 /// Sweeps every `interval` until `stop` turns true (between sweeps: a sweep is never cut short).
 pub async fn run(
     svc: Services,
-    artwork: crate::artwork_store::ArtworkStore,
+    artwork: crate::artwork::store::ArtworkStore,
     interval: Duration,
     reconcile_every: Option<Duration>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -46,28 +46,7 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "indexing events for search failed; trying again next sweep"),
         }
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
-            if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {
-                tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
-            }
-            let now = chrono::Utc::now();
-            if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in.policy, now).await {
-                tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
-            }
-            let unused = now - app::store::refund_quotes::UNUSED_KEPT;
-            if let Err(e) = app::store::refund_quotes::delete_unused(&svc.db, unused).await {
-                tracing::warn!(error = %e, "removing unused refund confirmations failed; trying again later");
-            }
-            // What the look-back above cannot see (an event received long before the newest
-            // indexed one), and contracts learned after their events were indexed.
-            match app::store::event_search::index_missed(&svc.db, INDEX_BATCH).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(indexed = n, "indexed events the regular look-back missed"),
-                Err(e) => tracing::warn!(error = %e, "the full indexing sweep failed; trying again later"),
-            }
-            let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
-            if let Err(e) = app::store::event_search::fill_contracts(&svc.db, day_ago).await {
-                tracing::warn!(error = %e, "filling in events' contracts failed; trying again later");
-            }
+            clean_up(&svc).await;
         }
         if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {
             start_if_due(&svc, every, &reconciling).await;
@@ -92,32 +71,69 @@ pub async fn run(
         if sweeps % ARTWORK_SWEEP_EVERY == SESSION_SWEEP_EVERY / 2 {
             // Half a session clean-up after start (off the start's own busy sweep, and so a
             // process restarted more often than hourly still sweeps), then hourly.
-            let now = std::time::SystemTime::now();
-            let swept = crate::artwork_sweep::sweep(&svc.db, &artwork, now, crate::artwork_sweep::GRACE).await;
-            if swept != crate::artwork_sweep::Swept::default() {
-                tracing::info!(orphans = swept.orphans, staged = swept.staged, "removed artwork files no request kept");
-            }
+            sweep_artwork(&svc, &artwork).await;
         }
         if sweeps % BALANCE_CHECK_EVERY == ARTWORK_SWEEP_EVERY / 4 {
-            match app::store::balances::drift(&svc.db, 10).await {
-                Ok(d) if d.is_empty() => tracing::debug!("kept balances match the ledger"),
-                Ok(d) => {
-                    let contracts: Vec<i64> = d.iter().map(|d| d.contract_id).collect();
-                    tracing::error!(
-                        ?contracts,
-                        "kept balances differ from the ledger; run `revision-store balances check` and look"
-                    );
-                }
-                Err(e) => tracing::warn!(error = %e, "checking the kept balances failed; trying again tomorrow"),
-            }
+            check_balances(&svc).await;
         }
         sweeps = sweeps.wrapping_add(1);
         // Retries wait 30 s at least and fresh events are processed in their request, so a
         // sweep every few seconds is prompt enough.
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = crate::serve::stopped(&mut stop) => return,
+            _ = crate::application::serve::stopped(&mut stop) => return,
         }
+    }
+}
+
+/// Every ten minutes or so: expired sessions, spent sign-in counters and unused refund
+/// confirmations go; the search index catches what its look-back missed.
+async fn clean_up(svc: &Services) {
+    if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {
+        tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
+    }
+    let now = chrono::Utc::now();
+    if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in.policy, now).await {
+        tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
+    }
+    let unused = now - app::store::refund_quotes::UNUSED_KEPT;
+    if let Err(e) = app::store::refund_quotes::delete_unused(&svc.db, unused).await {
+        tracing::warn!(error = %e, "removing unused refund confirmations failed; trying again later");
+    }
+    // What the look-back above cannot see (an event received long before the newest
+    // indexed one), and contracts learned after their events were indexed.
+    match app::store::event_search::index_missed(&svc.db, INDEX_BATCH).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(indexed = n, "indexed events the regular look-back missed"),
+        Err(e) => tracing::warn!(error = %e, "the full indexing sweep failed; trying again later"),
+    }
+    let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    if let Err(e) = app::store::event_search::fill_contracts(&svc.db, day_ago).await {
+        tracing::warn!(error = %e, "filling in events' contracts failed; trying again later");
+    }
+}
+
+/// Artwork files no request kept, past their grace, go.
+async fn sweep_artwork(svc: &Services, artwork: &crate::artwork::store::ArtworkStore) {
+    let now = std::time::SystemTime::now();
+    let swept = crate::artwork::sweep::sweep(&svc.db, artwork, now, crate::artwork::sweep::GRACE).await;
+    if swept != crate::artwork::sweep::Swept::default() {
+        tracing::info!(orphans = swept.orphans, staged = swept.staged, "removed artwork files no request kept");
+    }
+}
+
+/// Kept balances against the ledger: a difference is logged for a person, never rewritten.
+async fn check_balances(svc: &Services) {
+    match app::store::balances::drift(&svc.db, 10).await {
+        Ok(d) if d.is_empty() => tracing::debug!("kept balances match the ledger"),
+        Ok(d) => {
+            let contracts: Vec<i64> = d.iter().map(|d| d.contract_id).collect();
+            tracing::error!(
+                ?contracts,
+                "kept balances differ from the ledger; run `revision-store balances check` and look"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "checking the kept balances failed; trying again tomorrow"),
     }
 }
 

@@ -55,3 +55,22 @@ impl Readiness {
         answer
     }
 }
+
+/// Alive: the process answers (for a restart policy). Ready: it can do its work, the database
+/// answering and migrated (for a load balancer, which should send traffic elsewhere while this
+/// instance could only answer 503).
+pub fn router() -> axum::Router<crate::AppState> {
+    use axum::routing::get;
+    axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz))
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<crate::AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.readiness.probe(&state.services.db, &state.services.stats).await {
+        Ok(()) => "ready".into_response(),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response()
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! admin (anyone else: 401/403 and nothing happens); outcomes reach the next page as one-time
 //! messages in the session. A set-password link made by an action is shown once, on the person's
 //! page, and never put in an address or a log.
-use crate::admin_actions::{admin, flash};
+use crate::routes::admin::{admin, flash};
 use crate::AppState;
 use app::domain::people::Actor;
 use app::services::people::{self, IssuedLink, PeopleError};
@@ -212,4 +212,17 @@ pub async fn set_password(
         }
         Err(_) => Redirect::to(&page).into_response(),
     }
+}
+
+/// The admin's people actions and the set-password form (pages' routes: sessions and the
+/// cross-site check).
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/admin/people", post(invite))
+        .route("/admin/people/{id}/password-link", post(reset_password))
+        .route("/admin/people/{id}/deactivate", post(deactivate))
+        .route("/admin/people/{id}/reactivate", post(reactivate))
+        .route("/admin/people/{id}/contracts", post(create_contract))
+        .route("/password/{token}", post(set_password))
 }

@@ -47,3 +47,9 @@ pub async fn command(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(_) => ephemeral("Still counting; please ask again in a moment.".into()),
     }
 }
+
+/// Called by Slack, verified by its request signature.
+pub fn router() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new().route("/slack/commands", post(command).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)))
+}

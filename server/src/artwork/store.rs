@@ -92,8 +92,8 @@ pub struct ArtworkStore {
     /// upload are visible only to the filesystem (the object store hides them), and the sweep
     /// looks for them there.
     local_root: Option<std::path::PathBuf>,
-    /// When this process first saw each bucket object, by its own clock (`artwork_sweep`).
-    sightings: Arc<crate::artwork_sweep::Sightings>,
+    /// When this process first saw each bucket object, by its own clock (`artwork::sweep`).
+    sightings: Arc<crate::artwork::sweep::Sightings>,
 }
 
 impl ArtworkStore {
@@ -133,7 +133,7 @@ impl ArtworkStore {
         }
     }
 
-    pub fn sightings(&self) -> &crate::artwork_sweep::Sightings {
+    pub fn sightings(&self) -> &crate::artwork::sweep::Sightings {
         &self.sightings
     }
 
@@ -221,7 +221,7 @@ impl Drop for Incoming {
 }
 
 /// Aborts an unfinished upload: the parts already sent go. A failure is logged; the sweep
-/// removes what stays (`artwork_sweep`).
+/// removes what stays (`artwork::sweep`).
 async fn discard(mut w: BufWriter, key: &str) {
     if let Err(e) = w.abort().await {
         tracing::warn!(error = %e, key, "could not abort an unfinished upload");

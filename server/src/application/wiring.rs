@@ -1,0 +1,84 @@
+//! From checked settings to what serves: the database (migrated), the services, leptos'
+//! options, and in simulator mode the simulator wired to this server.
+use crate::config::Settings;
+use app::services::Services;
+use app::store::{Db, DbOptions};
+use leptos::prelude::LeptosOptions;
+use std::net::SocketAddr;
+
+/// Opens the database and migrates it. A failed migration stops the program.
+pub async fn open_database(settings: &Settings) -> Result<Db, String> {
+    let db = Db::connect(
+        &settings.database.url,
+        &DbOptions {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: settings.database.timeout,
+            ..DbOptions::default()
+        },
+    )
+    .await?;
+    db.migrate().await.map_err(|e| format!("database migration failed: {e}"))?;
+    Ok(db)
+}
+
+/// The services for `mode`: the serving process's chosen mode, or for the CLI the database's.
+pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::DeploymentMode) -> Services {
+    let mut svc = Services::new(
+        db,
+        settings.terms.clone(),
+        mode.stripe_mode(),
+        settings.stripe.webhook_secrets.clone(),
+        settings.stripe.api.clone(),
+    );
+    svc.db_timeout = settings.database.timeout;
+    svc.publishable_key = settings.stripe.publishable_key.clone();
+    svc.client_ip_header = settings.web.client_ip_header.clone();
+    svc.trusted_proxies = std::sync::Arc::new(settings.web.trusted_proxies.clone());
+    svc.secure_cookies = settings.web.secure_cookies;
+    svc.public_origin = settings.web.public_origin.clone();
+    svc.reconcile_rate = settings.reconcile.rate;
+    svc.reconcile_window = settings.reconcile.window;
+    svc.owners = settings.owners.clone();
+    svc.slack = settings.slack.clone();
+    if let Some(name) = &settings.metrics.instance {
+        svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));
+    }
+    svc
+}
+
+pub(crate) fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    // cargo-leptos sets these when it runs the server; a plain `cargo run` gets the defaults.
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    LeptosOptions::builder()
+        .output_name(env("LEPTOS_OUTPUT_NAME", "revision-store"))
+        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .build()
+}
+
+/// Simulator mode: the app's Stripe is the simulator mounted on its own origin, which signs its
+/// webhooks with a fresh secret and delivers them to this app's webhook route.
+pub(crate) fn with_simulator(
+    mut services: Services,
+    addr: SocketAddr,
+    stripe_timeout: std::time::Duration,
+) -> Result<(Services, Option<app::stripe::simulator::Simulator>), String> {
+    use app::stripe::simulator::{random_webhook_secret, Simulator, WebhookConfig, MOUNT, SECRET_KEY};
+    let secret = random_webhook_secret();
+    let mut secrets = (*services.webhook_secrets).clone();
+    secrets.push(secret.clone());
+    services.webhook_secrets = std::sync::Arc::new(secrets);
+    services.stripe =
+        Some(app::stripe::StripeApi::with_timeout(SECRET_KEY, &format!("http://{addr}{MOUNT}/"), stripe_timeout)?);
+    services.simulated = true;
+    services.publishable_key = Some(app::stripe::simulator::PUBLISHABLE_KEY.to_string());
+    services.stripe_js_url = format!("{MOUNT}/v3/");
+    let sim = Simulator::with_webhooks(WebhookConfig {
+        url: format!("http://{addr}/webhooks/stripe"),
+        secret,
+        retry_base: std::time::Duration::from_secs(2),
+        max_attempts: 10,
+    });
+    Ok((services, Some(sim)))
+}
