@@ -93,7 +93,7 @@ pub struct ArtworkStore {
     /// looks for them there.
     local_root: Option<std::path::PathBuf>,
     /// When this process first saw each bucket object, by its own clock (`artwork::sweep`).
-    sightings: Arc<crate::artwork::sweep::Sightings>,
+    sightings: Arc<crate::artwork::sightings::Sightings>,
 }
 
 impl ArtworkStore {
@@ -133,7 +133,7 @@ impl ArtworkStore {
         }
     }
 
-    pub fn sightings(&self) -> &crate::artwork::sweep::Sightings {
+    pub fn sightings(&self) -> &crate::artwork::sightings::Sightings {
         &self.sightings
     }
 

@@ -15,12 +15,13 @@
 //! about to commit. So a bucket's objects are aged by this process's own clock, from when it
 //! first saw each one unchanged (`Sightings`); a local folder's files are stamped by this
 //! machine's clock, so there their modification time is compared as before.
+use crate::artwork::sightings::is_abandoned;
+pub use crate::artwork::sightings::Sightings;
 use crate::artwork::store::{contract_of, is_stored_name, ArtworkStore, ARTWORK_DIR};
 use app::store::{ledger, Db};
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 /// Far longer than any upload in flight: an object is written to until its request ends (a
@@ -39,48 +40,6 @@ pub struct Swept {
     pub orphans: usize,
     /// Partly written files of uploads a crash interrupted (a local folder only).
     pub staged: usize,
-}
-
-/// When this process first saw each object of a bucket, and as which version (its store time
-/// and entity tag, compared for equality only, never with our clock). Held in memory: a restart
-/// forgets it, which only postpones a removal by one grace period. About a hundred bytes per
-/// artwork file.
-#[derive(Debug, Default)]
-pub struct Sightings(Mutex<HashMap<String, Sighting>>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sighting {
-    first_seen: SystemTime,
-    version: (chrono::DateTime<chrono::Utc>, Option<String>),
-}
-
-impl Sightings {
-    /// Whether `key`, as `version`, has been seen unchanged since at least `grace` before `now`
-    /// (our clock); a new or rewritten object starts its grace now.
-    fn aged(
-        &self,
-        key: &str,
-        version: (chrono::DateTime<chrono::Utc>, Option<String>),
-        now: SystemTime,
-        grace: Duration,
-    ) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let sighting =
-            seen.entry(key.to_string()).or_insert_with(|| Sighting { first_seen: now, version: version.clone() });
-        if sighting.version != version {
-            *sighting = Sighting { first_seen: now, version };
-        }
-        is_abandoned(sighting.first_seen, now, grace)
-    }
-
-    /// Forgets objects a whole listing no longer showed (removed, by us or anyone).
-    fn keep_only(&self, listed: &HashSet<String>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).retain(|k, _| listed.contains(k));
-    }
-
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
-    }
 }
 
 /// Sweeps the artwork store, treating what was last written before `now - grace` as
@@ -226,19 +185,14 @@ async fn entries(dir: &Path) -> Vec<tokio::fs::DirEntry> {
     found
 }
 
-/// Last written at least `grace` before `now`. A time after `now` (a clock set back) is recent.
-fn is_abandoned(modified: SystemTime, now: SystemTime, grace: Duration) -> bool {
-    now.duration_since(modified).is_ok_and(|age| age >= grace)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::is_abandoned;
+    use crate::artwork::sightings::{is_abandoned, Sightings};
     use std::time::{Duration, SystemTime};
 
     #[test]
     fn a_bucket_object_ages_by_our_clock_from_when_we_first_saw_it_unchanged() {
-        let sightings = super::Sightings::default();
+        let sightings = Sightings::default();
         let grace = Duration::from_secs(3600);
         let now = SystemTime::now();
         // The store's own time says the object is a day old (its clock runs behind ours):
