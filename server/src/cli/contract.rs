@@ -4,7 +4,8 @@ use crate::config::Settings;
 use crate::open_database;
 use app::domain::users::{Email, Role};
 use app::domain::Money;
-use app::store::{contracts, ledger, purchases, users, Db, StoreError};
+use app::services::statement::{contract_statement, ContractStatement, Reader};
+use app::store::{users, Db};
 use std::fmt::Write;
 
 #[derive(clap::Subcommand)]
@@ -59,12 +60,13 @@ async fn create(settings: &Settings, advertiser: &str, publication: &str, ad_siz
 
 /// The contract report of `contract show`: balance, formula, ledger.
 pub async fn show_contract(db: &Db, id: i64) -> Result<String, String> {
-    let e = |e: StoreError| e.to_string();
-    let c = contracts::find(db, id).await.map_err(e)?.ok_or_else(|| format!("no contract {id}"))?;
-    let owner = users::find(db, c.advertiser_id).await.map_err(e)?.map(|u| u.email).unwrap_or_default();
-    let balance = ledger::balance(db, id).await.map_err(e)?.ok_or_else(|| format!("no contract {id}"))?;
+    let statement = contract_statement(db, id, Reader::Admin)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no contract {id}"))?;
+    let (c, balance) = (&statement.contract, statement.balance());
     let mut out = String::new();
-    let _ = writeln!(out, "Contract {}: {} / {} for {}", c.id, c.publication, c.ad_size, owner);
+    let _ = writeln!(out, "Contract {}: {} / {} for {}", c.id, c.publication, c.ad_size, c.advertiser_email);
     let _ = writeln!(out, "Available revisions: {}", balance.available());
     if balance.owed() > 0 {
         let _ = writeln!(
@@ -74,20 +76,19 @@ pub async fn show_contract(db: &Db, id: i64) -> Result<String, String> {
         );
     }
     let _ = writeln!(out, "  {}", balance.explain());
-    credits(db, id, &mut out).await.map_err(e)?;
-    adjustments(db, id, &mut out).await.map_err(e)?;
-    requests_and_purchases(db, id, &mut out).await.map_err(e)?;
+    credits(&statement, &mut out);
+    adjustments(&statement, &mut out);
+    requests_and_purchases(&statement, &mut out);
     Ok(out)
 }
 
 /// The report's credited packs.
-async fn credits(db: &Db, id: i64, out: &mut String) -> Result<(), StoreError> {
+fn credits(statement: &ContractStatement, out: &mut String) {
     let _ = writeln!(out, "Credited packs:");
-    let credits = ledger::credits(db, id).await?;
-    if credits.is_empty() {
+    if statement.credits.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    for r in credits {
+    for r in &statement.credits {
         let amount =
             app::domain::Currency::parse(&r.currency).map(|c| Money::new(r.amount, c).to_string()).unwrap_or_default();
         let _ = writeln!(
@@ -101,17 +102,16 @@ async fn credits(db: &Db, id: i64, out: &mut String) -> Result<(), StoreError> {
             if r.livemode { "" } else { "  [test mode]" }
         );
     }
-    Ok(())
 }
 
 /// The report's revisions revoked and given back (refunds, disputes), and its disputes.
-async fn adjustments(db: &Db, id: i64, out: &mut String) -> Result<(), StoreError> {
+fn adjustments(statement: &ContractStatement, out: &mut String) {
     let _ = writeln!(out, "Revoked and given back (refunds, disputes):");
-    let adjustments = app::store::adjustments::for_contract(db, id).await?;
-    if adjustments.is_empty() {
+    let Some(admin) = &statement.admin else { return };
+    if admin.adjustments.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    for a in adjustments {
+    for a in &admin.adjustments {
         let _ = writeln!(
             out,
             "  {}  {:+}  {}  payment {}  {}  (by {})",
@@ -123,7 +123,7 @@ async fn adjustments(db: &Db, id: i64, out: &mut String) -> Result<(), StoreErro
             a.booked_by
         );
     }
-    for d in app::store::adjustments::disputes_for_contract(db, id).await? {
+    for d in &admin.disputes {
         let _ = writeln!(
             out,
             "  dispute {} on {}: {}{}",
@@ -133,26 +133,22 @@ async fn adjustments(db: &Db, id: i64, out: &mut String) -> Result<(), StoreErro
             if d.is_open { " (open: unused revisions held)" } else { "" }
         );
     }
-    Ok(())
 }
 
 /// The report's revision requests and purchases started.
-async fn requests_and_purchases(db: &Db, id: i64, out: &mut String) -> Result<(), StoreError> {
+fn requests_and_purchases(statement: &ContractStatement, out: &mut String) {
     let _ = writeln!(out, "Revision requests:");
-    let requests = ledger::requests(db, id).await?;
-    if requests.is_empty() {
+    if statement.requests.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    for q in requests {
+    for q in &statement.requests {
         let _ = writeln!(out, "  {}  -1  #{}  {}", q.created_at.format("%Y-%m-%d %H:%M:%S"), q.id, q.notes);
     }
     let _ = writeln!(out, "Purchases started:");
-    let ps = purchases::for_contract(db, id).await?;
-    if ps.is_empty() {
+    if statement.purchases.is_empty() {
         let _ = writeln!(out, "  none");
     }
-    for p in ps {
+    for p in &statement.purchases {
         let _ = writeln!(out, "  {}  {}  {}", p.created_at.format("%Y-%m-%d %H:%M:%S"), p.payment_intent_id, p.status);
     }
-    Ok(())
 }
