@@ -3,12 +3,15 @@
 //!
 //! Rooms (see ARCHITECTURE.md): `domain` (pure rules, compiled for the browser too), and behind
 //! the `ssr` feature `store` (SQL per table, SQLite and PostgreSQL), `stripe` (signatures and
-//! the API client), `slack` (request signatures and incoming webhooks) and `services` (use cases). `web` holds the Leptos pages, on both sides.
+//! the API client), `slack` (request signatures and incoming webhooks), `signing` (the HMAC both senders sign
+//! with) and `services` (use cases). `web` holds the Leptos pages, on both sides.
 pub mod domain;
 pub mod web;
 
 #[cfg(feature = "ssr")]
 pub mod services;
+#[cfg(feature = "ssr")]
+pub mod signing;
 #[cfg(feature = "ssr")]
 pub mod slack;
 #[cfg(feature = "ssr")]
