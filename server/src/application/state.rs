@@ -25,6 +25,14 @@ impl std::ops::Deref for AppState {
 }
 
 /// Leptos' handlers take the options from the state (and clone them only there).
+/// How the callers' extractors (`app::web::access`: `AdminUser`, `SignedIn`) reach the services
+/// they read the account with.
+impl AsRef<Services> for AppState {
+    fn as_ref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()

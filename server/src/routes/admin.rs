@@ -5,35 +5,16 @@
 //! in the session, never as text in the address (a link cannot make these pages say anything).
 use crate::AppState;
 use app::domain::event_search::csv_row;
-use app::domain::users::Role;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::refunds::{refund_pack, RefundError, RefundOrder};
-use app::store::{reconciliation, users};
-use app::web::session_keys::{FLASH_KEY, USER_KEY};
+use app::store::reconciliation;
+use app::web::access::AdminUser;
+use app::web::session_keys::FLASH_KEY;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
-
-/// The signed-in admin, or the answer to give anyone else.
-pub(crate) async fn admin(state: &AppState, session: &Session) -> Result<users::User, Response> {
-    let user_id: Option<i64> = session.get(USER_KEY).await.map_err(|e| {
-        tracing::error!(error = %e, "session unreadable");
-        (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
-    })?;
-    let Some(user_id) = user_id else {
-        return Err((StatusCode::UNAUTHORIZED, "Please sign in.").into_response());
-    };
-    match users::find_active(&state.services.db, user_id).await {
-        Ok(Some(u)) if u.role() == Role::Admin => Ok(u),
-        Ok(_) => Err((StatusCode::FORBIDDEN, "Only an admin can do this.").into_response()),
-        Err(e) => {
-            tracing::error!(error = %e, "user lookup failed");
-            Err((StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response())
-        }
-    }
-}
 
 const CSV: &str = "text/csv; charset=utf-8";
 
@@ -71,15 +52,13 @@ pub struct RefundForm {
 }
 
 pub async fn refund(
+    AdminUser(me): AdminUser,
     State(state): State<AppState>,
     session: Session,
     Path(contract_id): Path<i64>,
     Form(form): Form<RefundForm>,
 ) -> Response {
-    let email = match admin(&state, &session).await {
-        Ok(u) => u.email,
-        Err(r) => return r,
-    };
+    let email = me.email;
     let svc = &state.services;
     let page = format!("/admin/contracts/{contract_id}");
     // The payment must be this contract's: a form edited to name another is refused.
@@ -134,10 +113,7 @@ pub async fn refund(
 }
 
 /// Starts a reconciliation over the configured window, in the background.
-pub async fn start_reconciliation(State(state): State<AppState>, session: Session) -> Response {
-    if let Err(r) = admin(&state, &session).await {
-        return r;
-    }
+pub async fn start_reconciliation(_: AdminUser, State(state): State<AppState>, session: Session) -> Response {
     let svc = state.services.clone();
     let now = chrono::Utc::now();
     let opts = reconcile::Options {
@@ -172,10 +148,7 @@ pub async fn start_reconciliation(State(state): State<AppState>, session: Sessio
 
 /// A run's findings as CSV (RFC 4180; cells that a spreadsheet would run as a formula are
 /// neutralised).
-pub async fn findings_csv(State(state): State<AppState>, session: Session, Path(run_id): Path<i64>) -> Response {
-    if let Err(r) = admin(&state, &session).await {
-        return r;
-    }
+pub async fn findings_csv(_: AdminUser, State(state): State<AppState>, Path(run_id): Path<i64>) -> Response {
     let db = &state.services.db;
     let findings = match reconciliation::findings(db, run_id).await {
         Ok(f) => f,
@@ -224,14 +197,11 @@ pub struct RevenueQuery {
 /// `all`), amounts as plain decimals in major units; then the range's totals and what was not
 /// counted. The same report the page draws.
 pub async fn revenue_csv(
+    _: AdminUser,
     State(state): State<AppState>,
-    session: Session,
     axum::extract::Query(q): axum::extract::Query<RevenueQuery>,
 ) -> Response {
     use app::domain::revenue::{Figures, Source};
-    if let Err(r) = admin(&state, &session).await {
-        return r;
-    }
     let range = app::domain::revenue::page_range(
         q.from.as_deref(),
         q.to.as_deref(),
@@ -326,29 +296,23 @@ pub(crate) async fn stream_events(
 type Params = axum::extract::Query<std::collections::HashMap<String, String>>;
 
 /// The admin's export of an Events page search as CSV (`/admin/events.csv?<the search>`).
-pub async fn events_csv(State(state): State<AppState>, session: Session, q: Params) -> Response {
-    events_export(state, session, q, "csv").await
+pub async fn events_csv(_: AdminUser, State(state): State<AppState>, q: Params) -> Response {
+    events_export(state, q, "csv").await
 }
 
 /// The same as NDJSON (`/admin/events.ndjson?<the search>`).
-pub async fn events_ndjson(State(state): State<AppState>, session: Session, q: Params) -> Response {
-    events_export(state, session, q, "ndjson").await
+pub async fn events_ndjson(_: AdminUser, State(state): State<AppState>, q: Params) -> Response {
+    events_export(state, q, "ndjson").await
 }
 
-async fn events_export(state: AppState, session: Session, q: Params, format: &str) -> Response {
-    if let Err(r) = admin(&state, &session).await {
-        return r;
-    }
+async fn events_export(state: AppState, q: Params, format: &str) -> Response {
     stream_events(state.services.db.clone(), &q.0, Some(format)).await
 }
 
 /// One payment's evidence bundle (`services::evidence`): a tar of every stored event about it,
 /// byte for byte, with their digests and the payment's records.
-pub async fn evidence_bundle(State(state): State<AppState>, session: Session, Path(payment): Path<String>) -> Response {
+pub async fn evidence_bundle(_: AdminUser, State(state): State<AppState>, Path(payment): Path<String>) -> Response {
     use app::services::evidence::{bundle, BundleError};
-    if let Err(r) = admin(&state, &session).await {
-        return r;
-    }
     match bundle(&state.services, &payment).await {
         Ok(tar) => download("application/x-tar", &format!("evidence-{payment}.tar"), tar),
         Err(e @ BundleError::NotAPayment(_)) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),

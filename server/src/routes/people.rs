@@ -3,10 +3,11 @@
 //! admin (anyone else: 401/403 and nothing happens); outcomes reach the next page as one-time
 //! messages in the session. A set-password link made by an action is shown once, on the person's
 //! page, and never put in an address or a log.
-use crate::routes::admin::{admin, flash};
+use crate::routes::admin::flash;
 use crate::AppState;
 use app::domain::people::Actor;
 use app::services::people::{self, IssuedLink, PeopleError};
+use app::web::access::AdminUser;
 use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -56,7 +57,7 @@ async fn show_once(state: &AppState, session: &Session, link: &IssuedLink) {
     }
 }
 
-fn actor(me: &app::store::users::User) -> Actor {
+fn actor(me: &app::web::auth::CurrentUser) -> Actor {
     Actor::User { id: me.id, email: me.email.clone() }
 }
 
@@ -67,15 +68,12 @@ pub struct InviteForm {
 
 /// `POST /admin/people`: a new advertiser and their set-password link.
 pub async fn invite(
+    AdminUser(me): AdminUser,
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
     Form(form): Form<InviteForm>,
 ) -> Response {
-    let me = match admin(&state, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     match people::invite_advertiser(&state.services, &form.email, &origin(&state, &headers), &actor(&me)).await {
         Ok(link) => {
             show_once(&state, &session, &link).await;
@@ -87,15 +85,12 @@ pub async fn invite(
 
 /// `POST /admin/people/{id}/password-link`: a reset.
 pub async fn reset_password(
+    AdminUser(me): AdminUser,
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
     Path(user_id): Path<i64>,
 ) -> Response {
-    let me = match admin(&state, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let page = person_page(user_id);
     // Resetting one's own password here would sign the admin out mid-action; they sign out and
     // use another admin, like deactivation.
@@ -112,11 +107,12 @@ pub async fn reset_password(
 }
 
 /// `POST /admin/people/{id}/deactivate`.
-pub async fn deactivate(State(state): State<AppState>, session: Session, Path(user_id): Path<i64>) -> Response {
-    let me = match admin(&state, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+pub async fn deactivate(
+    AdminUser(me): AdminUser,
+    State(state): State<AppState>,
+    session: Session,
+    Path(user_id): Path<i64>,
+) -> Response {
     let page = person_page(user_id);
     match people::deactivate(&state.services, user_id, &actor(&me)).await {
         Ok(user) => {
@@ -128,11 +124,12 @@ pub async fn deactivate(State(state): State<AppState>, session: Session, Path(us
 }
 
 /// `POST /admin/people/{id}/reactivate`.
-pub async fn reactivate(State(state): State<AppState>, session: Session, Path(user_id): Path<i64>) -> Response {
-    let me = match admin(&state, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+pub async fn reactivate(
+    AdminUser(me): AdminUser,
+    State(state): State<AppState>,
+    session: Session,
+    Path(user_id): Path<i64>,
+) -> Response {
     let page = person_page(user_id);
     match people::reactivate(&state.services, user_id, &actor(&me)).await {
         Ok(user) => {
@@ -152,15 +149,12 @@ pub struct ContractForm {
 /// `POST /admin/people/{id}/contracts`: a contract for an advertiser, with the deployment's
 /// included revisions.
 pub async fn create_contract(
+    AdminUser(me): AdminUser,
     State(state): State<AppState>,
     session: Session,
     Path(user_id): Path<i64>,
     Form(form): Form<ContractForm>,
 ) -> Response {
-    let me = match admin(&state, &session).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
     let page = person_page(user_id);
     match people::create_contract(&state.services, user_id, &form.publication, &form.ad_size, &actor(&me)).await {
         Ok(c) => {

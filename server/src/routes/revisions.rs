@@ -11,7 +11,9 @@ use crate::artwork::store::{ArtworkStore, Incoming};
 use crate::AppState;
 use app::domain::artwork::{check_notes, ArtworkCheck, ArtworkKind, RequestProblem, MAX_ARTWORK_BYTES};
 use app::store::ledger::{self, Artwork, RequestError};
-use app::store::{contracts, users};
+use app::store::contracts;
+use app::web::access::SignedIn;
+use app::web::auth::CurrentUser;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -115,6 +117,7 @@ impl Refused {
 }
 
 pub async fn request_revision(
+    caller: Option<SignedIn>,
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
@@ -124,7 +127,7 @@ pub async fn request_revision(
     let browser = headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     let page = format!("/contracts/{contract_id}");
     let mut notes = None;
-    let outcome = record(&state, &session, contract_id, multipart, &mut notes).await;
+    let outcome = record(&state, caller, contract_id, multipart, &mut notes).await;
     if let (Err(Refused::Problem(..)), true, Some(notes)) = (&outcome, browser, notes.filter(|n| !n.trim().is_empty()))
     {
         // The page the browser goes back to shows the notes again (only the file must be
@@ -158,13 +161,13 @@ pub async fn request_revision(
 
 async fn record(
     state: &AppState,
-    session: &Session,
+    caller: Option<SignedIn>,
     contract_id: i64,
     mut multipart: Multipart,
     typed_notes: &mut Option<String>,
 ) -> Result<(), Refused> {
     let svc = &state.services;
-    let user = admit(state, session, contract_id).await?;
+    let user = admit(state, caller, contract_id).await?;
     // Held until this request is answered or abandoned.
     let _slot = state.uploads.take(user.id, &svc.stats).ok_or_else(|| {
         app::services::stats::Stats::inc(&svc.stats.uploads_refused_busy);
@@ -217,15 +220,9 @@ async fn record(
 }
 
 /// The signed-in owner of the contract, when it has a revision left to spend.
-async fn admit(state: &AppState, session: &Session, contract_id: i64) -> Result<users::User, Refused> {
+async fn admit(state: &AppState, caller: Option<SignedIn>, contract_id: i64) -> Result<CurrentUser, Refused> {
     let svc = &state.services;
-    let user_id: Option<i64> =
-        session.get(app::web::session_keys::USER_KEY).await.map_err(|e| Refused::unavailable(&e))?;
-    let user = match user_id {
-        Some(id) => users::find_active(&svc.db, id).await.map_err(|e| Refused::unavailable(&e))?,
-        None => None,
-    }
-    .ok_or(Refused::SignIn)?;
+    let SignedIn(user) = caller.ok_or(Refused::SignIn)?;
     // Not yours and does not exist get the same answer.
     let contract = contracts::find(&svc.db, contract_id).await.map_err(|e| Refused::unavailable(&e))?;
     if contract.is_none_or(|c| c.advertiser_id != user.id) {
@@ -402,8 +399,8 @@ pub struct ArtworkQuery {
 /// guessing another, and the response's Content-Security-Policy (the inert one) lets nothing
 /// in it run. The file is streamed, never read whole into memory.
 pub async fn artwork(
+    caller: Option<SignedIn>,
     State(state): State<AppState>,
-    session: Session,
     Path((contract_id, request_id)): Path<(i64, i64)>,
     axum::extract::Query(query): axum::extract::Query<ArtworkQuery>,
 ) -> Response {
@@ -414,21 +411,12 @@ pub async fn artwork(
         tracing::error!(error = %e, "serving artwork failed");
         (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
     };
-    let user = match session.get::<i64>(app::web::session_keys::USER_KEY).await {
-        Ok(Some(id)) => match users::find_active(&svc.db, id).await {
-            Ok(u) => u,
-            Err(e) => return unavailable(&e),
-        },
-        Ok(None) => None,
-        Err(e) => return unavailable(&e),
-    };
-    let Some(user) = user else { return not_found() };
+    let Some(SignedIn(user)) = caller else { return not_found() };
     let contract = match contracts::find(&svc.db, contract_id).await {
         Ok(c) => c,
         Err(e) => return unavailable(&e),
     };
-    let allowed =
-        contract.is_some_and(|c| c.advertiser_id == user.id || user.role() == app::domain::users::Role::Admin);
+    let allowed = contract.is_some_and(|c| c.advertiser_id == user.id || user.is_admin);
     if !allowed {
         return not_found();
     }
