@@ -2,7 +2,7 @@
 //! on SQLite and on a real PostgreSQL (`TEST_POSTGRES_URL`, started by scripts/test), against
 //! the real router on port 0.
 mod helpers;
-
+mod house;
 
 mod accounting;
 mod balances;
