@@ -46,7 +46,7 @@ pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>)
     // net for a writer that stops answering at all: healthy but busy queues must not turn into
     // 503s. The writer drops a job whose request has gone; one it had already started to write
     // may still be stored, and Stripe's retry of it is then a duplicate, answered 200.
-    let patience = (svc.db_timeout * 3).max(std::time::Duration::from_secs(10));
+    let patience = (svc.settings.db_timeout * 3).max(std::time::Duration::from_secs(10));
     let stored = tokio::time::timeout(patience, svc.event_writer().store(job)).await.unwrap_or_else(|_| {
         Err(super::event_writer::WriteError::Unavailable(format!(
             "no answer from the event writer within {patience:?}"

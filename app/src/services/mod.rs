@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod refunds;
 pub mod revenue;
 pub mod seals;
+pub mod settings;
 pub mod sign_in_throttle;
 pub mod slack;
 pub mod statement;
@@ -56,33 +57,12 @@ pub struct Services {
     pub sign_in: Arc<sign_in_throttle::SignInThrottle>,
     /// Password hashes computed at once, at most.
     pub password_hashing: Arc<sign_in_throttle::HashingPermits>,
-    /// The header a trusted reverse proxy puts the client's address in (e.g. X-Forwarded-For),
-    /// for throttling; None: the socket peer is the client.
-    pub client_ip_header: Option<String>,
-    /// The peers whose `client_ip_header` is believed (`TRUSTED_PROXIES`); from anyone else the
-    /// header is ignored and the socket peer is the client.
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-    /// Cookies this app sets are Secure (https only).
-    pub secure_cookies: bool,
-    /// The origin users reach the app at (`PUBLIC_URL`), for links made to be passed on (a
-    /// set-password link); None: the address the admin's request came to.
-    pub public_origin: Option<String>,
+    /// The settings services read, by concern, shared by every clone (`settings`).
+    pub settings: Arc<settings::Settings>,
     /// Handed to Stripe.js in the browser.
     pub publishable_key: Option<String>,
     /// Where the browser loads Stripe.js from: Stripe's, or the simulator's stand-in.
     pub stripe_js_url: String,
-    /// Reconciliation: Stripe API calls a second at most, and the window a scheduled (or
-    /// admin-started) run looks back over.
-    pub reconcile_rate: u32,
-    pub reconcile_window: chrono::Duration,
-    /// Whose purchases are the owner's own tests, never revenue.
-    pub owners: revenue::Owners,
-    /// The daily summary's webhook and time, and the slash command's signing secret.
-    pub slack: slack::SlackConfig,
-    /// How long a request waits for the database before answering 503 (`DB_TIMEOUT_SECS`): also
-    /// the most a webhook delivery waits for the group-commit writer, however many batches are
-    /// queued ahead of it.
-    pub db_timeout: std::time::Duration,
     /// Group-commit writer for webhook intake, started on first use.
     event_writer: Arc<OnceLock<event_writer::EventWriter>>,
     /// Calls to Stripe made for one user (starting and checking payments), per user; spent
@@ -135,20 +115,9 @@ impl Services {
             stats: Arc::default(),
             sign_in,
             password_hashing: Arc::default(),
-            client_ip_header: None,
-            trusted_proxies: Arc::new(
-                sign_in_throttle::parse_networks(sign_in_throttle::DEFAULT_TRUSTED_PROXIES)
-                    .expect("the default parses"),
-            ),
-            secure_cookies: false,
-            public_origin: None,
+            settings: Arc::default(),
             publishable_key: None,
             stripe_js_url: STRIPE_JS_URL.to_string(),
-            reconcile_rate: 20,
-            reconcile_window: chrono::Duration::days(3),
-            owners: revenue::Owners::default(),
-            slack: slack::SlackConfig::default(),
-            db_timeout: std::time::Duration::from_secs(5),
             event_writer: Arc::default(),
             stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
             background: Arc::default(),

@@ -16,7 +16,9 @@ pub struct Owners {
 }
 
 pub async fn report(svc: &Services, from: NaiveDate, to: NaiveDate, period: Period) -> Result<Report, StoreError> {
-    let owners = store::revenue::owner_contracts(&svc.db, &svc.owners.emails, &svc.owners.contract_ids).await?;
+    let owners =
+        store::revenue::owner_contracts(&svc.db, &svc.settings.owners.emails, &svc.settings.owners.contract_ids)
+            .await?;
     let totals = store::revenue::day_totals(&svc.db, from, to, svc.mode == StripeMode::Live, &owners).await?;
     Ok(revenue::report(&totals, from, to, period))
 }

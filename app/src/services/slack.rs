@@ -56,8 +56,8 @@ pub async fn summary(svc: &Services, day: NaiveDate) -> Result<String, StoreErro
 /// Sends yesterday's summary if its time has come and no process has sent it; None when there
 /// was nothing for this process to do.
 pub async fn send_daily_if_due(svc: &Services, now: DateTime<Utc>) -> Result<Option<Sent>, StoreError> {
-    let Some(url) = &svc.slack.webhook else { return Ok(None) };
-    let Some(day) = words::day_due(now, svc.slack.summary_at) else { return Ok(None) };
+    let Some(url) = &svc.settings.slack.webhook else { return Ok(None) };
+    let Some(day) = words::day_due(now, svc.settings.slack.summary_at) else { return Ok(None) };
     let lease = now + chrono::Duration::seconds(LEASE_SECS);
     let Some(attempt) = store::slack::claim(&svc.db, day, now, lease, words::MAX_ATTEMPTS).await? else {
         return Ok(None);
@@ -86,10 +86,10 @@ pub async fn send_daily_if_due(svc: &Services, now: DateTime<Utc>) -> Result<Opt
 
 /// The admin page's line about the summary.
 pub async fn status_line(svc: &Services) -> Result<String, StoreError> {
-    if svc.slack.webhook.is_none() {
+    if svc.settings.slack.webhook.is_none() {
         return Ok("Daily Slack summary: off (set SLACK_WEBHOOK_URL to turn it on).".into());
     }
-    let at = svc.slack.summary_at.format("%H:%M");
+    let at = svc.settings.slack.summary_at.format("%H:%M");
     Ok(match store::slack::latest(&svc.db).await? {
         None => format!("Daily Slack summary: sent at {at} UTC; none sent yet."),
         Some(r) if r.status == "sent" => format!(
@@ -118,7 +118,9 @@ pub async fn status_line(svc: &Services) -> Result<String, StoreError> {
 /// usage line for an argument we do not know, or why this asker is not answered.
 pub async fn answer(svc: &Services, form_body: &[u8], today: NaiveDate) -> Result<String, StoreError> {
     let field = |name: &str| form_urlencoded::parse(form_body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    if let Err(refused) = words::may_ask(&svc.slack.askers, field("team_id").as_deref(), field("user_id").as_deref()) {
+    if let Err(refused) =
+        words::may_ask(&svc.settings.slack.askers, field("team_id").as_deref(), field("user_id").as_deref())
+    {
         // Ids only: they name a workspace and a member, not a customer.
         tracing::warn!(team_id = field("team_id"), user_id = field("user_id"), %refused, "Slack command not answered");
         return Ok(refused.to_string());

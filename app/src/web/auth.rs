@@ -29,12 +29,12 @@ pub mod server {
     pub async fn client_address(svc: &Services) -> Option<std::net::IpAddr> {
         use axum::extract::ConnectInfo;
         let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|ConnectInfo(a)| a.ip());
-        let (Some(name), Some(peer)) = (&svc.client_ip_header, peer) else {
+        let (Some(name), Some(peer)) = (&svc.settings.web.client_ip_header, peer) else {
             return peer;
         };
         let headers = leptos_axum::extract::<axum::http::HeaderMap>().await.unwrap_or_default();
         let values = headers.get_all(name.as_str()).iter().filter_map(|v| v.to_str().ok());
-        Some(believed_client(peer, values, &svc.trusted_proxies))
+        Some(believed_client(peer, values, &svc.settings.web.trusted_proxies))
     }
 
     /// The client by `peer` and what the (named) header's values say: the header's last entry
@@ -80,7 +80,7 @@ pub mod server {
     /// Gives this browser the account's device cookie (a year; HttpOnly, SameSite=Lax).
     pub fn set_device_cookie(svc: &Services, user_id: i64) {
         let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() else { return };
-        let secure = if svc.secure_cookies { "; Secure" } else { "" };
+        let secure = if svc.settings.web.secure_cookies { "; Secure" } else { "" };
         let cookie = format!(
             "{DEVICE_COOKIE}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}",
             svc.keys.device_cookie(user_id)

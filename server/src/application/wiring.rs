@@ -30,16 +30,15 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         settings.stripe.webhook_secrets.clone(),
         settings.stripe.api.clone(),
     );
-    svc.db_timeout = settings.database.timeout;
     svc.publishable_key = settings.stripe.publishable_key.clone();
-    svc.client_ip_header = settings.web.client_ip_header.clone();
-    svc.trusted_proxies = std::sync::Arc::new(settings.web.trusted_proxies.clone());
-    svc.secure_cookies = settings.web.secure_cookies;
-    svc.public_origin = settings.web.public_origin.clone();
-    svc.reconcile_rate = settings.reconcile.rate;
-    svc.reconcile_window = settings.reconcile.window;
-    svc.owners = settings.owners.clone();
-    svc.slack = settings.slack.clone();
+    // The groups the services read, whole: a setting added to one needs no line here.
+    svc.settings = std::sync::Arc::new(app::services::settings::Settings {
+        web: settings.web.clone(),
+        reconcile: settings.reconcile.clone(),
+        owners: settings.owners.clone(),
+        slack: settings.slack.clone(),
+        db_timeout: settings.database.timeout,
+    });
     if let Some(name) = &settings.metrics.instance {
         svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));
     }

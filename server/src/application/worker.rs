@@ -61,7 +61,7 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "sealing events failed; trying again later"),
             }
         }
-        if svc.slack.webhook.is_some() && sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY) {
+        if svc.settings.slack.webhook.is_some() && sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY) {
             // Bounded by the post's 10 s timeout; the summary row makes it once a day across
             // every process, whichever of them gets here first.
             if let Err(e) = app::services::slack::send_daily_if_due(&svc, chrono::Utc::now()).await {
@@ -159,11 +159,11 @@ async fn start_if_due(svc: &Services, every: Duration, reconciling: &Arc<AtomicB
     let background = svc.background.clone();
     background.spawn(async move {
         let opts = reconcile::Options {
-            from: now - svc.reconcile_window,
+            from: now - svc.settings.reconcile.window,
             to: now,
             dry_run: false,
             started_by: "schedule",
-            rate: svc.reconcile_rate,
+            rate: svc.settings.reconcile.rate,
         };
         match reconcile::run(&svc, &opts, &|_| {}).await {
             Ok(report) => {

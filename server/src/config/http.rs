@@ -95,18 +95,7 @@ pub struct WebArgs {
     pub api_rate_per_minute: u32,
 }
 
-/// How the app meets browsers, proxies and API clients, checked.
-#[derive(Clone)]
-pub struct WebSettings {
-    /// Cookies are Secure (SECURE_COOKIES, or an https PUBLIC_URL).
-    pub secure_cookies: bool,
-    /// `PUBLIC_URL`'s origin (`https://host[:port]`, lower-case), when set.
-    pub public_origin: Option<String>,
-    pub client_ip_header: Option<String>,
-    /// Whose `client_ip_header` is believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub api_rate_per_minute: std::num::NonZeroU32,
-}
+pub use app::services::settings::WebSettings;
 
 impl WebArgs {
     /// A client address header is set: every peer is the proxy.

@@ -20,16 +20,7 @@ pub struct ReconcileArgs {
     pub reconcile_rate: u32,
 }
 
-/// The worker and reconciliation, checked.
-#[derive(Clone)]
-pub struct ReconcileSettings {
-    /// Between worker sweeps.
-    pub worker_interval: Duration,
-    /// None: no scheduled reconciliation.
-    pub interval: Option<Duration>,
-    pub window: chrono::Duration,
-    pub rate: u32,
-}
+pub use app::services::settings::ReconcileSettings;
 
 impl ReconcileArgs {
     pub fn check(&self) -> Result<ReconcileSettings, String> {

@@ -117,11 +117,11 @@ pub async fn start_reconciliation(_: AdminUser, State(state): State<AppState>, s
     let svc = state.services.clone();
     let now = chrono::Utc::now();
     let opts = reconcile::Options {
-        from: now - svc.reconcile_window,
+        from: now - svc.settings.reconcile.window,
         to: now,
         dry_run: false,
         started_by: "admin",
-        rate: svc.reconcile_rate,
+        rate: svc.settings.reconcile.rate,
     };
     let running = reconciliation::runs(&svc.db, 1)
         .await

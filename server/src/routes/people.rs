@@ -17,7 +17,7 @@ use tower_sessions::Session;
 /// The site's address as the people a link is passed to reach it: `PUBLIC_URL`, else the address
 /// the admin's request came to (without `PUBLIC_URL` the app is reached directly, over http).
 fn origin(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(o) = &state.services.public_origin {
+    if let Some(o) = &state.services.settings.web.public_origin {
         return o.clone();
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");

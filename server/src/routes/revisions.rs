@@ -10,8 +10,8 @@
 use crate::artwork::store::{ArtworkStore, Incoming};
 use crate::AppState;
 use app::domain::artwork::{check_notes, ArtworkCheck, ArtworkKind, RequestProblem, MAX_ARTWORK_BYTES};
-use app::store::ledger::{self, Artwork, RequestError};
 use app::store::contracts;
+use app::store::ledger::{self, Artwork, RequestError};
 use app::web::access::SignedIn;
 use app::web::auth::CurrentUser;
 use axum::extract::multipart::{Field, MultipartError};

@@ -22,7 +22,7 @@ fn ephemeral(text: String) -> Response {
 
 pub async fn command(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let svc = &state.services;
-    let Some(secret) = &svc.slack.signing_secret else {
+    let Some(secret) = &svc.settings.slack.signing_secret else {
         return (StatusCode::NOT_FOUND, "Slack commands are not configured (SLACK_SIGNING_SECRET).").into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

@@ -89,7 +89,7 @@ async fn pack(t: &TestApp, when: DateTime<Utc>) {
 async fn another_process(t: &TestApp, slack: app::services::slack::SlackConfig) -> app::services::Services {
     let db = app::store::Db::connect(&t.db.url, &Default::default()).await.unwrap();
     let mut svc = server::services(&settings(&t.db.url), db, t.app.mode);
-    svc.slack = slack;
+    std::sync::Arc::make_mut(&mut svc.settings).slack = slack;
     svc
 }
 
