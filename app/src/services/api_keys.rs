@@ -50,17 +50,29 @@ impl Scope {
     }
 }
 
+/// Why a key was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("a key's name must have 1 to 100 characters")]
+    BadName,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Makes a key called `name`; returns its id and the key, which is never shown again.
-pub async fn create(db: &store::Db, name: &str, scope: Scope, now: DateTime<Utc>) -> Result<(i64, String), String> {
+pub async fn create(
+    db: &store::Db,
+    name: &str,
+    scope: Scope,
+    now: DateTime<Utc>,
+) -> Result<(i64, String), ApiKeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err("a key's name must have 1 to 100 characters".into());
+        return Err(ApiKeyError::BadName);
     }
     let key = generate();
     let prefix: String = key.chars().take(KEY_PREFIX.len() + 8).collect();
-    let id = store::api_keys::create(db, name, &hash(&key), &prefix, scope.as_str(), now)
-        .await
-        .map_err(|e| e.to_string())?;
+    let id = store::api_keys::create(db, name, &hash(&key), &prefix, scope.as_str(), now).await?;
     Ok((id, key))
 }
 

@@ -42,7 +42,7 @@ impl Application {
         let mode = settings.serving_mode()?;
         let db = open_database(settings).await?;
         // Before anything is processed: a database served in another mode is refused here.
-        app::services::deployment::claim(&db, mode, settings.stripe.switch_mode).await?;
+        app::services::deployment::claim(&db, mode, settings.stripe.switch_mode).await.map_err(|e| e.to_string())?;
         // Events a previous run stored but never processed (it stopped in between) still hold
         // that run's fresh lease. A SQLite database has one serving process, so such a lease is
         // a dead process's and is taken at once. On PostgreSQL other processes may be serving

@@ -33,7 +33,7 @@ pub async fn run(settings: &Settings, cmd: ApiKeyCommand) -> Outcome {
         }
         ApiKeyCommand::List => list(&db).await?,
         ApiKeyCommand::Revoke { id } => {
-            if !app::store::api_keys::revoke(&db, id, now).await.map_err(|e| e.to_string())? {
+            if !app::store::api_keys::revoke(&db, id, now).await? {
                 return Err(format!("no live API key {id} (see `api-key list`)").into());
             }
             println!("Revoked API key {id}: it stops working now.");
@@ -42,8 +42,8 @@ pub async fn run(settings: &Settings, cmd: ApiKeyCommand) -> Outcome {
     Ok(())
 }
 
-async fn list(db: &Db) -> Result<(), String> {
-    let keys = app::store::api_keys::list(db).await.map_err(|e| e.to_string())?;
+async fn list(db: &Db) -> Outcome {
+    let keys = app::store::api_keys::list(db).await?;
     if keys.is_empty() {
         println!("No API keys.");
     }

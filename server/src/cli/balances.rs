@@ -26,7 +26,7 @@ async fn check(db: &app::store::Db, fix: bool) -> Outcome {
     use app::store::balances;
     // Enough to act on; a second run shows the rest.
     const SHOWN: i64 = 1_000;
-    let drifted = balances::drift(db, SHOWN).await.map_err(|e| e.to_string())?;
+    let drifted = balances::drift(db, SHOWN).await?;
     if drifted.is_empty() {
         println!("Every contract's kept balance matches its ledger rows.");
         return Ok(());
@@ -54,9 +54,9 @@ async fn check(db: &app::store::Db, fix: bool) -> Outcome {
         .into());
     }
     for d in &drifted {
-        balances::rebuild(db, d.contract_id).await.map_err(|e| e.to_string())?;
+        balances::rebuild(db, d.contract_id).await?;
     }
-    let left = balances::drift(db, SHOWN).await.map_err(|e| e.to_string())?;
+    let left = balances::drift(db, SHOWN).await?;
     println!("Rewrote {} kept balance(s) from the ledger.", drifted.len());
     if left.is_empty() {
         Ok(())

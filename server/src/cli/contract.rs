@@ -40,10 +40,8 @@ pub async fn run(settings: &Settings, cmd: ContractCommand) -> Outcome {
 async fn create(settings: &Settings, advertiser: &str, publication: &str, ad_size: &str) -> Outcome {
     let db = open_database(settings).await?;
     let email = Email::parse(advertiser)?;
-    let user = users::find_by_email(&db, &email)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user with email {}", email.as_str()))?;
+    let user =
+        users::find_by_email(&db, &email).await?.ok_or_else(|| format!("no user with email {}", email.as_str()))?;
     if user.role() != Role::Advertiser {
         return Err(format!("{} is an {}, not an advertiser", user.email, user.role).into());
     }
@@ -51,8 +49,7 @@ async fn create(settings: &Settings, advertiser: &str, publication: &str, ad_siz
     let actor = app::domain::people::Actor::CommandLine;
     let base = settings.terms.base_revisions;
     let c = app::store::people::create_contract(&db, user.id, &terms, base, &actor, chrono::Utc::now())
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .map_err(|_| format!("{} is deactivated: reactivate them first", user.email))?;
     println!("{}", c.id);
     Ok(())

@@ -42,7 +42,7 @@ async fn list(settings: &Settings, status: Option<String>, limit: i64) -> Outcom
         return Err("--limit must be between 1 and 10000".into());
     }
     let db = open_database(settings).await?;
-    let list = events::list(&db, status.as_deref(), limit).await.map_err(|e| e.to_string())?;
+    let list = events::list(&db, status.as_deref(), limit).await?;
     if list.is_empty() {
         println!("No events.");
     }
@@ -66,10 +66,10 @@ async fn replay(settings: &Settings, id: &str) -> Outcome {
     // replay run without the live key must not mark a live event `ignored` for ever).
     let (svc, _) = cli_services(settings, true).await?;
     let now = chrono::Utc::now();
-    if !events::reset_for_replay(&svc.db, id, now).await.map_err(|e| e.to_string())? {
+    if !events::reset_for_replay(&svc.db, id, now).await? {
         return Err(format!("no stored event {id}").into());
     }
-    match process_stored(&svc, id, now).await.map_err(|e| e.to_string())? {
+    match process_stored(&svc, id, now).await? {
         Processed::Finished { status, detail } => println!("{id}: {status}: {detail}"),
         Processed::RetryScheduled { reason, next_at } => {
             println!("{id}: pending: {reason}; next attempt {next_at}")

@@ -97,21 +97,19 @@ pub async fn run(settings: &Settings, a: EventSearchArgs) -> Outcome {
             )),
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
-        let mut export =
-            app::services::event_search::Export::start(db, filter, format).await.map_err(|e| e.to_string())?;
+        let mut export = app::services::event_search::Export::start(db, filter, format).await?;
         if export.unindexed > 0 {
             eprintln!(
                 "warning: {} recently stored events are still being indexed and are not in this export",
                 export.unindexed
             );
         }
-        while let Some(chunk) = export.next_chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = export.next_chunk().await? {
             out.write_all(chunk.as_bytes()).map_err(|e| format!("cannot write the export: {e}"))?;
         }
         return Ok(out.flush().map_err(|e| format!("cannot write the export: {e}"))?);
     }
-    let page =
-        app::services::event_search::page(&db, &filter, after.as_ref(), limit).await.map_err(|e| e.to_string())?;
+    let page = app::services::event_search::page(&db, &filter, after.as_ref(), limit).await?;
     if a.format == "json" {
         println!("{}", page.to_json());
         return Ok(());

@@ -68,20 +68,30 @@ pub enum Command {
     Balances(balances::BalancesCommand),
 }
 
-/// Why a command failed: the one line `main` prints after `error: ` before exiting 1.
+/// Why a command failed: the one line `main` prints after `error: ` before exiting 1. The
+/// services' own errors arrive typed (`?` converts them here, at the edge); a configuration or
+/// usage problem is its message.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failure(String);
+pub enum Failure {
+    #[error("{0}")]
+    Message(String),
+    #[error(transparent)]
+    Store(#[from] app::store::StoreError),
+    #[error(transparent)]
+    Deployment(#[from] app::services::deployment::DeploymentError),
+    #[error(transparent)]
+    ApiKey(#[from] app::services::api_keys::ApiKeyError),
+}
 
 impl From<String> for Failure {
     fn from(why: String) -> Self {
-        Self(why)
+        Self::Message(why)
     }
 }
 
 impl From<&str> for Failure {
     fn from(why: &str) -> Self {
-        Self(why.to_string())
+        Self::Message(why.to_string())
     }
 }
 
@@ -116,7 +126,7 @@ async fn cli_services(
     let db = open_database(settings).await?;
     let mode = match app::services::deployment::recorded(&db).await {
         Ok(mode) => mode,
-        Err(why) if need_mode => return Err(why),
+        Err(why) if need_mode => return Err(why.to_string()),
         Err(_) => DeploymentMode::Test,
     };
     Ok((crate::services(settings, db, mode), mode))

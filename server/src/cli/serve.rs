@@ -57,10 +57,10 @@ const DEMO_USERS: [(&str, Role, &str, &[DemoContract]); 3] = [
 ];
 
 /// Creates the demo users and their contracts unless they exist; never touches other data.
-async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Result<(), String> {
+async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Outcome {
     for (email, role, password, contract_list) in DEMO_USERS {
         let parsed = Email::parse(email)?;
-        if users::find_by_email(db, &parsed).await.map_err(|e| e.to_string())?.is_some() {
+        if users::find_by_email(db, &parsed).await?.is_some() {
             continue;
         }
         let user = create_user(db, email, role, password).await.map_err(|e| e.to_string())?;
@@ -71,7 +71,7 @@ async fn seed_demo(db: &app::store::Db, settings: &Settings) -> Result<(), Strin
                 ad_size,
                 base_revisions: settings.terms.base_revisions,
             };
-            contracts::create(db, &c, chrono::Utc::now()).await.map_err(|e| e.to_string())?;
+            contracts::create(db, &c, chrono::Utc::now()).await?;
         }
     }
     Ok(())
