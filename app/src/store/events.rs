@@ -166,81 +166,11 @@ pub async fn counts(db: &Db) -> StoreResult<Vec<(String, i64)>> {
     on!(db.reader(), |c| Ok(sqlx::query_as::<_, (String, i64)>(SQL).fetch_all(c).await?))
 }
 
-/// Events about PaymentIntent `payment_id`, most recent first, at most `limit`: those the search
-/// index has reached, through its payment column (an index seek, whatever the store's size),
-/// and those stored since the indexer's look-back that it has not reached yet, found by the id
-/// in their raw payload (a scan bounded by the received-time index to those few minutes). Once
-/// this read every payload in the store for each payment, so an admin's contract page grew with
-/// the whole event store.
-pub async fn about_payment(db: &Db, payment_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
-    let Some(pattern) = mention_pattern(payment_id) else { return Ok(vec![]) };
-    const INDEXED: &str = "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.received_at, \
-           p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
-         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
-         JOIN event_search s ON s.event_id = e.event_id WHERE s.payment_intent = $1 \
-         ORDER BY s.received_at DESC, s.event_id DESC LIMIT $2";
-    let since = super::event_search::look_back(db).await?;
-    let recent = not_indexed_mentioning(db.sql_dialect(), since.is_some());
-    let mut found: Vec<EventSummary> = on!(db.reader(), |c| {
-        let mut a = sqlx::query_as::<_, EventSummary>(INDEXED).bind(payment_id).bind(limit).fetch_all(c).await?;
-        let b = sqlx::query_as::<_, EventSummary>(recent).bind(since).bind(&pattern).bind(limit).fetch_all(c).await?;
-        a.extend(b);
-        a
-    });
-    found.sort_by(|x, y| (y.received_at, &y.event_id).cmp(&(x.received_at, &x.event_id)));
-    found.dedup_by(|x, y| x.event_id == y.event_id);
-    found.truncate(limit as usize);
-    Ok(found)
-}
-
 /// The LIKE pattern of a Stripe id as a JSON string inside a payload; None for anything that is
 /// not shaped like a Stripe id (ASCII letters, digits, underscores), which matches nothing.
 fn mention_pattern(object_id: &str) -> Option<String> {
     (!object_id.is_empty() && object_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .then(|| format!("%\"{}\"%", object_id.replace('_', "\\_")))
-}
-
-/// `about_payment`'s statement for events the search index has not reached, received since $1,
-/// whose payload mentions the pattern bound at $2. Four whole statements: the payload is bytes,
-/// read as text differently in each dialect; and the range on the received time is written out
-/// only when there is one, rather than as `$1 IS NULL OR …`, which hides it from the planner
-/// (SQLite then walks the whole received-time index instead of seeking to the last minutes:
-/// see `event_search`).
-fn not_indexed_mentioning(dialect: Dialect, since: bool) -> &'static str {
-    match (dialect, since) {
-        (Dialect::Sqlite, true) => {
-            "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.received_at, \
-               p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
-             FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
-             WHERE e.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
-               AND CAST(e.payload AS TEXT) LIKE $2 ESCAPE '\\' \
-             ORDER BY e.received_at DESC, e.event_id DESC LIMIT $3"
-        }
-        (Dialect::Sqlite, false) => {
-            "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.received_at, \
-               p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
-             FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
-             WHERE ($1 IS NULL) AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
-               AND CAST(e.payload AS TEXT) LIKE $2 ESCAPE '\\' \
-             ORDER BY e.received_at DESC, e.event_id DESC LIMIT $3"
-        }
-        (Dialect::Postgres, true) => {
-            "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.received_at, \
-               p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
-             FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
-             WHERE e.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
-               AND convert_from(e.payload, 'UTF8') LIKE $2 ESCAPE '\\' \
-             ORDER BY e.received_at DESC, e.event_id DESC LIMIT $3"
-        }
-        (Dialect::Postgres, false) => {
-            "SELECT e.event_id, e.event_type, e.livemode, e.api_version, e.received_at, \
-               p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
-             FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
-             WHERE ($1 IS NULL) AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id) \
-               AND convert_from(e.payload, 'UTF8') LIKE $2 ESCAPE '\\' \
-             ORDER BY e.received_at DESC, e.event_id DESC LIMIT $3"
-        }
-    }
 }
 
 /// Everything kept about one event: the bytes, how they reached us, what we did with them.
@@ -320,7 +250,13 @@ pub async fn store_fetched(db: &Db, event: &NewEvent, lease_until: DateTime<Utc>
     Ok(Stored::Pending)
 }
 
-/// `about_payment` for several payments at once, in three queries whatever their number (a
+/// The events about one payment, most recent first, at most `limit` (`about_payments` for one).
+pub async fn about_payment(db: &Db, payment_id: &str, limit: i64) -> StoreResult<Vec<EventSummary>> {
+    let mut found = about_payments(db, &[payment_id.to_string()], limit).await?;
+    Ok(found.remove(payment_id).unwrap_or_default())
+}
+
+/// The events about each of `payment_ids` (PaymentIntents), in three queries whatever their number (a
 /// contract's statement lists every attempt with its events): the indexer's look-back, the
 /// indexed events of all the payments (at most `limit` each, newest first), and the few stored
 /// since the look-back that the indexer has not reached, found by any payment's id in their
@@ -393,24 +329,39 @@ async fn recent_about(
     since: Option<DateTime<Utc>>,
     patterns: &[&String],
 ) -> StoreResult<Vec<(String, EventSummary)>> {
-    const SQLITE: &str = "SELECT m.value AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+    // The range on the received time is written out only when there is one, rather than as
+    // `$1 IS NULL OR …`, which hides it from the planner (SQLite would then walk the whole
+    // received-time index instead of seeking to the last minutes: see `event_search`).
+    const SQLITE_SINCE: &str = "SELECT m.value AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
            e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
          FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
            JOIN json_each($2) m ON CAST(e.payload AS TEXT) LIKE m.value ESCAPE '\\' \
-         WHERE ($1 IS NULL OR e.received_at >= $1) \
-           AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
-    const POSTGRES: &str = "SELECT m AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+         WHERE e.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    const SQLITE_EVER: &str = "SELECT m.value AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+           e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
+         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
+           JOIN json_each($1) m ON CAST(e.payload AS TEXT) LIKE m.value ESCAPE '\\' \
+         WHERE NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    const POSTGRES_SINCE: &str = "SELECT m AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
            e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
          FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
            JOIN UNNEST($2::text[]) m ON convert_from(e.payload, 'UTF8') LIKE m ESCAPE '\\' \
-         WHERE ($1::timestamptz IS NULL OR e.received_at >= $1) \
-           AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
-    let rows: Vec<AboutRow> = match db.reader() {
-        super::On::Sqlite(c) => {
+         WHERE e.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    const POSTGRES_EVER: &str = "SELECT m AS about, e.event_id, e.event_type, e.livemode, e.api_version, \
+           e.received_at, p.status, p.attempts, p.next_attempt_at, p.last_error, p.outcome, p.processed_at \
+         FROM stripe_events e JOIN stripe_event_processing p ON p.event_id = e.event_id \
+           JOIN UNNEST($1::text[]) m ON convert_from(e.payload, 'UTF8') LIKE m ESCAPE '\\' \
+         WHERE NOT EXISTS (SELECT 1 FROM event_search s WHERE s.event_id = e.event_id)";
+    let rows: Vec<AboutRow> = match (db.reader(), since) {
+        (super::On::Sqlite(c), since) => {
             let json = serde_json::to_string(patterns).expect("strings serialize");
-            sqlx::query_as(SQLITE).bind(since).bind(json).fetch_all(c).await?
+            match since {
+                Some(t) => sqlx::query_as(SQLITE_SINCE).bind(t).bind(json).fetch_all(c).await?,
+                None => sqlx::query_as(SQLITE_EVER).bind(json).fetch_all(c).await?,
+            }
         }
-        super::On::Postgres(c) => sqlx::query_as(POSTGRES).bind(since).bind(patterns).fetch_all(c).await?,
+        (super::On::Postgres(c), Some(t)) => sqlx::query_as(POSTGRES_SINCE).bind(t).bind(patterns).fetch_all(c).await?,
+        (super::On::Postgres(c), None) => sqlx::query_as(POSTGRES_EVER).bind(patterns).fetch_all(c).await?,
     };
     Ok(rows.into_iter().map(AboutRow::split).collect())
 }
