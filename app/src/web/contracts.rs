@@ -69,15 +69,10 @@ pub(crate) mod server {
         }
     }
 
-    /// The contract page's data, for its owner (`Some(advertiser)`) or an admin (`None`).
-    pub async fn detail(
-        svc: &Services,
-        contract_id: i64,
-        advertiser_id: Option<i64>,
-    ) -> Result<ContractDetail, AppError> {
+    /// The contract page's data, for its owner; not found for anyone else.
+    pub async fn detail(svc: &Services, contract_id: i64, advertiser_id: i64) -> Result<ContractDetail, AppError> {
         use crate::services::statement::{contract_statement, Reader};
-        let reader = advertiser_id.map_or(Reader::Admin, Reader::Owner);
-        let statement = contract_statement(&svc.db, contract_id, reader)
+        let statement = contract_statement(&svc.db, contract_id, Reader::Owner(advertiser_id))
             .await
             .map_err(|e| AppError::unavailable("The contract's history could not be loaded", e))?
             .ok_or_else(|| AppError::NotFound.with_status())?;
@@ -139,7 +134,7 @@ pub async fn my_contracts() -> Result<Vec<ContractSummary>, AppError> {
 pub async fn load_contract(contract_id: i64) -> Result<ContractDetail, AppError> {
     let svc = super::services()?;
     let Advertiser(user) = caller::<Advertiser>(&svc).await?;
-    let mut detail = server::detail(&svc, contract_id, Some(user.id)).await?;
+    let mut detail = server::detail(&svc, contract_id, user.id).await?;
     if let Some(snapshot) = super::auth::server::snapshot().await {
         detail.draft_notes = snapshot.draft.filter(|(id, _)| *id == contract_id).map(|(_, notes)| notes);
     }

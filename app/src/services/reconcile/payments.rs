@@ -181,13 +181,14 @@ async fn paid_not_credited(
     let evidence = json!({"stripe": snap, "purchase": purchase});
     match route(&event, svc.mode, &terms) {
         // The metadata names another contract than our purchase: credited to neither, an alert.
-        Action::Credit(credit) if credit_target(purchase.map(|p| p.contract_id), credit.contract_id).is_err() => {
-            let mismatch = credit_target(purchase.map(|p| p.contract_id), credit.contract_id).unwrap_err();
-            let detail = format!("{} succeeded at Stripe but cannot be credited: {mismatch}", snap.id);
-            run.found(Category::Mismatch, false, Some(&snap.id), None, Some(mismatch.bought_for), &detail, evidence)
-                .await?;
-        }
-        Action::Credit(credit) => credit_missed(run, snap, &credit, evidence).await?,
+        Action::Credit(credit) => match credit_target(purchase.map(|p| p.contract_id), credit.contract_id) {
+            Ok(_) => credit_missed(run, snap, &credit, evidence).await?,
+            Err(mismatch) => {
+                let detail = format!("{} succeeded at Stripe but cannot be credited: {mismatch}", snap.id);
+                let bought_for = Some(mismatch.bought_for);
+                run.found(Category::Mismatch, false, Some(&snap.id), None, bought_for, &detail, evidence).await?;
+            }
+        },
         Action::Ignore { reason } | Action::DeadLetter { reason } => {
             let detail = format!("{} succeeded at Stripe but cannot be credited: {reason}", snap.id);
             run.found(
