@@ -3,11 +3,13 @@
 //!
 //! Rooms (see ARCHITECTURE.md): `domain` (pure rules, compiled for the browser too), and behind
 //! the `ssr` feature `store` (SQL per table, SQLite and PostgreSQL), `stripe` (signatures and
-//! the API client), `slack` (request signatures and incoming webhooks), `signing` (the HMAC both senders sign
+//! the API client), `slack` (request signatures and incoming webhooks), `mail` (SMTP), `signing` (the HMAC both senders sign
 //! with) and `services` (use cases). `web` holds the Leptos pages, on both sides.
 pub mod domain;
 pub mod web;
 
+#[cfg(feature = "ssr")]
+pub mod mail;
 #[cfg(feature = "ssr")]
 pub mod services;
 #[cfg(feature = "ssr")]

@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod event_search;
 pub mod events;
 pub mod listing;
+pub mod mail;
 pub mod money;
 pub mod people;
 pub mod revenue;

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod fulfil;
 pub mod intake;
 pub mod keys;
+pub mod mail;
 pub mod people;
 pub mod processing;
 pub mod purchase;

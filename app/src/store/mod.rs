@@ -19,6 +19,7 @@ pub mod event_search;
 pub mod events;
 pub mod external_payments;
 pub mod ledger;
+pub mod mail_outbox;
 pub mod people;
 pub mod purchases;
 pub mod reconciliation;

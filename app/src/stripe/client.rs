@@ -498,6 +498,8 @@ pub struct PaymentSnapshot {
     /// Σ refunded on the charge (Stripe's cumulative `amount_refunded`).
     pub amount_refunded: i64,
     pub disputed: bool,
+    /// The charge's receipt page at Stripe, when Stripe gives one (a receipt email links it).
+    pub receipt_url: Option<String>,
 }
 
 impl PaymentSnapshot {
@@ -520,6 +522,10 @@ impl PaymentSnapshot {
             charge_id: charge["id"].as_str().or(charge.as_str()).map(str::to_string),
             amount_refunded: charge["amount_refunded"].as_i64().unwrap_or_default(),
             disputed: charge["disputed"].as_bool().unwrap_or_default(),
+            receipt_url: charge["receipt_url"]
+                .as_str()
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .map(str::to_string),
         })
     }
 }

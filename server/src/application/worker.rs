@@ -1,7 +1,7 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
 //! it also indexes new events for search, removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
-//! hours of events, sends the daily Slack summary and removes artwork files no request kept.
+//! hours of events, sends the daily Slack summary, sends email from the outbox and removes artwork files no request kept.
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
@@ -44,6 +44,13 @@ pub async fn run(
             Ok(0) => {}
             Ok(n) => tracing::debug!(indexed = n, "indexed events for search"),
             Err(e) => tracing::warn!(error = %e, "indexing events for search failed; trying again next sweep"),
+        }
+        // Email: receipts and notices for new ledger rows queued, due messages sent (a sweep's
+        // worth at most; a mail server that hangs is cut off by the mailer's own timeout).
+        match app::services::mail::work(&svc, chrono::Utc::now()).await {
+            Ok(look) if look == Default::default() => {}
+            Ok(look) => tracing::debug!(queued = look.queued, sent = look.sent, failed = look.failed, "email"),
+            Err(e) => tracing::warn!(error = %e, "the email outbox could not be worked; trying again next sweep"),
         }
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             clean_up(&svc).await;

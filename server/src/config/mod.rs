@@ -8,6 +8,7 @@
 pub mod artwork;
 pub mod database;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod reconcile;
 pub mod revenue;
@@ -49,6 +50,8 @@ pub struct Config {
     pub metrics: metrics::MetricsArgs,
     #[command(flatten, next_display_order = 39)]
     pub slack: slack::SlackArgs,
+    #[command(flatten, next_display_order = 45)]
+    pub mail: mail::MailArgs,
 }
 
 /// Checked configuration, by concern.
@@ -65,6 +68,7 @@ pub struct Settings {
     pub owners: app::services::revenue::Owners,
     pub metrics: MetricsSettings,
     pub slack: app::services::slack::SlackConfig,
+    pub mail: Option<app::mail::Mailer>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -116,6 +120,7 @@ impl Config {
         let bind = self.connections.bind()?;
         let public_origin = self.web.public_origin()?;
         let database = self.database.check()?;
+        let mail = self.mail.check(public_origin.as_deref())?;
         Ok(Settings {
             database,
             stripe,
@@ -128,6 +133,7 @@ impl Config {
             owners: self.owners.check()?,
             metrics: self.metrics.check()?,
             slack: self.slack.check()?,
+            mail,
         })
     }
 

@@ -3,11 +3,13 @@
 //! the real router on port 0.
 mod helpers;
 mod house;
+mod mailbox;
 
 mod accounting;
 mod balances;
 mod cli;
 mod edge;
+mod email;
 mod event_search;
 mod evidence;
 mod money_back;
