@@ -34,7 +34,11 @@ impl std::fmt::Debug for Mailer {
 pub struct SendError {
     /// The server refused it for good (a 5xx: no such mailbox, say): retrying cannot help.
     pub permanent: bool,
+    /// The server's whole answer, for the outbox row an admin reads: it may quote the address.
     pub message: String,
+    /// The SMTP reply code alone (`550`), or a word for a failure before any reply (`connection`):
+    /// what a log line may carry, since a server's words often repeat the recipient's address.
+    pub code: String,
 }
 
 impl Mailer {
@@ -68,19 +72,28 @@ impl Mailer {
 
     /// Sends `letter` to `to` as plain text with an HTML alternative.
     pub async fn send(&self, to: &str, letter: &Letter) -> Result<(), SendError> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| SendError { permanent: true, message: format!("not an address we can send to: {e}") })?;
+        let to: Mailbox = to.parse().map_err(|e| SendError {
+            permanent: true,
+            message: format!("not an address we can send to: {e}"),
+            code: "address".into(),
+        })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(letter.subject.clone())
             .multipart(MultiPart::alternative_plain_html(letter.text.clone(), letter.html.clone()))
-            .map_err(|e| SendError { permanent: true, message: format!("the message could not be built: {e}") })?;
+            .map_err(|e| SendError {
+                permanent: true,
+                message: format!("the message could not be built: {e}"),
+                code: "message".into(),
+            })?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| SendError {
             permanent: e.is_permanent(),
             // lettre's words name the server's answer; never the message or its addresses.
             message: format!("{} refused or failed: {e}", self.server),
+            code: e
+                .status()
+                .map_or_else(|| if e.is_timeout() { "timeout".into() } else { "connection".into() }, |c| c.to_string()),
         })
     }
 }

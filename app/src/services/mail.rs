@@ -156,9 +156,9 @@ pub async fn send_due(svc: &Services, now: DateTime<Utc>) -> Result<(usize, usiz
                 store::mark_failed(&svc.db, mail.id, &e.message, next).await?;
                 match next {
                     Some(at) => tracing::warn!(mail = mail.id, kind = %mail.kind, %to, attempt = mail.attempts,
-                        error = %e, next_attempt_at = %at, "email not sent; trying again later"),
+                        smtp = %e.code, next_attempt_at = %at, "email not sent; trying again later (the outbox row has the server's words)"),
                     None => tracing::error!(mail = mail.id, kind = %mail.kind, %to, attempt = mail.attempts,
-                        error = %e, "email given up"),
+                        smtp = %e.code, "email given up (the outbox row has the server's words)"),
                 }
                 failed += 1;
             }
