@@ -19,6 +19,8 @@ pub struct Settings {
     /// the most a webhook delivery waits for the group-commit writer, however many batches are
     /// queued ahead of it.
     pub db_timeout: Duration,
+    /// The alert rules' thresholds (`ALERT_THRESHOLDS`).
+    pub alerts: super::alerts::AlertSettings,
 }
 
 /// How the app meets browsers and the proxy in front of it.
@@ -76,6 +78,7 @@ impl Default for Settings {
             owners: Owners::default(),
             slack: SlackConfig::default(),
             db_timeout: Duration::from_secs(5),
+            alerts: Default::default(),
         }
     }
 }

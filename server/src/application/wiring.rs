@@ -38,6 +38,7 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         owners: settings.owners.clone(),
         slack: settings.slack.clone(),
         db_timeout: settings.database.timeout,
+        alerts: settings.alerts.clone(),
     });
     if let Some(name) = &settings.metrics.instance {
         svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));
