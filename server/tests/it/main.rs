@@ -5,6 +5,7 @@ mod helpers;
 mod house;
 
 mod accounting;
+mod alerts;
 mod balances;
 mod cli;
 mod edge;

@@ -78,6 +78,9 @@ pub async fn evaluate(svc: &Services, now: DateTime<Utc>) -> Result<Evaluation, 
 }
 
 async fn evaluate_claimed(svc: &Services, now: DateTime<Utc>) -> Result<Evaluation, StoreError> {
+    // To the microsecond, as PostgreSQL keeps times: an episode's start read back is the start
+    // its notice names, whichever database holds it.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     let settings = settings(svc);
     let facts = facts::read(svc, &settings, now).await?;
     let rows = store::alerts::states(&svc.db).await?;
