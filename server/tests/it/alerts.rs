@@ -365,3 +365,33 @@ async fn the_page_and_the_cli_show_what_fires_and_admins_opt_in_to_emails(kind: 
     assert!(text.contains(&format!("{:<24} ok", "dead_letters")), "{text}");
     assert!(text.contains("Latest episodes:") && text.contains("still firing, at most 11"), "{text}");
 }
+
+/// The Prometheus rules file (`server/prometheus/alerts.yml`, checked and unit-tested by
+/// promtool in .ci/test) mirrors the app's rules: each named by its `rule` label, with the same
+/// runbook, over figures /metrics really exports.
+#[test]
+fn the_prometheus_rules_mirror_the_apps_and_read_exported_figures() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/alerts.yml");
+    let file = std::fs::read_to_string(&path).unwrap();
+    for rule in Rule::ALL {
+        assert!(file.contains(&format!("rule: {}\n", rule.name())), "{} has no Prometheus rule", rule.name());
+        assert!(file.contains(&format!("runbook: \"{}\"", rule.runbook())), "{}'s runbook differs", rule.name());
+    }
+    let stats = app::services::stats::Stats::default();
+    for f in Fault::ALL {
+        stats.fault(f);
+    }
+    app::services::stats::Stats::inc(&stats.dead_lettered);
+    stats.finding("undelivered_event", "healed");
+    let exported = stats.render();
+    let names: std::collections::BTreeSet<&str> = file
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("revision_store_"))
+        .collect();
+    for name in names {
+        assert!(
+            exported.contains(&format!("{name}{{")) || exported.contains(&format!("{name} ")),
+            "{name} is not exported"
+        );
+    }
+}
