@@ -222,28 +222,20 @@ pub fn link(kind: Kind, url: &str, expires_at: DateTime<Utc>) -> Letter {
     compose(subject.into(), &[Part::Text(opening.into()), Part::Link { label, url }, Part::Text(until)])
 }
 
-/// An operator's alert, started or resolved.
-#[derive(Debug, Clone)]
-pub struct AlertMail<'a> {
-    pub started: bool,
-    pub name: &'a str,
-    pub detail: &'a str,
-    pub runbook: &'a str,
-    pub url: &'a str,
-}
-
-pub fn alert(a: &AlertMail<'_>) -> Letter {
-    let (subject, first) = if a.started {
-        (format!("[alert] {}", a.name), format!("Alert started: {}. {}", a.name, a.detail))
-    } else {
-        (format!("[resolved] {}", a.name), format!("Alert resolved: {}. {}", a.name, a.detail))
-    };
-    let mut parts = vec![Part::Text(first)];
-    if a.started {
-        parts.push(Part::Text(format!("What to check first: {}", a.runbook)));
-    }
-    parts.push(Part::Link { label: "Details", url: a.url });
-    compose(subject, &parts)
+/// A message written as plain lines (an alert's notice, the same words Slack gets): each line a
+/// paragraph, and a line ending in an address (`Where to look: https://…`) a link in the HTML.
+pub fn from_lines(subject: &str, text: &str) -> Letter {
+    let parts: Vec<Part<'_>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| match line.rsplit_once(": ") {
+            Some((label, url)) if url.starts_with("https://") || url.starts_with("http://") => {
+                Part::Link { label, url }
+            }
+            _ => Part::Text(line.to_string()),
+        })
+        .collect();
+    compose(subject.to_string(), &parts)
 }
 
 fn plural(n: i64) -> &'static str {
@@ -343,18 +335,11 @@ mod tests {
 
     #[test]
     fn alerts_and_logs() {
-        let a = AlertMail {
-            started: true,
-            name: "Signature failures",
-            detail: "12 in 5 minutes",
-            runbook: "the secret",
-            url: "u",
-        };
-        assert_eq!(alert(&a).subject, "[alert] Signature failures");
-        assert!(alert(&a).text.contains("What to check first: the secret"));
-        let r = alert(&AlertMail { started: false, ..a });
-        assert_eq!(r.subject, "[resolved] Signature failures");
-        assert!(!r.text.contains("check first"));
+        let text = "[alert] FIRING: x\n12 in 5 minutes\nWhere to look: https://shop.example/admin/alerts#a";
+        let l = from_lines("[alert] FIRING: Bad <signatures>", text);
+        assert_eq!(l.subject, "[alert] FIRING: Bad <signatures>");
+        assert!(l.text.contains("12 in 5 minutes\n\nWhere to look: https://shop.example/admin/alerts#a"), "{}", l.text);
+        assert!(l.html.contains("<a href=\"https://shop.example/admin/alerts#a\">Where to look</a>"), "{}", l.html);
         assert_eq!(loggable_address("ann@example.com"), "…@example.com");
         assert_eq!(escape_html("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
     }

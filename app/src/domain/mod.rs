@@ -2,6 +2,7 @@
 //! Everything here compiles for the browser too, so the UI and the server share one set of rules.
 pub mod accounting;
 pub mod adjustments;
+pub mod alerts;
 pub mod artwork;
 pub mod deployment;
 pub mod event_search;

@@ -86,13 +86,15 @@ fn total(report: &Report, currency: &str, source: Option<super::revenue::Source>
         .unwrap_or_default()
 }
 
-/// The daily summary: yesterday, month to date, open reconciliation findings, failed events.
+/// The daily summary: yesterday, month to date, open reconciliation findings, failed events,
+/// and the alerts that fired that day (names and times only: no customer data either).
 pub fn summary_text(
     day: NaiveDate,
     yesterday: &Report,
     month_to_date: &Report,
     open_findings: i64,
     failed_events: i64,
+    alerts: &[super::alerts::OfTheDay],
     mode: &str,
 ) -> String {
     let mut out = format!("*Revision Store, {day} (UTC{})*\n", if mode == "live" { "" } else { ", test mode" });
@@ -110,7 +112,31 @@ pub fn summary_text(
         0 => "Failed Stripe events: none".to_string(),
         n => format!("Failed Stripe events: {n}, see the admin pages"),
     });
+    out.push_str(&alerts_line(day, alerts));
     out
+}
+
+/// The day's alerts: each rule's title, when it started and when it resolved (times of other
+/// days with their date).
+fn alerts_line(day: NaiveDate, alerts: &[super::alerts::OfTheDay]) -> String {
+    if alerts.is_empty() {
+        return "\nAlerts: none".to_string();
+    }
+    let when = |t: chrono::DateTime<chrono::Utc>| {
+        if t.date_naive() == day {
+            t.format("%H:%M").to_string()
+        } else {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        }
+    };
+    let items: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            let end = a.resolved_at.map_or("still firing".to_string(), |r| format!("resolved {}", when(r)));
+            format!("{} (started {}, {end})", a.rule.title(), when(a.started_at))
+        })
+        .collect();
+    format!("\nAlerts: {}, see the admin pages: {}", items.len(), items.join("; "))
 }
 
 /// The answer to `/revenue`.
@@ -256,21 +282,39 @@ mod tests {
         ];
         let y = report(&rows, d("2026-11-26"), d("2026-11-26"), Period::Day);
         let m = report(&rows, d("2026-11-01"), d("2026-11-26"), Period::Day);
-        let text = summary_text(d("2026-11-26"), &y, &m, 2, 0, "live");
+        let text = summary_text(d("2026-11-26"), &y, &m, 2, 0, &[], "live");
         assert_eq!(
             text,
             "*Revision Store, 2026-11-26 (UTC)*\n\
              Yesterday: gross $300.00 · refunds $75.00 · *net $225.00* · 2 packs\n\
              Month to date (2026-11-01 to 2026-11-26): gross $450.00 · refunds $75.00 · *net $375.00* · 3 packs\n\
              Reconciliation: 2 findings open, see the admin pages\n\
-             Failed Stripe events: none"
+             Failed Stripe events: none\n\
+             Alerts: none"
         );
         let empty = report(&[], d("2026-11-25"), d("2026-11-25"), Period::Day);
-        let quiet = summary_text(d("2026-11-25"), &empty, &empty, 0, 3, "test");
+        use crate::domain::alerts::{OfTheDay, Rule};
+        let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        let alerts = [
+            OfTheDay {
+                rule: Rule::SignatureFailures,
+                started_at: t("2026-11-24T23:00:00Z"),
+                resolved_at: Some(t("2026-11-25T03:30:00Z")),
+            },
+            OfTheDay { rule: Rule::DeadLetters, started_at: t("2026-11-25T12:05:00Z"), resolved_at: None },
+        ];
+        let quiet = summary_text(d("2026-11-25"), &empty, &empty, 0, 3, &alerts, "test");
         assert!(
             quiet.contains("(UTC, test mode)")
                 && quiet.contains("Yesterday: no payments")
                 && quiet.contains("Failed Stripe events: 3")
+        );
+        assert!(
+            quiet.ends_with(
+                "\nAlerts: 2, see the admin pages: Webhook signatures refused (started 2026-11-24 23:00, resolved 03:30); \
+                 New dead letters (started 12:05, still firing)"
+            ),
+            "{quiet}"
         );
     }
 

@@ -61,13 +61,13 @@ fn authenticate(svc: &Services, delivery: &Delivery<'_>, now: DateTime<Utc>) -> 
     if let Err(e) =
         verify(delivery.body, delivery.signature, &svc.webhook_secrets, now.timestamp(), DEFAULT_TOLERANCE_SECS)
     {
-        let counter = match e {
-            SignatureError::MissingHeader => &svc.stats.rejected_missing_header,
-            SignatureError::MalformedHeader(_) => &svc.stats.rejected_malformed_header,
-            SignatureError::NoMatch => &svc.stats.rejected_no_match,
-            SignatureError::OutsideTolerance => &svc.stats.rejected_outside_tolerance,
-        };
-        Stats::inc(counter);
+        use crate::domain::alerts::Fault;
+        svc.stats.fault(match e {
+            SignatureError::MissingHeader => Fault::MissingHeader,
+            SignatureError::MalformedHeader(_) => Fault::MalformedHeader,
+            SignatureError::NoMatch => Fault::NoMatch,
+            SignatureError::OutsideTolerance => Fault::OutsideTolerance,
+        });
         tracing::warn!(reason = e.label(), bytes = delivery.body.len(), "webhook signature rejected");
         return Err(Intake::Unauthentic(e));
     }
@@ -151,7 +151,7 @@ async fn answer(
             Intake::Stored { event_id: event.id, processed }
         }
         Err(e) => {
-            Stats::inc(&svc.stats.store_unavailable);
+            svc.stats.fault(crate::domain::alerts::Fault::StoreUnavailable);
             tracing::error!(event_id = %event.id, error = %e, "could not store webhook event; answering 503");
             Intake::Unavailable(e)
         }

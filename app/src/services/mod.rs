@@ -2,6 +2,7 @@
 //! The web layer and the CLI call these; they call the domain and the store.
 pub mod accounts;
 pub mod adjustments;
+pub mod alerts;
 pub mod api_keys;
 pub mod background;
 pub mod confirm;

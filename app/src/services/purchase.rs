@@ -71,6 +71,7 @@ pub async fn start_purchase(
         },
     )
     .await?;
+    super::stats::Stats::inc(&svc.stats.purchases_started);
     Ok(PurchaseStarted {
         payment_intent_id: pi.id,
         client_secret,

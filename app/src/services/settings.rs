@@ -21,6 +21,8 @@ pub struct Settings {
     pub db_timeout: Duration,
     /// Outgoing email (`SMTP_URL`, `MAIL_FROM`); None: no email, links are shown to copy.
     pub mail: Option<crate::mail::Mailer>,
+    /// The alert rules' thresholds (`ALERT_THRESHOLDS`).
+    pub alerts: super::alerts::AlertSettings,
 }
 
 /// How the app meets browsers and the proxy in front of it.
@@ -79,6 +81,7 @@ impl Default for Settings {
             slack: SlackConfig::default(),
             db_timeout: Duration::from_secs(5),
             mail: None,
+            alerts: Default::default(),
         }
     }
 }

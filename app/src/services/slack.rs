@@ -43,14 +43,24 @@ pub enum Sent {
     Failed { day: NaiveDate, error: String, next_at: DateTime<Utc> },
 }
 
-/// The summary's text for `day`: that day, the month to date, open findings, failed events.
+/// The summary's text for `day`: that day, the month to date, open findings, failed events, and
+/// the alerts that fired that day.
 pub async fn summary(svc: &Services, day: NaiveDate) -> Result<String, StoreError> {
     let yesterday = super::revenue::report(svc, day, day, Period::Day).await?;
     let first = day.with_day(1).expect("every month has a first day");
     let month = super::revenue::report(svc, first, day, Period::Day).await?;
     let open = store::reconciliation::open_findings(&svc.db).await?;
     let failed = store::events::counts(&svc.db).await?.into_iter().find(|(s, _)| s == "failed").map_or(0, |(_, n)| n);
-    Ok(words::summary_text(day, &yesterday, &month, open, failed, svc.mode.as_str()))
+    let start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let alerts: Vec<_> = store::alerts::episodes_between(&svc.db, start, start + chrono::Duration::days(1))
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            let rule = crate::domain::alerts::Rule::parse(&e.rule)?;
+            Some(crate::domain::alerts::OfTheDay { rule, started_at: e.started_at, resolved_at: e.resolved_at })
+        })
+        .collect();
+    Ok(words::summary_text(day, &yesterday, &month, open, failed, &alerts, svc.mode.as_str()))
 }
 
 /// Sends yesterday's summary if its time has come and no process has sent it; None when there

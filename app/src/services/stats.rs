@@ -3,8 +3,10 @@
 //! than installing the process-wide one, so every app instance (several run in one test
 //! process) counts only its own traffic; the counters are registered once, here, and the rest of
 //! the code increments handles.
+use crate::domain::alerts::{Fault, Rule};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Latency buckets in seconds: a webhook answers in milliseconds, a page in tens of them; the
 /// top buckets catch a database outage's waits.
@@ -51,6 +53,16 @@ pub struct Stats {
     /// already had as many in progress as allowed.
     pub uploads_in_progress: Gauge,
     pub uploads_refused_busy: Counter,
+    /// Purchases started (PaymentIntents created and recorded): the silence rule's other half.
+    pub purchases_started: Counter,
+    /// 1 while an alert rule fires, by rule (set at each scrape from the shared alert state).
+    alert_firing: Vec<Gauge>,
+    /// When a reconciliation last completed, unix seconds (set at each scrape; 0: never).
+    pub last_reconciled: Gauge,
+    /// Faults counted since the worker last gathered them into the database (`take_faults`):
+    /// plain tallies beside the counters, so a storm of bad requests costs memory increments,
+    /// never a write each.
+    unflushed: [AtomicU64; 5],
 }
 
 impl std::fmt::Debug for Stats {
@@ -117,6 +129,14 @@ impl Stats {
             readiness_checks: counter("revision_store_readiness_checks_total", &[]),
             uploads_in_progress: recorder.register_gauge(&key("revision_store_uploads_in_progress", &[]), &META),
             uploads_refused_busy: counter("revision_store_uploads_refused_busy_total", &[]),
+            purchases_started: counter("revision_store_purchases_started_total", &[]),
+            alert_firing: Rule::ALL
+                .iter()
+                .map(|r| recorder.register_gauge(&key("revision_store_alert_firing", &[("rule", r.name())]), &META))
+                .collect(),
+            last_reconciled: recorder
+                .register_gauge(&key("revision_store_reconciliation_last_completed_timestamp_seconds", &[]), &META),
+            unflushed: Default::default(),
             recorder,
             handle,
         }
@@ -133,6 +153,38 @@ impl Stats {
             vec![Label::new("category", category.to_string()), Label::new("state", state.to_string())],
         );
         self.recorder.register_counter(&key, &META).increment(1);
+    }
+
+    /// A fault at webhook intake: its counter, and the tally the worker gathers for the alerts.
+    pub fn fault(&self, fault: Fault) {
+        let counter = match fault {
+            Fault::StoreUnavailable => &self.store_unavailable,
+            Fault::MissingHeader => &self.rejected_missing_header,
+            Fault::MalformedHeader => &self.rejected_malformed_header,
+            Fault::NoMatch => &self.rejected_no_match,
+            Fault::OutsideTolerance => &self.rejected_outside_tolerance,
+        };
+        counter.increment(1);
+        self.unflushed[fault.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The faults counted since the last call, by `Fault::ALL`'s order, and zero from now on.
+    pub fn take_faults(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.unflushed[i].swap(0, Ordering::Relaxed))
+    }
+
+    /// Puts back tallies taken but not written (the database did not answer): the next
+    /// gathering writes them.
+    pub fn put_back_faults(&self, counts: [u64; 5]) {
+        for (tally, n) in self.unflushed.iter().zip(counts) {
+            tally.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_alert_firing(&self, rule: Rule, firing: bool) {
+        if let Some(g) = Rule::ALL.iter().position(|r| *r == rule).and_then(|i| self.alert_firing.get(i)) {
+            g.set(if firing { 1.0 } else { 0.0 });
+        }
     }
 
     pub fn set_open_findings(&self, n: u64) {
@@ -170,6 +222,27 @@ mod tests {
             .render()
             .contains("revision_store_webhook_rejected_total{reason=\"too_large\"} 0"));
         assert!(!text.contains("instance="), "no name, no label: {text}");
+    }
+
+    #[test]
+    fn faults_count_and_are_taken_once() {
+        use crate::domain::alerts::Fault;
+        let s = super::Stats::default();
+        for _ in 0..3 {
+            s.fault(Fault::NoMatch);
+        }
+        s.fault(Fault::StoreUnavailable);
+        let text = s.render();
+        assert!(text.contains("revision_store_webhook_rejected_total{reason=\"no_match\"} 3"), "{text}");
+        assert!(text.contains("revision_store_webhook_store_unavailable_total 1"), "{text}");
+        let taken = s.take_faults();
+        assert_eq!((taken[Fault::NoMatch.index()], taken[Fault::StoreUnavailable.index()]), (3, 1));
+        assert_eq!(s.take_faults(), [0; 5], "taken once");
+        s.put_back_faults(taken);
+        s.fault(Fault::NoMatch);
+        assert_eq!(s.take_faults()[Fault::NoMatch.index()], 4);
+        s.set_alert_firing(crate::domain::alerts::Rule::DeadLetters, true);
+        assert!(s.render().contains("revision_store_alert_firing{rule=\"dead_letters\"} 1"));
     }
 
     #[test]

@@ -397,3 +397,25 @@ pub async fn payloads(db: &Db, event_ids: &[String]) -> StoreResult<std::collect
     };
     Ok(rows.into_iter().collect())
 }
+
+/// When the newest event that came with a valid signature (a delivery, not a fetch) arrived:
+/// the received-time index walked from its newest end.
+pub async fn last_delivered(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    const SQL: &str = "SELECT received_at FROM stripe_events WHERE verified_by = 'signature' \
+         ORDER BY received_at DESC, event_id DESC LIMIT 1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, DateTime<Utc>>(SQL).fetch_optional(c).await?))
+}
+
+/// Events dead-lettered (processing `failed`) from `from` on.
+pub async fn dead_lettered_since(db: &Db, from: DateTime<Utc>) -> StoreResult<i64> {
+    const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM stripe_event_processing \
+         WHERE status = 'failed' AND processed_at >= $1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL).bind(from).fetch_one(c).await?))
+}
+
+/// Events still pending that were received before `before`.
+pub async fn pending_received_before(db: &Db, before: DateTime<Utc>) -> StoreResult<i64> {
+    const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM stripe_event_processing p \
+         JOIN stripe_events e ON e.event_id = p.event_id WHERE p.status = 'pending' AND e.received_at < $1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL).bind(before).fetch_one(c).await?))
+}

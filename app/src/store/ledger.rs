@@ -282,3 +282,15 @@ pub async fn contract_with_balance(
         .fetch_optional(c)
         .await?))
 }
+
+/// Payments the buyer's return page credited in [from, to), oldest first, at most `limit`.
+pub async fn credited_by_return_page(
+    db: &Db,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<String>> {
+    const SQL: &str = "SELECT payment_id FROM contract_revisions WHERE credited_by = 'return_page' \
+         AND created_at >= $1 AND created_at < $2 ORDER BY created_at, id LIMIT $3";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, String>(SQL).bind(from).bind(to).bind(limit).fetch_all(c).await?))
+}

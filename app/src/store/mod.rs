@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod adjustments;
+pub mod alerts;
 pub mod api_keys;
 pub mod balances;
 pub mod contracts;
@@ -31,6 +32,7 @@ pub mod sessions;
 pub mod sign_in_throttle;
 pub mod slack;
 pub mod users;
+pub mod webhook_faults;
 
 #[derive(Clone, Debug)]
 pub enum Db {

@@ -109,3 +109,9 @@ pub async fn move_status(tx: &mut Tx, payment_intent_id: &str, status: &str, now
         .rows_affected());
     Ok(moved == 1)
 }
+
+/// Purchases started (PaymentIntents we created) from `from` on.
+pub async fn started_since(db: &Db, from: DateTime<Utc>) -> StoreResult<i64> {
+    const SQL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM purchases WHERE created_at >= $1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL).bind(from).fetch_one(c).await?))
+}

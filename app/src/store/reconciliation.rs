@@ -217,3 +217,9 @@ pub async fn findings_for_payment(db: &Db, payment_id: &str) -> StoreResult<Vec<
          created_at FROM reconciliation_findings WHERE payment_id = $1 ORDER BY id";
     on!(db.reader(), |c| Ok(sqlx::query_as::<_, FindingRow>(SQL).bind(payment_id).fetch_all(c).await?))
 }
+
+/// When the first reconciliation ever started (the overdue rule's clock before any completed).
+pub async fn first_start(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
+    const SQL: &str = "SELECT MIN(started_at) FROM reconciliation_runs";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL).fetch_one(c).await?))
+}

@@ -91,3 +91,22 @@ pub async fn people(db: &Db, search: &str, limit: i64) -> StoreResult<Vec<Person
     let pattern = super::like_pattern(search);
     on!(db.reader(), |c| Ok(sqlx::query_as::<_, Person>(SQL).bind(&pattern).bind(limit).fetch_all(c).await?))
 }
+
+/// Whether `user_id` wants alerts by email (the Alerts page's opt-in).
+pub async fn wants_alert_emails(db: &Db, user_id: i64) -> StoreResult<bool> {
+    const SQL: &str = "SELECT alert_emails FROM users WHERE id = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, bool>(SQL).bind(user_id).fetch_optional(c).await?.unwrap_or(false)))
+}
+
+/// Opts an admin in to (or out of) alerts by email; false when no such admin exists.
+pub async fn set_alert_emails(db: &Db, user_id: i64, wanted: bool) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE users SET alert_emails = $2 WHERE id = $1 AND role = 'admin'";
+    on!(db.writer(), |c| Ok(sqlx::query(SQL).bind(user_id).bind(wanted).execute(c).await?.rows_affected() == 1))
+}
+
+/// Where alert emails go: every active admin who opted in, by email.
+pub async fn alert_email_recipients(db: &Db) -> StoreResult<Vec<String>> {
+    const SQL: &str = "SELECT email FROM users WHERE alert_emails AND role = 'admin' AND deactivated_at IS NULL \
+         ORDER BY email";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, String>(SQL).fetch_all(c).await?))
+}

@@ -173,6 +173,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/events/:id") view=admin::events::AdminEventPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/people") view=admin::people::AdminPeoplePage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/people/:id") view=admin::people::AdminPersonPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/alerts") view=admin::alerts::AlertsPage ssr=SsrMode::Async/>
                     <Route path=path!("/password/:token") view=password::SetPasswordPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

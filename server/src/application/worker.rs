@@ -1,7 +1,10 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
 //! it also indexes new events for search, removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
-//! hours of events, sends the daily Slack summary, sends email from the outbox and removes artwork files no request kept.
+//! hours of events, sends the daily Slack summary, sends email from the outbox and removes artwork
+//! files no request kept.
+//! Each sweep it also gathers this process's webhook faults for the alerts, and about once a
+//! minute evaluates the alert rules (one evaluation at a time across every process).
 use app::services::processing::run_due;
 use app::services::reconcile::{self, ReconcileError};
 use app::services::Services;
@@ -45,6 +48,9 @@ pub async fn run(
             Ok(n) => tracing::debug!(indexed = n, "indexed events for search"),
             Err(e) => tracing::warn!(error = %e, "indexing events for search failed; trying again next sweep"),
         }
+        if let Err(e) = app::services::alerts::gather_faults(&svc, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "gathering webhook faults for the alerts failed; kept for the next sweep");
+        }
         // Email: receipts and notices for new ledger rows queued, due messages sent (a sweep's
         // worth at most; a mail server that hangs is cut off by the mailer's own timeout).
         match app::services::mail::work(&svc, chrono::Utc::now()).await {
@@ -54,6 +60,10 @@ pub async fn run(
         }
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             clean_up(&svc).await;
+        }
+        if sweeps % SCHEDULE_LOOK_EVERY == SCHEDULE_LOOK_EVERY / 4 {
+            // A quarter look after the other schedules (not on a start's own busy sweep).
+            evaluate_alerts(&svc).await;
         }
         if let Some(every) = reconcile_every.filter(|_| sweeps.is_multiple_of(SCHEDULE_LOOK_EVERY)) {
             start_if_due(&svc, every, &reconciling).await;
@@ -117,6 +127,19 @@ async fn clean_up(svc: &Services) {
     let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
     if let Err(e) = app::store::event_search::fill_contracts(&svc.db, day_ago).await {
         tracing::warn!(error = %e, "filling in events' contracts failed; trying again later");
+    }
+    let old = chrono::Utc::now() - app::services::alerts::FAULTS_KEPT;
+    if let Err(e) = app::store::webhook_faults::delete_before(&svc.db, old).await {
+        tracing::warn!(error = %e, "removing old webhook fault tallies failed; trying again later");
+    }
+}
+
+/// The alert rules, evaluated (unless another process is at it) and their notices sent.
+async fn evaluate_alerts(svc: &Services) {
+    match app::services::alerts::evaluate(svc, chrono::Utc::now()).await {
+        Ok(e) if e.busy => tracing::debug!("alerts are being evaluated elsewhere"),
+        Ok(e) => tracing::debug!(firing = e.firing.len(), sent = e.sent.len(), "alerts evaluated"),
+        Err(e) => tracing::warn!(error = %e, "evaluating the alerts failed; trying again in a minute"),
     }
 }
 

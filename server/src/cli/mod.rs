@@ -6,6 +6,7 @@ use crate::open_database;
 use app::domain::deployment::DeploymentMode;
 use clap::{Parser, Subcommand};
 
+mod alerts;
 mod api_key;
 mod balances;
 mod contract;
@@ -66,6 +67,9 @@ pub enum Command {
     /// The kept balances the admin balances page sorts by.
     #[command(subcommand)]
     Balances(balances::BalancesCommand),
+    /// The alert rules: what fires, since when, and what to check first.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// Why a command failed: the one line `main` prints after `error: ` before exiting 1. The
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Evidence(cmd) => evidence::run(&settings, cmd).await,
         Command::ApiKey(cmd) => api_key::run(&settings, cmd).await,
         Command::Balances(cmd) => balances::run(&settings, cmd).await,
+        Command::Alerts(cmd) => alerts::run(&settings, cmd).await,
     }
 }
 

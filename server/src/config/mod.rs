@@ -5,6 +5,7 @@
 //!
 //! A new setting is one field in its group's args (flag, env var, default), its checked form in
 //! the group's settings, and a test; tests and benchmarks start from `Config::defaults()`.
+pub mod alerts;
 pub mod artwork;
 pub mod database;
 pub mod http;
@@ -50,6 +51,8 @@ pub struct Config {
     pub metrics: metrics::MetricsArgs,
     #[command(flatten, next_display_order = 39)]
     pub slack: slack::SlackArgs,
+    #[command(flatten, next_display_order = 44)]
+    pub alerts: alerts::AlertArgs,
     #[command(flatten, next_display_order = 45)]
     pub mail: mail::MailArgs,
 }
@@ -68,6 +71,7 @@ pub struct Settings {
     pub owners: app::services::revenue::Owners,
     pub metrics: MetricsSettings,
     pub slack: app::services::slack::SlackConfig,
+    pub alerts: app::services::alerts::AlertSettings,
     pub mail: Option<app::mail::Mailer>,
 }
 
@@ -133,6 +137,7 @@ impl Config {
             owners: self.owners.check()?,
             metrics: self.metrics.check()?,
             slack: self.slack.check()?,
+            alerts: self.alerts.check()?,
             mail,
         })
     }
@@ -196,6 +201,18 @@ mod tests {
         assert_eq!(s.stripe.timeout, app::stripe::client::DEFAULT_TIMEOUT);
         assert_eq!(s.reconcile.window, chrono::Duration::days(3));
         assert_eq!(s.web.api_rate_per_minute.get(), 60);
+    }
+
+    #[test]
+    fn alert_thresholds_override_the_defaults_by_rule() {
+        use app::domain::alerts::Rule;
+        let s = parse(&["--alert-thresholds", "signature_failures=25,webhook_silence=3"]).unwrap().alerts;
+        assert_eq!(s.thresholds.get(Rule::SignatureFailures), 25);
+        assert_eq!(s.thresholds.get(Rule::WebhookSilence), 3);
+        assert_eq!(s.thresholds.get(Rule::DeadLetters), 1);
+        assert_eq!(parse(&[]).unwrap().alerts, Default::default());
+        let e = parse(&["--alert-thresholds", "signature_failure=3"]).map(drop).expect_err("refused");
+        assert!(e.contains("ALERT_THRESHOLDS") && e.contains("signature_failures"), "{e}");
     }
 
     #[test]

@@ -325,11 +325,42 @@ pub async fn evidence_bundle(_: AdminUser, State(state): State<AppState>, Path(p
 }
 
 /// The admin's money actions and downloads (pages' routes: sessions and the cross-site check).
+#[derive(Deserialize)]
+pub struct AlertEmailsForm {
+    wanted: bool,
+}
+
+/// The signed-in admin opts in to (or out of) alerts by email.
+pub async fn alert_emails(
+    AdminUser(me): AdminUser,
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<AlertEmailsForm>,
+) -> Response {
+    match app::store::users::set_alert_emails(&state.services.db, me.id, form.wanted).await {
+        Ok(_) => {
+            let text = if form.wanted {
+                format!("Alerts will be emailed to {}.", me.email)
+            } else {
+                format!("Alerts will no longer be emailed to {}.", me.email)
+            };
+            flash(&session, "notice", text).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not change who gets alerts by email");
+            flash(&session, "error", "Nothing was changed: the database did not answer. Please try again.".into())
+                .await;
+        }
+    }
+    Redirect::to("/admin/alerts").into_response()
+}
+
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/admin/contracts/{id}/refund", post(refund))
         .route("/admin/reconciliation/run", post(start_reconciliation))
+        .route("/admin/alerts/emails", post(alert_emails))
         .route("/admin/reconciliation/{id}/findings.csv", get(findings_csv))
         .route("/admin/revenue.csv", get(revenue_csv))
         .route("/admin/events.csv", get(events_csv))

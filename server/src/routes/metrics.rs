@@ -31,5 +31,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         // The figures still render; the lag keeps its last value.
         Err(e) => tracing::warn!(error = %e, "reading the processing lag failed"),
     }
+    if let Err(e) = app::services::alerts::publish_gauges(svc).await {
+        tracing::warn!(error = %e, "reading the alerts' state for the metrics failed");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], svc.stats.render()).into_response()
 }

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use server::config::Settings;
 use server::Application;
 use sha2::Sha256;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runs each listed `async fn name(kind: DbKind)` of the enclosing module on both databases.
@@ -609,5 +610,52 @@ impl ServeProcess {
         assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("exits").unwrap();
         (status, self.log.await.unwrap())
+    }
+}
+
+/// A stand-in for Slack's incoming webhook: records every message, answers `status`.
+pub struct SlackStandIn {
+    pub url: String,
+    pub messages: Arc<Mutex<Vec<Value>>>,
+    pub status: Arc<AtomicU16>,
+}
+
+impl SlackStandIn {
+    pub async fn start() -> Self {
+        let messages: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let status = Arc::new(AtomicU16::new(200));
+        let (m, s) = (messages.clone(), status.clone());
+        let app = axum::Router::new().route(
+            "/services/T000/B000/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (m, s) = (m.clone(), s.clone());
+                async move {
+                    m.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    let code = axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                    (code, if code.is_success() { "ok" } else { "invalid_payload" })
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url: format!("http://{addr}/services/T000/B000/hook"), messages, status }
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.messages.lock().unwrap().iter().map(|m| m["text"].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    pub fn config(&self, at: &str) -> app::services::slack::SlackConfig {
+        app::services::slack::SlackConfig {
+            webhook: Some(app::slack::WebhookUrl::parse(&self.url).unwrap()),
+            summary_at: app::domain::slack::parse_time(at).unwrap(),
+            signing_secret: None,
+            askers: Default::default(),
+        }
     }
 }

@@ -6,6 +6,7 @@ mod house;
 mod mailbox;
 
 mod accounting;
+mod alerts;
 mod balances;
 mod cli;
 mod edge;

@@ -5,13 +5,10 @@
 use crate::helpers::*;
 use crate::on_both_databases;
 use app::services::slack::{send_daily_if_due, Sent};
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 on_both_databases!(
@@ -21,53 +18,6 @@ on_both_databases!(
     revenue_commands_are_answered_only_when_signed_and_fresh,
     revenue_commands_from_another_workspace_or_an_unlisted_member_are_refused,
 );
-
-/// A stand-in for Slack's incoming webhook: records every message, answers `status`.
-struct StandIn {
-    url: String,
-    messages: Arc<Mutex<Vec<Value>>>,
-    status: Arc<AtomicU16>,
-}
-
-impl StandIn {
-    async fn start() -> Self {
-        let messages: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let status = Arc::new(AtomicU16::new(200));
-        let (m, s) = (messages.clone(), status.clone());
-        let app = axum::Router::new().route(
-            "/services/T000/B000/hook",
-            post(move |body: axum::body::Bytes| {
-                let (m, s) = (m.clone(), s.clone());
-                async move {
-                    m.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                    let code = axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
-                    (code, if code.is_success() { "ok" } else { "invalid_payload" })
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url: format!("http://{addr}/services/T000/B000/hook"), messages, status }
-    }
-
-    fn count(&self) -> usize {
-        self.messages.lock().unwrap().len()
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.messages.lock().unwrap().iter().map(|m| m["text"].as_str().unwrap_or_default().to_string()).collect()
-    }
-
-    fn config(&self, at: &str) -> app::services::slack::SlackConfig {
-        app::services::slack::SlackConfig {
-            webhook: Some(app::slack::WebhookUrl::parse(&self.url).unwrap()),
-            summary_at: app::domain::slack::parse_time(at).unwrap(),
-            signing_secret: None,
-            askers: Default::default(),
-        }
-    }
-}
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -94,7 +44,7 @@ async fn another_process(t: &TestApp, slack: app::services::slack::SlackConfig) 
 }
 
 async fn the_daily_summary_is_sent_once_across_processes_and_restarts(kind: DbKind) {
-    let slack = StandIn::start().await;
+    let slack = SlackStandIn::start().await;
     let t = TestApp::spawn(kind).await;
     pack(&t, at("2026-11-26T12:00:00Z")).await;
     let a = another_process(&t, slack.config("08:00")).await;
@@ -122,6 +72,7 @@ async fn the_daily_summary_is_sent_once_across_processes_and_restarts(kind: DbKi
     assert!(text.contains("Yesterday: gross $150.00 · refunds $0.00 · *net $150.00* · 1 pack"), "{text}");
     assert!(text.contains("Month to date (2026-11-01 to 2026-11-26)"), "{text}");
     assert!(text.contains("Reconciliation: no findings open") && text.contains("Failed Stripe events: none"));
+    assert!(text.ends_with("Alerts: none"), "{text}");
     for pii in ["@", "pi_", "evt_", "Daily Planet", "contract"] {
         assert!(!text.contains(pii), "`{pii}` in {text}");
     }
@@ -136,7 +87,7 @@ async fn the_daily_summary_is_sent_once_across_processes_and_restarts(kind: DbKi
 }
 
 async fn a_failed_summary_is_retried_later_and_shows(kind: DbKind) {
-    let slack = StandIn::start().await;
+    let slack = SlackStandIn::start().await;
     let t = TestApp::spawn(kind).await;
     let svc = another_process(&t, slack.config("06:00")).await;
     slack.status.store(500, Ordering::SeqCst);
@@ -173,7 +124,7 @@ async fn a_failed_summary_is_retried_later_and_shows(kind: DbKind) {
 }
 
 async fn the_worker_sends_the_summary_when_it_is_due(kind: DbKind) {
-    let slack = StandIn::start().await;
+    let slack = SlackStandIn::start().await;
     let config = slack.config("00:00");
     let t = TestApp::spawn_with(kind, move |s| s.slack = config).await;
     // The worker's first sweep looks at the schedule; at 00:00 yesterday's summary is due.

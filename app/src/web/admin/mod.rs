@@ -1,11 +1,12 @@
 //! The admin pages, one file per feature: contracts, Stripe events, refunds (money moving back),
-//! reconciliation, revenue and people. What every admin page shares lives here: the admin
+//! reconciliation, revenue, people and alerts. What every admin page shares lives here: the admin
 //! navigation with its findings banner, and the one-time message an action leaves for the next
 //! page. The feature files use this module; it uses none of them.
 use crate::web::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub mod alerts;
 pub mod contracts;
 pub mod events;
 pub mod people;
@@ -83,6 +84,7 @@ pub fn AdminNav() -> impl IntoView {
             <a href="/admin/reconciliation">"Reconciliation"</a>
             <a href="/admin/revenue">"Revenue"</a>
             <a href="/admin/people">"People"</a>
+            <a href="/admin/alerts">"Alerts"</a>
         </nav>
         <FindingsBanner/>
     }
