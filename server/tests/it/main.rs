@@ -13,6 +13,7 @@ mod edge;
 mod email;
 mod event_search;
 mod evidence;
+mod fault_run;
 mod money_back;
 mod money_rules;
 mod people;

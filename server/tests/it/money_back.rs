@@ -38,6 +38,20 @@ fn money_event(event_type: &str, object: serde_json::Value, livemode: bool) -> (
 /// Buys a pack on `t`'s contract through the simulator with `card`; waits for the credit.
 /// Returns the PaymentIntent id.
 pub async fn buy(t: &TestApp, card: &str) -> String {
+    let pi = pay(t, card).await;
+    assert!(
+        eventually(PATIENCE, || async {
+            app::store::ledger::credit_for_payment(t.store(), &pi).await.unwrap().is_some()
+        })
+        .await,
+        "the payment was not credited"
+    );
+    pi
+}
+
+/// Pays a pack on `t`'s contract through the simulator with `card` (a purchase started as the
+/// page starts it, confirmed as Stripe.js confirms it); does not wait for the credit.
+pub async fn pay(t: &TestApp, card: &str) -> String {
     let p = start_purchase(&t.app.services, t.advertiser_id, t.contract_id).await.unwrap();
     let r = post_form(
         &format!("{}/stripe-sim/v1/payment_intents/{}/confirm", t.app.url(), p.payment_intent_id),
@@ -50,14 +64,6 @@ pub async fn buy(t: &TestApp, card: &str) -> String {
     )
     .await;
     assert_eq!(r.body["status"], "succeeded", "{:?}", r.body);
-    let pi = p.payment_intent_id.clone();
-    assert!(
-        eventually(PATIENCE, || async {
-            app::store::ledger::credit_for_payment(t.store(), &pi).await.unwrap().is_some()
-        })
-        .await,
-        "the payment was not credited"
-    );
     p.payment_intent_id
 }
 
