@@ -14,6 +14,7 @@ mod event_search;
 mod evidence;
 mod money_back;
 mod money_rules;
+mod password_mail;
 mod people;
 mod processing;
 mod reconcile;
