@@ -5,7 +5,7 @@
 use super::accounts::hash_password;
 use super::Services;
 use crate::domain::mail::Kind;
-use crate::domain::people::{check_deactivate, check_new_password, link_lifetime, Actor, ContractTerms, LinkPurpose};
+use crate::domain::people::{check_deactivate, check_new_password, Actor, ContractTerms, LinkPurpose};
 use crate::domain::people::{LinkState, PasswordProblem, UNKNOWN_LINK};
 use crate::domain::users::{Email, Role};
 use crate::store::contracts::Contract;
@@ -83,10 +83,11 @@ async fn unusable_hash() -> String {
     tokio::task::spawn_blocking(move || hash_password(&secret)).await.expect("hashing does not panic")
 }
 
-fn link_for(origin: &str, purpose: LinkPurpose, now: DateTime<Utc>) -> (String, NewLink) {
+/// A new link of `purpose` (valid for its `lifetime`): its address, and what the store keeps.
+pub(super) fn link_for(origin: &str, purpose: LinkPurpose, now: DateTime<Utc>) -> (String, NewLink) {
     let token = new_token();
     let url = format!("{}{LINK_PATH}{token}", origin.trim_end_matches('/'));
-    (url, NewLink { token_hash: token_hash(&token), purpose, expires_at: now + link_lifetime() })
+    (url, NewLink { token_hash: token_hash(&token), purpose, expires_at: now + purpose.lifetime() })
 }
 
 /// Creates an advertiser who sets their own password through the link returned (and emailed). `origin` is the

@@ -12,6 +12,7 @@ mod edge;
 mod email;
 mod event_search;
 mod evidence;
+mod forgot;
 mod money_back;
 mod money_rules;
 mod password_mail;
