@@ -106,11 +106,20 @@ async function serve(name) {
   const log = join(dir, 'server.log');
   // The tests need simulator mode: no Stripe setting from the caller's environment may leak in
   // (with only some of them set, the server rightly refuses to start).
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRIPE_')));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('STRIPE_') && !['SMTP_URL', 'MAIL_FROM', 'PUBLIC_URL'].includes(k)),
+  );
+  // Files named mail-*.test.mjs get a server that emails through the SMTP test server
+  // (.ci/with-smtp's TEST_SMTP_URL; the test reads what it received from TEST_SMTP_DIR); the
+  // others run with email off, as their pages expect (links shown to pass on).
+  const mail = name.startsWith('mail-') && process.env.TEST_SMTP_URL
+    ? { SMTP_URL: process.env.TEST_SMTP_URL, MAIL_FROM: 'Revision Store <store@e2e.test>', PUBLIC_URL: baseUrl, WORKER_INTERVAL_SECS: '0.5' }
+    : {};
   const server = spawn(bin, ['serve', '--demo', '--stripe-simulator'], {
     cwd: repoRoot,
     env: {
       ...env,
+      ...mail,
       DATABASE_URL: `sqlite:${join(dir, 'e2e.db')}`,
       BIND_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: 'target/site',

@@ -25,11 +25,13 @@ pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Why a link was made: a new advertiser's first password, or an admin's reset.
+/// Why a link was made: a new advertiser's first password, an admin's reset, or the person's own
+/// request ("Forgot your password?", which leaves the current password working).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkPurpose {
     Invite,
     Reset,
+    Forgot,
 }
 
 impl LinkPurpose {
@@ -37,10 +39,47 @@ impl LinkPurpose {
         match self {
             Self::Invite => "invite",
             Self::Reset => "reset",
+            Self::Forgot => "forgot",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Invite, Self::Reset].into_iter().find(|p| p.as_str() == s)
+        [Self::Invite, Self::Reset, Self::Forgot].into_iter().find(|p| p.as_str() == s)
+    }
+    /// How long a link of this purpose works. A forgotten password's link is asked for by
+    /// whoever typed the address and goes straight to the inbox: an hour is enough to use it,
+    /// and little for anyone who reads that inbox later.
+    pub fn lifetime(self) -> Duration {
+        match self {
+            Self::Forgot => forgot::LINK_LIFETIME,
+            Self::Invite | Self::Reset => link_lifetime(),
+        }
+    }
+}
+
+/// "Forgot your password?": the one answer, and how often a link may be asked for.
+pub mod forgot {
+    use chrono::Duration;
+
+    /// What every request is told: whether or not the address has an account, whether or not
+    /// it was throttled, so the form tells nobody who has an account.
+    pub const ANSWER: &str = "If an account exists for that address, we have emailed it a link to choose a new \
+        password. The link works once, for an hour. Nothing arrived? Check the spam folder, or ask the publisher.";
+    /// Said instead of the form when the store sends no email.
+    pub const MAIL_OFF: &str =
+        "This store does not send email, so a link cannot be sent: ask the publisher to reset your password.";
+    pub const LINK_LIFETIME: Duration = Duration::hours(1);
+    /// Requests are counted over this window.
+    pub const WINDOW: Duration = Duration::hours(1);
+    /// Links per address asked for (account or not) in a window: a person who lost the first
+    /// email or two still gets one; nobody can fill an inbox.
+    pub const PER_ACCOUNT: i64 = 3;
+    /// Requests per client address (`throttle::address_group`) in a window: enough for an office
+    /// behind one address, too few to probe many addresses.
+    pub const PER_ADDRESS: i64 = 10;
+
+    /// Whether a request, counted with the others in the window (itself included), may send.
+    pub fn allowed(for_account: i64, from_address: i64) -> bool {
+        for_account <= PER_ACCOUNT && from_address <= PER_ADDRESS
     }
 }
 
@@ -211,21 +250,27 @@ impl AuditAction {
 /// at the command line, who has no account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    User { id: i64, email: String },
+    User {
+        id: i64,
+        email: String,
+    },
     CommandLine,
+    /// Whoever typed the address into "Forgot your password?" (not signed in, not known).
+    ForgotForm,
 }
 
 impl Actor {
     pub fn id(&self) -> Option<i64> {
         match self {
             Self::User { id, .. } => Some(*id),
-            Self::CommandLine => None,
+            Self::CommandLine | Self::ForgotForm => None,
         }
     }
     pub fn name(&self) -> &str {
         match self {
             Self::User { email, .. } => email,
             Self::CommandLine => "command line",
+            Self::ForgotForm => "forgot-password form",
         }
     }
 }
@@ -233,6 +278,16 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgotten_password_link_lasts_an_hour_and_is_asked_for_a_few_times() {
+        assert_eq!(LinkPurpose::Forgot.lifetime(), Duration::hours(1));
+        assert_eq!(LinkPurpose::Reset.lifetime(), link_lifetime());
+        assert_eq!(LinkPurpose::parse("forgot"), Some(LinkPurpose::Forgot));
+        assert!(forgot::allowed(3, 10));
+        assert!(!forgot::allowed(4, 1), "a fourth link for one account in an hour");
+        assert!(!forgot::allowed(1, 11), "an eleventh request from one address");
+    }
 
     #[test]
     fn a_link_is_open_until_it_expires_or_is_used() {

@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod event_search;
 pub mod event_writer;
 pub mod evidence;
+pub mod forgot;
 pub mod fulfil;
 pub mod intake;
 pub mod keys;

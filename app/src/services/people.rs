@@ -1,10 +1,11 @@
-//! People, managed by admins: inviting an advertiser (a one-time link to set a password, shown to
-//! the admin to pass on), resetting a password, deactivating and reactivating, creating a
+//! People, managed by admins: inviting an advertiser (a one-time link to set a password, emailed
+//! to them, or shown to the admin to pass on when email is off), resetting a password, deactivating and reactivating, creating a
 //! contract; and the person's side: setting a password through the link. Each action is one
 //! transaction in `store::people` with its audit row; the rules are `domain::people`'s.
 use super::accounts::hash_password;
 use super::Services;
-use crate::domain::people::{check_deactivate, check_new_password, link_lifetime, Actor, ContractTerms, LinkPurpose};
+use crate::domain::mail::Kind;
+use crate::domain::people::{check_deactivate, check_new_password, Actor, ContractTerms, LinkPurpose};
 use crate::domain::people::{LinkState, PasswordProblem, UNKNOWN_LINK};
 use crate::domain::users::{Email, Role};
 use crate::store::contracts::Contract;
@@ -37,12 +38,28 @@ pub enum PeopleError {
     Store(#[from] StoreError),
 }
 
-/// A set-password link made for someone, to show the admin once.
+/// A set-password link made for someone: emailed to them, or (email off, or the outbox did not
+/// take it) to show the admin once.
 #[derive(Debug, Clone)]
 pub struct IssuedLink {
     pub user: User,
     pub url: String,
     pub expires_at: DateTime<Utc>,
+    /// Queued in the outbox for the person: the admin is told so and not shown the link.
+    pub emailed: bool,
+}
+
+/// Queues the email with a new link; false when email is off. The link exists already, so a
+/// failed queue is not the action's failure: the admin is shown the link instead.
+async fn email_link(svc: &Services, kind: Kind, user: &User, url: &str, expires_at: DateTime<Utc>) -> bool {
+    let letter = crate::domain::mail::link(kind, url, expires_at);
+    match super::mail::queue(svc, kind, None, &user.email, &letter).await {
+        Ok(queued) => queued,
+        Err(e) => {
+            tracing::error!(error = %e, user = user.id, kind = kind.as_str(), "could not queue a link's email; showing it");
+            false
+        }
+    }
 }
 
 pub use crate::domain::people::LINK_PATH;
@@ -66,13 +83,14 @@ async fn unusable_hash() -> String {
     tokio::task::spawn_blocking(move || hash_password(&secret)).await.expect("hashing does not panic")
 }
 
-fn link_for(origin: &str, purpose: LinkPurpose, now: DateTime<Utc>) -> (String, NewLink) {
+/// A new link of `purpose` (valid for its `lifetime`): its address, and what the store keeps.
+pub(super) fn link_for(origin: &str, purpose: LinkPurpose, now: DateTime<Utc>) -> (String, NewLink) {
     let token = new_token();
     let url = format!("{}{LINK_PATH}{token}", origin.trim_end_matches('/'));
-    (url, NewLink { token_hash: token_hash(&token), purpose, expires_at: now + link_lifetime() })
+    (url, NewLink { token_hash: token_hash(&token), purpose, expires_at: now + purpose.lifetime() })
 }
 
-/// Creates an advertiser who sets their own password through the link returned. `origin` is the
+/// Creates an advertiser who sets their own password through the link returned (and emailed). `origin` is the
 /// site's address as users reach it (`PUBLIC_URL`, else where the admin's request came to).
 pub async fn invite_advertiser(
     svc: &Services,
@@ -92,7 +110,8 @@ pub async fn invite_advertiser(
                 PeopleError::Store(e)
             }
         })?;
-    Ok(IssuedLink { user, url, expires_at: link.expires_at })
+    let emailed = email_link(svc, Kind::Invitation, &user, &url, link.expires_at).await;
+    Ok(IssuedLink { user, url, expires_at: link.expires_at, emailed })
 }
 
 /// A new set-password link for an active person; their password stops working and their
@@ -107,7 +126,10 @@ pub async fn reset_password(
     let (url, link) = link_for(origin, LinkPurpose::Reset, now);
     let hash = unusable_hash().await;
     match store::reset_password(&svc.db, user_id, &hash, &link, actor, now).await? {
-        Some(user) => Ok(IssuedLink { user, url, expires_at: link.expires_at }),
+        Some(user) => {
+            let emailed = email_link(svc, Kind::Reset, &user, &url, link.expires_at).await;
+            Ok(IssuedLink { user, url, expires_at: link.expires_at, emailed })
+        }
         None => Err(refusal_for_inactive(svc, user_id, "Reactivate the account before resetting its password.").await?),
     }
 }

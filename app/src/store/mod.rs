@@ -21,6 +21,7 @@ pub mod events;
 pub mod external_payments;
 pub mod ledger;
 pub mod mail_outbox;
+pub mod password_requests;
 pub mod people;
 pub mod purchases;
 pub mod reconciliation;

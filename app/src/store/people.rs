@@ -155,6 +155,25 @@ pub async fn reset_password(
     Ok(Some(user))
 }
 
+/// A link asked for through "Forgot your password?" for an active user: unlike an admin's reset
+/// the password keeps working (anyone may ask for anyone) and no session ends; older unused
+/// links are void, so the newest email is the one that works. None when there is no such active
+/// user (nothing written).
+pub async fn issue_forgot_link(db: &Db, user_id: i64, link: &NewLink, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+    const ACTIVE: &str = "SELECT id, email, role, password_hash, created_at, deactivated_at, credential_version \
+        FROM users WHERE id = $1 AND deactivated_at IS NULL";
+    let mut tx = db.begin().await?;
+    let user = on!(tx.conn(), |c| sqlx::query_as::<_, User>(ACTIVE).bind(user_id).fetch_optional(c).await?);
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    void_links(&mut tx, user_id).await?;
+    insert_link(&mut tx, link, user_id, &Actor::ForgotForm, now).await?;
+    audit(&mut tx, &Actor::ForgotForm, AuditAction::PasswordLink, Some(user_id), None, &link_detail(link), now).await?;
+    tx.commit().await?;
+    Ok(Some(user))
+}
+
 /// Deactivates an active user: no sign-in, every session ends, unused links are void. None when
 /// there is no such user or they are deactivated already.
 pub async fn deactivate(db: &Db, user_id: i64, actor: &Actor, now: DateTime<Utc>) -> StoreResult<Option<User>> {

@@ -84,7 +84,8 @@ pub struct Person {
 pub async fn people(db: &Db, search: &str, limit: i64) -> StoreResult<Vec<Person>> {
     const SQL: &str = "SELECT u.id, u.email, u.role, u.created_at, u.deactivated_at, \
                 (SELECT COUNT(*) FROM contracts c WHERE c.advertiser_id = u.id) AS contracts, \
-                (SELECT MAX(l.expires_at) FROM password_links l WHERE l.user_id = u.id AND l.used_at IS NULL) \
+                (SELECT MAX(l.expires_at) FROM password_links l WHERE l.user_id = u.id AND l.used_at IS NULL \
+                   AND l.purpose <> 'forgot') \
                   AS link_expires_at \
                FROM users u WHERE ($1 = '' OR u.email LIKE $1 ESCAPE '\\') \
                ORDER BY CASE u.role WHEN 'admin' THEN 0 ELSE 1 END, u.email LIMIT $2";

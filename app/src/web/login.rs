@@ -14,6 +14,7 @@ pub fn LoginPage() -> impl IntoView {
         <h1>"Sign in"</h1>
         {password_set.then(|| view! { <p class="notice" role="status" data-testid="password-set">"Your password is set. Sign in with it."</p> })}
         <LoginForm next/>
+        <p class="narrow"><a href="/forgot-password" data-testid="forgot-link">"Forgot your password?"</a></p>
     }
 }
 

@@ -16,6 +16,7 @@ pub mod browser;
 pub mod checkout;
 pub mod contracts;
 pub mod error;
+pub mod forgot;
 pub mod home;
 pub mod login;
 pub mod password;
@@ -159,6 +160,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <h1>"Not found"</h1><p>"There is no such page."</p> }>
                     <Route path=path!("") view=home::HomePage/>
                     <Route path=path!("/login") view=login::LoginPage/>
+                    <Route path=path!("/forgot-password") view=forgot::ForgotPasswordPage ssr=SsrMode::Async/>
                     // Data pages render whole on the server (Async): readable before the wasm
                     // loads, and a 404 or a sign-in redirect can still set the HTTP status.
                     <Route path=path!("/contracts") view=contracts::ContractsPage ssr=SsrMode::Async/>

@@ -103,8 +103,8 @@ pub async fn run(
     }
 }
 
-/// Every ten minutes or so: expired sessions, spent sign-in counters and unused refund
-/// confirmations go; the search index catches what its look-back missed.
+/// Every ten minutes or so: expired sessions, spent sign-in and forgot-password counters and
+/// unused refund confirmations go; the search index catches what its look-back missed.
 async fn clean_up(svc: &Services) {
     if let Err(e) = app::store::sessions::delete_expired(&svc.db, chrono::Utc::now()).await {
         tracing::warn!(error = %e, "removing expired sessions failed; trying again later");
@@ -112,6 +112,9 @@ async fn clean_up(svc: &Services) {
     let now = chrono::Utc::now();
     if let Err(e) = app::store::sign_in_throttle::delete_expired(&svc.db, &svc.sign_in.policy, now).await {
         tracing::warn!(error = %e, "removing spent sign-in counters failed; trying again later");
+    }
+    if let Err(e) = app::services::forgot::clean_up(svc, now).await {
+        tracing::warn!(error = %e, "removing spent forgot-password counters failed; trying again later");
     }
     let unused = now - app::store::refund_quotes::UNUSED_KEPT;
     if let Err(e) = app::store::refund_quotes::delete_unused(&svc.db, unused).await {

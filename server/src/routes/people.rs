@@ -1,8 +1,8 @@
 //! The admin's people actions and the set-password form, as plain form posts (they work without
 //! JavaScript, behind the same cross-site check as every form). The admin actions answer only an
 //! admin (anyone else: 401/403 and nothing happens); outcomes reach the next page as one-time
-//! messages in the session. A set-password link made by an action is shown once, on the person's
-//! page, and never put in an address or a log.
+//! messages in the session. A set-password link made by an action is emailed to the person, or,
+//! with email off, shown once on the person's page; never put in an address or a log.
 use crate::routes::admin::flash;
 use crate::AppState;
 use app::domain::people::Actor;
@@ -44,9 +44,15 @@ async fn refused(session: &Session, page: &str, e: PeopleError) -> Response {
     Redirect::to(page).into_response()
 }
 
-/// Keeps a new link, sealed, for the person's page to show once.
+/// Keeps a new link, sealed, for the person's page to show once; or, when it was emailed, says
+/// so (the link itself is then the person's alone).
 async fn show_once(state: &AppState, session: &Session, link: &IssuedLink) {
     let until = app::web::fmt_time(link.expires_at);
+    if link.emailed {
+        let text = format!("Emailed to {}: a link to set their password, valid until {until}.", link.user.email);
+        flash(session, "notice", text).await;
+        return;
+    }
     let sealed = state.services.keys.seal(app::web::session_keys::ISSUED_LINK_PURPOSE, &link.url);
     let value = (link.user.email.clone(), sealed, until);
     if let Err(e) = session.insert(app::web::session_keys::ISSUED_LINK_KEY, value).await {

@@ -20,7 +20,7 @@ on_both_databases!(
 
 impl Site {
     /// A form post from this site's own origin.
-    async fn post_form(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post_form(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         let mut req = hyper::Request::post(format!("{}{path}", self.app.url()))
             .header("content-type", "application/x-www-form-urlencoded")
@@ -31,13 +31,13 @@ impl Site {
         self.send(req, Bytes::from(body)).await
     }
 
-    async fn user_id(&self, email: &str) -> i64 {
+    pub(crate) async fn user_id(&self, email: &str) -> i64 {
         let email = app::domain::users::Email::parse(email).unwrap();
         app::store::users::find_by_email(&self.app.services.db, &email).await.unwrap().expect("the user").id
     }
 
     /// Signs in and says whether it worked (the answer's body when not).
-    async fn try_sign_in(&self, email: &str, password: &str) -> Result<String, String> {
+    pub(crate) async fn try_sign_in(&self, email: &str, password: &str) -> Result<String, String> {
         let a = self.call::<SignIn>(None, &[("email", email), ("password", password)]).await;
         if a.status < 400 {
             Ok(a.session_cookie().expect("a session cookie").0)
@@ -47,7 +47,7 @@ impl Site {
     }
 
     /// The set-password link the person's page shows once after an action made one.
-    async fn shown_link(&self, admin: &str, user_id: i64) -> String {
+    pub(crate) async fn shown_link(&self, admin: &str, user_id: i64) -> String {
         let page = self.get(&format!("/admin/people/{user_id}"), Some(admin)).await;
         assert_eq!(page.status, 200, "{}", page.body);
         link_in(&page.body).unwrap_or_else(|| panic!("no link shown: {}", page.body))
@@ -63,7 +63,7 @@ impl Site {
             .collect()
     }
 
-    async fn session_count(&self, user_id: i64) -> i64 {
+    pub(crate) async fn session_count(&self, user_id: i64) -> i64 {
         let sql = "SELECT COUNT(*) FROM sessions WHERE user_id = $1";
         match &self.app.services.db {
             app::store::Db::Sqlite(s) => sqlx::query_scalar(sql).bind(user_id).fetch_one(&s.writer).await.unwrap(),
@@ -73,7 +73,7 @@ impl Site {
 }
 
 /// The path of the first set-password link in a page (`/password/<64 hex>`).
-fn link_in(body: &str) -> Option<String> {
+pub(crate) fn link_in(body: &str) -> Option<String> {
     let start = body.find("/password/")?;
     let token: String = body[start + 10..].chars().take_while(char::is_ascii_hexdigit).collect();
     (token.len() == 64).then(|| format!("/password/{token}"))

@@ -102,8 +102,10 @@ impl Site {
         &self._db
     }
 
+    /// Where this site's forms come from: `PUBLIC_URL` when set (the cross-site check then wants
+    /// it), else the address it listens on.
     pub(crate) fn origin(&self) -> String {
-        self.app.url()
+        self.app.services.settings.web.public_origin.clone().unwrap_or_else(|| self.app.url())
     }
 
     pub(crate) async fn send(&self, req: hyper::http::request::Builder, body: impl Into<Bytes>) -> Answer {

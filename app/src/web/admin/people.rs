@@ -40,6 +40,8 @@ pub struct People {
     pub people: Vec<PersonLine>,
     /// The newest entries of the audit log.
     pub audit: Vec<AuditLine>,
+    /// Whether links are emailed, in words (`services::mail::status_line`).
+    pub mail_status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,12 +56,14 @@ pub struct PersonDetail {
     pub audit: Vec<AuditLine>,
 }
 
-/// A set-password link just made, to pass on.
+/// A set-password link just made, to pass on (email is off, or could not take it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssuedLink {
     pub email: String,
     pub url: String,
     pub until: String,
+    /// Why it is shown rather than emailed: email is off (`services::mail::status_line`).
+    pub mail_status: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -112,6 +116,7 @@ pub async fn admin_people(search: String) -> Result<People, AppError> {
     Ok(People {
         people: people.into_iter().map(|p| ssr::person_line(p, now)).collect(),
         audit: audit.into_iter().map(ssr::audit_line).collect(),
+        mail_status: crate::services::mail::status_line(&svc),
     })
 }
 
@@ -153,9 +158,10 @@ pub async fn admin_person(user_id: i64) -> Result<PersonDetail, AppError> {
 pub async fn take_issued_link() -> Result<Option<IssuedLink>, AppError> {
     let svc = crate::web::services()?;
     caller::<AdminUser>(&svc).await?;
+    let mail_status = (!crate::services::mail::enabled(&svc)).then(|| crate::services::mail::status_line(&svc));
     Ok(crate::web::auth::server::snapshot().await.and_then(|s| s.issued_link).and_then(|(email, sealed, until)| {
         let url = svc.keys.open(crate::web::session_keys::ISSUED_LINK_PURPOSE, &sealed)?;
-        Some(IssuedLink { email, url, until })
+        Some(IssuedLink { email, url, until, mail_status })
     }))
 }
 
@@ -170,7 +176,7 @@ pub fn AdminPeoplePage() -> impl IntoView {
         <super::FlashMessage/>
         <section class="card narrow">
             <h2>"Invite an advertiser"</h2>
-            <p class="muted">"Creates their account and a one-time link, valid for 72 hours, with which they set their own password. You pass the link on."</p>
+            <p class="muted">"Creates their account and a one-time link, valid for 72 hours, with which they set their own password. The link is emailed to them; with email off, you pass it on."</p>
             <form method="post" action="/admin/people" class="stack" data-testid="invite-form">
                 <label for="invite-email">"Email"</label>
                 <input id="invite-email" name="email" type="email" required maxlength="254" autocomplete="off"/>
@@ -186,6 +192,7 @@ pub fn AdminPeoplePage() -> impl IntoView {
             {move || data.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
                 Ok(p) => view! {
+                    <p class="muted" data-testid="mail-status">{p.mail_status}</p>
                     {(p.people.len() as i64 >= PEOPLE_SHOWN).then(|| view! {
                         <p class="muted">{format!("Showing the first {PEOPLE_SHOWN}: search to narrow the list.")}</p>
                     })}
@@ -240,6 +247,7 @@ fn IssuedLinkNotice() -> impl IntoView {
                 <div class="notice issued-link" role="status">
                     <p>{format!("Pass this link on to {}. It sets their password once and works until {}. It is shown only now.", l.email, l.until)}</p>
                     <p><code class="wrap" data-testid="set-password-link">{l.url}</code></p>
+                    {l.mail_status.map(|m| view! { <p class="muted" data-testid="mail-status">{m}</p> })}
                 </div>
             })}
         </Suspense>
