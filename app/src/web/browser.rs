@@ -203,16 +203,26 @@ mod imp {
     }
 
     /// Tab from the last focusable element wraps to the first (Shift+Tab the other way), so
-    /// keyboard focus stays inside the open dialog.
+    /// keyboard focus stays inside the open dialog. Focus found outside it (the button that had
+    /// it was disabled or removed, and the browser moved focus to the page) comes back in.
     pub fn keep_focus_inside(dialog_id: &str, ev: &web_sys::KeyboardEvent) {
         if ev.key() != "Tab" {
             return;
         }
         let items = focusables(dialog_id);
         let (Some(first), Some(last)) = (items.first(), items.last()) else { return };
-        let active = window().document().and_then(|d| d.active_element());
+        let document = window().document();
+        let active = document.as_ref().and_then(|d| d.active_element());
+        let dialog = document.as_ref().and_then(|d| d.get_element_by_id(dialog_id));
+        let inside = match (&dialog, &active) {
+            (Some(dialog), Some(active)) => dialog.contains(Some(active.unchecked_ref::<web_sys::Node>())),
+            _ => false,
+        };
         let at = |e: &web_sys::HtmlElement| active.as_ref().is_some_and(|a| a == e.unchecked_ref::<web_sys::Element>());
-        if ev.shift_key() && at(first) {
+        if !inside {
+            ev.prevent_default();
+            let _ = if ev.shift_key() { last.focus() } else { first.focus() };
+        } else if ev.shift_key() && at(first) {
             ev.prevent_default();
             let _ = last.focus();
         } else if !ev.shift_key() && at(last) {

@@ -98,6 +98,17 @@ pub fn Modal(title: String, id: &'static str, on_close: Callback<()>, children: 
     let focus_return = StoredValue::new_local(browser::FocusReturn::capture());
     on_cleanup(move || focus_return.dispose());
     Effect::new(move |_| browser::focus_first(id));
+    // Esc and Tab are heard on the whole window, not only inside the dialog: a button disabled
+    // while it works (Pay) loses focus to the page in Chromium, and a key pressed then would
+    // never reach the dialog's own handler, leaving a modal the keyboard cannot close or enter.
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" {
+            on_close.run(());
+        } else {
+            browser::keep_focus_inside(id, &ev);
+        }
+    });
+    on_cleanup(move || keys.remove());
     view! {
         <div class="modal-backdrop">
             <div
@@ -106,13 +117,6 @@ pub fn Modal(title: String, id: &'static str, on_close: Callback<()>, children: 
                 role="dialog"
                 aria-modal="true"
                 aria-labelledby=format!("{id}-title")
-                on:keydown=move |ev| {
-                    if ev.key() == "Escape" {
-                        on_close.run(());
-                    } else {
-                        browser::keep_focus_inside(id, &ev);
-                    }
-                }
             >
                 <div class="modal-head">
                     <h2 id=title_id>{title}</h2>
