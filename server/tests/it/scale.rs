@@ -282,7 +282,10 @@ async fn two_processes_on_one_postgresql_credit_store_and_spend_once() {
             .collect()
     })
     .expect("Stripe delivered every payment's success to both processes");
-    assert!(sim.undelivered_event_ids().is_empty(), "every simulator event was acknowledged by both");
+    // The payment's other events (its charge's) may still be on their way when its success has
+    // arrived: wait for them, as Stripe's delivery is not ordered either.
+    let all_acknowledged = eventually(PATIENCE, || async { sim.undelivered_event_ids().is_empty() }).await;
+    assert!(all_acknowledged, "every simulator event was acknowledged by both: {:?}", sim.undelivered_event_ids());
     for event_id in &succeeded {
         let processed = eventually(PATIENCE, || async {
             app::store::events::summary(&db, event_id).await.unwrap().is_some_and(|e| e.status == "processed")
