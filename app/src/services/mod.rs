@@ -12,6 +12,7 @@ pub mod event_writer;
 pub mod evidence;
 pub mod forgot;
 pub mod fulfil;
+pub mod gateway;
 pub mod intake;
 pub mod keys;
 pub mod mail;
@@ -25,6 +26,7 @@ pub mod seals;
 pub mod settings;
 pub mod sign_in_throttle;
 pub mod slack;
+pub mod sources;
 pub mod statement;
 pub mod stats;
 
@@ -77,6 +79,8 @@ pub struct Services {
     /// The server's signing and sealing keys: the deployment's (`keys::ServerKeys::load`) in a
     /// serving process, else ephemeral.
     pub keys: Arc<keys::ServerKeys>,
+    /// PayPal's signing certificates, fetched once each and kept while in date (`senders::certs`).
+    pub certs: Arc<crate::senders::CertCache>,
 }
 
 /// The whole seconds (at least 1) a rate-limited caller waits, as Retry-After and our 429
@@ -125,6 +129,7 @@ impl Services {
             stripe_calls: Arc::new(governor::RateLimiter::keyed(stripe_call_quota())),
             background: Arc::default(),
             keys: Arc::new(keys::ServerKeys::ephemeral()),
+            certs: Arc::default(),
         }
     }
 

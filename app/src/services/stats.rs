@@ -142,6 +142,17 @@ impl Stats {
         }
     }
 
+    /// Counts a delivery to one of the gateway's sources by its outcome (`stored`, `duplicate`,
+    /// `refused_<reason>`, `unavailable`). Only configured sources are named: a name from an
+    /// unknown URL is never a label, so nobody can grow our series by inventing sources.
+    pub fn gateway_delivery(&self, source: &str, outcome: &'static str) {
+        let key = Key::from_parts(
+            "revision_store_gateway_deliveries_total",
+            vec![Label::new("source", source.to_string()), Label::new("outcome", outcome)],
+        );
+        self.recorder.register_counter(&key, &META).increment(1);
+    }
+
     pub fn inc(counter: &Counter) {
         counter.increment(1);
     }

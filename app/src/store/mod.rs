@@ -19,6 +19,7 @@ pub mod deployment;
 pub mod event_search;
 pub mod events;
 pub mod external_payments;
+pub mod gateway_events;
 pub mod ledger;
 pub mod mail_outbox;
 pub mod password_requests;
@@ -34,6 +35,7 @@ pub mod sign_in_throttle;
 pub mod slack;
 pub mod users;
 pub mod webhook_faults;
+pub mod webhook_sources;
 
 #[derive(Clone, Debug)]
 pub enum Db {

@@ -58,7 +58,8 @@ pub async fn insert(db: &Db, s: &Seal) -> StoreResult<bool> {
 
 /// When the first event was received (where sealing starts).
 pub async fn first_event_at(db: &Db) -> StoreResult<Option<DateTime<Utc>>> {
-    const SQL: &str = "SELECT MIN(received_at) FROM stripe_events";
+    const SQL: &str = "SELECT MIN(received_at) FROM (SELECT MIN(received_at) AS received_at FROM stripe_events \
+         UNION ALL SELECT MIN(received_at) FROM gateway_events) AS firsts";
     on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, Option<DateTime<Utc>>>(SQL).fetch_one(c).await?))
 }
 
@@ -72,15 +73,23 @@ pub struct SealedFields {
 }
 
 /// Feeds every event received in `[start, end)` to `each`, in the seal's fixed order
-/// (received_at, then event id), streamed: one row in memory at a time.
+/// (received_at, then event id), streamed: one row in memory at a time. The gateway's other
+/// sources are sealed with Stripe's, each event under `{source}:{its id}` (a Stripe id never
+/// holds a colon, so the two never meet); hours sealed before the gateway existed hold none of
+/// them and keep their digests.
 pub async fn for_each_in_period(
     db: &Db,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     each: &mut (dyn FnMut(SealedFields) + Send),
 ) -> StoreResult<()> {
-    const SQL: &str = "SELECT event_id, event_type, received_at, payload FROM stripe_events \
-                       WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at, event_id";
+    const SQL: &str = "SELECT event_id, event_type, received_at, payload FROM ( \
+           SELECT event_id, event_type, received_at, payload FROM stripe_events \
+             WHERE received_at >= $1 AND received_at < $2 \
+           UNION ALL \
+           SELECT source || ':' || event_id, COALESCE(event_type, ''), received_at, payload FROM gateway_events \
+             WHERE received_at >= $1 AND received_at < $2) AS sealed \
+         ORDER BY received_at, event_id";
     on!(db.reader(), |c| {
         let mut rows = sqlx::query_as::<_, SealedFields>(SQL).bind(start).bind(end).fetch(c);
         while let Some(row) = rows.try_next().await? {

@@ -17,6 +17,7 @@ mod migrate;
 mod reconcile;
 mod revenue;
 mod serve;
+mod sources;
 mod user;
 
 pub use contract::show_contract;
@@ -70,6 +71,10 @@ pub enum Command {
     /// The alert rules: what fires, since when, and what to check first.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// The webhook gateway's senders other than Stripe (PayPal, Square, Standard Webhooks,
+    /// generic HMAC), each posting to /webhooks/{name}.
+    #[command(subcommand)]
+    Sources(sources::SourcesCommand),
 }
 
 /// Why a command failed: the one line `main` prints after `error: ` before exiting 1. The
@@ -85,6 +90,8 @@ pub enum Failure {
     Deployment(#[from] app::services::deployment::DeploymentError),
     #[error(transparent)]
     ApiKey(#[from] app::services::api_keys::ApiKeyError),
+    #[error(transparent)]
+    Source(#[from] app::services::sources::SourceError),
 }
 
 impl From<String> for Failure {
@@ -117,6 +124,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::ApiKey(cmd) => api_key::run(&settings, cmd).await,
         Command::Balances(cmd) => balances::run(&settings, cmd).await,
         Command::Alerts(cmd) => alerts::run(&settings, cmd).await,
+        Command::Sources(cmd) => sources::run(&settings, cmd).await,
     }
 }
 

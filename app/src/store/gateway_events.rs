@@ -1,0 +1,80 @@
+//! `gateway_events`: what the gateway's other sources sent, byte for byte. Append-only (triggers
+//! in both dialects); one row per (source, the sender's event id).
+use super::{on, Db, StoreResult};
+use chrono::{DateTime, Utc};
+
+/// An event to store, as received and verified.
+#[derive(Debug, Clone)]
+pub struct NewGatewayEvent<'a> {
+    pub source: &'a str,
+    pub event_id: &'a str,
+    pub event_type: Option<&'a str>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub payload: &'a [u8],
+    pub headers: &'a str,
+    pub verification: &'a str,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct GatewayEvent {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub event_type: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    pub payload_sha256: String,
+    pub headers: String,
+    pub verification: String,
+}
+
+/// Stores `e` unless its (source, event id) is stored already: `Some(row id)` when this call
+/// stored it, `None` for a copy. The UNIQUE key decides, so two copies arriving at once (at one
+/// process or two) store one row and neither waits on a check the other could pass too.
+pub async fn insert(db: &Db, e: &NewGatewayEvent<'_>) -> StoreResult<Option<i64>> {
+    const SQL: &str = "INSERT INTO gateway_events (source, event_id, event_type, occurred_at, received_at, \
+         payload, payload_sha256, headers, verification) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING id";
+    let sha = crate::store::events::NewEvent::digest(e.payload);
+    on!(db.writer(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL)
+        .bind(e.source)
+        .bind(e.event_id)
+        .bind(e.event_type)
+        .bind(e.occurred_at)
+        .bind(e.received_at)
+        .bind(e.payload)
+        .bind(&sha)
+        .bind(e.headers)
+        .bind(e.verification)
+        .fetch_optional(c)
+        .await?))
+}
+
+/// The stored event of `source` with the sender's id `event_id`.
+pub async fn get(db: &Db, source: &str, event_id: &str) -> StoreResult<Option<GatewayEvent>> {
+    const SQL: &str = "SELECT id, source, event_id, event_type, occurred_at, received_at, payload, payload_sha256, \
+         headers, verification FROM gateway_events WHERE source = $1 AND event_id = $2";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, GatewayEvent>(SQL)
+        .bind(source)
+        .bind(event_id)
+        .fetch_optional(c)
+        .await?))
+}
+
+/// The newest events of `source` (every source when None), at most `limit`, newest first.
+pub async fn recent(db: &Db, source: Option<&str>, limit: i64) -> StoreResult<Vec<GatewayEvent>> {
+    const SQL: &str = "SELECT id, source, event_id, event_type, occurred_at, received_at, payload, payload_sha256, \
+         headers, verification FROM gateway_events WHERE ($1 IS NULL OR source = $1) \
+         ORDER BY received_at DESC, id DESC LIMIT $2";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, GatewayEvent>(SQL).bind(source).bind(limit).fetch_all(c).await?))
+}
+
+/// How many events `source` sent that were stored.
+pub async fn count(db: &Db, source: &str) -> StoreResult<i64> {
+    const SQL: &str = "SELECT COUNT(*) FROM gateway_events WHERE source = $1";
+    on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL).bind(source).fetch_one(c).await?))
+}
