@@ -181,13 +181,22 @@ impl CertCache {
 pub(crate) mod test_pki {
     use std::sync::OnceLock;
 
-    /// A 2048-bit RSA key as PKCS#8 DER, generated once per test binary (a few seconds).
+    /// A 2048-bit RSA key as PKCS#8 DER, generated once per test binary by the `openssl`
+    /// command (ring cannot generate RSA keys; .ci/install-tools installs openssl).
     pub(crate) fn key(which: usize) -> &'static [u8] {
         static KEYS: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
         KEYS[which].get_or_init(|| {
-            use rsa::pkcs8::EncodePrivateKey;
-            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("an RSA key");
-            key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec()
+            use base64::Engine;
+            // PEM, which is PKCS#8 ("PRIVATE KEY"); OpenSSL 3.0 writes DER as PKCS#1 instead.
+            let out = std::process::Command::new("openssl")
+                .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+                .output()
+                .expect("the openssl command (apt-get install openssl)");
+            assert!(out.status.success(), "openssl genpkey: {}", String::from_utf8_lossy(&out.stderr));
+            let pem = String::from_utf8(out.stdout).expect("PEM is text");
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "not PKCS#8: {pem:.40}");
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD.decode(body).expect("PEM's base64")
         })
     }
 
