@@ -385,6 +385,13 @@ pub async fn get_json(url: &str, key: &str) -> Value {
     serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null)
 }
 
+/// GETs any URL without a key: the status and the body as text.
+pub async fn get_text(url: &str) -> (u16, String) {
+    let res = client().request(hyper::Request::get(url).body(Full::new(Bytes::new())).unwrap()).await.expect("request");
+    let status = res.status().as_u16();
+    (status, String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned())
+}
+
 pub async fn post_json(url: &str, body: &str) -> Reply {
     let req = hyper::Request::post(url)
         .header("content-type", "application/json")

@@ -25,6 +25,7 @@ mod reconcile;
 mod revenue;
 mod scale;
 mod sessions;
+mod shapes;
 mod simulator;
 mod slack;
 mod small_doors;

@@ -1,8 +1,9 @@
 //! The simulator's own controls: what the cardholder, the bank or the card network would do
 //! (3-D Secure outcome, open and decide disputes, settle a pending refund, early fraud
 //! warnings), as `Simulator` methods for tests and as endpoints under `/_simulator/`, with the
-//! delivery log and faults; and the Stripe.js stand-in under `/v3`. The endpoints take a form
-//! (or no body) and answer Stripe's objects and error shape, without an API key.
+//! delivery log and faults; a charge's receipt (its `receipt_url`); and the Stripe.js stand-in
+//! under `/v3`. The endpoints take a form (or no body) and answer Stripe's objects and error
+//! shape, without an API key.
 use super::faults::Faults;
 use super::handle::Simulator;
 use super::objects::{DisputeOutcome, RefundSettlement};
@@ -54,6 +55,7 @@ pub(super) fn routes() -> Router<Simulator> {
         .route("/_simulator/disputes/{id}/submit_evidence", post(submit_evidence))
         .route("/_simulator/charges/{id}/early_fraud_warning", post(early_fraud_warning))
         .route("/_simulator/refunds/{id}/settle", post(settle_refund))
+        .route("/_simulator/receipts/{id}", get(receipt))
         .route("/_simulator/deliveries", get(list_deliveries))
         .route("/_simulator/faults", get(get_faults).post(set_faults))
         .route("/v3", get(stripe_js))
@@ -71,6 +73,24 @@ async fn stripe_js() -> Response {
         include_str!("stripe.js"),
     )
         .into_response()
+}
+
+/// A charge's receipt, where its `receipt_url` points: what the cardholder's receipt says.
+async fn receipt(State(sim): State<Simulator>, Path(id): Path<String>) -> ApiResult {
+    let state = sim.lock();
+    let charge = state.charge(&id, "id")?;
+    let card = &charge.payment_method_details["card"];
+    let text = format!(
+        "Receipt (Stripe simulator, test mode)\n\nCharge {}\nAmount {} {} (minor units), {} refunded\nCard {} ending {}\nStatus {}\n",
+        charge.id,
+        charge.amount,
+        charge.currency.to_uppercase(),
+        charge.amount_refunded,
+        card["brand"].as_str().unwrap_or_default(),
+        card["last4"].as_str().unwrap_or_default(),
+        charge.status,
+    );
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// The 3-D Secure challenge: `outcome=complete` or `outcome=fail`.

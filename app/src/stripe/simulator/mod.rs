@@ -9,7 +9,7 @@
 //! against its page:
 //! - `payment_intents`: create, retrieve, list (`latest_charge` expandable), confirm with
 //!   Stripe's test cards (`objects::cards`), 3-D Secure completion or failure, cancel;
-//! - `charges`: retrieve, list by PaymentIntent;
+//! - `charges`: retrieve (`refunds` expandable), list by PaymentIntent;
 //! - `refunds`: create (full or partial, by PaymentIntent or charge), retrieve, list; the
 //!   4000 0000 0000 5126 card's refunds fail later, the 7726 card's wait `pending` until settled;
 //! - `disputes`: retrieve, list, update (evidence), close; opened by the 0259 card or on demand;

@@ -33,6 +33,10 @@ pub enum AfterSuccess {
 #[derive(Debug, Clone, Default)]
 pub struct Card {
     pub last4: String,
+    /// Stripe's fingerprint: the same for every use of one card number, and nothing else.
+    pub fingerprint: String,
+    /// Whether paying with it took a 3-D Secure challenge.
+    pub three_d_secure: bool,
     pub after_success: AfterSuccess,
 }
 
@@ -73,7 +77,28 @@ pub fn card_outcome(number: &str) -> Result<(CardOutcome, Card), ApiError> {
         CardOutcome::Succeeds(after) => after,
         _ => AfterSuccess::Nothing,
     };
-    Ok((outcome, Card { last4: digits[digits.len() - 4..].to_string(), after_success }))
+    let card = Card {
+        last4: digits[digits.len() - 4..].to_string(),
+        fingerprint: fingerprint(&digits),
+        three_d_secure: outcome == CardOutcome::RequiresAuthentication,
+        after_success,
+    };
+    Ok((outcome, card))
+}
+
+/// Sixteen letters and digits derived from the card number (FNV-1a), as Stripe's fingerprints
+/// look; not reversible to the number in any useful sense, and stable across runs.
+fn fingerprint(digits: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    (0..16)
+        .map(|round| {
+            for b in digits.bytes().chain([round]) {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            ALPHABET[(hash % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
 }
 
 fn luhn(digits: &str) -> bool {
@@ -133,5 +158,16 @@ mod tests {
         assert_eq!(outcome, CardOutcome::Succeeds(AfterSuccess::RefundsFail));
         assert_eq!((card.last4.as_str(), card.after_success), ("5126", AfterSuccess::RefundsFail));
         assert_eq!(card_outcome("4000000000005127").unwrap_err().code, Some("incorrect_number"));
+    }
+
+    #[test]
+    fn a_card_number_has_one_fingerprint_of_sixteen_characters() {
+        let (_, a) = card_outcome("4242 4242 4242 4242").unwrap();
+        let (_, b) = card_outcome("4242424242424242").unwrap();
+        let (_, other) = card_outcome("5555555555554444").unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, other.fingerprint);
+        assert!(a.fingerprint.len() == 16 && a.fingerprint.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert!(!a.three_d_secure && card_outcome("4000002500003155").unwrap().1.three_d_secure);
     }
 }

@@ -144,9 +144,9 @@ pub struct PaymentMethodDetails {
 
 #[derive(Debug, Clone, Serialize)]
 struct DisputeCard {
-    brand: &'static str,
+    brand: String,
     case_type: &'static str,
-    network: &'static str,
+    network: String,
     network_reason_code: Option<String>,
 }
 
@@ -191,9 +191,9 @@ impl Dispute {
             payment_method_details: PaymentMethodDetails {
                 kind: "card",
                 card: DisputeCard {
-                    brand: "visa",
+                    brand: charge.brand().to_string(),
                     case_type: "chargeback",
-                    network: "visa",
+                    network: charge.brand().to_string(),
                     network_reason_code: None,
                 },
             },

@@ -3,6 +3,7 @@
 use super::cards::Card;
 use crate::stripe::simulator::wire::{new_id, now, object, random_token, ApiError, Params};
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// Stripe's minimum charge in USD-like currencies is 50 minor units; the maximum is 8 digits.
@@ -35,8 +36,19 @@ pub struct PaymentIntent {
     pub metadata: BTreeMap<String, String>,
     pub next_action: Option<NextAction>,
     pub payment_method: Option<String>,
+    pub payment_method_configuration_details: Option<Value>,
+    pub payment_method_options: Value,
     pub payment_method_types: Vec<&'static str>,
+    /// What a `processing` payment is waiting on; null otherwise.
+    pub processing: Option<Value>,
+    pub receipt_email: Option<String>,
+    pub statement_descriptor: Option<String>,
+    pub statement_descriptor_suffix: Option<String>,
     pub status: Status,
+    /// Stripe's keys for what the simulator never does (Connect, customers, shipping, saved
+    /// payment methods, Radar reviews), null as Stripe sends them then.
+    #[serde(flatten)]
+    pub not_simulated: Map<String, Value>,
     /// The card it was last confirmed with.
     #[serde(skip)]
     pub card: Card,
@@ -105,25 +117,10 @@ impl PaymentIntent {
     /// A new PaymentIntent from the create parameters, or Stripe's error for the parameter at
     /// fault.
     pub fn create(fields: &Params) -> Result<Self, ApiError> {
-        let raw_amount = fields.get("amount").ok_or_else(|| ApiError::missing("amount"))?;
-        let amount: i64 = raw_amount.parse().map_err(|_| ApiError::invalid_integer("amount", raw_amount))?;
-        if !(MIN_AMOUNT..=MAX_AMOUNT).contains(&amount) {
-            return Err(ApiError::invalid(
-                Some(if amount < MIN_AMOUNT { "amount_too_small" } else { "amount_too_large" }),
-                format!("Amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} in the currency's minor unit."),
-                Some("amount"),
-            ));
-        }
-        let currency = fields.get("currency").ok_or_else(|| ApiError::missing("currency"))?.to_ascii_lowercase();
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(ApiError::invalid(
-                Some("parameter_invalid_string"),
-                format!("Invalid currency: {currency}."),
-                Some("currency"),
-            ));
-        }
+        let (amount, currency) = amount_and_currency(fields)?;
         let metadata = fields.metadata()?;
         let automatic = fields.get("automatic_payment_methods[enabled]") == Some("true");
+        let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).map(str::to_string);
         let id = new_id("pi");
         let client_secret = format!("{id}_secret_{}", random_token(24));
         Ok(Self {
@@ -151,8 +148,19 @@ impl PaymentIntent {
             metadata,
             next_action: None,
             payment_method: None,
+            // The account's default configuration chose the methods when Stripe was left to.
+            payment_method_configuration_details: automatic
+                .then(|| json!({"id": DEFAULT_PAYMENT_METHOD_CONFIGURATION, "parent": null})),
+            payment_method_options: json!({
+                "card": {"installments": null, "mandate_options": null, "network": null, "request_three_d_secure": "automatic"}
+            }),
             payment_method_types: vec!["card"],
+            processing: None,
+            receipt_email: text("receipt_email"),
+            statement_descriptor: text("statement_descriptor"),
+            statement_descriptor_suffix: text("statement_descriptor_suffix"),
             status: Status::RequiresPaymentMethod,
+            not_simulated: not_simulated(),
             card: Card::default(),
         })
     }
@@ -208,6 +216,7 @@ impl PaymentIntent {
 
     pub fn cancel(&mut self, reason: &str) {
         self.status = Status::Canceled;
+        self.processing = None;
         self.canceled_at = Some(now());
         self.cancellation_reason = Some(reason.to_string());
         self.next_action = None;
@@ -216,14 +225,59 @@ impl PaymentIntent {
     /// Accepted, settling later.
     pub fn start_processing(&mut self) {
         self.status = Status::Processing;
+        self.processing = Some(json!({"type": "card"}));
         self.next_action = None;
     }
 
     /// Settled, with its charge `charge_id`.
     pub fn succeed(&mut self, charge_id: &str) {
         self.status = Status::Succeeded;
+        self.processing = None;
         self.amount_received = self.amount;
         self.latest_charge = Some(charge_id.to_string());
         self.next_action = None;
     }
+}
+
+/// The account's default payment method configuration, as the simulator names it.
+const DEFAULT_PAYMENT_METHOD_CONFIGURATION: &str = "pmc_simulator_default";
+
+/// The amount and currency a create asks for, or Stripe's error for the one at fault.
+fn amount_and_currency(fields: &Params) -> Result<(i64, String), ApiError> {
+    let raw_amount = fields.get("amount").ok_or_else(|| ApiError::missing("amount"))?;
+    let amount: i64 = raw_amount.parse().map_err(|_| ApiError::invalid_integer("amount", raw_amount))?;
+    if !(MIN_AMOUNT..=MAX_AMOUNT).contains(&amount) {
+        return Err(ApiError::invalid(
+            Some(if amount < MIN_AMOUNT { "amount_too_small" } else { "amount_too_large" }),
+            format!("Amount must be between {MIN_AMOUNT} and {MAX_AMOUNT} in the currency's minor unit."),
+            Some("amount"),
+        ));
+    }
+    let currency = fields.get("currency").ok_or_else(|| ApiError::missing("currency"))?.to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ApiError::invalid(
+            Some("parameter_invalid_string"),
+            format!("Invalid currency: {currency}."),
+            Some("currency"),
+        ));
+    }
+    Ok((amount, currency))
+}
+
+/// Stripe's keys for what the simulator never does, each null.
+fn not_simulated() -> Map<String, Value> {
+    let keys = [
+        "application_fee_amount",
+        "customer_account",
+        "excluded_payment_method_types",
+        "managed_payments",
+        "on_behalf_of",
+        "review",
+        "setup_future_usage",
+        "shipping",
+        "source",
+        "transfer_data",
+        "transfer_group",
+    ];
+    keys.into_iter().map(|k| (k.to_string(), Value::Null)).collect()
 }
