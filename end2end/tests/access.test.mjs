@@ -97,7 +97,7 @@ test('`next` is honoured even where it differs from the user\'s home page', asyn
   await submitLogin(page, users.admin.email, users.admin.password);
   await page.waitForURL((url) => url.pathname !== '/login');
   assert.equal(new URL(page.url()).pathname, '/admin/events');
-  await page.getByRole('heading', { name: 'Stripe events' }).waitFor();
+  await page.getByRole('heading', { name: 'Events', exact: true }).waitFor();
 });
 
 test('a wrong password is refused with a clear message and no session', async () => {

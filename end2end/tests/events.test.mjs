@@ -38,7 +38,7 @@ async function download(page, name) {
 test('an admin searches events by email, type and payload text, and exports the search', async () => {
   // Ann's newest payment before this test buys one (other tests may have bought before).
   await admin.goto(`${baseUrl}/admin`);
-  await admin.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Stripe events' }).click();
+  await admin.getByRole('navigation', { name: 'Admin' }).getByRole('link', { name: 'Events', exact: true }).click();
   await admin.waitForURL(/\/admin\/events/);
   const form = admin.getByRole('search', { name: 'Search events' });
   await form.getByLabel('Advertiser email').fill(users.ann.email);

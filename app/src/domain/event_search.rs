@@ -36,11 +36,13 @@ pub struct EventFilter {
     pub email: Option<String>,
     /// Words (a phrase) inside the raw payload.
     pub text: Option<String>,
+    /// One of the gateway's other senders (`/webhooks/{source}`); None: Stripe's events.
+    pub source: Option<String>,
 }
 
 /// The query-string names, the same on the page, in the API and (as `--flags`) on the CLI.
-pub const PARAMS: [&str; 12] =
-    ["from", "to", "type", "status", "min", "max", "currency", "mode", "payment", "contract", "email", "q"];
+pub const PARAMS: [&str; 13] =
+    ["from", "to", "type", "status", "min", "max", "currency", "mode", "payment", "contract", "email", "q", "source"];
 
 impl EventFilter {
     /// Reads a filter from named text values (a query string, CLI flags). Empty values count as
@@ -99,7 +101,30 @@ impl EventFilter {
             Some(m) => return Err(format!("mode: `{}` is not live or test", cut(m))),
         };
         f.parse_parties(get)?;
+        f.parse_source(get)?;
         Ok(f)
+    }
+
+    /// The source: `stripe` (or none) for Stripe's events, else a gateway source's name. Its
+    /// events carry only what every sender has (an id, a type, a time, a payload): the filters
+    /// made of Stripe's facts are refused for them rather than quietly matching nothing.
+    fn parse_source<'a>(&mut self, get: impl Fn(&str) -> Option<&'a str>) -> Result<(), String> {
+        let Some(s) = get("source").filter(|s| *s != "stripe") else { return Ok(()) };
+        let name = super::gateway::SourceName::parse(s).map_err(|e| format!("source: {e}"))?;
+        let stripe_only = [
+            ("status", self.status.is_some()),
+            ("min, max", self.min_amount.is_some() || self.max_amount.is_some()),
+            ("currency", self.currency.is_some()),
+            ("mode", self.livemode.is_some()),
+            ("payment", self.payment_intent.is_some()),
+            ("contract", self.contract_id.is_some()),
+            ("email", self.email.is_some()),
+        ];
+        if let Some((field, _)) = stripe_only.iter().find(|(_, set)| *set) {
+            return Err(format!("{field}: only Stripe's events have it; {} sends an id, a type and a payload", cut(s)));
+        }
+        self.source = Some(name.as_str().to_string());
+        Ok(())
     }
 
     /// The filters that name a party to the payment: its PaymentIntent, the contract, the
@@ -161,6 +186,7 @@ impl EventFilter {
         put("contract", self.contract_id.map(|c| c.to_string()));
         put("email", self.email.clone());
         put("q", self.text.clone());
+        put("source", self.source.clone());
         out
     }
 
@@ -224,7 +250,8 @@ impl Cursor {
         let bad = || "after: not a page position from this search (use the next link as given)".to_string();
         let (t, id) = s.trim().split_once('~').ok_or_else(bad)?;
         let received_at = DateTime::parse_from_rfc3339(t).map_err(|_| bad())?.with_timezone(&Utc);
-        if !super::events::valid_stripe_id(id, "evt_") {
+        // Any sender's id (a gateway source's are its own), bound as a value, never spliced.
+        if id.is_empty() || id.len() > super::gateway::MAX_ID_LEN || id.chars().any(char::is_control) {
             return Err(bad());
         }
         Ok(Self { received_at, event_id: id.to_string() })
@@ -314,6 +341,13 @@ pub struct Hit {
     pub contract_id: Option<i64>,
     /// Why it failed or was ignored, else what processing did.
     pub note: Option<String>,
+    /// Who sent it: `stripe`, or a gateway source's name.
+    #[serde(default = "stripe")]
+    pub source: String,
+}
+
+fn stripe() -> String {
+    "stripe".into()
 }
 
 impl Hit {
@@ -333,7 +367,7 @@ impl Hit {
     }
 }
 
-pub const CSV_HEADER: [&str; 10] = [
+pub const CSV_HEADER: [&str; 11] = [
     "received_at",
     "event_id",
     "type",
@@ -344,6 +378,7 @@ pub const CSV_HEADER: [&str; 10] = [
     "currency",
     "contract_id",
     "note",
+    "source",
 ];
 
 /// The hit as one CSV record (`csv_row`), in `CSV_HEADER`'s order.
@@ -359,6 +394,7 @@ pub fn csv_record(h: &Hit) -> String {
         h.currency.as_deref().unwrap_or_default(),
         &h.contract_id.map(|c| c.to_string()).unwrap_or_default(),
         h.note.as_deref().unwrap_or_default(),
+        &h.source,
     ])
 }
 
@@ -529,7 +565,10 @@ mod tests {
             event_id: "evt_1".into(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "evt_1", "yesterday~evt_1", "2026-11-27T10:00:00Z~drop table", "2026-11-27T10:00:00Z~"] {
+        // Any sender's id is a position (it is bound as a value, never spliced into SQL), but not
+        // an empty one, one with control characters, or one longer than any stored id.
+        let long = format!("2026-11-27T10:00:00Z~{}", "x".repeat(256));
+        for bad in ["", "evt_1", "yesterday~evt_1", "2026-11-27T10:00:00Z~a\nb", "2026-11-27T10:00:00Z~", &long] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
         assert_eq!(page_size(None), Ok(PAGE_DEFAULT));
@@ -559,6 +598,22 @@ mod tests {
     }
 
     #[test]
+    fn a_source_names_a_gateway_sender_and_refuses_stripes_own_facts() {
+        assert_eq!(parse(&[("source", "stripe")]).unwrap().source, None, "stripe is the default");
+        let f = parse(&[("source", "square"), ("type", "payment."), ("q", "p1")]).unwrap();
+        assert_eq!(f.source.as_deref(), Some("square"));
+        let pairs = f.to_pairs();
+        let again = EventFilter::parse(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str())).unwrap();
+        assert_eq!(again, f, "the source survives a round trip through a link");
+        assert!(parse(&[("source", "Square!")]).unwrap_err().starts_with("source:"));
+        let err = parse(&[("source", "square"), ("contract", "3")]).unwrap_err();
+        assert!(err.starts_with("contract: only Stripe's events"), "{err}");
+        assert!(parse(&[("source", "square"), ("mode", "live")]).is_err());
+        assert!(Cursor::decode("2026-11-27T10:00:00Z~sq-evt-1").is_ok(), "any sender's id pages");
+        assert!(Cursor::decode("2026-11-27T10:00:00Z~").is_err());
+    }
+
+    #[test]
     fn exports_quote_neutralise_and_keep_one_record_per_line() {
         let h = Hit {
             event_id: "evt_1".into(),
@@ -571,11 +626,12 @@ mod tests {
             currency: Some("usd".into()),
             contract_id: Some(3),
             note: Some("=HYPERLINK(\"x\"), said\nthe card".into()),
+            source: "stripe".into(),
         };
         assert_eq!(
             csv_record(&h),
             "2026-11-27T10:00:00.000000Z,evt_1,payment_intent.payment_failed,test,failed,pi_1,-75.00,usd,3,\
-             \"'=HYPERLINK(\"\"x\"\"), said\nthe card\"\r\n"
+             \"'=HYPERLINK(\"\"x\"\"), said\nthe card\",stripe\r\n"
         );
         let line = ndjson_record(&h);
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");

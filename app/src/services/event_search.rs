@@ -1,7 +1,8 @@
-//! Event search and export over the index (`store::event_search`), for the admin's Events page,
+//! Event search and export over the index (`store::event_search`), or over a gateway source's
+//! events (`store::gateway_events`) when the search names one, for the admin's Events page,
 //! `revision-store events search` and `GET /api/v1/events`.
 use crate::domain::event_search::{Cursor, EventFilter, ExportFormat, Hit};
-use crate::store::{event_search, Db, StoreResult};
+use crate::store::{event_search, gateway_events, Db, StoreResult};
 
 /// Events a search indexes before it reads, so what was stored just before is found. A larger
 /// backlog (a first start on a big store) is the worker's to work through; the page says so.
@@ -51,11 +52,27 @@ pub async fn catch_up(db: &Db, batches: usize) -> StoreResult<i64> {
     event_search::unindexed(db).await
 }
 
+/// The search's rows: Stripe's events from their index, a gateway source's from its own table.
+async fn hits(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) -> StoreResult<Vec<Hit>> {
+    match f.source {
+        Some(_) => gateway_events::search(db, f, after, limit).await,
+        None => event_search::search(db, f, after, limit).await,
+    }
+}
+
+/// What the index still lacks for this search (a gateway source's search reads no index).
+async fn catch_up_for(db: &Db, f: &EventFilter, batches: usize) -> StoreResult<i64> {
+    match f.source {
+        Some(_) => Ok(0),
+        None => catch_up(db, batches).await,
+    }
+}
+
 /// The page of `limit` results after `after`.
 pub async fn page(db: &Db, f: &EventFilter, after: Option<&Cursor>, limit: i64) -> StoreResult<Page> {
-    let unindexed = catch_up(db, 1).await?;
+    let unindexed = catch_up_for(db, f, 1).await?;
     // One row more than asked says whether there is a next page without a count.
-    let mut hits = event_search::search(db, f, after, limit + 1).await?;
+    let mut hits = hits(db, f, after, limit + 1).await?;
     let next = (hits.len() as i64 > limit).then(|| {
         hits.truncate(limit as usize);
         hits.last().expect("a full page").cursor()
@@ -79,7 +96,7 @@ pub struct Export {
 
 impl Export {
     pub async fn start(db: Db, filter: EventFilter, format: ExportFormat) -> StoreResult<Self> {
-        let unindexed = catch_up(&db, EXPORT_CATCH_UP_BATCHES).await?;
+        let unindexed = catch_up_for(&db, &filter, EXPORT_CATCH_UP_BATCHES).await?;
         Ok(Self { unindexed, db, filter, format, after: None, started: false, done: false })
     }
 
@@ -88,7 +105,7 @@ impl Export {
         if self.done {
             return Ok(None);
         }
-        let hits = event_search::search(&self.db, &self.filter, self.after.as_ref(), EXPORT_PAGE).await?;
+        let hits = hits(&self.db, &self.filter, self.after.as_ref(), EXPORT_PAGE).await?;
         let mut out = if self.started { String::new() } else { self.format.header() };
         self.started = true;
         for h in &hits {

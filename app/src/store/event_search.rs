@@ -234,6 +234,7 @@ impl From<HitRow> for Hit {
             currency: r.currency,
             contract_id: r.contract_id,
             note: r.note,
+            source: "stripe".into(),
         }
     }
 }

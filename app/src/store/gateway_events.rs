@@ -78,3 +78,60 @@ pub async fn count(db: &Db, source: &str) -> StoreResult<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM gateway_events WHERE source = $1";
     on!(db.reader(), |c| Ok(sqlx::query_scalar::<_, i64>(SQL).bind(source).fetch_one(c).await?))
 }
+
+/// The newest `limit` events of the gateway source `f.source` matching `f` (received time,
+/// type prefix, words in the payload), after `after` when given, as search hits. Read straight
+/// from the table, not an index like Stripe's: a sender's events carry no facts to index beyond
+/// these, and the (source, received_at) index bounds every search to one sender.
+pub async fn search(
+    db: &Db,
+    f: &crate::domain::event_search::EventFilter,
+    after: Option<&crate::domain::event_search::Cursor>,
+    limit: i64,
+) -> StoreResult<Vec<crate::domain::event_search::Hit>> {
+    const SELECT: &str = "SELECT source, event_id, event_type, received_at FROM gateway_events WHERE source = ";
+    // The payload is bytes: each dialect looks for the text's UTF-8 bytes in it.
+    let (text_before, text_after) = match db.sql_dialect() {
+        super::Dialect::Sqlite => (" AND instr(payload, CAST(", " AS BLOB)) > 0"),
+        super::Dialect::Postgres => (" AND position(convert_to(", ", 'UTF8') in payload) > 0"),
+    };
+    let source = f.source.clone().unwrap_or_default();
+    let rows: Vec<(String, String, Option<String>, DateTime<Utc>)> = on!(db.reader(), |c| {
+        let mut qb = sqlx::QueryBuilder::new(SELECT);
+        qb.push_bind(source.clone());
+        if let Some(t) = f.from {
+            qb.push(" AND received_at >= ").push_bind(t);
+        }
+        if let Some(t) = f.to {
+            qb.push(" AND received_at < ").push_bind(t);
+        }
+        if let Some(p) = f.type_pattern() {
+            qb.push(" AND event_type LIKE ").push_bind(p).push(" ESCAPE '\\'");
+        }
+        if let Some(text) = &f.text {
+            qb.push(text_before).push_bind(text.clone()).push(text_after);
+        }
+        if let Some(c) = after {
+            qb.push(" AND (received_at, event_id) < (").push_bind(c.received_at).push(", ");
+            qb.push_bind(c.event_id.clone()).push(")");
+        }
+        qb.push(" ORDER BY received_at DESC, event_id DESC LIMIT ").push_bind(limit);
+        qb.build_query_as().fetch_all(c).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(source, event_id, event_type, received_at)| crate::domain::event_search::Hit {
+            event_id,
+            event_type: event_type.unwrap_or_default(),
+            livemode: true,
+            received_at,
+            status: "stored".into(),
+            payment_intent: None,
+            amount: None,
+            currency: None,
+            contract_id: None,
+            note: None,
+            source,
+        })
+        .collect())
+}

@@ -176,6 +176,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/people") view=admin::people::AdminPeoplePage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/people/:id") view=admin::people::AdminPersonPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/alerts") view=admin::alerts::AlertsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/sources") view=admin::sources::AdminSourcesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/sources/:source/events/:id") view=admin::sources::AdminSourceEventPage ssr=SsrMode::Async/>
                     <Route path=path!("/password/:token") view=password::SetPasswordPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

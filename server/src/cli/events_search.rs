@@ -42,6 +42,9 @@ pub struct EventSearchArgs {
     /// Words inside the raw payload (found as a phrase).
     #[arg(long)]
     text: Option<String>,
+    /// stripe (the default) or a gateway source's name (`sources list`).
+    #[arg(long)]
+    source: Option<String>,
     /// Start after this position (the `next` a previous page printed).
     #[arg(long)]
     after: Option<String>,
@@ -71,6 +74,7 @@ impl EventSearchArgs {
             "contract" => self.contract.as_deref(),
             "email" => self.email.as_deref(),
             "q" => self.text.as_deref(),
+            "source" => self.source.as_deref(),
             "after" => self.after.as_deref(),
             "limit" => self.limit.as_deref(),
             _ => None,

@@ -263,7 +263,7 @@ fn csv_ids(csv: &str) -> Vec<String> {
     let mut lines = csv.split("\r\n");
     assert_eq!(
         lines.next().unwrap(),
-        "received_at,event_id,type,mode,status,payment_intent,amount,currency,contract_id,note"
+        "received_at,event_id,type,mode,status,payment_intent,amount,currency,contract_id,note,source"
     );
     lines.filter(|l| !l.is_empty()).map(|l| l.split(',').nth(1).unwrap().to_string()).collect()
 }

@@ -19,6 +19,7 @@ on_both_databases!(
     a_store_that_cannot_write_answers_503_and_the_retry_is_stored,
     gateway_events_are_append_only_and_sealed_with_stripes,
     the_cli_adds_lists_rotates_and_disables_sources,
+    admins_find_a_sources_events_read_them_as_received_and_export_them,
 );
 
 const SQUARE_KEY: &str = "square-signature-key-for-tests";
@@ -268,4 +269,56 @@ async fn the_cli_adds_lists_rotates_and_disables_sources(kind: DbKind) {
         |name: &str| listed.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{listed}")).to_string();
     assert!(line("billing").contains("disabled"), "{listed}");
     assert!(line("sq ").contains("enabled") && line("sq ").contains("2 active secret(s)"), "{listed}");
+}
+
+/// An admin sees the sources, finds a source's events on the Events page and in its exports (the
+/// `source` filter), and reads one as received with its headers and signature check; an
+/// advertiser sees none of it. The CLI searches the same way.
+async fn admins_find_a_sources_events_read_them_as_received_and_export_them(kind: DbKind) {
+    use crate::web::{Site, ADMIN, BOB};
+    let site = Site::start(kind).await;
+    let db = &site.app.services.db;
+    let square = Scheme::Square { notification_url: SQUARE_URL.into() };
+    sources::add(db, "square", &square, Some(SQUARE_KEY.into()), chrono::Utc::now()).await.unwrap();
+    let body = square_body("sq-found");
+    let mut req =
+        hyper::Request::post(format!("{}/webhooks/square", site.app.url())).header("content-type", "application/json");
+    for (k, v) in square_headers(&body) {
+        req = req.header(k, v);
+    }
+    assert_eq!(site.send(req, body.clone()).await.status, 200);
+    let bob = site.sign_in(BOB, None).await;
+    assert_eq!(site.get("/admin/sources", Some(&bob)).await.status, 403);
+    let admin = site.sign_in(ADMIN, None).await;
+    let list = site.get("/admin/sources", Some(&admin)).await;
+    assert!(list.status == 200 && list.body.contains("/webhooks/square"), "{}", list.body);
+    let found = site.get("/admin/events?source=square&type=payment.", Some(&admin)).await;
+    assert!(
+        found.body.contains("sq-found") && found.body.contains("/admin/sources/square/events/sq-found"),
+        "{}",
+        found.body
+    );
+    let refused = site.get("/admin/events?source=square&contract=3", Some(&admin)).await;
+    assert!(
+        refused.body.contains("only Stripe"),
+        "a Stripe-only filter is refused, not silently empty: {}",
+        refused.body
+    );
+    let event = site.get("/admin/sources/square/events/sq-found", Some(&admin)).await;
+    assert_eq!(event.status, 200);
+    for shown in ["x-square-hmacsha256-signature", "square", "payment.updated", "merchant_id"] {
+        assert!(event.body.contains(shown), "{shown}: {}", event.body);
+    }
+    assert_eq!(site.get("/admin/sources/square/events/nope", Some(&admin)).await.status, 404);
+    let csv = site.get("/admin/events.csv?source=square", Some(&admin)).await;
+    assert!(
+        csv.body.lines().nth(1).is_some_and(|l| l.contains(",sq-found,") && l.ends_with(",square")),
+        "{}",
+        csv.body
+    );
+    let stripe_only = site.get("/admin/events.csv", Some(&admin)).await;
+    assert!(!stripe_only.body.contains("sq-found"), "without a source the search is Stripe's");
+    let out = run_cli(&site.db().url, &["events", "search", "--source", "square", "--format", "ndjson"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(r#""source":"square""#) && text.contains("sq-found"), "{text}");
 }

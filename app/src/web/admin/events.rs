@@ -132,7 +132,7 @@ pub fn AdminEventsPage() -> impl IntoView {
     let results = Resource::new(move || location.search.get(), admin_events);
     let paged = move || query.with(|q| !q.get("after").unwrap_or_default().is_empty());
     view! {
-        <h1>"Stripe events"</h1>
+        <h1>"Events"</h1>
         <AdminNav/>
         <EventSearchForm/>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -183,6 +183,7 @@ fn EventSearchForm() -> impl IntoView {
             {text_field("contract", "Contract", "12")}
             {text_field("email", "Advertiser email", "ann@example.com")}
             {text_field("q", "Text in payload", "card_declined")}
+            {text_field("source", "Source", "stripe")}
             <div class="actions">
                 <button type="submit">"Search"</button>
                 <a href="/admin/events">"Clear"</a>
@@ -234,10 +235,17 @@ fn HitRows(hits: Vec<crate::domain::event_search::Hit>) -> impl IntoView {
             <tbody>
                 {hits.into_iter().map(|h| {
                     let amount = h.amount_text().unwrap_or_default();
+                    // A gateway source's event has its own page (headers and signature check).
+                    let href = if h.source == "stripe" {
+                        format!("/admin/events/{}", h.event_id)
+                    } else {
+                        let id: String = form_urlencoded::byte_serialize(h.event_id.as_bytes()).collect();
+                        format!("/admin/sources/{}/events/{id}", h.source)
+                    };
                     view! {
                         <tr>
                             <td>{crate::web::fmt_time(h.received_at)}</td>
-                            <td><a href=format!("/admin/events/{}", h.event_id)><code>{h.event_id.clone()}</code></a></td>
+                            <td><a href=href><code>{h.event_id.clone()}</code></a></td>
                             <td>{h.event_type}{(!h.livemode).then_some(" (test)")}</td>
                             <td class=format!("status {}", h.status)>{h.status.clone()}</td>
                             <td>{h.payment_intent.map(|pi| view! { <code>{pi}</code> })}</td>

@@ -1,5 +1,5 @@
 //! The admin pages, one file per feature: contracts, Stripe events, refunds (money moving back),
-//! reconciliation, revenue, people and alerts. What every admin page shares lives here: the admin
+//! reconciliation, revenue, people, webhook sources and alerts. What every admin page shares lives here: the admin
 //! navigation with its findings banner, and the one-time message an action leaves for the next
 //! page. The feature files use this module; it uses none of them.
 use crate::web::error::AppError;
@@ -13,6 +13,7 @@ pub mod people;
 pub mod reconciliation;
 pub mod refunds;
 pub mod revenue;
+pub mod sources;
 
 #[cfg(feature = "ssr")]
 use crate::web::access::{caller, AdminUser};
@@ -80,10 +81,11 @@ pub fn AdminNav() -> impl IntoView {
     view! {
         <nav class="subnav" aria-label="Admin">
             <a href="/admin">"Contracts"</a>
-            <a href="/admin/events">"Stripe events"</a>
+            <a href="/admin/events">"Events"</a>
             <a href="/admin/reconciliation">"Reconciliation"</a>
             <a href="/admin/revenue">"Revenue"</a>
             <a href="/admin/people">"People"</a>
+            <a href="/admin/sources">"Sources"</a>
             <a href="/admin/alerts">"Alerts"</a>
         </nav>
         <FindingsBanner/>
