@@ -24,6 +24,8 @@ pub enum BundleError {
     Store(#[from] StoreError),
     #[error("the bundle could not be written: {0}")]
     Write(#[from] std::io::Error),
+    #[error("more than {MAX_SOURCE_EVENTS} events in that window: ask for a shorter one")]
+    TooMany,
 }
 
 /// What the bundle says about one event, beside its bytes.
@@ -143,6 +145,67 @@ pub async fn bundle(svc: &Services, payment_id: &str) -> Result<Vec<u8>, BundleE
     }
     tar.add(&format!("{dir}/payment.json"), &serde_json::to_vec_pretty(&payment).expect("JSON"))?;
     // The sums name files relative to the bundle's folder, as `sha256sum -c` run there expects.
+    let sums = tar.sums.replace(&format!("  {dir}/"), "  ");
+    tar.append(&format!("{dir}/SHA256SUMS"), sums.as_bytes())?;
+    Ok(tar.builder.into_inner()?)
+}
+
+/// The most events one source bundle holds: it is built in memory, and a window holding more is
+/// a question better asked in parts.
+pub const MAX_SOURCE_EVENTS: i64 = 10_000;
+
+const SOURCE_README: &str = "Evidence bundle of a webhook source's events, exported by Revision Store.\n\n\
+events/*.json       each event the source sent in the window, byte for byte as received\n\
+events/*.meta.json  the request's headers, what the signature check found, when it was\n\
+                    received, the SHA-256 recorded when it was stored beside the SHA-256 of\n\
+                    the bytes here (unchanged_since_stored), and the seal of its hour\n\
+SHA256SUMS          every file's SHA-256: check with `sha256sum -c SHA256SUMS`\n";
+
+/// The bundle of every event `source` sent in `[from, to)` (oldest first) as a tar file.
+pub async fn source_bundle(
+    svc: &Services,
+    source: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<u8>, BundleError> {
+    let db = &svc.db;
+    if store::webhook_sources::get(db, source).await?.is_none() {
+        return Err(BundleError::Unknown(source.to_string()));
+    }
+    let events = store::gateway_events::in_window(db, source, from, to, MAX_SOURCE_EVENTS + 1).await?;
+    if events.len() as i64 > MAX_SOURCE_EVENTS {
+        return Err(BundleError::TooMany);
+    }
+    let mut tar = Tar {
+        builder: tar::Builder::new(Vec::new()),
+        sums: String::new(),
+        mtime: chrono::Utc::now().timestamp().max(0) as u64,
+    };
+    let dir = format!("evidence-{source}-{}", from.format("%Y%m%dT%H%M%SZ"));
+    tar.add(&format!("{dir}/README.txt"), SOURCE_README.as_bytes())?;
+    for (i, e) in events.iter().enumerate() {
+        // The sender's id may hold any character: the file is named by our row id.
+        let name = format!("events/{:05}-{}", i + 1, e.id);
+        tar.add(&format!("{dir}/{name}.json"), &e.payload)?;
+        let seal = store::seals::covering(db, e.received_at).await?;
+        let now = sha256_hex(&e.payload);
+        let meta = json!({
+            "source": e.source,
+            "event_id": e.event_id,
+            "type": e.event_type,
+            "occurred_at": e.occurred_at.map(|t| t.to_rfc3339()),
+            "received_at": e.received_at.to_rfc3339(),
+            "request_headers": serde_json::from_str::<Value>(&e.headers).unwrap_or(Value::String(e.headers.clone())),
+            "verification": serde_json::from_str::<Value>(&e.verification).unwrap_or(Value::String(e.verification.clone())),
+            "payload_file": format!("{name}.json"),
+            "payload_bytes": e.payload.len(),
+            "payload_sha256_recorded": e.payload_sha256,
+            "payload_sha256_now": now,
+            "unchanged_since_stored": e.payload_sha256 == now,
+            "seal": seal.map(|s| json!({"period_start": s.period_start.to_rfc3339(), "chained": s.chained})),
+        });
+        tar.add(&format!("{dir}/{name}.meta.json"), &serde_json::to_vec_pretty(&meta).expect("JSON"))?;
+    }
     let sums = tar.sums.replace(&format!("  {dir}/"), "  ");
     tar.append(&format!("{dir}/SHA256SUMS"), sums.as_bytes())?;
     Ok(tar.builder.into_inner()?)

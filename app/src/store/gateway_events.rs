@@ -73,6 +73,26 @@ pub async fn recent(db: &Db, source: Option<&str>, limit: i64) -> StoreResult<Ve
     on!(db.reader(), |c| Ok(sqlx::query_as::<_, GatewayEvent>(SQL).bind(source).bind(limit).fetch_all(c).await?))
 }
 
+/// The events of `source` received in `[from, to)`, oldest first, at most `limit`.
+pub async fn in_window(
+    db: &Db,
+    source: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<GatewayEvent>> {
+    const SQL: &str = "SELECT id, source, event_id, event_type, occurred_at, received_at, payload, payload_sha256, \
+         headers, verification FROM gateway_events WHERE source = $1 AND received_at >= $2 AND received_at < $3 \
+         ORDER BY received_at, id LIMIT $4";
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, GatewayEvent>(SQL)
+        .bind(source)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+}
+
 /// How many events `source` sent that were stored.
 pub async fn count(db: &Db, source: &str) -> StoreResult<i64> {
     const SQL: &str = "SELECT COUNT(*) FROM gateway_events WHERE source = $1";

@@ -1,4 +1,5 @@
-//! `evidence bundle` (one payment's evidence as a tar) and `evidence verify` (the hourly seals).
+//! `evidence bundle` (one payment's evidence as a tar), `evidence source` (a webhook source's
+//! events in a window, as a tar) and `evidence verify` (the hourly seals).
 use super::{cli_services, parse_when, Outcome};
 use crate::config::Settings;
 
@@ -10,6 +11,21 @@ pub enum EvidenceCommand {
         /// The PaymentIntent id (pi_…).
         payment: String,
         /// Where to write it (default: evidence-<payment>.tar here; `-` for stdout).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Write a webhook source's evidence bundle: every event it sent in a window, byte for byte,
+    /// with its headers, signature check, digests and seal.
+    Source {
+        /// The source's name (`sources list`).
+        source: String,
+        /// YYYY-MM-DD (UTC) or an RFC 3339 time (default: a day ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// YYYY-MM-DD (that whole day) or an RFC 3339 time (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Where to write it (default: evidence-<source>.tar here; `-` for stdout).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
@@ -27,21 +43,37 @@ pub async fn run(settings: &Settings, cmd: EvidenceCommand) -> Outcome {
     match cmd {
         EvidenceCommand::Bundle { payment, out } => bundle(settings, &payment, out).await,
         EvidenceCommand::Verify { since } => verify(settings, since).await,
+        EvidenceCommand::Source { source, from, to, out } => {
+            let now = chrono::Utc::now();
+            let from = from.map(|s| parse_when(&s, false)).transpose()?.unwrap_or(now - chrono::Duration::days(1));
+            let to = to.map(|s| parse_when(&s, true)).transpose()?.unwrap_or(now);
+            if to <= from {
+                return Err("--to must be after --from".into());
+            }
+            let (svc, _) = cli_services(settings, false).await?;
+            let tar =
+                app::services::evidence::source_bundle(&svc, &source, from, to).await.map_err(|e| e.to_string())?;
+            write_bundle(&tar, out.unwrap_or_else(|| format!("evidence-{source}.tar").into()))
+        }
     }
+}
+
+/// Writes a bundle to `out` (`-`: standard output).
+fn write_bundle(tar: &[u8], out: std::path::PathBuf) -> Outcome {
+    if out.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(tar).map_err(|e| format!("cannot write the bundle: {e}"))?;
+    } else {
+        std::fs::write(&out, tar).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        eprintln!("Wrote {} ({} bytes)", out.display(), tar.len());
+    }
+    Ok(())
 }
 
 async fn bundle(settings: &Settings, payment: &str, out: Option<std::path::PathBuf>) -> Outcome {
     let (svc, _) = cli_services(settings, false).await?;
     let tar = app::services::evidence::bundle(&svc, payment).await.map_err(|e| e.to_string())?;
-    let out = out.unwrap_or_else(|| format!("evidence-{}.tar", payment.trim()).into());
-    if out.as_os_str() == "-" {
-        use std::io::Write;
-        std::io::stdout().write_all(&tar).map_err(|e| format!("cannot write the bundle: {e}"))?;
-    } else {
-        std::fs::write(&out, &tar).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        eprintln!("Wrote {} ({} bytes)", out.display(), tar.len());
-    }
-    Ok(())
+    write_bundle(&tar, out.unwrap_or_else(|| format!("evidence-{}.tar", payment.trim()).into()))
 }
 
 async fn verify(settings: &Settings, since: Option<String>) -> Outcome {

@@ -324,6 +324,33 @@ pub async fn evidence_bundle(_: AdminUser, State(state): State<AppState>, Path(p
     }
 }
 
+/// A webhook source's evidence bundle (`services::evidence::source_bundle`): every event it
+/// sent in `from`..`to` (the Events page's date words; default the last day), as received.
+pub async fn source_evidence(
+    _: AdminUser,
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    q: Params,
+) -> Response {
+    use app::services::evidence::{source_bundle, BundleError};
+    let get = |k: &str| if k == "from" || k == "to" { q.0.get(k).map(String::as_str) } else { None };
+    let window = match app::domain::event_search::EventFilter::parse(get) {
+        Ok(f) => f,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let to = window.to.unwrap_or_else(chrono::Utc::now);
+    let from = window.from.unwrap_or(to - chrono::Duration::days(1));
+    match source_bundle(&state.services, &source, from, to).await {
+        Ok(tar) => download("application/x-tar", &format!("evidence-{source}.tar"), tar),
+        Err(e @ BundleError::Unknown(_)) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+        Err(e @ BundleError::TooMany) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "source evidence bundle failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "Please try again in a moment.").into_response()
+        }
+    }
+}
+
 /// The admin's money actions and downloads (pages' routes: sessions and the cross-site check).
 #[derive(Deserialize)]
 pub struct AlertEmailsForm {
@@ -366,4 +393,5 @@ pub fn router() -> axum::Router<AppState> {
         .route("/admin/events.csv", get(events_csv))
         .route("/admin/events.ndjson", get(events_ndjson))
         .route("/admin/payments/{payment}/evidence.tar", get(evidence_bundle))
+        .route("/admin/sources/{source}/evidence.tar", get(source_evidence))
 }

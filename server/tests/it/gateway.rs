@@ -269,6 +269,19 @@ async fn the_cli_adds_lists_rotates_and_disables_sources(kind: DbKind) {
         |name: &str| listed.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{listed}")).to_string();
     assert!(line("billing").contains("disabled"), "{listed}");
     assert!(line("sq ").contains("enabled") && line("sq ").contains("2 active secret(s)"), "{listed}");
+    let bundle = run_cli(&url, &["evidence", "source", "sq", "--from", "2026-01-01", "--out", "-"], &[]);
+    assert!(bundle.status.success(), "{}", String::from_utf8_lossy(&bundle.stderr));
+    let names: Vec<String> = tar::Archive::new(bundle.stdout.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("/SHA256SUMS")) && names.iter().any(|n| n.ends_with("/README.txt")),
+        "{names:?}"
+    );
+    let unknown = run_cli(&url, &["evidence", "source", "nobody", "--out", "-"], &[]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("nothing about nobody"));
 }
 
 /// An admin sees the sources, finds a source's events on the Events page and in its exports (the
@@ -318,6 +331,24 @@ async fn admins_find_a_sources_events_read_them_as_received_and_export_them(kind
     );
     let stripe_only = site.get("/admin/events.csv", Some(&admin)).await;
     assert!(!stripe_only.body.contains("sq-found"), "without a source the search is Stripe's");
+    // The source's evidence: its event byte for byte, with what we knew of it, and sums.
+    let tar_answer = site.get("/admin/sources/square/evidence.tar", Some(&admin)).await;
+    assert_eq!(tar_answer.status, 200);
+    let mut files = std::collections::HashMap::new();
+    let mut archive = tar::Archive::new(tar_answer.body.as_bytes());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(path.rsplit_once('/').map(|(_, f)| f.to_string()).unwrap_or(path), bytes);
+    }
+    let (payload_name, _) =
+        files.iter().find(|(_, b)| b.as_slice() == body.as_bytes()).expect("the payload as received");
+    let meta: serde_json::Value = serde_json::from_slice(&files[&payload_name.replace(".json", ".meta.json")]).unwrap();
+    assert_eq!((meta["event_id"].as_str(), meta["unchanged_since_stored"].as_bool()), (Some("sq-found"), Some(true)));
+    assert!(String::from_utf8_lossy(&files["SHA256SUMS"]).contains(payload_name.as_str()));
+    assert_eq!(site.get("/admin/sources/nobody/evidence.tar", Some(&admin)).await.status, 404);
     let out = run_cli(&site.db().url, &["events", "search", "--source", "square", "--format", "ndjson"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains(r#""source":"square""#) && text.contains("sq-found"), "{text}");

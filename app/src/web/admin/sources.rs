@@ -114,7 +114,7 @@ fn SourceRows(lines: Vec<SourceLine>) -> impl IntoView {
                     <td class={if s.enabled { "status processed" } else { "status failed" }}>{if s.enabled { "enabled" } else { "disabled" }}</td>
                     <td class="num">{s.secrets}</td>
                     <td class="num"><a href=format!("/admin/events?source={}", s.name)>{s.events}</a></td>
-                    <td>{s.created_at}</td>
+                    <td>{s.created_at}" "<a href=format!("/admin/sources/{}/evidence.tar", s.name) download>"Evidence, last day"</a></td>
                 </tr>
             }).collect_view()}</tbody>
         </table></div>
