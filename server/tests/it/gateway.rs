@@ -20,6 +20,7 @@ on_both_databases!(
     gateway_events_are_append_only_and_sealed_with_stripes,
     the_cli_adds_lists_rotates_and_disables_sources,
     admins_find_a_sources_events_read_them_as_received_and_export_them,
+    paypal_deliveries_are_verified_with_the_certificate_they_name,
 );
 
 const SQUARE_KEY: &str = "square-signature-key-for-tests";
@@ -161,6 +162,12 @@ async fn copies_of_one_event_arriving_at_once_store_one_row(kind: DbKind) {
     let stored = replies.iter().filter(|r| r.body.get("duplicate").is_none()).count();
     assert_eq!(stored, 1, "one copy stored, the others told it is a duplicate");
     assert_eq!(gateway_events::count(t.store(), "square").await.unwrap(), 1);
+    // Out of order, with copies between: each event stored once, whatever came first.
+    for n in [3, 1, 3, 5, 2, 1, 4, 5, 2] {
+        let body = square_body(&format!("sq-order-{n}"));
+        assert_eq!(t.post("/webhooks/square", &square_headers(&body), body.clone()).await.status, 200);
+    }
+    assert_eq!(gateway_events::count(t.store(), "square").await.unwrap(), 1 + 5);
 }
 
 async fn a_rotated_secret_keeps_working_for_its_overlap_and_not_after(kind: DbKind) {
@@ -352,4 +359,109 @@ async fn admins_find_a_sources_events_read_them_as_received_and_export_them(kind
     let out = run_cli(&site.db().url, &["events", "search", "--source", "square", "--format", "ndjson"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains(r#""source":"square""#) && text.contains("sq-found"), "{text}");
+}
+
+/// A key and self-signed certificate made by `openssl` (independent of the code under test), in
+/// a temporary folder, and the PEM certificate's bytes.
+fn paypal_key_and_cert() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=paypal-test"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let cert = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    (dir, cert)
+}
+
+/// PayPal's signature of `transmission_id|time|webhook_id|crc32(body)`, SHA256withRSA, base64.
+fn paypal_signature(dir: &std::path::Path, id: &str, time: &str, webhook_id: &str, body: &str) -> String {
+    let crc = crc32(body.as_bytes());
+    let message = dir.join("message");
+    std::fs::write(&message, format!("{id}|{time}|{webhook_id}|{crc}")).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(dir.join("key.pem"))
+        .arg(&message)
+        .output()
+        .expect("openssl signs");
+    assert!(out.status.success());
+    b64().encode(out.stdout)
+}
+
+/// CRC-32 (IEEE), bit by bit: the checksum PayPal's message carries as an unsigned decimal.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// PayPal end to end: the certificate served by a real HTTP server (allowed by its origin, as a
+/// test source says), fetched once for several deliveries; a forged signature, a certificate
+/// URL on another host (never fetched) and a copy are each handled as they must be.
+async fn paypal_deliveries_are_verified_with_the_certificate_they_name(kind: DbKind) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let t = TestApp::spawn(kind).await;
+    let (dir, cert) = paypal_key_and_cert();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let certs = axum::Router::new().route(
+        "/v1/notifications/certs/CERT-1",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let cert = cert.clone();
+            async move { cert }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, certs).await.unwrap() });
+    let scheme = Scheme::PayPal { webhook_id: "WH-TEST-1".into(), cert_hosts: vec![origin.clone()] };
+    sources::add(t.store(), "paypal", &scheme, None, chrono::Utc::now()).await.unwrap();
+    let headers = |id: &str, body: &str, cert_url: &str, webhook_id: &str| {
+        let time = chrono::Utc::now().to_rfc3339();
+        vec![
+            ("paypal-transmission-id", id.to_string()),
+            ("paypal-transmission-time", time.clone()),
+            ("paypal-transmission-sig", paypal_signature(dir.path(), id, &time, webhook_id, body)),
+            ("paypal-cert-url", cert_url.to_string()),
+            ("paypal-auth-algo", "SHA256withRSA".to_string()),
+        ]
+    };
+    let cert_url = format!("{origin}/v1/notifications/certs/CERT-1");
+    for n in 1..=3 {
+        let body = format!(
+            r#"{{"id":"WH-EVT-{n}","event_type":"PAYMENT.CAPTURE.COMPLETED","create_time":"2026-12-05T10:00:00Z"}}"#
+        );
+        let reply =
+            t.post("/webhooks/paypal", &headers(&format!("tx-{n}"), &body, &cert_url, "WH-TEST-1"), body.clone()).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let again =
+            t.post("/webhooks/paypal", &headers(&format!("tx-{n}b"), &body, &cert_url, "WH-TEST-1"), body).await;
+        assert_eq!(again.body["duplicate"], true, "PayPal's retry of the same event id stores nothing");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the certificate is fetched once and kept while in date");
+    let body = r#"{"id":"WH-EVT-9","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#;
+    // Signed for another webhook id: the message differs, so the signature does not match.
+    let forged = t.post("/webhooks/paypal", &headers("tx-9", body, &cert_url, "WH-OTHER"), body).await;
+    assert_eq!((forged.status, forged.body["error"].as_str()), (400, Some("no signature matched")));
+    let elsewhere =
+        t.post("/webhooks/paypal", &headers("tx-10", body, "https://evil.example/cert.pem", "WH-TEST-1"), body).await;
+    assert_eq!(elsewhere.status, 400);
+    assert!(elsewhere.body["error"].as_str().unwrap().contains("not trusted"), "{:?}", elsewhere.body);
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(gateway_events::count(t.store(), "paypal").await.unwrap(), 3);
+    let stored = gateway_events::get(t.store(), "paypal", "WH-EVT-2").await.unwrap().unwrap();
+    assert_eq!(stored.event_type.as_deref(), Some("PAYMENT.CAPTURE.COMPLETED"));
+    assert!(stored.verification.contains("paypal"), "{}", stored.verification);
 }
