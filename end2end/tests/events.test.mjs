@@ -69,7 +69,7 @@ test('an admin searches events by email, type and payload text, and exports the 
 
   // The exports hold the page's rows in its order (a page shows 50; the file every match).
   const csv = (await download(admin, 'CSV')).split('\r\n').filter((l) => l);
-  assert.equal(csv[0], 'received_at,event_id,type,mode,status,payment_intent,amount,currency,contract_id,note');
+  assert.equal(csv[0], 'received_at,event_id,type,mode,status,payment_intent,amount,currency,contract_id,note,source');
   const csvIds = csv.slice(1).map((l) => l.split(',')[1]);
   assert.deepEqual(csvIds.slice(0, rows.length), rows.map((r) => r.id));
   const ndjson = (await download(admin, 'NDJSON')).split('\n').filter((l) => l).map((l) => JSON.parse(l));
