@@ -40,7 +40,7 @@ pub async fn receive(svc: &Services, source: &str, headers: &HeaderMap, body: &[
     let (scheme, secrets) = match load(svc, &name, now).await {
         Ok(Some(found)) => found,
         Ok(None) => return Received::UnknownSource,
-        Err(received) => return received,
+        Err(received) => return counted(svc, &name, received),
     };
     let delivery = Delivery { headers, body, now: now.timestamp() };
     let verified = match senders::verify(&scheme, &secrets, &delivery, &svc.certs).await {
@@ -76,12 +76,19 @@ pub async fn receive(svc: &Services, source: &str, headers: &HeaderMap, body: &[
             svc.stats.gateway_delivery(name.as_str(), "duplicate");
             Received::Duplicate { event_id: verified.event_id }
         }
-        Err(e) => {
-            svc.stats.gateway_delivery(name.as_str(), "unavailable");
-            tracing::error!(source = name.as_str(), error = %e, "gateway event not stored; answered 503");
-            Received::Unavailable(e)
-        }
+        Err(e) => counted(svc, &name, Received::Unavailable(e)),
     }
+}
+
+/// A delivery the store could not take is counted (by source, and for the alert on deliveries
+/// answered 503, as Stripe's are) and logged; other outcomes pass through as they are.
+fn counted(svc: &Services, name: &SourceName, received: Received) -> Received {
+    if let Received::Unavailable(e) = &received {
+        svc.stats.gateway_delivery(name.as_str(), "unavailable");
+        svc.stats.tally(crate::domain::alerts::Fault::StoreUnavailable);
+        tracing::error!(source = name.as_str(), error = %e, "gateway event not stored; answered 503");
+    }
+    received
 }
 
 /// The source's scheme and active secrets; None when there is no enabled source of that name.

@@ -179,6 +179,13 @@ impl Stats {
         self.unflushed[fault.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a fault for the alert rules only, without Stripe's own counters: a gateway
+    /// source's delivery that could not be stored is the same emergency as Stripe's (the 503
+    /// rule), while `/metrics` keeps the two apart (`revision_store_gateway_deliveries_total`).
+    pub fn tally(&self, fault: Fault) {
+        self.unflushed[fault.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The faults counted since the last call, by `Fault::ALL`'s order, and zero from now on.
     pub fn take_faults(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.unflushed[i].swap(0, Ordering::Relaxed))

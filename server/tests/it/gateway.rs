@@ -232,6 +232,15 @@ async fn a_store_that_cannot_write_answers_503_and_the_retry_is_stored(kind: DbK
     })
     .await;
     assert!(stored, "the sender's retry is stored");
+    // The 503 is counted for the alert on deliveries that could not be stored, as Stripe's are.
+    let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let counted = eventually(PATIENCE, || async {
+        let _ = app::services::alerts::gather_faults(&t.app.services, chrono::Utc::now()).await;
+        let faults = app::store::webhook_faults::since(t.store(), since).await.unwrap();
+        faults.iter().any(|(kind, n)| kind == "store_unavailable" && *n >= 1)
+    })
+    .await;
+    assert!(counted, "the gateway's 503 reaches the alert rules");
     assert_eq!(gateway_events::count(t.store(), "square").await.unwrap(), 1);
 }
 
