@@ -61,11 +61,7 @@ pub async fn run(
         // Forwarding: new events fanned out into deliveries, and a sender started for each
         // destination that has none here. Sending runs in the senders' own tasks, so a slow
         // receiver never holds this sweep.
-        match app::services::forwarding::work(&svc, chrono::Utc::now()).await {
-            Ok(look) if look == Default::default() => {}
-            Ok(look) => tracing::debug!(fanned = look.fanned, senders = look.started, "forwarding"),
-            Err(e) => tracing::warn!(error = %e, "forwarding could not look for new events; trying again next sweep"),
-        }
+        forward(&svc).await;
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             clean_up(&svc).await;
         }
@@ -142,6 +138,15 @@ async fn clean_up(svc: &Services) {
     let old = chrono::Utc::now() - app::services::alerts::FAULTS_KEPT;
     if let Err(e) = app::store::webhook_faults::delete_before(&svc.db, old).await {
         tracing::warn!(error = %e, "removing old webhook fault tallies failed; trying again later");
+    }
+}
+
+/// Forwarding's step: fan-out, and a sender started per destination with none here.
+async fn forward(svc: &Services) {
+    match app::services::forwarding::work(svc, chrono::Utc::now()).await {
+        Ok(look) if look == Default::default() => {}
+        Ok(look) => tracing::debug!(fanned = look.fanned, senders = look.started, "forwarding"),
+        Err(e) => tracing::warn!(error = %e, "forwarding could not look for new events; trying again next sweep"),
     }
 }
 
