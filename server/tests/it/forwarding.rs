@@ -11,7 +11,10 @@ use hmac::{Hmac, Mac};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-on_both_databases!(events_arrive_signed_byte_for_byte_after_failures_and_a_429,);
+on_both_databases!(
+    events_arrive_signed_byte_for_byte_after_failures_and_a_429,
+    a_filter_routes_rate_card_payments_to_one_destination,
+);
 
 #[derive(Clone)]
 struct Got {
@@ -130,4 +133,45 @@ async fn events_arrive_signed_byte_for_byte_after_failures_and_a_429(kind: DbKin
         assert_eq!(statuses, [Some(500), Some(500), Some(429), Some(200)]);
         assert_eq!(log[0].answer, "boom");
     }
+}
+
+async fn a_filter_routes_rate_card_payments_to_one_destination(kind: DbKind) {
+    use app::domain::forwarding::{MetadataRule, RATE_CARD_KEYS};
+    let t = TestApp::spawn_with(kind, short_schedule).await;
+    let (every_url, every) = receiver(|_| (200, None)).await;
+    let (card_url, card) = receiver(|_| (200, None)).await;
+    let rules = RATE_CARD_KEYS.iter().map(|k| MetadataRule::parse(k).unwrap()).collect();
+    let dests = [
+        ("all-stripe", every_url, Filter::new(vec!["stripe".into()], vec![], vec![]).unwrap()),
+        (
+            "rate-card",
+            card_url,
+            Filter::new(vec!["stripe".into()], vec!["payment_intent.succeeded".into()], rules).unwrap(),
+        ),
+    ];
+    for (name, url, filter) in dests {
+        let spec = NewDestinationSpec { name: name.into(), url, filter, rate_per_second: 100, max_in_flight: 4 };
+        forwarding::add(t.store(), &spec, chrono::Utc::now()).await.unwrap();
+    }
+    let card_event = new_event_id();
+    let meta = serde_json::json!({"advertiserId": "7", "sizeId": "2", "publicationId": "3"});
+    let partial = serde_json::json!({"advertiserId": "7", "sizeId": "2"});
+    let bodies = [
+        pi_event(&card_event, "payment_intent.succeeded", &new_payment_id(), meta, 5_000, "usd"),
+        pi_event(&new_event_id(), "payment_intent.succeeded", &new_payment_id(), partial, 5_000, "usd"),
+        paid(&new_event_id(), &new_payment_id(), t.contract_id),
+    ];
+    for body in &bodies {
+        assert_eq!(t.deliver(body).await.status, 200);
+    }
+    let svc = t.app.services.clone();
+    let done = eventually(PATIENCE, || async {
+        forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+        every.lock().unwrap().len() == 3 && card.lock().unwrap().len() == 1
+    })
+    .await;
+    assert!(done, "every Stripe event to one, the Rate Card payment to the other");
+    assert_eq!(card.lock().unwrap()[0].id, card_event);
+    let rows = forwarding::deliveries(t.store(), "rate-card", None, (None, None), 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "no delivery made for what the filter refused");
 }
