@@ -7,6 +7,7 @@ pub mod artwork;
 pub mod deployment;
 pub mod event_search;
 pub mod events;
+pub mod forwarding;
 pub mod gateway;
 pub mod listing;
 pub mod mail;

@@ -46,6 +46,11 @@ impl Background {
         self.stopping.is_cancelled()
     }
 
+    /// Resolves once the server is stopping: for work that waits, to stop waiting.
+    pub async fn stopped(&self) {
+        self.stopping.cancelled().await
+    }
+
     /// Records that this process runs reconciliation `id` until the hold is dropped.
     pub fn hold_run(&self, id: i64) -> RunHold {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(id);

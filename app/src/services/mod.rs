@@ -11,6 +11,7 @@ pub mod event_search;
 pub mod event_writer;
 pub mod evidence;
 pub mod forgot;
+pub mod forwarding;
 pub mod fulfil;
 pub mod gateway;
 pub mod intake;
@@ -81,6 +82,8 @@ pub struct Services {
     pub keys: Arc<keys::ServerKeys>,
     /// PayPal's signing certificates, fetched once each and kept while in date (`senders::certs`).
     pub certs: Arc<crate::senders::CertCache>,
+    /// The destinations' senders running in this process (at most one each) and their client.
+    pub forwarding: Arc<forwarding::Senders>,
 }
 
 /// The whole seconds (at least 1) a rate-limited caller waits, as Retry-After and our 429
@@ -130,6 +133,7 @@ impl Services {
             background: Arc::default(),
             keys: Arc::new(keys::ServerKeys::ephemeral()),
             certs: Arc::default(),
+            forwarding: Arc::default(),
         }
     }
 

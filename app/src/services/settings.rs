@@ -23,6 +23,36 @@ pub struct Settings {
     pub mail: Option<crate::mail::Mailer>,
     /// The alert rules' thresholds (`ALERT_THRESHOLDS`).
     pub alerts: super::alerts::AlertSettings,
+    /// Forwarding stored events to the publisher's destinations.
+    pub forwarding: ForwardingSettings,
+}
+
+/// Forwarding's clocks. The production values are the defaults; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct ForwardingSettings {
+    /// The delays before each attempt (`domain::forwarding::default_schedule`): the first is
+    /// the first attempt's; after the last, a delivery is dead.
+    pub schedule: Vec<Duration>,
+    /// The most one POST may take, connection included, before it counts as failed: a slow
+    /// receiver holds one of its own destination's slots for this long at most.
+    pub request_timeout: Duration,
+    /// How far behind its cursor the fan-out looks again for events that committed late (see
+    /// `services::forwarding::fanout`).
+    pub look_back: Duration,
+    /// How long a destination's sender waits for its next due delivery before it ends (the next
+    /// sweep starts another when one is due).
+    pub idle: Duration,
+}
+
+impl Default for ForwardingSettings {
+    fn default() -> Self {
+        Self {
+            schedule: crate::domain::forwarding::default_schedule(),
+            request_timeout: Duration::from_secs(10),
+            look_back: Duration::from_secs(5 * 60),
+            idle: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How the app meets browsers and the proxy in front of it.
@@ -82,6 +112,7 @@ impl Default for Settings {
             db_timeout: Duration::from_secs(5),
             mail: None,
             alerts: Default::default(),
+            forwarding: Default::default(),
         }
     }
 }

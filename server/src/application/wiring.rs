@@ -40,6 +40,7 @@ pub fn services(settings: &Settings, db: Db, mode: app::domain::deployment::Depl
         db_timeout: settings.database.timeout,
         mail: settings.mail.clone(),
         alerts: settings.alerts.clone(),
+        forwarding: settings.forwarding.clone(),
     });
     if let Some(name) = &settings.metrics.instance {
         svc.stats = std::sync::Arc::new(app::services::stats::Stats::labelled(Some(name)));

@@ -1,8 +1,8 @@
 //! The background worker: retries due events, and picks up anything a request left pending
 //! (its inline processing failed, or the process died) once the lease runs out. Now and then
 //! it also indexes new events for search, removes expired sign-in sessions, starts the scheduled reconciliation, seals closed
-//! hours of events, sends the daily Slack summary, sends email from the outbox and removes artwork
-//! files no request kept.
+//! hours of events, sends the daily Slack summary, sends email from the outbox, forwards stored
+//! events to the publisher's destinations and removes artwork files no request kept.
 //! Each sweep it also gathers this process's webhook faults for the alerts, and about once a
 //! minute evaluates the alert rules (one evaluation at a time across every process).
 use app::services::processing::run_due;
@@ -58,6 +58,10 @@ pub async fn run(
             Ok(look) => tracing::debug!(queued = look.queued, sent = look.sent, failed = look.failed, "email"),
             Err(e) => tracing::warn!(error = %e, "the email outbox could not be worked; trying again next sweep"),
         }
+        // Forwarding: new events fanned out into deliveries, and a sender started for each
+        // destination that has none here. Sending runs in the senders' own tasks, so a slow
+        // receiver never holds this sweep.
+        forward(&svc).await;
         if sweeps.is_multiple_of(SESSION_SWEEP_EVERY) {
             clean_up(&svc).await;
         }
@@ -134,6 +138,15 @@ async fn clean_up(svc: &Services) {
     let old = chrono::Utc::now() - app::services::alerts::FAULTS_KEPT;
     if let Err(e) = app::store::webhook_faults::delete_before(&svc.db, old).await {
         tracing::warn!(error = %e, "removing old webhook fault tallies failed; trying again later");
+    }
+}
+
+/// Forwarding's step: fan-out, and a sender started per destination with none here.
+async fn forward(svc: &Services) {
+    match app::services::forwarding::work(svc, chrono::Utc::now()).await {
+        Ok(look) if look == Default::default() => {}
+        Ok(look) => tracing::debug!(fanned = look.fanned, senders = look.started, "forwarding"),
+        Err(e) => tracing::warn!(error = %e, "forwarding could not look for new events; trying again next sweep"),
     }
 }
 

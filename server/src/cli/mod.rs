@@ -10,6 +10,7 @@ mod alerts;
 mod api_key;
 mod balances;
 mod contract;
+mod destinations;
 mod events;
 mod events_search;
 mod evidence;
@@ -75,6 +76,10 @@ pub enum Command {
     /// generic HMAC), each posting to /webhooks/{name}.
     #[command(subcommand)]
     Sources(sources::SourcesCommand),
+    /// Where the gateway forwards stored events, signed by us (Standard Webhooks): destinations,
+    /// their deliveries, replays.
+    #[command(subcommand)]
+    Destinations(destinations::DestinationsCommand),
 }
 
 /// Why a command failed: the one line `main` prints after `error: ` before exiting 1. The
@@ -92,6 +97,8 @@ pub enum Failure {
     ApiKey(#[from] app::services::api_keys::ApiKeyError),
     #[error(transparent)]
     Source(#[from] app::services::sources::SourceError),
+    #[error(transparent)]
+    Forwarding(#[from] app::services::forwarding::ForwardingError),
 }
 
 impl From<String> for Failure {
@@ -125,6 +132,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Balances(cmd) => balances::run(&settings, cmd).await,
         Command::Alerts(cmd) => alerts::run(&settings, cmd).await,
         Command::Sources(cmd) => sources::run(&settings, cmd).await,
+        Command::Destinations(cmd) => destinations::run(&settings, cmd).await,
     }
 }
 

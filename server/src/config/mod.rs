@@ -73,6 +73,9 @@ pub struct Settings {
     pub slack: app::services::slack::SlackConfig,
     pub alerts: app::services::alerts::AlertSettings,
     pub mail: Option<app::mail::Mailer>,
+    /// Forwarding's schedule and timeouts: no flags (the production values are Standard
+    /// Webhooks' schedule and a 10 s request), here so tests can shorten them.
+    pub forwarding: app::services::settings::ForwardingSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -139,6 +142,7 @@ impl Config {
             slack: self.slack.check()?,
             alerts: self.alerts.check()?,
             mail,
+            forwarding: Default::default(),
         })
     }
 

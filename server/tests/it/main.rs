@@ -15,6 +15,7 @@ mod event_search;
 mod evidence;
 mod fault_run;
 mod forgot;
+mod forwarding;
 mod gateway;
 mod money_back;
 mod money_rules;

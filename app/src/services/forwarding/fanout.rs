@@ -1,0 +1,57 @@
+//! The fan-out: stored events a destination's filter takes become rows in `deliveries`.
+//!
+//! **A cursor, and a look behind it.** Each destination keeps `fanned_to`, the newest
+//! `received_at` it has read; a look reads the events received after it (a batch, oldest first)
+//! and moves it to the newest of those. That alone could miss an event: `received_at` is stamped
+//! when the request arrives, before the group commit, so an event can become visible after a
+//! later-stamped one was read and the cursor moved past it (a slow batch, a busy SQLite writer,
+//! another process whose clock runs a little behind). So each look also reads again the
+//! `look_back` (5 minutes by default) behind the cursor, for events that have no delivery to this
+//! destination yet. A commit can only land that late if the request waited longer than any
+//! database timeout we allow (`DB_TIMEOUT_SECS`, 5 s by default, answered 503 after it), so the
+//! look-back covers every commit by a wide margin; what it costs is reading again, each sweep,
+//! the few minutes of events the filter refused (those never get a row). A look-back window
+//! alone (no cursor) would miss everything received while the worker was stopped longer than
+//! the window; the cursor never skips: after an outage it works through the backlog a batch a
+//! sweep.
+//!
+//! Every insert is insert-or-nothing on (destination, source, event id): two processes fanning
+//! out at once, or a look reading again what it delivered, make one row.
+use crate::domain::forwarding::{Filter, STRIPE};
+use crate::store::deliveries::{self, Candidate};
+use crate::store::forward_destinations::{self, DestinationRow};
+use crate::store::{Db, StoreResult};
+use chrono::{DateTime, Utc};
+
+/// Events read past the cursor per look: a backlog goes a batch a sweep.
+const BATCH: i64 = 500;
+/// Events read behind the cursor per look, at most.
+const LOOK_BACK_BATCH: i64 = 5_000;
+
+/// One destination's look: the deliveries made.
+pub async fn fan_out(
+    db: &Db,
+    row: &DestinationRow,
+    filter: &Filter,
+    look_back: std::time::Duration,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let kinds = (filter.takes_stripe(), filter.sources.iter().any(|s| s != STRIPE));
+    let look_back = chrono::Duration::from_std(look_back).unwrap_or_default();
+    // Never before the destination was made: it takes events from then on.
+    let behind = (row.fanned_to - look_back).max(row.created_at);
+    let late = deliveries::candidates(db, row.id, kinds, behind, Some(row.fanned_to), LOOK_BACK_BATCH).await?;
+    let new = deliveries::candidates(db, row.id, kinds, row.fanned_to, None, BATCH).await?;
+    let taken: Vec<&Candidate> = late
+        .iter()
+        .chain(new.iter())
+        .filter(|c| filter.matches(&c.source, c.event_type.as_deref(), &c.payload))
+        .collect();
+    let made = deliveries::insert_many(db, row.id, &taken, now).await?;
+    if let Some(last) = new.last() {
+        // Events sharing the last one's instant beyond the batch are read by the next look
+        // behind the cursor.
+        forward_destinations::advance_cursor(db, row.id, last.received_at).await?;
+    }
+    Ok(made)
+}
