@@ -144,6 +144,24 @@ impl Filter {
         })
     }
 
+    /// The filter in words, for the admin page: "stripe, billing · types payment_intent. ·
+    /// metadata advertiserId, sizeId=2".
+    pub fn describe(&self) -> String {
+        let mut parts = vec![self.sources.join(", ")];
+        if !self.type_prefixes.is_empty() {
+            parts.push(format!("types {}", self.type_prefixes.join(", ")));
+        }
+        if !self.metadata.is_empty() {
+            let rules: Vec<String> = self
+                .metadata
+                .iter()
+                .map(|r| r.equals.as_ref().map_or_else(|| r.key.clone(), |v| format!("{}={v}", r.key)))
+                .collect();
+            parts.push(format!("metadata {}", rules.join(", ")));
+        }
+        parts.join(" · ")
+    }
+
     /// Whether Stripe's events are subscribed to (so the fan-out reads them at all).
     pub fn takes_stripe(&self) -> bool {
         self.sources.iter().any(|s| s == STRIPE)
@@ -344,5 +362,14 @@ mod tests {
         cut.extend("é".as_bytes());
         assert_eq!(answer_head(&cut), "a".repeat(ANSWER_KEPT - 1), "half a character dropped");
         assert_eq!(answer_head(&[0xff, b'x']), "\u{fffd}x");
+    }
+
+    #[test]
+    fn a_filter_reads_as_words() {
+        let every = Filter::new(vec!["stripe".into(), "billing".into()], vec![], vec![]).unwrap();
+        assert_eq!(every.describe(), "stripe, billing");
+        let rules = vec![MetadataRule::parse("advertiserId").unwrap(), MetadataRule::parse("sizeId=2").unwrap()];
+        let card = Filter::new(vec!["stripe".into()], vec!["payment_intent.".into()], rules).unwrap();
+        assert_eq!(card.describe(), "stripe · types payment_intent. · metadata advertiserId, sizeId=2");
     }
 }

@@ -178,6 +178,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/alerts") view=admin::alerts::AlertsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/sources") view=admin::sources::AdminSourcesPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/sources/:source/events/:id") view=admin::sources::AdminSourceEventPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/destinations") view=admin::destinations::AdminDestinationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/destinations/:name") view=admin::destinations::AdminDestinationPage ssr=SsrMode::Async/>
                     <Route path=path!("/password/:token") view=password::SetPasswordPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

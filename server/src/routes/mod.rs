@@ -2,6 +2,7 @@
 //! functions are leptos' (`app::web`), added by `application::router`.
 pub mod admin;
 pub mod api;
+pub mod destinations;
 pub mod health;
 pub mod metrics;
 pub mod people;
@@ -15,7 +16,11 @@ use axum::Router;
 /// Form posts and downloads of people using the pages: with the pages, they get sessions and the
 /// cross-site check.
 pub fn site() -> Router<AppState> {
-    Router::new().merge(revisions::router()).merge(admin::router()).merge(people::router())
+    Router::new()
+        .merge(revisions::router())
+        .merge(admin::router())
+        .merge(destinations::router())
+        .merge(people::router())
 }
 
 /// Called by machines (Stripe, scripts, Slack, load balancers, scrapers): never a session.

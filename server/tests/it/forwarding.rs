@@ -7,6 +7,7 @@ use crate::on_both_databases;
 use app::domain::forwarding::Filter;
 use app::services::forwarding::{self, NewDestinationSpec};
 use base64::Engine;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ on_both_databases!(
     a_slow_destination_delays_neither_another_nor_intake,
     deliveries_keep_to_the_destinations_rate_and_concurrency,
     the_cli_manages_destinations_and_their_deliveries,
+    admins_see_and_steer_a_destination_from_its_page,
 );
 
 #[derive(Clone)]
@@ -571,4 +573,118 @@ async fn the_cli_manages_destinations_and_their_deliveries(kind: DbKind) {
     assert!(ok(&["destinations", "list"]).contains("2 active secret(s)"));
     assert!(refused(&["destinations", "deliveries", "rate-card", "--status", "lost"]).contains("pending, failing"));
     assert!(refused(&["destinations", "pause", "nobody"]).contains("no destination named nobody"));
+}
+
+async fn admins_see_and_steer_a_destination_from_its_page(kind: DbKind) {
+    use crate::web::{Site, ADMIN, ANN, BOB};
+    let site = Site::start_with(kind, |s| {
+        s.stripe.webhook_secrets = vec![app::stripe::WebhookSecret::parse(SECRET).unwrap()];
+        short_schedule(s);
+        s.forwarding.schedule = [0, 20, 20].map(Duration::from_millis).to_vec();
+    })
+    .await;
+    let svc = site.app.services.clone();
+    let failing = Arc::new(AtomicBool::new(true));
+    let r = switched(500, &failing).await;
+    let spec = NewDestinationSpec {
+        name: "books".into(),
+        url: r.url.clone(),
+        filter: Filter::new(vec!["stripe".into()], vec!["payment_intent.".into()], vec![]).unwrap(),
+        rate_per_second: 10,
+        max_in_flight: 2,
+    };
+    forwarding::add(&svc.db, &spec, chrono::Utc::now()).await.unwrap();
+    let event = new_event_id();
+    let body = paid(&event, &new_payment_id(), site.contract_of(ANN.0).await);
+    let req = hyper::Request::post(format!("{}/webhooks/stripe", site.app.url()))
+        .header("content-type", "application/json")
+        .header("stripe-signature", sign(&body, SECRET, now()));
+    assert_eq!(site.send(req, body.clone()).await.status, 200);
+    let sweep_until = |status: &'static str| {
+        let svc = svc.clone();
+        async move {
+            eventually(PATIENCE, || async {
+                forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+                forwarding::deliveries(&svc.db, "books", Some(status), (None, None), 10).await.unwrap().len() == 1
+            })
+            .await
+        }
+    };
+    assert!(sweep_until("dead").await);
+
+    let bob = site.sign_in(BOB, None).await;
+    assert_eq!(site.get("/admin/destinations", Some(&bob)).await.status, 403);
+    let admin = site.sign_in(ADMIN, None).await;
+    let list = site.get("/admin/destinations", Some(&admin)).await;
+    assert_eq!(list.status, 200);
+    for shown in ["books", r.url.as_str(), "stripe · types payment_intent.", "Forwarding"] {
+        assert!(list.body.contains(shown), "{shown}: {}", list.body);
+    }
+    let dead = site.get("/admin/destinations/books?status=dead", Some(&admin)).await;
+    for shown in [event.as_str(), " · 500 · ", "boom", "dead"] {
+        assert!(dead.body.contains(shown), "{shown}: {}", dead.body);
+    }
+    let none = site.get("/admin/destinations/books?status=delivered", Some(&admin)).await;
+    assert!(none.body.contains("No deliveries match.") && !none.body.contains(event.as_str()), "{}", none.body);
+    let bad = site.get("/admin/destinations/books?status=lost", Some(&admin)).await;
+    assert!(bad.body.contains("pending, failing, delivered or dead"), "{}", bad.body);
+    assert_eq!(site.get("/admin/destinations/nobody", Some(&admin)).await.status, 404);
+
+    let post = |cookie: &str, path: &str, form: &str| {
+        let req = hyper::Request::post(format!("{}/admin/destinations/books/{path}", site.app.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", site.origin())
+            .header("cookie", cookie.to_string());
+        (req, Bytes::from(form.to_string()))
+    };
+    let (req, form) = post(&bob, "pause", "");
+    assert_eq!(site.send(req, form).await.status, 403);
+    assert!(forwarding::destination(&svc.db, "books").await.unwrap().paused_at.is_none(), "bob changed nothing");
+
+    // Replay every failed delivery of a window, with the receiver back.
+    failing.store(false, Ordering::SeqCst);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let (req, form) = post(&admin, "replay-failed", &format!("from=2026-01-01&to={today}"));
+    let a = site.send(req, form).await;
+    assert_eq!((a.status, a.location()), (303, "/admin/destinations/books"));
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains("1 failed or dead deliveries of books are due again."), "{}", page.body);
+    assert!(sweep_until("delivered").await);
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains(" · 200 · "), "the log shows the delivery: {}", page.body);
+
+    // Pause, then resume.
+    let (req, form) = post(&admin, "pause", "");
+    assert_eq!(site.send(req, form).await.status, 303);
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains("paused since") && page.body.contains(">Resume<"), "{}", page.body);
+    let (req, form) = post(&admin, "resume", "");
+    site.send(req, form).await;
+    assert!(forwarding::destination(&svc.db, "books").await.unwrap().sending());
+
+    // Replay one delivery: it goes out again.
+    let id = forwarding::deliveries(&svc.db, "books", None, (None, None), 1).await.unwrap()[0].id;
+    let (req, form) = post(&admin, &format!("deliveries/{id}/replay"), "");
+    assert_eq!(site.send(req, form).await.status, 303);
+    let again = eventually(PATIENCE, || async {
+        forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+        r.count(&event) == 5
+    })
+    .await;
+    assert!(again, "three 500s, the 200 after the replay of the window, and this one");
+
+    // Rotate: the new secret is shown once; a bad overlap is refused with why.
+    let (req, form) = post(&admin, "rotate", "overlap_hours=2");
+    site.send(req, form).await;
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains("whsec_") && page.body.contains("for 2 hour(s)"), "{}", page.body);
+    assert_eq!(forwarding::list(&svc.db, chrono::Utc::now()).await.unwrap()[0].active_secrets, 2);
+    let (req, form) = post(&admin, "rotate", "overlap_hours=a-week");
+    site.send(req, form).await;
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains("the overlap is 0 to 168 hours"), "{}", page.body);
+    let (req, form) = post(&admin, "replay-failed", "from=2026-02-01&to=2026-01-01");
+    site.send(req, form).await;
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(page.body.contains("must be after"), "a backwards window is refused: {}", page.body);
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod alerts;
 pub mod contracts;
+pub mod destinations;
 pub mod events;
 pub mod people;
 pub mod reconciliation;
@@ -86,6 +87,7 @@ pub fn AdminNav() -> impl IntoView {
             <a href="/admin/revenue">"Revenue"</a>
             <a href="/admin/people">"People"</a>
             <a href="/admin/sources">"Sources"</a>
+            <a href="/admin/destinations">"Forwarding"</a>
             <a href="/admin/alerts">"Alerts"</a>
         </nav>
         <FindingsBanner/>
