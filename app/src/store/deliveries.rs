@@ -142,37 +142,43 @@ pub enum Settle {
     Dead,
 }
 
-/// Logs an attempt and settles the delivery, in one transaction. The delivery changes only
-/// while `claim` still holds it (a replay or a taken-over lease clears it): false then, and
-/// only the attempt is logged, since it did happen.
-pub async fn settle(db: &Db, claim: &str, attempt: &NewAttempt<'_>, to: Settle) -> StoreResult<bool> {
+/// Logs attempts and settles their deliveries, in one transaction (a sender writes what its
+/// sends came to together: one commit for many, so forwarding leaves the database's writer to
+/// intake as much as it can). A delivery changes only while the attempt's `claim` still holds
+/// it (a replay or a taken-over lease clears it): false for it then, and only the attempt is
+/// logged, since it did happen. One bool per attempt, in order.
+pub async fn settle_many(db: &Db, results: &[(&str, NewAttempt<'_>, Settle)]) -> StoreResult<Vec<bool>> {
     const SQL: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1, \
          next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, claim = NULL, last_error = $6 \
          WHERE id = $1 AND claim = $2 AND status = 'pending'";
-    let (status, next, delivered_at) = match to {
-        Settle::Delivered => ("delivered", None, Some(attempt.attempted_at)),
-        Settle::RetryAt(at) => ("pending", Some(at), None),
-        Settle::Dead => ("dead", None, None),
-    };
-    let error = match (attempt.error, attempt.http_status) {
-        (Some(e), _) => Some(e.to_string()),
-        (None, Some(s)) if !(200..300).contains(&s) => Some(format!("answered {s}")),
-        _ => None,
-    };
     let mut tx = db.begin().await?;
-    let changed = on!(tx.conn(), |c| sqlx::query(SQL)
-        .bind(attempt.delivery_id)
-        .bind(claim)
-        .bind(status)
-        .bind(next)
-        .bind(delivered_at)
-        .bind(&error)
-        .execute(c)
-        .await?
-        .rows_affected());
-    delivery_attempts::insert_in(&mut tx, attempt).await?;
+    let mut changed = Vec::with_capacity(results.len());
+    for (claim, attempt, to) in results {
+        let (status, next, delivered_at) = match to {
+            Settle::Delivered => ("delivered", None, Some(attempt.attempted_at)),
+            Settle::RetryAt(at) => ("pending", Some(*at), None),
+            Settle::Dead => ("dead", None, None),
+        };
+        let error = match (attempt.error, attempt.http_status) {
+            (Some(e), _) => Some(e.to_string()),
+            (None, Some(s)) if !(200..300).contains(&s) => Some(format!("answered {s}")),
+            _ => None,
+        };
+        let n = on!(tx.conn(), |c| sqlx::query(SQL)
+            .bind(attempt.delivery_id)
+            .bind(*claim)
+            .bind(status)
+            .bind(next)
+            .bind(delivered_at)
+            .bind(&error)
+            .execute(c)
+            .await?
+            .rows_affected());
+        delivery_attempts::insert_in(&mut tx, attempt).await?;
+        changed.push(n == 1);
+    }
     tx.commit().await?;
-    Ok(changed == 1)
+    Ok(changed)
 }
 
 /// Destination `id`'s deliveries, newest event first, at most `limit`: of one status when given

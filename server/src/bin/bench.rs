@@ -56,6 +56,11 @@ struct Args {
     /// database in the same cluster, one run after ours at each concurrency.
     #[arg(long, env = "BENCH_REFERENCE")]
     reference: Option<std::path::PathBuf>,
+    /// Forwarding instead: intake with forwarding off, then on to each of these numbers of
+    /// destinations (fast receivers on this machine), and the forwarded deliveries a second when
+    /// a backlog of `--requests` events is let go to them (e.g. 1,10).
+    #[arg(long, value_delimiter = ',')]
+    forward: Vec<usize>,
 }
 
 const SECRET: &str = "whsec_bench";
@@ -89,16 +94,16 @@ fn main() {
         std::process::exit(2);
     }
     let dbs = bench_support::kinds(&args.db);
-    println!(
-        "| server | database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    if !args.forward.is_empty() {
+        return forwarding(&args, &dbs);
+    }
+    println!("{INTAKE_HEADER}");
     let mut ratios = Vec::new();
     for db in dbs {
         for &concurrency in &args.concurrency {
-            let ours = run_ours(&args, db, concurrency, 0);
+            let ours = run_ours(&args, db, concurrency, 0, 0);
             if args.flood > 0 {
-                run_ours(&args, db, concurrency, args.flood);
+                run_ours(&args, db, concurrency, args.flood, 0);
             }
             if let (Some(dir), "postgres") = (&args.reference, db) {
                 let reference = run_reference(&args, dir, concurrency);
@@ -111,12 +116,60 @@ fn main() {
     }
 }
 
+const INTAKE_HEADER: &str = "| server | database | deliveries | new events | duplicates | concurrency | credited/s | deliveries/s | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// `--forward`: intake with forwarding off and on, side by side on each database, then the
+/// forwarded deliveries a second to each number of destinations.
+fn forwarding(args: &Args, dbs: &[&str]) {
+    if args.duplicates > 0.0 || args.copies > 1 {
+        eprintln!("error: --forward counts each event's deliveries: no --duplicates or --copies");
+        std::process::exit(2);
+    }
+    println!("{INTAKE_HEADER}");
+    let mut costs = Vec::new();
+    for &db in dbs {
+        for &concurrency in &args.concurrency {
+            // Off, on, off, on ...: the best of two of each, so a hiccup of the machine's
+            // does not pass for forwarding's cost (or hide it).
+            let mut off = 0f64;
+            let mut on = vec![0f64; args.forward.len()];
+            for _ in 0..2 {
+                off = off.max(run_ours(args, db, concurrency, 0, 0));
+                for (i, &n) in args.forward.iter().enumerate() {
+                    on[i] = on[i].max(run_ours(args, db, concurrency, 0, n));
+                }
+            }
+            for (i, &n) in args.forward.iter().enumerate() {
+                costs.push((db, concurrency, n, 1.0 - on[i] / off));
+            }
+        }
+    }
+    for (db, concurrency, n, cost) in costs {
+        println!(
+            "Intake with forwarding to {n} destination(s) on {db}, {concurrency} connections: {:+.1} % credited/s against forwarding off (best of two each)",
+            -cost * 100.0
+        );
+    }
+    println!();
+    println!(
+        "| forwarding | database | destinations | events | deliveries | seconds | deliveries/s | per destination/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &db in dbs {
+        for &n in &args.forward {
+            run_forwarded(args, db, n);
+        }
+    }
+}
+
 /// The signed deliveries of one run, built up front so the load generator spends its CPU on
 /// sending: warm-up first, then the measured ones; `--duplicates` repeats the latest new event.
 struct Load {
     deliveries: Arc<Vec<(Bytes, String)>>,
     warmup: usize,
     new_events: usize,
+    /// Distinct events, warm-up included: what is stored.
+    events: usize,
 }
 
 fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
@@ -125,6 +178,7 @@ fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
     let secret = WebhookSecret::parse(SECRET).unwrap();
     let ts = chrono::Utc::now().timestamp();
     let mut new_events = 0usize;
+    let mut events = 0usize;
     let mut last_new = 0usize;
     let deliveries = (0..total)
         .map(|i| {
@@ -137,6 +191,7 @@ fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
             let contract_id = contracts[n % contracts.len()];
             if !dup {
                 last_new = i;
+                events += 1;
                 if i >= warmup {
                     new_events += 1;
                 }
@@ -148,7 +203,7 @@ fn load(args: &Args, prefix: &str, contracts: &[i64]) -> Load {
             (Bytes::from(body), header)
         })
         .collect();
-    Load { deliveries: Arc::new(deliveries), warmup, new_events }
+    Load { deliveries: Arc::new(deliveries), warmup, new_events, events }
 }
 
 /// Sends `load` to `url` from `concurrency` keep-alive connections (a 1-thread client runtime),
@@ -298,9 +353,13 @@ fn print_row(server: &str, db: &str, args: &Args, concurrency: usize, load: &Loa
     );
 }
 
-/// Revision Store on a fresh database, with `flood` flooding tasks alongside the measured
-/// deliveries (0: none); its credited/s.
-fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
+/// The server on a fresh database, on a runtime (and threads) of its own, as a separate process
+/// would be, with `args.contracts` contracts. The temporary directory holds a SQLite database.
+fn start_server(
+    args: &Args,
+    db: &str,
+    concurrency: usize,
+) -> (tempfile::TempDir, tokio::runtime::Runtime, Application, Vec<i64>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -319,14 +378,28 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
     settings.reconcile.worker_interval = Duration::from_secs(3600);
     settings.reconcile.interval = None;
     settings.artwork.data_dir = std::env::temp_dir();
-
-    // The server gets a runtime (and threads) of its own, like a separate process would.
     let server_rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build().unwrap();
     let (app, contracts) = server_rt.block_on(async {
         let app = Application::start(&settings).await.expect("server starts");
         let (_, contracts) = bench_support::contracts(&app.services.db, args.contracts).await;
         (app, contracts)
+    });
+    (tmp, server_rt, app, contracts)
+}
+
+/// Revision Store on a fresh database, with `flood` flooding tasks alongside the measured
+/// deliveries (0: none) and forwarding every event to `forward` destinations meanwhile (0: off);
+/// its credited/s.
+fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize, forward: usize) -> f64 {
+    let (_tmp, server_rt, app, contracts) = start_server(args, db, concurrency);
+    let forwarding = (forward > 0).then(|| {
+        let sinks = bench_support::forward::Sinks::start(forward);
+        server_rt.block_on(bench_support::forward::destinations(&app.services.db, &sinks, false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let _guard = server_rt.enter();
+        let driver = bench_support::forward::drive(app.services.clone(), stop.clone());
+        (sinks, stop, driver)
     });
     let load = load(args, "bench", &contracts);
     let credits = || {
@@ -337,7 +410,19 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
     };
     let flooding = (flood > 0).then(|| Flood::start(&app.url(), flood));
     let m = measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
+    if let Some((sinks, stop, driver)) = forwarding {
+        stop.store(true, Ordering::Relaxed);
+        server_rt.block_on(driver).expect("the forwarding driver");
+        let label = format!("Revision Store, forwarding to {forward}");
+        print_row(&label, db, args, concurrency, &load, &m);
+        println!(
+            "(forwarded meanwhile: {} of the {} deliveries the run's events make)",
+            sinks.requests(),
+            load.events * forward
+        );
+    }
     match flooding {
+        None if forward > 0 => {}
         None => print_row("Revision Store", db, args, concurrency, &load, &m),
         Some(f) => {
             let rate = f.stop();
@@ -365,6 +450,58 @@ fn run_ours(args: &Args, db: &str, concurrency: usize, flood: usize) -> f64 {
     }
     server_rt.block_on(app.stop());
     m.credited_per_sec()
+}
+
+/// A backlog let go: `--requests` events (and the warm-up's) stored while `destinations`
+/// destinations were paused, then every one resumed; prints how fast the deliveries arrive.
+fn run_forwarded(args: &Args, db: &str, destinations: usize) {
+    use bench_support::forward;
+    let concurrency = args.concurrency[0];
+    let (_tmp, server_rt, app, contracts) = start_server(args, db, concurrency);
+    let sinks = forward::Sinks::start(destinations);
+    let names = server_rt.block_on(forward::destinations(&app.services.db, &sinks, true));
+    let load = load(args, "fwd", &contracts);
+    let credits = || {
+        contracts
+            .iter()
+            .map(|c| server_rt.block_on(app::store::ledger::credits(&app.services.db, *c)).unwrap().len())
+            .sum::<usize>()
+    };
+    measure(&format!("{}/webhooks/stripe", app.url()), &load, concurrency, credits);
+    let expected = load.events * destinations;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    server_rt.block_on(async {
+        for name in &names {
+            app::services::forwarding::set_paused(&app.services.db, name, false, chrono::Utc::now()).await.unwrap();
+        }
+    });
+    let driver = {
+        let _in = server_rt.enter();
+        forward::drive(app.services.clone(), stop.clone())
+    };
+    // A benchmark's poll of its own counter, not a test's wait.
+    while sinks.requests() < expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{} of {expected} deliveries after ten minutes",
+            sinks.requests()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    server_rt.block_on(driver).expect("the forwarding driver");
+    assert_eq!(sinks.distinct(), vec![load.events; destinations], "every event to every destination");
+    assert_eq!(sinks.requests(), expected, "each once");
+    let per_sec = expected as f64 / elapsed.as_secs_f64();
+    println!(
+        "| Revision Store | {db} | {destinations} | {} | {expected} | {:.2} | {per_sec:.0} | {:.0} |",
+        load.events,
+        elapsed.as_secs_f64(),
+        per_sec / destinations as f64
+    );
+    server_rt.block_on(app.stop());
 }
 
 /// The bare handler (`node server.mjs` in `dir`) on its own database in the same cluster, sent

@@ -23,8 +23,11 @@ use crate::store::forward_destinations::{self, DestinationRow};
 use crate::store::{Db, StoreResult};
 use chrono::{DateTime, Utc};
 
-/// Events read past the cursor per look: a backlog goes a batch a sweep.
+/// Events read past the cursor per batch, and batches per look: a backlog of up to 10,000
+/// events is fanned out in one sweep (a larger one over the next few), and no destination's
+/// fan-out holds the sweep for long.
 const BATCH: i64 = 500;
+const BATCHES_PER_LOOK: usize = 20;
 /// Events read behind the cursor per look, at most.
 const LOOK_BACK_BATCH: i64 = 5_000;
 
@@ -41,17 +44,24 @@ pub async fn fan_out(
     // Never before the destination was made: it takes events from then on.
     let behind = (row.fanned_to - look_back).max(row.created_at);
     let late = deliveries::candidates(db, row.id, kinds, behind, Some(row.fanned_to), LOOK_BACK_BATCH).await?;
-    let new = deliveries::candidates(db, row.id, kinds, row.fanned_to, None, BATCH).await?;
-    let taken: Vec<&Candidate> = late
-        .iter()
-        .chain(new.iter())
-        .filter(|c| filter.matches(&c.source, c.event_type.as_deref(), &c.payload))
-        .collect();
-    let made = deliveries::insert_many(db, row.id, &taken, now).await?;
-    if let Some(last) = new.last() {
+    let mut made = deliveries::insert_many(db, row.id, &taken(&late, filter), now).await?;
+    let mut cursor = row.fanned_to;
+    for _ in 0..BATCHES_PER_LOOK {
+        let new = deliveries::candidates(db, row.id, kinds, cursor, None, BATCH).await?;
+        made += deliveries::insert_many(db, row.id, &taken(&new, filter), now).await?;
+        let Some(last) = new.last() else { break };
         // Events sharing the last one's instant beyond the batch are read by the next look
         // behind the cursor.
-        forward_destinations::advance_cursor(db, row.id, last.received_at).await?;
+        cursor = last.received_at;
+        forward_destinations::advance_cursor(db, row.id, cursor).await?;
+        if new.len() < BATCH as usize {
+            break;
+        }
     }
     Ok(made)
+}
+
+/// The events the filter takes.
+fn taken<'a>(events: &'a [Candidate], filter: &Filter) -> Vec<&'a Candidate> {
+    events.iter().filter(|c| filter.matches(&c.source, c.event_type.as_deref(), &c.payload)).collect()
 }

@@ -11,7 +11,7 @@
 //! `webhook-source` names where the event came from (`stripe` or the gateway source).
 use crate::domain::forwarding::{answer_head, honours_retry_after, retry_after, STRIPE};
 use crate::senders::{standard_webhooks, Secret};
-use crate::store::forward_destinations::{self, DestinationRow};
+use crate::store::forward_destinations::DestinationRow;
 use crate::store::{events, gateway_events, Db, StoreError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -66,12 +66,14 @@ pub fn signatures(id: &str, timestamp: i64, body: &[u8], secrets: &[String]) -> 
         .join(" ")
 }
 
-/// Makes one attempt to deliver (`source`, `event_id`) to `dest`, within `timeout`.
+/// Makes one attempt to deliver (`source`, `event_id`) to `dest`, signed with each of
+/// `secrets` (the destination's active ones), within `timeout`.
 pub async fn attempt(
     db: &Db,
     client: &HttpClient,
     dest: &DestinationRow,
     (source, event_id): (&str, &str),
+    secrets: &[String],
     timeout: Duration,
 ) -> Attempt {
     let started = Instant::now();
@@ -81,12 +83,10 @@ pub async fn attempt(
         Ok(None) => return Attempt::failed(format!("the stored event {source}/{event_id} is missing"), started),
         Err(e) => return Attempt::failed(format!("the stored event could not be read: {e}"), started),
     };
-    let secrets = match forward_destinations::active_secrets(db, dest.id, now).await {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => return Attempt::failed("the destination has no active secret".into(), started),
-        Err(e) => return Attempt::failed(format!("the secrets could not be read: {e}"), started),
-    };
-    let signature = signatures(&id, now.timestamp(), &body, &secrets);
+    if secrets.is_empty() {
+        return Attempt::failed("the destination has no active secret".into(), started);
+    }
+    let signature = signatures(&id, now.timestamp(), &body, secrets);
     let request = hyper::Request::post(&dest.url)
         .header("content-type", "application/json")
         .header("user-agent", concat!("revision-store/", env!("CARGO_PKG_VERSION")))

@@ -2,9 +2,11 @@
 //! slow or dead receiver only ever holds its own destination's deliveries, never another's, the
 //! worker's sweep, or intake.
 //!
-//! A sender claims one due delivery at a time, when one of its destination's slots is free
-//! (`max_in_flight`) and its rate allows (`rate_per_second`, a GCRA limiter), and sends it in a
-//! task of its own, bounded by the request timeout. The claim is a lease on the row (see
+//! A sender claims due deliveries, as many as its destination has slots free (`max_in_flight`)
+//! up to a second's worth at its rate, in one statement; sends each in a task of its own when
+//! the rate allows (`rate_per_second`, a GCRA limiter), bounded by the request timeout; and
+//! writes the results as they come back, whatever has arrived in one transaction (`settle`), so
+//! a busy destination costs the database's writer a commit per batch, not two per delivery. The claim is a lease on the row (see
 //! `store::deliveries::claim_due`), so senders in two processes on one PostgreSQL never send the
 //! same attempt; a process that dies mid-send leaves the row due again when the lease ends, and
 //! it is sent again (at least once). When nothing is due the sender waits for its in-flight
@@ -104,69 +106,117 @@ async fn run(svc: &Services, id: i64) -> Result<(), crate::store::StoreError> {
         .expect("at least 1");
     // No burst beyond one: a destination gets its pace from the first delivery on.
     let limiter = governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(NonZeroU32::MIN));
-    let ended = rounds(svc, id, (&permits, slots), &limiter).await;
-    // Never end with sends in flight: the next sender would find the slots free beside them.
+    let (results, settling) = tokio::sync::mpsc::unbounded_channel();
+    let settler = tokio::spawn(settle(svc.clone(), first.name.clone(), settling));
+    let pace = Pace { permits: &permits, slots, batch: slots.min(rate.get()), limiter: &limiter };
+    let ended = rounds(svc, id, &pace, &results).await;
+    drop(results);
+    // Never end with sends in flight or unsettled: the next sender would find the slots free
+    // beside them.
     drop(permits.acquire_many(slots).await.expect("the semaphore is never closed"));
+    if let Err(e) = settler.await {
+        tracing::error!(destination = id, error = %e, "a forwarding sender's settling stopped");
+    }
     ended
+}
+
+/// How hard a sender may push its destination: `slots` sends in flight (a permit each, held
+/// until the result is written), at most `batch` claimed at once, at the limiter's pace.
+struct Pace<'a> {
+    permits: &'a Arc<Semaphore>,
+    slots: u32,
+    /// Claimed together: as many slots as are free, at most a second's worth at the pace, so
+    /// every claimed delivery is sent well within its lease.
+    batch: u32,
+    limiter: &'a governor::DefaultDirectRateLimiter,
+}
+
+/// An attempt's result on its way to the database, holding its slot until it is written.
+struct Done {
+    claim: Arc<str>,
+    event_id: String,
+    delivery_id: i64,
+    attempted_at: chrono::DateTime<Utc>,
+    attempt: send::Attempt,
+    settle: Settle,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Claims and sends until nothing is due soon, the destination stops sending, or the server stops.
 async fn rounds(
     svc: &Services,
     id: i64,
-    (permits, slots): (&Arc<Semaphore>, u32),
-    limiter: &governor::DefaultDirectRateLimiter,
+    pace: &Pace<'_>,
+    results: &tokio::sync::mpsc::UnboundedSender<Done>,
 ) -> Result<(), crate::store::StoreError> {
     let timeout = svc.settings.forwarding.request_timeout;
     loop {
         if svc.background.is_stopping() {
             return Ok(());
         }
-        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let first = pace.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         // A pause, or a 410 seen by another send, takes effect before the next claim.
         let Some(dest) = forward_destinations::get(&svc.db, id).await?.filter(DestinationRow::sending) else {
             return Ok(());
         };
-        limiter.until_ready().await;
+        let mut slots = vec![first];
+        while slots.len() < pace.batch as usize {
+            match pace.permits.clone().try_acquire_owned() {
+                Ok(p) => slots.push(p),
+                Err(_) => break,
+            }
+        }
         let now = Utc::now();
+        // Read once a batch: a rotation takes effect from the next one.
+        let secrets = Arc::new(forward_destinations::active_secrets(&svc.db, id, now).await?);
         let lease = now + chrono::Duration::from_std(timeout + LEASE_MARGIN).expect("a short lease");
-        let claim = svc.forwarding.next_claim();
-        if let Some(d) = deliveries::claim_due(&svc.db, id, now, lease, &claim, 1).await?.pop() {
-            let (svc, client) = (svc.clone(), svc.forwarding.clone());
-            svc.background.clone().spawn(async move {
-                deliver(&svc, client.client(), &dest, d, &claim, timeout).await;
-                drop(permit);
-            });
+        let claim: Arc<str> = svc.forwarding.next_claim().into();
+        let claimed = deliveries::claim_due(&svc.db, id, now, lease, &claim, slots.len() as i64).await?;
+        if claimed.is_empty() {
+            drop(slots);
+            // Nothing due: let the sends in flight settle (a failure may be due again at once),
+            // then wait for the next due delivery if it is near, or end.
+            drop(pace.permits.acquire_many(pace.slots).await.expect("the semaphore is never closed"));
+            let Some(next) = deliveries::next_due(&svc.db, id).await? else { return Ok(()) };
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            if wait > svc.settings.forwarding.idle {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = svc.background.stopped() => return Ok(()),
+            }
             continue;
         }
-        drop(permit);
-        // Nothing due: let the sends in flight settle (a failure may be due again at once),
-        // then wait for the next due delivery if it is near, or end.
-        drop(permits.acquire_many(slots).await.expect("the semaphore is never closed"));
-        let Some(next) = deliveries::next_due(&svc.db, id).await? else { return Ok(()) };
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        if wait > svc.settings.forwarding.idle {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = svc.background.stopped() => return Ok(()),
+        let dest = Arc::new(dest);
+        // Slots beyond the deliveries claimed are freed as `slots` drops.
+        for (d, slot) in claimed.into_iter().zip(slots) {
+            pace.limiter.until_ready().await;
+            let (svc, senders) = (svc.clone(), svc.forwarding.clone());
+            let (dest, secrets, claim, results) = (dest.clone(), secrets.clone(), claim.clone(), results.clone());
+            svc.background.clone().spawn(async move {
+                let done = deliver(&svc, senders.client(), &dest, d, (claim, slot), &secrets, timeout).await;
+                // The settler ends only after every sender's handle is dropped: it is there.
+                let _ = results.send(done);
+            });
         }
     }
 }
 
-/// One attempt and its result: the attempt logged, the delivery settled (delivered, due again
-/// on the schedule, or dead), and on a 410 the destination disabled.
+/// One attempt and what it comes to: delivered, due again on the schedule, or dead; on a 410
+/// the destination is disabled at once (before the result is written, so no further claim is
+/// made).
 async fn deliver(
     svc: &Services,
     client: &HttpClient,
     dest: &DestinationRow,
     d: Claimed,
-    claim: &str,
+    (claim, slot): (Arc<str>, tokio::sync::OwnedSemaphorePermit),
+    secrets: &[String],
     timeout: Duration,
-) {
+) -> Done {
     let attempted_at = Utc::now();
-    let a = send::attempt(&svc.db, client, dest, (&d.source, &d.event_id), timeout).await;
+    let a = send::attempt(&svc.db, client, dest, (&d.source, &d.event_id), secrets, timeout).await;
     let done = Utc::now();
     let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
     let settle = match outcome(a.status) {
@@ -185,21 +235,55 @@ async fn deliver(
             None => Settle::Dead,
         },
     };
-    let attempt = NewAttempt {
-        delivery_id: d.id,
-        attempted_at,
-        http_status: a.status,
-        error: a.error.as_deref(),
-        latency_ms: i64::try_from(a.latency.as_millis()).unwrap_or(i64::MAX),
-        answer: &a.answer,
-    };
-    match deliveries::settle(&svc.db, claim, &attempt, settle).await {
-        Ok(true) => {}
-        Ok(false) => tracing::debug!(delivery = d.id, "replayed or taken over while sending; result logged only"),
-        // The lease runs out and the delivery is sent again: at least once.
-        Err(e) => tracing::warn!(delivery = d.id, error = %e, "could not record a forwarding attempt"),
-    }
-    if settle == Settle::Dead {
-        tracing::warn!(destination = %dest.name, delivery = d.id, event = %d.event_id, "delivery is dead after its last attempt");
+    Done { claim, event_id: d.event_id, delivery_id: d.id, attempted_at, attempt: a, settle, _slot: slot }
+}
+
+/// The most results written in one transaction.
+const SETTLE_BATCH: usize = 256;
+
+/// Writes the sends' results as they come: whatever has arrived, in one transaction, so under
+/// load many share a commit and when quiet each is written at once. A slot is freed when its
+/// result is written.
+async fn settle(svc: Services, destination: String, mut results: tokio::sync::mpsc::UnboundedReceiver<Done>) {
+    while let Some(first) = results.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SETTLE_BATCH {
+            match results.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<(&str, NewAttempt<'_>, Settle)> = batch
+            .iter()
+            .map(|d| {
+                let attempt = NewAttempt {
+                    delivery_id: d.delivery_id,
+                    attempted_at: d.attempted_at,
+                    http_status: d.attempt.status,
+                    error: d.attempt.error.as_deref(),
+                    latency_ms: i64::try_from(d.attempt.latency.as_millis()).unwrap_or(i64::MAX),
+                    answer: &d.attempt.answer,
+                };
+                (&*d.claim, attempt, d.settle)
+            })
+            .collect();
+        match deliveries::settle_many(&svc.db, &rows).await {
+            Ok(changed) => {
+                for (d, changed) in batch.iter().zip(changed) {
+                    if !changed {
+                        tracing::debug!(
+                            delivery = d.delivery_id,
+                            "replayed or taken over while sending; result logged only"
+                        );
+                    } else if d.settle == Settle::Dead {
+                        tracing::warn!(%destination, delivery = d.delivery_id, event = %d.event_id, "delivery is dead after its last attempt");
+                    }
+                }
+            }
+            // Their leases run out and they are sent again: at least once.
+            Err(e) => {
+                tracing::warn!(%destination, error = %e, results = batch.len(), "could not record forwarding attempts")
+            }
+        }
     }
 }

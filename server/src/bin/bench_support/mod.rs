@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 use app::store::Db;
 
+pub mod forward;
+
 /// The databases a benchmark's `--db` names (`sqlite`, `postgres` or `both`); exits with the
 /// reason for anything else.
 pub fn kinds(db: &str) -> Vec<&'static str> {
