@@ -36,6 +36,8 @@ const DROPPED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorizat
 
 /// Receives one delivery to `source` at `now`.
 pub async fn receive(svc: &Services, source: &str, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Received {
+    // Forwarding's senders hold back while this runs: intake comes first.
+    let _taking_in = svc.forwarding.taking_in();
     let Ok(name) = SourceName::parse(source) else { return Received::UnknownSource };
     let (scheme, secrets) = match load(svc, &name, now).await {
         Ok(Some(found)) => found,

@@ -35,6 +35,8 @@ pub enum Intake {
 
 pub async fn receive(svc: &Services, delivery: Delivery<'_>, now: DateTime<Utc>) -> Intake {
     Stats::inc(&svc.stats.deliveries);
+    // Forwarding's senders hold back while this runs: intake comes first.
+    let _taking_in = svc.forwarding.taking_in();
     let event = match authenticate(svc, &delivery, now) {
         Ok(event) => event,
         Err(refused) => return refused,

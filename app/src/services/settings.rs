@@ -39,6 +39,9 @@ pub struct ForwardingSettings {
     /// How far behind its cursor the fan-out looks again for events that committed late (see
     /// `services::forwarding::fanout`).
     pub look_back: Duration,
+    /// How often the fan-out looks back (each process, per destination; its first sweep always
+    /// does).
+    pub look_back_every: Duration,
     /// How long a destination's sender waits for its next due delivery before it ends (the next
     /// sweep starts another when one is due).
     pub idle: Duration,
@@ -50,6 +53,7 @@ impl Default for ForwardingSettings {
             schedule: crate::domain::forwarding::default_schedule(),
             request_timeout: Duration::from_secs(10),
             look_back: Duration::from_secs(5 * 60),
+            look_back_every: Duration::from_secs(30),
             idle: Duration::from_secs(10),
         }
     }

@@ -76,28 +76,52 @@ pub async fn candidates(
 /// insert-or-nothing on (destination, source, event id), so a fan-out racing another (or
 /// looking again at what it saw) makes no second row. How many were made.
 pub async fn insert_many(db: &Db, id: i64, events: &[&Candidate], now: DateTime<Utc>) -> StoreResult<u64> {
-    const SQL: &str = "INSERT INTO deliveries (destination_id, source, event_id, event_type, received_at, \
+    // PostgreSQL: one statement for the batch (a round trip, not one per row).
+    const PG: &str = "INSERT INTO deliveries (destination_id, source, event_id, event_type, received_at, \
+         next_attempt_at, created_at) \
+         SELECT $1, s, e, t, r, $6, $6 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(s, e, t, r) \
+         ON CONFLICT (destination_id, source, event_id) DO NOTHING";
+    // SQLite: a statement per row in one transaction (in process, so no round trips to save).
+    const SQLITE: &str = "INSERT INTO deliveries (destination_id, source, event_id, event_type, received_at, \
          next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
          ON CONFLICT (destination_id, source, event_id) DO NOTHING";
     if events.is_empty() {
         return Ok(0);
     }
-    let mut tx = db.begin().await?;
-    let mut made = 0;
-    for e in events {
-        made += on!(tx.conn(), |c| sqlx::query(SQL)
-            .bind(id)
-            .bind(&e.source)
-            .bind(&e.event_id)
-            .bind(&e.event_type)
-            .bind(e.received_at)
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+    match db {
+        Db::Postgres(pool) => {
+            let column = |f: fn(&Candidate) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+            let received: Vec<DateTime<Utc>> = events.iter().map(|e| e.received_at).collect();
+            Ok(sqlx::query(PG)
+                .bind(id)
+                .bind(column(|e| Some(e.source.clone())))
+                .bind(column(|e| Some(e.event_id.clone())))
+                .bind(column(|e| e.event_type.clone()))
+                .bind(received)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        }
+        Db::Sqlite(_) => {
+            let mut tx = db.begin().await?;
+            let mut made = 0;
+            for e in events {
+                made += on!(tx.conn(), |c| sqlx::query(SQLITE)
+                    .bind(id)
+                    .bind(&e.source)
+                    .bind(&e.event_id)
+                    .bind(&e.event_type)
+                    .bind(e.received_at)
+                    .bind(now)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+            }
+            tx.commit().await?;
+            Ok(made)
+        }
     }
-    tx.commit().await?;
-    Ok(made)
 }
 
 /// Claims up to `limit` of destination `id`'s due deliveries for `claim` until `lease_until`:
@@ -117,14 +141,18 @@ pub async fn claim_due(
          (SELECT id FROM deliveries WHERE status = 'pending' AND destination_id = $1 AND next_attempt_at <= $2 \
            ORDER BY next_attempt_at, id LIMIT $5) \
          RETURNING id, source, event_id, attempts";
-    on!(db.writer(), |c| Ok(sqlx::query_as::<_, Claimed>(SQL)
+    // Relaxed: a claim lost in a crash leaves the delivery due, and it is sent (again).
+    let mut tx = db.begin_relaxed().await?;
+    let claimed = on!(tx.conn(), |c| sqlx::query_as::<_, Claimed>(SQL)
         .bind(id)
         .bind(now)
         .bind(lease_until)
         .bind(claim)
         .bind(limit)
         .fetch_all(c)
-        .await?))
+        .await?);
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 /// When destination `id`'s next pending delivery is due (a claimed one: when its lease ends).
@@ -151,7 +179,9 @@ pub async fn settle_many(db: &Db, results: &[(&str, NewAttempt<'_>, Settle)]) ->
     const SQL: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1, \
          next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, claim = NULL, last_error = $6 \
          WHERE id = $1 AND claim = $2 AND status = 'pending'";
-    let mut tx = db.begin().await?;
+    // Relaxed: results lost in a crash leave their deliveries claimed until the lease ends, and
+    // they are sent again (at least once; the receiver deduplicates by webhook-id).
+    let mut tx = db.begin_relaxed().await?;
     let mut changed = Vec::with_capacity(results.len());
     for (claim, attempt, to) in results {
         let (status, next, delivered_at) = match to {

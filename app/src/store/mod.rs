@@ -358,6 +358,20 @@ impl Db {
         }))
     }
 
+    /// A transaction for bookkeeping whose last moments may be lost in a crash without harm,
+    /// such as forwarding's claims and attempt results (lost, a delivery is only sent again: at
+    /// least once, as promised). On PostgreSQL it commits without waiting for the WAL to reach
+    /// the disk (`synchronous_commit = off` for this transaction only: never torn, only the last
+    /// fraction of a second undone after a crash), so it neither waits for nor adds to the
+    /// flushes intake's commits wait on. SQLite's commits are as `begin`'s.
+    pub async fn begin_relaxed(&self) -> StoreResult<Tx> {
+        let mut tx = self.begin().await?;
+        if let On::Postgres(t) = &mut tx.0 {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut **t).await?;
+        }
+        Ok(tx)
+    }
+
     /// The pools for reading: SQLite's read-only pool (WAL lets it run beside the writer), or
     /// PostgreSQL's one pool.
     pub(crate) fn reader(&self) -> On<&SqlitePool, &PgPool> {

@@ -129,11 +129,11 @@ fn forwarding(args: &Args, dbs: &[&str]) {
     let mut costs = Vec::new();
     for &db in dbs {
         for &concurrency in &args.concurrency {
-            // Off, on, off, on ...: the best of two of each, so a hiccup of the machine's
+            // Off, on, off, on ...: the best of three of each, so a hiccup of the machine's
             // does not pass for forwarding's cost (or hide it).
             let mut off = 0f64;
             let mut on = vec![0f64; args.forward.len()];
-            for _ in 0..2 {
+            for _ in 0..3 {
                 off = off.max(run_ours(args, db, concurrency, 0, 0));
                 for (i, &n) in args.forward.iter().enumerate() {
                     on[i] = on[i].max(run_ours(args, db, concurrency, 0, n));
@@ -146,7 +146,7 @@ fn forwarding(args: &Args, dbs: &[&str]) {
     }
     for (db, concurrency, n, cost) in costs {
         println!(
-            "Intake with forwarding to {n} destination(s) on {db}, {concurrency} connections: {:+.1} % credited/s against forwarding off (best of two each)",
+            "Intake with forwarding to {n} destination(s) on {db}, {concurrency} connections: {:+.1} % credited/s against forwarding off (best of three each)",
             -cost * 100.0
         );
     }

@@ -9,8 +9,10 @@
 //! `look_back` (5 minutes by default) behind the cursor, for events that have no delivery to this
 //! destination yet. A commit can only land that late if the request waited longer than any
 //! database timeout we allow (`DB_TIMEOUT_SECS`, 5 s by default, answered 503 after it), so the
-//! look-back covers every commit by a wide margin; what it costs is reading again, each sweep,
-//! the few minutes of events the filter refused (those never get a row). A look-back window
+//! look-back covers every commit by a wide margin. What it costs is an anti-join over those
+//! minutes of events, so it is not made every sweep but every `look_back_every` (30 s by
+//! default; and on a process's first sweep): a late commit, itself rare, is forwarded up to that
+//! much later, and a busy intake does not pay for the look each second. A look-back window
 //! alone (no cursor) would miss everything received while the worker was stopped longer than
 //! the window; the cursor never skips: after an outage it works through the backlog a batch a
 //! sweep.
@@ -31,20 +33,26 @@ const BATCHES_PER_LOOK: usize = 20;
 /// Events read behind the cursor per look, at most.
 const LOOK_BACK_BATCH: i64 = 5_000;
 
-/// One destination's look: the deliveries made.
+/// One destination's look: the deliveries made. It looks behind the cursor over `look_back`
+/// when given (not every sweep: see [`ForwardingSettings::look_back_every`]).
+///
+/// [`ForwardingSettings::look_back_every`]: crate::services::settings::ForwardingSettings::look_back_every
 pub async fn fan_out(
     db: &Db,
     row: &DestinationRow,
     filter: &Filter,
-    look_back: std::time::Duration,
+    look_back: Option<std::time::Duration>,
     now: DateTime<Utc>,
 ) -> StoreResult<u64> {
     let kinds = (filter.takes_stripe(), filter.sources.iter().any(|s| s != STRIPE));
-    let look_back = chrono::Duration::from_std(look_back).unwrap_or_default();
-    // Never before the destination was made: it takes events from then on.
-    let behind = (row.fanned_to - look_back).max(row.created_at);
-    let late = deliveries::candidates(db, row.id, kinds, behind, Some(row.fanned_to), LOOK_BACK_BATCH).await?;
-    let mut made = deliveries::insert_many(db, row.id, &taken(&late, filter), now).await?;
+    let mut made = 0;
+    if let Some(look_back) = look_back {
+        let look_back = chrono::Duration::from_std(look_back).unwrap_or_default();
+        // Never before the destination was made: it takes events from then on.
+        let behind = (row.fanned_to - look_back).max(row.created_at);
+        let late = deliveries::candidates(db, row.id, kinds, behind, Some(row.fanned_to), LOOK_BACK_BATCH).await?;
+        made += deliveries::insert_many(db, row.id, &taken(&late, filter), now).await?;
+    }
     let mut cursor = row.fanned_to;
     for _ in 0..BATCHES_PER_LOOK {
         let new = deliveries::candidates(db, row.id, kinds, cursor, None, BATCH).await?;

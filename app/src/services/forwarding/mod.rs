@@ -235,7 +235,7 @@ pub struct Look {
 }
 
 /// The worker's step: fans new events out to every destination (paused and disabled ones
-/// too, so nothing is missed while they rest), then starts a sender for each sending
+/// too, so nothing is missed while they rest; held back a little while intake is busy), then starts a sender for each sending
 /// destination that has none in this process. Returns at once: sending happens in the senders'
 /// own tasks, so a slow receiver never holds the sweep (or another destination).
 pub async fn work(svc: &crate::services::Services, now: DateTime<Utc>) -> Result<Look, StoreError> {
@@ -248,7 +248,11 @@ pub async fn work(svc: &crate::services::Services, now: DateTime<Utc>) -> Result
                 continue;
             }
         };
-        look.fanned += fanout::fan_out(&svc.db, &row, &filter, svc.settings.forwarding.look_back, now).await?;
+        let settings = &svc.settings.forwarding;
+        if let Some(look_back) = svc.forwarding.fan_out_due(row.id, settings.look_back_every) {
+            let look_back = look_back.then_some(settings.look_back);
+            look.fanned += fanout::fan_out(&svc.db, &row, &filter, look_back, now).await?;
+        }
         if row.sending() && senders::ensure(svc, row.id) {
             look.started += 1;
         }

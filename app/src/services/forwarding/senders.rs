@@ -33,6 +33,11 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct Senders {
     running: Mutex<BTreeSet<i64>>,
+    /// Webhook deliveries being taken in by this process right now (Stripe's and the gateway's):
+    /// senders yield to them (see [`YIELD_AT_MOST`]).
+    intake: Arc<std::sync::atomic::AtomicUsize>,
+    /// When this process's fan-out last ran, and last looked back, per destination.
+    looks: Mutex<std::collections::HashMap<i64, Looks>>,
     client: OnceLock<HttpClient>,
     /// Names this process's claims (with `claims`), so a result is written only by its claimer.
     token: OnceLock<String>,
@@ -62,11 +67,63 @@ impl Senders {
         format!("{token}-{}", self.claims.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Counts a webhook delivery as being taken in until the guard drops.
+    pub fn taking_in(&self) -> TakingIn {
+        self.intake.fetch_add(1, Ordering::Relaxed);
+        TakingIn(self.intake.clone())
+    }
+
+    /// Whether destination `id`'s fan-out should run now, and whether it should look back too
+    /// (noting that it does). It runs every sweep while intake is quiet; while webhook
+    /// deliveries are being taken in it waits, but never longer than [`FAN_OUT_DEFER_AT_MOST`]
+    /// (a fan-out writes a row per event, as much again as intake's own writes for it).
+    pub fn fan_out_due(&self, id: i64, look_back_every: Duration) -> Option<bool> {
+        let mut looks = self.looks.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let busy = self.intake.load(Ordering::Relaxed) > 0;
+        let last = looks.get(&id).copied();
+        if busy && last.is_some_and(|l| now.duration_since(l.fanned) < FAN_OUT_DEFER_AT_MOST) {
+            return None;
+        }
+        let look_back = last.is_none_or(|l| now.duration_since(l.looked_back) >= look_back_every);
+        let looked_back = if look_back { now } else { last.map_or(now, |l| l.looked_back) };
+        looks.insert(id, Looks { fanned: now, looked_back });
+        Some(look_back)
+    }
+
     /// Whether a sender for destination `id` runs in this process.
     pub fn is_running(&self, id: i64) -> bool {
         self.running.lock().unwrap_or_else(PoisonError::into_inner).contains(&id)
     }
 }
+
+/// The most a destination's fan-out waits for a busy intake: a sustained burst is fanned out
+/// this often, up to 10,000 events a look.
+pub const FAN_OUT_DEFER_AT_MOST: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+struct Looks {
+    fanned: std::time::Instant,
+    looked_back: std::time::Instant,
+}
+
+/// A webhook delivery being taken in (see [`Senders::taking_in`]).
+pub struct TakingIn(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for TakingIn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long a sender holds back its next claim, at most, while webhook deliveries are being
+/// taken in, and how often it looks whether they are done. Intake comes first: its answer is
+/// what Stripe and the other senders wait for (and a slow one makes them retry, adding load),
+/// while forwarding is after the fact by design. On a machine whose CPU intake fills, forwarding
+/// then moves a batch every fifth of a second until intake quietens (so it never stops), and at
+/// full pace after; on a quiet one an occasional delivery holds a batch back a few milliseconds.
+pub const YIELD_AT_MOST: Duration = Duration::from_millis(200);
+const YIELD_LOOK: Duration = Duration::from_millis(5);
 
 /// Removes a sender from [`Senders`] when it ends, however it ends.
 struct Running {
@@ -155,6 +212,10 @@ async fn rounds(
             return Ok(());
         }
         let first = pace.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let held_back = tokio::time::Instant::now();
+        while svc.forwarding.intake.load(Ordering::Relaxed) > 0 && held_back.elapsed() < YIELD_AT_MOST {
+            tokio::time::sleep(YIELD_LOOK).await;
+        }
         // A pause, or a 410 seen by another send, takes effect before the next claim.
         let Some(dest) = forward_destinations::get(&svc.db, id).await?.filter(DestinationRow::sending) else {
             return Ok(());
