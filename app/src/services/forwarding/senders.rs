@@ -36,6 +36,8 @@ pub struct Senders {
     /// Webhook deliveries being taken in by this process right now (Stripe's and the gateway's):
     /// senders yield to them (see [`YIELD_AT_MOST`]).
     intake: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the last of them finished (milliseconds since the Unix epoch).
+    intake_ended_ms: Arc<AtomicU64>,
     /// When this process's fan-out last ran, and last looked back, per destination.
     looks: Mutex<std::collections::HashMap<i64, Looks>>,
     client: OnceLock<HttpClient>,
@@ -70,7 +72,16 @@ impl Senders {
     /// Counts a webhook delivery as being taken in until the guard drops.
     pub fn taking_in(&self) -> TakingIn {
         self.intake.fetch_add(1, Ordering::Relaxed);
-        TakingIn(self.intake.clone())
+        TakingIn(self.intake.clone(), self.intake_ended_ms.clone())
+    }
+
+    /// Whether intake is busy: a delivery is being taken in, or one ended within
+    /// [`INTAKE_QUIET_AFTER`] (between a busy sender's requests nothing may be in flight for a
+    /// moment; that is not quiet).
+    pub fn intake_busy(&self) -> bool {
+        self.intake.load(Ordering::Relaxed) > 0
+            || unix_ms().saturating_sub(self.intake_ended_ms.load(Ordering::Relaxed))
+                < INTAKE_QUIET_AFTER.as_millis() as u64
     }
 
     /// Whether destination `id`'s fan-out should run now, and whether it should look back too
@@ -80,7 +91,7 @@ impl Senders {
     pub fn fan_out_due(&self, id: i64, look_back_every: Duration) -> Option<bool> {
         let mut looks = self.looks.lock().unwrap_or_else(PoisonError::into_inner);
         let now = std::time::Instant::now();
-        let busy = self.intake.load(Ordering::Relaxed) > 0;
+        let busy = self.intake_busy();
         let last = looks.get(&id).copied();
         if busy && last.is_some_and(|l| now.duration_since(l.fanned) < FAN_OUT_DEFER_AT_MOST) {
             return None;
@@ -107,11 +118,19 @@ struct Looks {
     looked_back: std::time::Instant,
 }
 
+/// How long after the last delivery taken in intake counts as quiet.
+pub const INTAKE_QUIET_AFTER: Duration = Duration::from_millis(50);
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A webhook delivery being taken in (see [`Senders::taking_in`]).
-pub struct TakingIn(Arc<std::sync::atomic::AtomicUsize>);
+pub struct TakingIn(Arc<std::sync::atomic::AtomicUsize>, Arc<AtomicU64>);
 
 impl Drop for TakingIn {
     fn drop(&mut self) {
+        self.1.fetch_max(unix_ms(), Ordering::Relaxed);
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -213,7 +232,7 @@ async fn rounds(
         }
         let first = pace.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let held_back = tokio::time::Instant::now();
-        while svc.forwarding.intake.load(Ordering::Relaxed) > 0 && held_back.elapsed() < YIELD_AT_MOST {
+        while svc.forwarding.intake_busy() && held_back.elapsed() < YIELD_AT_MOST {
             tokio::time::sleep(YIELD_LOOK).await;
         }
         // A pause, or a 410 seen by another send, takes effect before the next claim.
