@@ -42,8 +42,8 @@ pub struct ForwardingSettings {
     /// How often the fan-out looks back (each process, per destination; its first sweep always
     /// does).
     pub look_back_every: Duration,
-    /// How long a destination's sender waits for its next due delivery before it ends (the next
-    /// sweep starts another when one is due).
+    /// How long a destination's sender sleeps without sending before it ends (the next sweep
+    /// starts another while the destination sends).
     pub idle: Duration,
 }
 

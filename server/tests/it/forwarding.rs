@@ -19,6 +19,7 @@ on_both_databases!(
     a_410_disables_the_destination_and_its_deliveries_wait_for_it,
     dead_letters_after_the_last_attempt_are_replayed,
     a_paused_destination_queues_and_resumes,
+    a_sender_sleeps_between_events_and_the_fan_out_wakes_it,
     a_rotated_secret_signs_beside_the_old_one_for_its_overlap,
     a_gateway_sources_events_are_forwarded_under_a_stable_id,
     two_processes_deliver_each_event_once,
@@ -375,6 +376,33 @@ async fn a_paused_destination_queues_and_resumes(kind: DbKind) {
     let mut want = ids.clone();
     want.sort();
     assert_eq!(got, want, "each sent once after resuming");
+}
+
+/// A sender is started once and sleeps between events: each sweep's fan-out wakes it (no new
+/// sender), and what it made arrives without another sweep; with nothing to send for `idle`
+/// (3 s here) the sender ends, and the next sweep starts one.
+async fn a_sender_sleeps_between_events_and_the_fan_out_wakes_it(kind: DbKind) {
+    let t = TestApp::spawn_with(kind, short_schedule).await;
+    let r = receiver_with(Arc::new(|_| (200, None)), None, Duration::ZERO).await;
+    destination(&t, "books", &r.url, None, (100, 4)).await;
+    let svc = t.app.services.clone();
+    let id = forwarding::destination(t.store(), "books").await.unwrap().id;
+    let first = forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+    assert_eq!(first, forwarding::Look { fanned: 0, started: 1 });
+    for round in 0..3 {
+        let ids = paid_events(&t, 2).await;
+        // The fan-out waits for a busy intake; these deliveries were the last.
+        assert!(eventually(PATIENCE, || async { !svc.forwarding.intake_busy() }).await);
+        let look = forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+        assert_eq!(look, forwarding::Look { fanned: 2, started: 0 }, "round {round}: woken, not started again");
+        let arrived = eventually(PATIENCE, || async { ids.iter().all(|e| r.count(e) == 1) }).await;
+        assert!(arrived, "round {round}: sent with no further sweep: {:?}", r.got().len());
+        assert!(svc.forwarding.is_running(id), "round {round}: the sender sleeps, it has not ended");
+    }
+    assert!(eventually(PATIENCE, || async { !svc.forwarding.is_running(id) }).await, "ends after idle");
+    assert_eq!(r.got().len(), 6, "each event once");
+    let again = forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+    assert_eq!(again, forwarding::Look { fanned: 0, started: 1 }, "the next sweep starts one");
 }
 
 async fn a_rotated_secret_signs_beside_the_old_one_for_its_overlap(kind: DbKind) {

@@ -235,9 +235,10 @@ pub struct Look {
 }
 
 /// The worker's step: fans new events out to every destination (paused and disabled ones
-/// too, so nothing is missed while they rest; held back a little while intake is busy), then starts a sender for each sending
-/// destination that has none in this process. Returns at once: sending happens in the senders'
-/// own tasks, so a slow receiver never holds the sweep (or another destination).
+/// too, so nothing is missed while they rest; held back a little while intake is busy), then
+/// starts a sender for each sending destination that has none in this process, or wakes the
+/// one it has. Returns at once: sending happens in the senders' own tasks, so a slow receiver
+/// never holds the sweep (or another destination).
 pub async fn work(svc: &crate::services::Services, now: DateTime<Utc>) -> Result<Look, StoreError> {
     let mut look = Look::default();
     for row in forward_destinations::list(&svc.db).await? {
@@ -249,11 +250,13 @@ pub async fn work(svc: &crate::services::Services, now: DateTime<Utc>) -> Result
             }
         };
         let settings = &svc.settings.forwarding;
+        let mut made = 0;
         if let Some(look_back) = svc.forwarding.fan_out_due(row.id, settings.look_back_every) {
             let look_back = look_back.then_some(settings.look_back);
-            look.fanned += fanout::fan_out(&svc.db, &row, &filter, look_back, now).await?;
+            made = fanout::fan_out(&svc.db, &row, &filter, look_back, now).await?;
+            look.fanned += made;
         }
-        if row.sending() && senders::ensure(svc, row.id) {
+        if row.sending() && senders::ensure(svc, row.id, made > 0) {
             look.started += 1;
         }
     }

@@ -9,9 +9,17 @@
 //! a busy destination costs the database's writer a commit per batch, not two per delivery. The claim is a lease on the row (see
 //! `store::deliveries::claim_due`), so senders in two processes on one PostgreSQL never send the
 //! same attempt; a process that dies mid-send leaves the row due again when the lease ends, and
-//! it is sent again (at least once). When nothing is due the sender waits for its in-flight
-//! sends, waits a little (`idle`) for the next due delivery, and ends; the next sweep starts
-//! another when there is work.
+//! it is sent again (at least once).
+//!
+//! **Between batches a sender sleeps, and costs nothing.** When a claim comes back short it
+//! lets its sends settle, reads when its next delivery is due (one indexed read) and sleeps
+//! until then, or until woken: by this process's fan-out when it made deliveries for the
+//! destination (it claims at once), or by the worker's sweep (it reads again, for what another
+//! process fanned out or an operator replayed). While webhook deliveries are being taken in, a
+//! sweep's wake is let pass unless the sender has not looked for [`FAN_OUT_DEFER_AT_MOST`], so
+//! a busy intake pays nothing for destinations with nothing to send. A sender that has claimed
+//! nothing for `idle` ends (a paused or disabled destination's too); the next sweep starts
+//! another when the destination sends.
 use super::send::{self, HttpClient};
 use crate::domain::forwarding::{next_delay, outcome, Outcome};
 use crate::services::Services;
@@ -19,7 +27,7 @@ use crate::store::deliveries::{self, Claimed, Settle};
 use crate::store::delivery_attempts::NewAttempt;
 use crate::store::forward_destinations::{self, DestinationRow};
 use chrono::Utc;
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -32,14 +40,15 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// The senders running in this process, and what they share.
 #[derive(Default)]
 pub struct Senders {
-    running: Mutex<BTreeSet<i64>>,
+    /// The senders running in this process, by destination, each with what wakes it.
+    running: Mutex<HashMap<i64, Arc<Wake>>>,
     /// Webhook deliveries being taken in by this process right now (Stripe's and the gateway's):
     /// senders yield to them (see [`YIELD_AT_MOST`]).
     intake: Arc<std::sync::atomic::AtomicUsize>,
     /// When the last of them finished (milliseconds since the Unix epoch).
     intake_ended_ms: Arc<AtomicU64>,
     /// When this process's fan-out last ran, and last looked back, per destination.
-    looks: Mutex<std::collections::HashMap<i64, Looks>>,
+    looks: Mutex<HashMap<i64, Looks>>,
     client: OnceLock<HttpClient>,
     /// Names this process's claims (with `claims`), so a result is written only by its claimer.
     token: OnceLock<String>,
@@ -104,7 +113,7 @@ impl Senders {
 
     /// Whether a sender for destination `id` runs in this process.
     pub fn is_running(&self, id: i64) -> bool {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).contains(&id)
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&id)
     }
 }
 
@@ -144,9 +153,18 @@ impl Drop for TakingIn {
 pub const YIELD_AT_MOST: Duration = Duration::from_millis(200);
 const YIELD_LOOK: Duration = Duration::from_millis(5);
 
+/// What wakes a sleeping sender: a notice, and whether it is for deliveries just made (claim at
+/// once) rather than the sweep's (read whether anything is due).
+#[derive(Default)]
+struct Wake {
+    notify: tokio::sync::Notify,
+    made: std::sync::atomic::AtomicBool,
+}
+
 /// Removes a sender from [`Senders`] when it ends, however it ends.
 struct Running {
     id: i64,
+    wake: Arc<Wake>,
     senders: Arc<Senders>,
 }
 
@@ -156,17 +174,28 @@ impl Drop for Running {
     }
 }
 
-/// Starts destination `id`'s sender unless one runs in this process; whether it started one.
-pub fn ensure(svc: &Services, id: i64) -> bool {
-    if !svc.forwarding.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id) {
-        return false;
-    }
-    let running = Running { id, senders: svc.forwarding.clone() };
+/// Starts destination `id`'s sender unless one runs in this process, or else wakes it (`made`:
+/// the fan-out just made deliveries for it); whether it started one.
+pub fn ensure(svc: &Services, id: i64, made: bool) -> bool {
+    let wake = {
+        let mut running = svc.forwarding.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(wake) = running.get(&id) {
+            if made {
+                wake.made.store(true, Ordering::Relaxed);
+            }
+            // Kept until the sender waits next, if it is busy sending now.
+            wake.notify.notify_one();
+            return false;
+        }
+        let wake = Arc::new(Wake::default());
+        running.insert(id, wake.clone());
+        wake
+    };
+    let running = Running { id, wake, senders: svc.forwarding.clone() };
     let svc = svc.clone();
     let background = svc.background.clone();
     background.spawn(async move {
-        let _running = running;
-        if let Err(e) = run(&svc, id).await {
+        if let Err(e) = run(&svc, &running).await {
             tracing::warn!(destination = id, error = %e, "a forwarding sender stopped; the next sweep starts another");
         }
     });
@@ -174,7 +203,8 @@ pub fn ensure(svc: &Services, id: i64) -> bool {
 }
 
 /// The sender's loop (see the module's comment).
-async fn run(svc: &Services, id: i64) -> Result<(), crate::store::StoreError> {
+async fn run(svc: &Services, running: &Running) -> Result<(), crate::store::StoreError> {
+    let id = running.id;
     let Some(first) = forward_destinations::get(&svc.db, id).await? else { return Ok(()) };
     let slots = first.max_in_flight.clamp(1, i64::from(super::MAX_IN_FLIGHT)) as u32;
     let permits = Arc::new(Semaphore::new(slots as usize));
@@ -185,7 +215,7 @@ async fn run(svc: &Services, id: i64) -> Result<(), crate::store::StoreError> {
     let (results, settling) = tokio::sync::mpsc::unbounded_channel();
     let settler = tokio::spawn(settle(svc.clone(), first.name.clone(), settling));
     let pace = Pace { permits: &permits, slots, batch: slots.min(rate.get()), limiter: &limiter };
-    let ended = rounds(svc, id, &pace, &results).await;
+    let ended = rounds(svc, (id, &*running.wake), &pace, &results).await;
     drop(results);
     // Never end with sends in flight or unsettled: the next sender would find the slots free
     // beside them.
@@ -218,17 +248,28 @@ struct Done {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Claims and sends until nothing is due soon, the destination stops sending, or the server stops.
+/// Claims and sends until it has claimed nothing for `idle`, the destination stops sending, or
+/// the server stops.
 async fn rounds(
     svc: &Services,
-    id: i64,
+    (id, wake): (i64, &Wake),
     pace: &Pace<'_>,
     results: &tokio::sync::mpsc::UnboundedSender<Done>,
 ) -> Result<(), crate::store::StoreError> {
     let timeout = svc.settings.forwarding.request_timeout;
+    let mut sent_last = std::time::Instant::now();
+    // Whether deliveries are (likely) due now: at the start, and after a full batch, look at once.
+    let mut due = false;
     loop {
         if svc.background.is_stopping() {
             return Ok(());
+        }
+        if !due {
+            // Let the sends in flight settle first (a failure may be due again at once).
+            drop(pace.permits.acquire_many(pace.slots).await.expect("the semaphore is never closed"));
+            if !until_due(svc, id, wake, sent_last).await? {
+                return Ok(());
+            }
         }
         let first = pace.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let held_back = tokio::time::Instant::now();
@@ -252,21 +293,10 @@ async fn rounds(
         let lease = now + chrono::Duration::from_std(timeout + LEASE_MARGIN).expect("a short lease");
         let claim: Arc<str> = svc.forwarding.next_claim().into();
         let claimed = deliveries::claim_due(&svc.db, id, now, lease, &claim, slots.len() as i64).await?;
-        if claimed.is_empty() {
-            drop(slots);
-            // Nothing due: let the sends in flight settle (a failure may be due again at once),
-            // then wait for the next due delivery if it is near, or end.
-            drop(pace.permits.acquire_many(pace.slots).await.expect("the semaphore is never closed"));
-            let Some(next) = deliveries::next_due(&svc.db, id).await? else { return Ok(()) };
-            let wait = (next - Utc::now()).to_std().unwrap_or_default();
-            if wait > svc.settings.forwarding.idle {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = svc.background.stopped() => return Ok(()),
-            }
-            continue;
+        // A full batch: more are likely due. A short one: sleep until the next is.
+        due = claimed.len() == slots.len();
+        if !claimed.is_empty() {
+            sent_last = std::time::Instant::now();
         }
         let dest = Arc::new(dest);
         // Slots beyond the deliveries claimed are freed as `slots` drops.
@@ -279,6 +309,56 @@ async fn rounds(
                 // The settler ends only after every sender's handle is dropped: it is there.
                 let _ = results.send(done);
             });
+        }
+    }
+}
+
+/// Sleeps until a delivery of destination `id` is due, or the fan-out made some, and then is
+/// true; false when nothing was sent for `idle` since `sent_last`, or the server stops. Reads
+/// when the next is due (one indexed read) on entering and on each sweep's wake, except that
+/// while intake is busy a sweep's wake is let pass unless it has not read for
+/// [`FAN_OUT_DEFER_AT_MOST`].
+async fn until_due(
+    svc: &Services,
+    id: i64,
+    wake: &Wake,
+    sent_last: std::time::Instant,
+) -> Result<bool, crate::store::StoreError> {
+    let idle = svc.settings.forwarding.idle;
+    loop {
+        let next = deliveries::next_due(&svc.db, id).await?;
+        let read = std::time::Instant::now();
+        let until_next = match next {
+            Some(at) => match (at - Utc::now()).to_std() {
+                Ok(wait) => wait,
+                // Due already.
+                Err(_) => return Ok(true),
+            },
+            None => Duration::MAX,
+        };
+        let Some(idle_left) = idle.checked_sub(sent_last.elapsed()).filter(|d| !d.is_zero()) else {
+            return Ok(false);
+        };
+        let deadline = tokio::time::Instant::now() + until_next.min(idle_left);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    // The next delivery's time, or the end of `idle` (read once more, in case).
+                    if until_next <= idle_left {
+                        return Ok(true);
+                    }
+                    break;
+                }
+                _ = wake.notify.notified() => {
+                    if wake.made.swap(false, Ordering::Relaxed) {
+                        return Ok(true);
+                    }
+                    if !svc.forwarding.intake_busy() || read.elapsed() >= FAN_OUT_DEFER_AT_MOST {
+                        break;
+                    }
+                }
+                _ = svc.background.stopped() => return Ok(false),
+            }
         }
     }
 }
