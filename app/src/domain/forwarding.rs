@@ -95,6 +95,11 @@ pub struct Filter {
     pub metadata: Vec<MetadataRule>,
 }
 
+/// A destination's default pace: ten deliveries a second and four at once, enough for a
+/// publisher's traffic, gentle on a small receiver (the CLI's and the admin form's defaults).
+pub const DEFAULT_RATE_PER_SECOND: u32 = 10;
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+
 /// The Rate Card's keys: a payment made on the Rate Card carries all three.
 pub const RATE_CARD_KEYS: [&str; 3] = ["advertiserId", "sizeId", "publicationId"];
 

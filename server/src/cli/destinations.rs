@@ -4,7 +4,6 @@
 //! one its receiver disabled with a 410, and rotate its secret with an overlap.
 use super::{cli_services, parse_when, Outcome};
 use crate::config::Settings;
-use app::domain::forwarding::{Filter, MetadataRule, RATE_CARD_KEYS};
 use app::services::forwarding::{self, NewDestinationSpec};
 
 #[derive(clap::Subcommand)]
@@ -162,13 +161,7 @@ pub async fn run(settings: &Settings, cmd: DestinationsCommand) -> Outcome {
 }
 
 async fn add(db: &app::store::Db, a: AddArgs) -> Outcome {
-    let mut metadata = a.metadata.iter().map(|m| MetadataRule::parse(m)).collect::<Result<Vec<_>, _>>()?;
-    let mut type_prefixes = a.type_prefixes;
-    if a.rate_card {
-        metadata.extend(RATE_CARD_KEYS.iter().map(|k| MetadataRule { key: k.to_string(), equals: None }));
-        type_prefixes.push("payment_intent.succeeded".into());
-    }
-    let filter = Filter::new(a.sources, type_prefixes, metadata)?;
+    let filter = forwarding::filter_from(a.sources, a.type_prefixes, &a.metadata, a.rate_card)?;
     let spec =
         NewDestinationSpec { name: a.name, url: a.url, filter, rate_per_second: a.rate, max_in_flight: a.in_flight };
     let (row, secret) = forwarding::add(db, &spec, chrono::Utc::now()).await?;

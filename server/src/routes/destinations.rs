@@ -1,5 +1,5 @@
 //! An admin's actions on a forwarding destination, as plain form posts behind the cross-site
-//! check (the page is `app::web::admin::destinations`): pause and resume, enable after a 410,
+//! check (the page is `app::web::admin::destinations`): add one, pause and resume, enable after a 410,
 //! rotate the signing secret with an overlap, replay one delivery, replay every failed delivery
 //! in a window. Each answers only an admin; the outcome reaches the destination's page as a
 //! one-time message in the session.
@@ -52,6 +52,97 @@ async fn resume(_: AdminUser, State(state): State<AppState>, session: Session, P
 async fn enable(_: AdminUser, State(state): State<AppState>, session: Session, Path(name): Path<String>) -> Response {
     let r = forwarding::enable(&state.services.db, &name).await;
     tell(&session, &name, r.map(|()| format!("{name} is enabled: the deliveries that waited go out now."))).await
+}
+
+/// The add form's fields, as typed: lists are comma-separated.
+#[derive(Deserialize)]
+pub struct AddForm {
+    name: String,
+    url: String,
+    sources: String,
+    #[serde(default)]
+    type_prefixes: String,
+    #[serde(default)]
+    metadata: String,
+    /// A checkbox: present ("on") when ticked.
+    rate_card: Option<String>,
+    rate: String,
+    in_flight: String,
+}
+
+impl AddForm {
+    /// The list page's address with what was typed, so a refused form comes back filled in.
+    fn again(&self) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("name", &self.name)
+            .append_pair("url", &self.url)
+            .append_pair("sources", &self.sources)
+            .append_pair("type_prefixes", &self.type_prefixes)
+            .append_pair("metadata", &self.metadata)
+            .append_pair("rate", &self.rate)
+            .append_pair("in_flight", &self.in_flight);
+        if self.rate_card.is_some() {
+            q.append_pair("rate_card", "on");
+        }
+        format!("/admin/destinations?{}", q.finish())
+    }
+}
+
+/// The items of a comma-separated field, trimmed, empty ones dropped.
+fn items(field: &str) -> Vec<String> {
+    field.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// `POST /admin/destinations`: adds a destination and shows its signing secret once, on its
+/// page; a refusal says why and gives the form back as it was typed.
+async fn add(
+    AdminUser(me): AdminUser,
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<AddForm>,
+) -> Response {
+    let added = async {
+        let filter = forwarding::filter_from(
+            items(&form.sources),
+            items(&form.type_prefixes),
+            &items(&form.metadata),
+            form.rate_card.is_some(),
+        )?;
+        let (rate_per_second, max_in_flight) = match (form.rate.trim().parse(), form.in_flight.trim().parse()) {
+            (Ok(r), Ok(f)) => (r, f),
+            _ => return Err(ForwardingError::Limits),
+        };
+        let spec = forwarding::NewDestinationSpec {
+            name: form.name.trim().to_string(),
+            url: form.url.trim().to_string(),
+            filter,
+            rate_per_second,
+            max_in_flight,
+        };
+        forwarding::add(&state.services.db, &spec, chrono::Utc::now()).await
+    }
+    .await;
+    match added {
+        Ok((row, secret)) => {
+            tracing::info!(destination = %row.name, url = %row.url, admin = %me.email, "forwarding destination added");
+            // Shown once, here, as the CLI prints it once: the receiver needs it to verify.
+            let done = format!(
+                "{} added: new events it takes go to {}. Its signing secret (shown only now; give it to the receiver): {secret}",
+                row.name, row.url
+            );
+            flash(&session, "notice", done).await;
+            back(&row.name)
+        }
+        Err(ForwardingError::Store(e)) => {
+            tracing::error!(error = %e, "a destination could not be added");
+            flash(&session, "error", "Nothing was added: the database did not answer. Please try again.".into()).await;
+            Redirect::to(&form.again()).into_response()
+        }
+        Err(e) => {
+            flash(&session, "error", format!("Not added: {e}.")).await;
+            Redirect::to(&form.again()).into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -127,6 +218,7 @@ async fn replay(
 pub fn router() -> axum::Router<AppState> {
     use axum::routing::post;
     axum::Router::new()
+        .route("/admin/destinations", post(add))
         .route("/admin/destinations/{name}/pause", post(pause))
         .route("/admin/destinations/{name}/resume", post(resume))
         .route("/admin/destinations/{name}/enable", post(enable))

@@ -27,6 +27,7 @@ on_both_databases!(
     deliveries_keep_to_the_destinations_rate_and_concurrency,
     the_cli_manages_destinations_and_their_deliveries,
     admins_see_and_steer_a_destination_from_its_page,
+    admins_add_a_destination_from_the_page,
 );
 
 #[derive(Clone)]
@@ -715,4 +716,89 @@ async fn admins_see_and_steer_a_destination_from_its_page(kind: DbKind) {
     site.send(req, form).await;
     let page = site.get("/admin/destinations/books", Some(&admin)).await;
     assert!(page.body.contains("must be after"), "a backwards window is refused: {}", page.body);
+}
+
+/// The add form on the Forwarding page: an advertiser is refused; a refused form says why and
+/// comes back filled in as typed; an accepted one makes the destination (the Rate Card's
+/// filter here) and shows its secret once, on its page, and events then reach it.
+async fn admins_add_a_destination_from_the_page(kind: DbKind) {
+    use crate::web::{Site, ADMIN, BOB};
+    let site = Site::start_with(kind, |s| {
+        s.stripe.webhook_secrets = vec![app::stripe::WebhookSecret::parse(SECRET).unwrap()];
+        short_schedule(s);
+    })
+    .await;
+    let svc = site.app.services.clone();
+    let r = receiver_with(Arc::new(|_| (200, None)), None, Duration::ZERO).await;
+    let post = |cookie: &str, form: String| {
+        let req = hyper::Request::post(format!("{}/admin/destinations", site.app.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", site.origin())
+            .header("cookie", cookie.to_string());
+        (req, Bytes::from(form))
+    };
+    let form = |name: &str, sources: &str, rate: &str| {
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        f.append_pair("name", name)
+            .append_pair("url", &r.url)
+            .append_pair("sources", sources)
+            .append_pair("type_prefixes", "")
+            .append_pair("metadata", "")
+            .append_pair("rate_card", "on")
+            .append_pair("rate", rate)
+            .append_pair("in_flight", "2");
+        f.finish()
+    };
+
+    let bob = site.sign_in(BOB, None).await;
+    let (req, body) = post(&bob, form("books", "stripe", "10"));
+    assert_eq!(site.send(req, body).await.status, 403);
+    assert!(forwarding::list(&svc.db, chrono::Utc::now()).await.unwrap().is_empty(), "bob added nothing");
+
+    let admin = site.sign_in(ADMIN, None).await;
+    for (bad, why) in [
+        (form("books", "stripe", "0"), "the rate is 1 to 1000 a second"),
+        (form("books", "paypal-main", "10"), "no source named paypal-main"),
+        (form("Books!", "stripe", "10"), "lowercase"),
+    ] {
+        let (req, body) = post(&admin, bad);
+        let a = site.send(req, body).await;
+        assert_eq!(a.status, 303);
+        assert!(a.location().starts_with("/admin/destinations?name="), "{}", a.location());
+        let page = site.get(a.location(), Some(&admin)).await;
+        assert!(page.body.contains(why), "{why}: {}", page.body);
+        assert!(page.body.contains(&format!("value=\"{}\"", r.url)), "the form comes back as typed: {}", page.body);
+    }
+    assert!(forwarding::list(&svc.db, chrono::Utc::now()).await.unwrap().is_empty(), "nothing refused was added");
+
+    let (req, body) = post(&admin, form("books", "stripe", "10"));
+    let a = site.send(req, body).await;
+    assert_eq!((a.status, a.location()), (303, "/admin/destinations/books"));
+    let page = site.get("/admin/destinations/books", Some(&admin)).await;
+    let secret = page.body.split("give it to the receiver): ").nth(1).and_then(|s| s.split('<').next());
+    let secret = secret.unwrap_or_else(|| panic!("the secret is shown: {}", page.body)).to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let again = site.get("/admin/destinations/books", Some(&admin)).await;
+    assert!(!again.body.contains(&secret), "shown once");
+    let row = forwarding::destination(&svc.db, "books").await.unwrap();
+    assert_eq!((row.rate_per_second, row.max_in_flight), (10, 2));
+    let filter = forwarding::filter_of(&row).unwrap();
+    assert_eq!(filter.type_prefixes, vec!["payment_intent.succeeded".to_string()]);
+    assert_eq!(filter.metadata.len(), 3, "the Rate Card's keys: {filter:?}");
+
+    // A Rate Card payment reaches it, signed with the secret the page showed.
+    let event = new_event_id();
+    let meta = serde_json::json!({"advertiserId": "7", "sizeId": "2", "publicationId": "3"});
+    let body = pi_event(&event, "payment_intent.succeeded", &new_payment_id(), meta, 5_000, "usd");
+    let req = hyper::Request::post(format!("{}/webhooks/stripe", site.app.url()))
+        .header("content-type", "application/json")
+        .header("stripe-signature", sign(&body, SECRET, now()));
+    assert_eq!(site.send(req, body.clone()).await.status, 200);
+    let arrived = eventually(PATIENCE, || async {
+        forwarding::work(&svc, chrono::Utc::now()).await.unwrap();
+        r.count(&event) == 1
+    })
+    .await;
+    assert!(arrived, "the Rate Card payment is forwarded");
+    assert!(r.got().iter().all(|g| verifies(&secret, g)));
 }

@@ -6,7 +6,7 @@
 //! destination has its sender running in this process (`senders`), which claims due deliveries
 //! with a lease and POSTs them (`send`). This module is what operators call: destinations added,
 //! listed, paused, resumed, enabled, their secrets rotated, deliveries listed and replayed.
-use crate::domain::forwarding::{check_url, DestinationName, Filter, STRIPE};
+use crate::domain::forwarding::{check_url, DestinationName, Filter, MetadataRule, RATE_CARD_KEYS, STRIPE};
 use crate::domain::gateway::{DEFAULT_OVERLAP_HOURS, MAX_OVERLAP_HOURS};
 use crate::senders::standard_webhooks;
 use crate::store::deliveries::{self, DeliveryRow};
@@ -20,10 +20,7 @@ pub mod senders;
 
 pub use senders::Senders;
 
-/// A destination's default pace: ten deliveries a second and four at once, enough for a
-/// publisher's traffic, gentle on a small receiver.
-pub const DEFAULT_RATE_PER_SECOND: u32 = 10;
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+pub use crate::domain::forwarding::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE_PER_SECOND};
 /// The limits the table's CHECKs hold.
 pub const MAX_RATE_PER_SECOND: u32 = 1000;
 pub const MAX_IN_FLIGHT: u32 = 64;
@@ -71,6 +68,26 @@ pub struct NewDestinationSpec {
     pub filter: Filter,
     pub rate_per_second: u32,
     pub max_in_flight: u32,
+}
+
+/// A filter from an operator's words, the CLI's flags or the admin form's fields: sources,
+/// event type prefixes, metadata rules (`key`: present, `key=value`: equal), and `rate_card`
+/// for Stripe's Rate Card payments (`payment_intent.succeeded` carrying every Rate Card key).
+pub fn filter_from(
+    sources: Vec<String>,
+    mut type_prefixes: Vec<String>,
+    metadata: &[String],
+    rate_card: bool,
+) -> Result<Filter, ForwardingError> {
+    let mut rules = metadata
+        .iter()
+        .map(|m| MetadataRule::parse(m).map_err(|e| ForwardingError::InvalidFilter(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if rate_card {
+        rules.extend(RATE_CARD_KEYS.iter().map(|k| MetadataRule { key: k.to_string(), equals: None }));
+        type_prefixes.push("payment_intent.succeeded".into());
+    }
+    Filter::new(sources, type_prefixes, rules).map_err(ForwardingError::InvalidFilter)
 }
 
 /// Adds a destination with a new signing secret: the row and the secret (shown once; the

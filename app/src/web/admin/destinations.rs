@@ -169,7 +169,7 @@ pub fn AdminDestinationsPage() -> impl IntoView {
         <h1>"Forwarding"</h1>
         <AdminNav/>
         <FlashMessage/>
-        <p class="muted">"Stored events passed on to the publisher's own systems, signed with the Standard Webhooks scheme, at least once each, retried with backoff. Add them with "<code>"revision-store destinations add"</code>"."</p>
+        <p class="muted">"Stored events passed on to the publisher's own systems, signed with the Standard Webhooks scheme, at least once each, retried with backoff. Add one here or with "<code>"revision-store destinations add"</code>"."</p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || all.get().map(|r| match r {
                 Err(e) => view! { <ErrorView error=e/> }.into_any(),
@@ -193,6 +193,41 @@ pub fn AdminDestinationsPage() -> impl IntoView {
                 }.into_any(),
             })}
         </Suspense>
+        <AddDestinationForm/>
+    }
+}
+
+/// The add form: a plain post (`server::routes::destinations`). A refused one comes back here
+/// with what was typed in the address, so nothing typed is lost.
+#[component]
+fn AddDestinationForm() -> impl IntoView {
+    let query = use_query_map();
+    let typed = move |name: &'static str, default: String| query.with(|q| q.get(name)).unwrap_or(default);
+    use crate::domain::forwarding::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE_PER_SECOND};
+    let rate_card = query.with(|q| q.get("rate_card").is_some());
+    view! {
+        <section class="card narrow">
+            <h2>"Add a destination"</h2>
+            <p class="muted">"Events stored from now on that it takes are delivered to it. Its signing secret is shown once, when it is added."</p>
+            <form method="post" action="/admin/destinations" class="stack" data-testid="add-destination">
+                <label for="dest-name">"Name (lowercase letters, digits and dashes)"</label>
+                <input id="dest-name" name="name" required maxlength="64" autocomplete="off" value=typed("name", String::new())/>
+                <label for="dest-url">"URL (https://, or http:// to this machine)"</label>
+                <input id="dest-url" name="url" type="url" required value=typed("url", String::new())/>
+                <label for="dest-sources">"Sources (comma-separated: stripe, or gateway sources)"</label>
+                <input id="dest-sources" name="sources" required value=typed("sources", "stripe".into())/>
+                <label for="dest-types">"Only event types starting with (comma-separated; empty: every type)"</label>
+                <input id="dest-types" name="type_prefixes" value=typed("type_prefixes", String::new())/>
+                <label for="dest-metadata">"Stripe metadata that must be there: key or key=value, comma-separated"</label>
+                <input id="dest-metadata" name="metadata" value=typed("metadata", String::new())/>
+                <label class="checkbox"><input type="checkbox" name="rate_card" checked=rate_card/>" Only the Rate Card's payments"</label>
+                <label for="dest-rate">"Deliveries a second, at most"</label>
+                <input id="dest-rate" name="rate" inputmode="numeric" required value=typed("rate", DEFAULT_RATE_PER_SECOND.to_string())/>
+                <label for="dest-in-flight">"Deliveries at once, at most"</label>
+                <input id="dest-in-flight" name="in_flight" inputmode="numeric" required value=typed("in_flight", DEFAULT_MAX_IN_FLIGHT.to_string())/>
+                <button type="submit" class="primary">"Add destination"</button>
+            </form>
+        </section>
     }
 }
 
