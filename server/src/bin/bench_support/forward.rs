@@ -92,12 +92,15 @@ pub async fn destinations(db: &app::store::Db, sinks: &Sinks, paused: bool) -> V
     names
 }
 
-/// Runs the worker's forwarding step every [`SWEEP`] until `stop`, as the worker would.
-pub fn drive(svc: Services, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+/// Runs the worker's forwarding step every [`SWEEP`] until `stop`, as the worker would; the
+/// deliveries its fan-out made.
+pub fn drive(svc: Services, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
+        let mut fanned = 0;
         while !stop.load(Ordering::Relaxed) {
-            forwarding::work(&svc, chrono::Utc::now()).await.expect("the forwarding step");
+            fanned += forwarding::work(&svc, chrono::Utc::now()).await.expect("the forwarding step").fanned;
             tokio::time::sleep(SWEEP).await;
         }
+        fanned
     })
 }
