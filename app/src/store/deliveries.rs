@@ -52,16 +52,48 @@ pub async fn candidates(
     up_to: Option<DateTime<Utc>>,
     limit: i64,
 ) -> StoreResult<Vec<Candidate>> {
-    const SQL: &str = "SELECT source, event_id, event_type, received_at, payload FROM ( \
-           SELECT 'stripe' AS source, e.event_id, e.event_type, e.received_at, e.payload FROM stripe_events e \
+    // Each table's branch takes its own first `limit` in its index's order, and only those are
+    // merged and sorted (sorted whole, the union would read and sort every event after the
+    // cursor, payload included, to return the first few). Each branch's order is the outer
+    // order within that table (`source` is constant in the first), so the outer first `limit`
+    // are among them.
+    //
+    // PostgreSQL: "has no delivery yet" is a LATERAL probe with LIMIT 1, one index lookup per
+    // event whatever the statistics say. As NOT EXISTS, the planner, holding the statistics of
+    // a `deliveries` still empty when last analysed (a new destination's table fills by
+    // thousands between autovacuum's looks), chose to compare every event with every delivery:
+    // 500 × 16,000 comparisons, 0.9 s a batch, and a backlog of 20,000 went out at 350/s.
+    const PG: &str = "SELECT source, event_id, event_type, received_at, payload FROM ( \
+           SELECT * FROM (SELECT 'stripe' AS source, e.event_id, e.event_type, e.received_at, e.payload \
+             FROM stripe_events e LEFT JOIN LATERAL (SELECT 1 AS made FROM deliveries d \
+               WHERE d.destination_id = $1 AND d.source = 'stripe' AND d.event_id = e.event_id LIMIT 1) AS d ON true \
+            WHERE $2 AND e.received_at > $4 AND ($5 IS NULL OR e.received_at <= $5) AND d.made IS NULL \
+            ORDER BY e.received_at, e.event_id LIMIT $6) AS s \
+           UNION ALL \
+           SELECT * FROM (SELECT g.source, g.event_id, g.event_type, g.received_at, g.payload \
+             FROM gateway_events g LEFT JOIN LATERAL (SELECT 1 AS made FROM deliveries d \
+               WHERE d.destination_id = $1 AND d.source = g.source AND d.event_id = g.event_id LIMIT 1) AS d ON true \
+            WHERE $3 AND g.received_at > $4 AND ($5 IS NULL OR g.received_at <= $5) AND d.made IS NULL \
+            ORDER BY g.received_at, g.source, g.event_id LIMIT $6) AS g \
+         ) AS c ORDER BY received_at, source, event_id LIMIT $6";
+    // SQLite runs a correlated NOT EXISTS as a lookup per event.
+    const SQLITE: &str = "SELECT source, event_id, event_type, received_at, payload FROM ( \
+           SELECT * FROM (SELECT 'stripe' AS source, e.event_id, e.event_type, e.received_at, e.payload \
+             FROM stripe_events e \
             WHERE $2 AND e.received_at > $4 AND ($5 IS NULL OR e.received_at <= $5) AND NOT EXISTS \
               (SELECT 1 FROM deliveries d WHERE d.destination_id = $1 AND d.source = 'stripe' AND d.event_id = e.event_id) \
+            ORDER BY e.received_at, e.event_id LIMIT $6) AS s \
            UNION ALL \
-           SELECT g.source, g.event_id, g.event_type, g.received_at, g.payload FROM gateway_events g \
+           SELECT * FROM (SELECT g.source, g.event_id, g.event_type, g.received_at, g.payload FROM gateway_events g \
             WHERE $3 AND g.received_at > $4 AND ($5 IS NULL OR g.received_at <= $5) AND NOT EXISTS \
               (SELECT 1 FROM deliveries d WHERE d.destination_id = $1 AND d.source = g.source AND d.event_id = g.event_id) \
+            ORDER BY g.received_at, g.source, g.event_id LIMIT $6) AS g \
          ) AS c ORDER BY received_at, source, event_id LIMIT $6";
-    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Candidate>(SQL)
+    let sql = match db {
+        Db::Postgres(_) => PG,
+        Db::Sqlite(_) => SQLITE,
+    };
+    on!(db.reader(), |c| Ok(sqlx::query_as::<_, Candidate>(sql)
         .bind(id)
         .bind(stripe)
         .bind(gateway)
@@ -136,14 +168,30 @@ pub async fn claim_due(
     claim: &str,
     limit: i64,
 ) -> StoreResult<Vec<Claimed>> {
-    const SQL: &str = "UPDATE deliveries SET next_attempt_at = $3, claim = $4 \
+    // The oldest due first; the outer conditions are checked again on the row as it is when
+    // updated, so of two claimers racing for a row one gets it (the other's claim is the
+    // smaller for it). PostgreSQL: the ids are picked first (an array, skipping rows another
+    // claimer holds) and the rows then updated by primary key. As `id IN (subquery)` the
+    // planner, holding the statistics of a `deliveries` still empty when last analysed, joined
+    // every due row with every picked id: 0.12 s a claim at 19,000 due.
+    const PG: &str = "UPDATE deliveries SET next_attempt_at = $3, claim = $4 \
+         WHERE id = ANY(ARRAY(SELECT id FROM deliveries \
+           WHERE status = 'pending' AND destination_id = $1 AND next_attempt_at <= $2 \
+           ORDER BY next_attempt_at, id LIMIT $5 FOR UPDATE SKIP LOCKED)) \
+           AND status = 'pending' AND next_attempt_at <= $2 \
+         RETURNING id, source, event_id, attempts";
+    const SQLITE: &str = "UPDATE deliveries SET next_attempt_at = $3, claim = $4 \
          WHERE status = 'pending' AND destination_id = $1 AND next_attempt_at <= $2 AND id IN \
          (SELECT id FROM deliveries WHERE status = 'pending' AND destination_id = $1 AND next_attempt_at <= $2 \
            ORDER BY next_attempt_at, id LIMIT $5) \
          RETURNING id, source, event_id, attempts";
+    let sql = match db {
+        Db::Postgres(_) => PG,
+        Db::Sqlite(_) => SQLITE,
+    };
     // Relaxed: a claim lost in a crash leaves the delivery due, and it is sent (again).
     let mut tx = db.begin_relaxed().await?;
-    let claimed = on!(tx.conn(), |c| sqlx::query_as::<_, Claimed>(SQL)
+    let claimed = on!(tx.conn(), |c| sqlx::query_as::<_, Claimed>(sql)
         .bind(id)
         .bind(now)
         .bind(lease_until)

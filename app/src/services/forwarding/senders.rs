@@ -336,6 +336,8 @@ async fn until_due(
             },
             None => Duration::MAX,
         };
+        // Ending: a wake that comes now is lost with it, and what the fan-out made waits for the
+        // next sweep, which starts a sender again.
         let Some(idle_left) = idle.checked_sub(sent_last.elapsed()).filter(|d| !d.is_zero()) else {
             return Ok(false);
         };
