@@ -49,19 +49,7 @@ fn main() {
 async fn run(args: &Args, db: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let url = bench_support::database(db, args.postgres_url.as_deref(), "bench_reconcile", tmp.path()).await;
-    // Simulator mode, as `make run`.
-    let cli =
-        server::cli::Cli::parse_from(["bench", "--database-url", &url, "--bind", "127.0.0.1:0", "--stripe-simulator"]);
-    let mut settings = cli.config.settings().expect("settings");
-    settings.reconcile.interval = None;
-    settings.artwork.data_dir = tmp.path().to_path_buf();
-    // The buyers, the Stripe client and the simulator's webhooks all come from this one
-    // loopback address, eight payments at a time, and the simulator opens a connection per
-    // webhook: together they pass the cap on one client's connections (64) within the first
-    // couple of hundred payments, and a refused connection fails the set-up. No cap, as
-    // `bench` has none.
-    settings.connections.max_connections_per_client = None;
-    let app = Application::start(&settings).await.expect("server starts");
+    let app = Application::start(&settings(&url, tmp.path())).await.expect("server starts");
     let svc = app.services.clone();
     let sim = app.simulator.clone().expect("simulator mode");
     let (user, contracts) = bench_support::contracts(&svc.db, 1).await;
@@ -131,6 +119,22 @@ async fn run(args: &Args, db: &str) {
         after - before,
     );
     app.stop().await;
+}
+
+/// Simulator mode, as `make run`, on database `url`, without the worker's own reconciliation.
+fn settings(url: &str, dir: &std::path::Path) -> server::config::Settings {
+    let cli =
+        server::cli::Cli::parse_from(["bench", "--database-url", url, "--bind", "127.0.0.1:0", "--stripe-simulator"]);
+    let mut settings = cli.config.settings().expect("settings");
+    settings.reconcile.interval = None;
+    settings.artwork.data_dir = dir.to_path_buf();
+    // The buyers, the Stripe client and the simulator's webhooks all come from this one
+    // loopback address, eight payments at a time, and the simulator opens a connection per
+    // webhook: together they pass the cap on one client's connections (64) within the first
+    // couple of hundred payments, and a refused connection fails the set-up. No cap, as
+    // `bench` has none.
+    settings.connections.max_connections_per_client = None;
+    settings
 }
 
 /// One payment as a buyer makes it: the server starts the purchase, the "browser" confirms
