@@ -45,7 +45,7 @@ pub struct Senders {
     /// Webhook deliveries being taken in by this process right now (Stripe's and the gateway's):
     /// senders yield to them (see [`YIELD_AT_MOST`]).
     intake: Arc<std::sync::atomic::AtomicUsize>,
-    /// When the last of them finished (milliseconds since the Unix epoch).
+    /// When the last of them finished ([`monotonic_ms`]).
     intake_ended_ms: Arc<AtomicU64>,
     /// When this process's fan-out last ran, and last looked back, per destination.
     looks: Mutex<HashMap<i64, Looks>>,
@@ -89,7 +89,7 @@ impl Senders {
     /// moment; that is not quiet).
     pub fn intake_busy(&self) -> bool {
         self.intake.load(Ordering::Relaxed) > 0
-            || unix_ms().saturating_sub(self.intake_ended_ms.load(Ordering::Relaxed))
+            || monotonic_ms().saturating_sub(self.intake_ended_ms.load(Ordering::Relaxed))
                 < INTAKE_QUIET_AFTER.as_millis() as u64
     }
 
@@ -130,8 +130,12 @@ struct Looks {
 /// How long after the last delivery taken in intake counts as quiet.
 pub const INTAKE_QUIET_AFTER: Duration = Duration::from_millis(50);
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// Milliseconds on the monotonic clock, counted from the first call in this process. Not the
+/// wall clock: a step back of it (NTP, a resumed VM) would make intake look busy for as long
+/// as the step, and forwarding hold back all that time.
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }
 
 /// A webhook delivery being taken in (see [`Senders::taking_in`]).
@@ -139,7 +143,7 @@ pub struct TakingIn(Arc<std::sync::atomic::AtomicUsize>, Arc<AtomicU64>);
 
 impl Drop for TakingIn {
     fn drop(&mut self) {
-        self.1.fetch_max(unix_ms(), Ordering::Relaxed);
+        self.1.fetch_max(monotonic_ms(), Ordering::Relaxed);
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
